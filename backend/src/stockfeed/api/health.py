@@ -1,0 +1,51 @@
+"""GET /api/ws/health: what this process and the deployment are doing, honestly."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from stockfeed import __version__
+from stockfeed.api.deps import services
+from stockfeed.services import Services
+from stockfeed.store import StoreUnavailable
+
+router = APIRouter(prefix="/api", tags=["health"])
+
+
+@router.get("/ws/health", summary="Feed health: source freshness, broker, updater, clients")
+async def health(svc: Services = Depends(services)) -> dict[str, Any]:
+    source = await svc.source_status()
+    broker = svc.broker.describe()
+    try:
+        leader = await svc.store.leader()
+    except StoreUnavailable:
+        leader = None
+    updater = svc.updater
+    is_leader = bool(updater and updater.is_leader)
+    problems: list[str] = []
+    if broker["state"] != "connected":
+        problems.append(f"broker {broker['state']}")
+    if source.get("stale"):
+        problems.append("source stale")
+    if svc.settings.source != "none" and source.get("leader") is None:
+        problems.append("no updater")
+    return {
+        "status": "degraded" if problems else "ok",
+        "problems": problems,
+        "version": __version__,
+        "source": source,
+        "broker": broker,
+        "updater": {
+            "this_process": svc.owner,
+            "is_leader": is_leader,
+            "leader": svc.owner if is_leader and leader is None else leader,
+        },
+        "connections": len(svc.hub.clients),
+        "subscribers": svc.hub.subscriber_counts(),
+        "relayed": svc.hub.relayed,
+        "rejected": svc.hub.rejected,
+        "uptime_s": round(time.time() - svc.started, 1),
+    }

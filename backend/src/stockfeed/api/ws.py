@@ -1,0 +1,179 @@
+"""WebSocket endpoints: `/ws/stocks/{ticker}` (one ticker) and `/ws` (many tickers).
+
+Both share the hub and the same client handling; all input is validated and a bad
+message gets an `error` reply, never a crash. Close codes are those of docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from stockfeed import protocol
+from stockfeed.api.deps import services
+from stockfeed.client import ClientConnection
+from stockfeed.ratelimit import TokenBucket
+from stockfeed.services import Services
+from stockfeed.tickers import InvalidTicker, normalize_ticker
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+CLOSE_POLICY = 1008
+CLOSE_BAD_REQUEST = 4400
+CAN_QUOTE_TIMEOUT = 3.0
+
+
+async def _refuse(websocket: WebSocket, code: str, message: str, ticker: str | None) -> None:
+    await websocket.send_text(protocol.error(code, message, ticker))
+    await websocket.close(CLOSE_BAD_REQUEST, code)
+
+
+async def _check_quotable(svc: Services, ticker: str) -> bool:
+    """False only when the source knows it cannot quote the ticker (relay: never)."""
+    if svc.source is None:
+        return True
+    try:
+        known = await asyncio.wait_for(svc.source.can_quote(ticker), CAN_QUOTE_TIMEOUT)
+    except Exception:  # unreachable source: do not refuse what may be valid
+        return True
+    return known is not False
+
+
+@router.websocket("/ws/stocks/{ticker}")
+async def ws_single(websocket: WebSocket, ticker: str) -> None:
+    svc = services(websocket)
+    await websocket.accept()
+    try:
+        name = normalize_ticker(ticker)
+    except InvalidTicker as exc:
+        await _refuse(websocket, "invalid_ticker", str(exc), ticker[:32])
+        return
+    if not await _check_quotable(svc, name):
+        await _refuse(websocket, "unknown_ticker", f"the source cannot quote {name}", name)
+        return
+    client = ClientConnection(websocket, queue_size=svc.settings.client_queue_size)
+    svc.hub.connect(client)
+    try:
+        await svc.hub.subscribe(client, name)
+        await _receive_loop(svc, client, multiplexed=False)
+    finally:
+        await svc.hub.disconnect(client)
+
+
+@router.websocket("/ws")
+async def ws_multi(websocket: WebSocket) -> None:
+    svc = services(websocket)
+    await websocket.accept()
+    client = ClientConnection(websocket, queue_size=svc.settings.client_queue_size)
+    svc.hub.connect(client)
+    try:
+        await _receive_loop(svc, client, multiplexed=True)
+    finally:
+        await svc.hub.disconnect(client)
+
+
+async def _receive_loop(svc: Services, client: ClientConnection, *, multiplexed: bool) -> None:
+    websocket = client.websocket
+    limiter = TokenBucket(svc.settings.client_messages_per_second, svc.settings.client_message_burst)
+    while True:
+        try:
+            message = await websocket.receive()
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        if message["type"] == "websocket.disconnect":
+            return
+        if client.closed or websocket.application_state != WebSocketState.CONNECTED:
+            return
+        if not limiter.take():
+            client.send(protocol.error("rate_limited", "too many messages: slow down"))
+            await client.close(CLOSE_POLICY, "too many messages")
+            return
+        text = message.get("text")
+        if text is None:
+            client.send(protocol.error("bad_message", "send JSON text frames, not binary"))
+            continue
+        await _handle(svc, client, text, multiplexed=multiplexed)
+
+
+async def _handle(svc: Services, client: ClientConnection, text: str, *, multiplexed: bool) -> None:
+    try:
+        msg = json.loads(text)
+    except ValueError:
+        client.send(protocol.error("bad_message", "message is not valid JSON"))
+        return
+    if not isinstance(msg, dict):
+        client.send(protocol.error("bad_message", "message must be a JSON object"))
+        return
+    if msg.get("type") == "ping":
+        message_id = msg.get("id")
+        if not isinstance(message_id, int | str | float | type(None)) or isinstance(
+            message_id, bool
+        ):
+            message_id = None
+        client.send(protocol.pong(message_id))
+        return
+    action = msg.get("action")
+    if action in ("subscribe", "unsubscribe"):
+        if not multiplexed:
+            client.send(
+                protocol.error(
+                    "bad_message", f"{action} is for the /ws endpoint; this one has one ticker"
+                )
+            )
+            return
+        await _subscription(svc, client, action, msg)
+        return
+    client.send(
+        protocol.error(
+            "bad_message",
+            'unknown message: send {"type":"ping","id":N}'
+            + (' or {"action":"subscribe","tickers":[...]}' if multiplexed else ""),
+        )
+    )
+
+
+async def _subscription(
+    svc: Services, client: ClientConnection, action: str, msg: dict[str, Any]
+) -> None:
+    tickers = msg.get("tickers")
+    if not isinstance(tickers, list) or not tickers:
+        client.send(protocol.error("bad_message", "tickers must be a non-empty list"))
+        return
+    if len(tickers) > svc.settings.max_subscriptions * 2:
+        client.send(protocol.error("bad_message", "too many tickers in one message"))
+        return
+    for raw in tickers:
+        try:
+            ticker = normalize_ticker(raw)
+        except InvalidTicker as exc:
+            shown = raw[:32] if isinstance(raw, str) else None
+            client.send(protocol.error("invalid_ticker", str(exc), shown))
+            continue
+        if action == "unsubscribe":
+            await svc.hub.unsubscribe(client, ticker)
+            continue
+        if ticker in client.tickers:
+            continue
+        if len(client.tickers) >= svc.settings.max_subscriptions:
+            client.send(
+                protocol.error(
+                    "subscription_limit",
+                    f"at most {svc.settings.max_subscriptions} tickers per connection",
+                    ticker,
+                )
+            )
+            continue
+        if not await _check_quotable(svc, ticker):
+            client.send(
+                protocol.error("unknown_ticker", f"the source cannot quote {ticker}", ticker)
+            )
+            continue
+        await svc.hub.subscribe(client, ticker)
+    kind = "subscribed" if action == "subscribe" else "unsubscribed"
+    client.send(protocol.dumps({"type": kind, "tickers": sorted(client.tickers)}))

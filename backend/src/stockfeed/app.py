@@ -1,0 +1,87 @@
+"""The FastAPI application: routes, JSON errors, and the process's services."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from stockfeed import __version__
+from stockfeed.api import health, history, quotes, ws
+from stockfeed.config import Settings
+from stockfeed.services import Services
+
+log = logging.getLogger(__name__)
+
+_INDEX = """<!doctype html><html><head><meta charset="utf-8"><title>stockfeed</title></head>
+<body><h1>stockfeed</h1><p>Live stock prices, pushed. The dashboard is not built yet.</p>
+<ul><li><a href="/docs">API documentation</a></li>
+<li><a href="/api/ws/health">Feed health</a></li>
+<li>WebSocket: <code>ws://HOST:PORT/ws/stocks/AAPL</code> or <code>ws://HOST:PORT/ws</code></li>
+</ul></body></html>"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = await Services.create(settings)
+        app.state.services = svc
+        await svc.start()
+        log.info(
+            "stockfeed %s ready: broker %s, source requested %s, active %s",
+            __version__,
+            svc.broker.kind,
+            settings.source,
+            "none (relay only)" if svc.source is None else svc.source.name,
+        )
+        try:
+            yield
+        finally:
+            await svc.stop()
+
+    app = FastAPI(
+        title="stockfeed",
+        version=__version__,
+        summary="Live stock prices, pushed over WebSocket.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail: Any = exc.detail
+        if not isinstance(detail, dict):
+            code = "not_found" if exc.status_code == 404 else "http_error"
+            detail = {"code": code, "message": str(detail)}
+        return JSONResponse({"error": detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}"
+            for err in exc.errors()
+        ]
+        body = {"error": {"code": "bad_request", "message": "; ".join(problems)}}
+        return JSONResponse(body, status_code=422)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(_INDEX)
+
+    app.include_router(health.router)
+    app.include_router(quotes.router)
+    app.include_router(history.router)
+    app.include_router(ws.router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: each worker reads the same STOCKFEED_* environment."""
+    return create_app(Settings())

@@ -1,0 +1,75 @@
+"""The broker interface: one channel per ticker, messages are the contract's text."""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable
+from typing import Literal
+
+# (ticker, raw message). Called on the event loop, must not block.
+MessageHandler = Callable[[str, str], None]
+BrokerState = Literal["connecting", "connected", "degraded"]
+
+CHANNEL_PREFIX = "market:"
+
+
+def channel(ticker: str) -> str:
+    return CHANNEL_PREFIX + ticker
+
+
+class BrokerUnavailable(Exception):
+    """Publishing failed because the broker is unreachable right now."""
+
+
+class Broker(abc.ABC):
+    """Subscriptions are per ticker and per process; the hub shares them among clients."""
+
+    kind: str
+
+    def __init__(self) -> None:
+        self._handler: MessageHandler | None = None
+        self.state: BrokerState = "connecting"
+        self.state_since = time.time()
+        self.last_error: str | None = None
+        self.reconnects = 0
+
+    def set_handler(self, handler: MessageHandler) -> None:
+        self._handler = handler
+
+    def _set_state(self, state: BrokerState, error: str | None = None) -> None:
+        if state != self.state:
+            self.state = state
+            self.state_since = time.time()
+        if error is not None:
+            self.last_error = error
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Connect (never raises for an unreachable broker: it retries and reports)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Stop listening and release connections."""
+
+    @abc.abstractmethod
+    async def publish(self, ticker: str, message: str) -> None:
+        """Publish on `market:{ticker}`; raises BrokerUnavailable when it cannot."""
+
+    @abc.abstractmethod
+    async def subscribe(self, ticker: str) -> None:
+        """Deliver messages of `market:{ticker}` to the handler from now on.
+
+        Returns once the subscription is active, so a snapshot read after it cannot
+        miss an update published in between.
+        """
+
+    @abc.abstractmethod
+    async def unsubscribe(self, ticker: str) -> None: ...
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "state": self.state,
+            "since": round(self.state_since, 3),
+            "last_error": self.last_error,
+            "reconnects": self.reconnects,
+        }

@@ -1,0 +1,129 @@
+"""`stockfeed serve`: flags override STOCKFEED_* settings; bad settings fail in one line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import resource
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from stockfeed import __version__
+from stockfeed.config import Settings
+
+# flag -> (settings field, type, help)
+_FLAGS: dict[str, tuple[str, type, str]] = {
+    "--host": ("host", str, "interface to listen on (default 127.0.0.1)"),
+    "--port": ("port", int, "TCP port (default 8000)"),
+    "--workers": ("workers", int, "worker processes sharing the port (needs --broker redis://)"),
+    "--broker": ("broker", str, "memory:// (default) or redis://HOST:PORT/DB"),
+    "--source": ("source", str, "auto (default), sim, yfinance, replay or none (relay only)"),
+    "--tickers": ("tickers", str, "comma-separated default watchlist"),
+    "--poll-interval": ("poll_interval", float, "seconds between yfinance polls (default 15)"),
+    "--quote-ttl": ("quote_ttl", float, "seconds a cached quote counts as fresh (default 60)"),
+    "--heartbeat-interval": ("heartbeat_interval", float, "seconds between heartbeats"),
+    "--sim-seed": ("sim_seed", int, "seed for the simulator (default: random)"),
+    "--sim-tick-interval": ("sim_tick_interval", float, "seconds between simulated ticks"),
+    "--replay-file": ("replay_file", str, "JSON Lines file of ticks for --source replay"),
+    "--replay-speed": ("replay_speed", float, "replay speed factor (default 1)"),
+    "--leader-ttl": ("leader_ttl", float, "seconds of the updater lock (default 5)"),
+    "--log-level": ("log_level", str, "debug, info, warning or error"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stockfeed", description="Live stock prices, pushed.")
+    parser.add_argument("--version", action="version", version=f"stockfeed {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the feed server")
+    for flag, (_, kind, text) in _FLAGS.items():
+        serve.add_argument(flag, type=kind, default=None, help=text)
+    return parser
+
+
+def _flag_for(field: str) -> str:
+    for flag, (name, _, _) in _FLAGS.items():
+        if name == field:
+            return f"{flag} / STOCKFEED_{field.upper()}"
+    return f"STOCKFEED_{field.upper()}"
+
+
+def load_settings(overrides: dict[str, object]) -> Settings:
+    """Settings from the environment and flags, or exit with one clear line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        where = f"setting {_flag_for(loc)}" if loc else "settings"
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        value = err.get("input")
+        shown = f" (got {value!r})" if loc and not isinstance(value, dict) else ""
+        print(f"stockfeed: invalid {where}: {message}{shown}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _raise_open_files_limit() -> None:
+    """10,000 clients need 10,000 descriptors: lift the soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1_048_576
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    _raise_open_files_limit()
+    common: dict[str, object] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "ws": "websockets-sansio",
+        "ws_max_size": settings.max_message_bytes,
+        "backlog": 8192,
+        "timeout_graceful_shutdown": 5,
+        "lifespan": "on",
+    }
+    if settings.workers > 1:
+        # Workers are new processes: hand them the same settings through the environment.
+        for name, value in settings.model_dump().items():
+            if value is None:
+                continue
+            text = ",".join(value) if isinstance(value, list) else str(value)
+            os.environ[f"STOCKFEED_{name.upper()}"] = text
+        uvicorn.run(
+            "stockfeed.app:create_app_from_env",
+            factory=True,
+            workers=settings.workers,
+            **common,  # type: ignore[arg-type]
+        )
+        return
+    from stockfeed.app import create_app
+
+    uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        overrides = {
+            field: getattr(args, flag[2:].replace("-", "_"))
+            for flag, (field, _, _) in _FLAGS.items()
+            if getattr(args, flag[2:].replace("-", "_")) is not None
+        }
+        serve(load_settings(overrides))
+
+
+if __name__ == "__main__":
+    main()

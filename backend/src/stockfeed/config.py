@@ -1,0 +1,101 @@
+"""The one settings object: environment `STOCKFEED_*`, overridden by CLI flags."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from stockfeed.tickers import InvalidTicker, normalize_ticker
+
+SourceName = Literal["auto", "sim", "yfinance", "replay", "none"]
+DEFAULT_TICKERS = ("AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "NVDA")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STOCKFEED_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    broker: str = "memory://"
+    source: SourceName = "auto"
+    # Comma-separated in the environment (DESIGN: list settings are comma-separated).
+    tickers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_TICKERS))
+    poll_interval: float = Field(15.0, gt=0, le=3600)
+    quote_ttl: float = Field(60.0, gt=0, le=86400)
+    heartbeat_interval: float = Field(30.0, gt=0, le=3600)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Simulator
+    sim_seed: int | None = None
+    sim_tick_interval: float = Field(1.0, gt=0, le=3600)
+    sim_market_hours: bool = False
+
+    # Replay
+    replay_file: str | None = None
+    replay_speed: float = Field(1.0, gt=0, le=1_000_000)
+    replay_loop: bool = True
+
+    # yfinance
+    yahoo_probe_timeout: float = Field(4.0, gt=0, le=60)
+    yahoo_streamer_url: str = "wss://streamer.finance.yahoo.com/?version=2"
+    yahoo_streaming: bool = True
+
+    # Leader election (Redis broker with several processes).
+    leader_ttl: float = Field(5.0, ge=1, le=300)
+
+    # WebSocket limits.
+    max_message_bytes: int = Field(4096, ge=64, le=1_048_576)
+    client_queue_size: int = Field(1024, ge=1, le=1_000_000)
+    client_messages_per_second: float = Field(20.0, gt=0)
+    client_message_burst: int = Field(40, ge=1)
+    max_subscriptions: int = Field(50, ge=1, le=10_000)
+    shutdown_retry_after_ms: int = Field(2500, ge=0, le=600_000)
+
+    @field_validator("tickers", mode="before")
+    @classmethod
+    def _split_tickers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part for part in (p.strip() for p in value.split(",")) if part]
+        return value
+
+    @field_validator("tickers")
+    @classmethod
+    def _valid_tickers(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one ticker is needed")
+        out: list[str] = []
+        for raw in value:
+            try:
+                ticker = normalize_ticker(raw)
+            except InvalidTicker as exc:
+                raise ValueError(str(exc)) from None
+            if ticker not in out:
+                out.append(ticker)
+        return out
+
+    @field_validator("broker")
+    @classmethod
+    def _valid_broker(cls, value: str) -> str:
+        if value == "memory://" or value == "memory":
+            return "memory://"
+        if value.startswith(("redis://", "rediss://", "unix://")):
+            return value
+        raise ValueError("use memory:// or redis://HOST:PORT/DB")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.workers > 1 and self.broker == "memory://":
+            raise ValueError(
+                "--workers > 1 needs the Redis broker (--broker redis://HOST:PORT/DB): "
+                "the memory broker cannot share a feed between processes"
+            )
+        if self.source == "replay" and not self.replay_file:
+            raise ValueError("source replay needs --replay-file (STOCKFEED_REPLAY_FILE)")
+        return self
+
+    @property
+    def uses_redis(self) -> bool:
+        return self.broker != "memory://"

@@ -1,0 +1,242 @@
+"""Per-process fan-out: one broker subscription per ticker, shared by all local clients.
+
+Every message from the broker is relayed as the same text object to each subscriber
+(encode once). The hub also remembers the latest update of each ticker it relays, so a
+relay-only process (source `none`) can serve snapshots from what it has seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from stockfeed import protocol
+from stockfeed.broker import Broker
+from stockfeed.client import ClientConnection
+from stockfeed.market_hours import MarketClock
+from stockfeed.store import SharedStore, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+INTEREST_TTL = 30.0
+
+
+@dataclass(slots=True)
+class Latest:
+    seq: int
+    update: dict[str, Any]
+    received: float  # time.time()
+
+
+class Hub:
+    def __init__(
+        self,
+        *,
+        broker: Broker,
+        store: SharedStore,
+        clock: MarketClock,
+        quote_ttl: float,
+        heartbeat_interval: float,
+        stale_since: Callable[[], float | None] = lambda: None,
+    ) -> None:
+        self.broker = broker
+        self.store = store
+        self.clock = clock
+        self.quote_ttl = quote_ttl
+        self.heartbeat_interval = heartbeat_interval
+        self.stale_since = stale_since
+        self.clients: set[ClientConnection] = set()
+        self.subscribers: dict[str, set[ClientConnection]] = defaultdict(set)
+        self.latest: dict[str, Latest] = {}
+        self.relayed = 0
+        self.rejected = 0
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._sessions: dict[str, str] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        broker.set_handler(self.on_message)
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._heartbeats(), name="hub-heartbeats"),
+            asyncio.create_task(self._interest(), name="hub-interest"),
+            asyncio.create_task(self._market_watch(), name="hub-market-watch"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- broker side -------------------------------------------------------------------
+
+    def on_message(self, channel_ticker: str, raw: str) -> None:
+        try:
+            ticker, seq, update = protocol.read_update(raw)
+        except protocol.BadUpdate as exc:
+            self.rejected += 1
+            log.warning("dropped a message on market:%s: %s", channel_ticker, exc)
+            return
+        if ticker != channel_ticker:
+            self.rejected += 1
+            log.warning("dropped a %s update published on market:%s", ticker, channel_ticker)
+            return
+        self.latest[ticker] = Latest(seq, update, time.time())
+        self.relayed += 1
+        for client in self.subscribers.get(ticker, ()):
+            client.offer_update(ticker, seq, raw)
+
+    # -- client side -------------------------------------------------------------------
+
+    def connect(self, client: ClientConnection) -> None:
+        self.clients.add(client)
+        client.start()
+
+    async def disconnect(self, client: ClientConnection) -> None:
+        self.clients.discard(client)
+        for ticker in list(client.tickers):
+            await self.unsubscribe(client, ticker)
+        await client.stop()
+
+    async def subscribe(self, client: ClientConnection, ticker: str) -> None:
+        """Attach a client to a ticker: live updates first, then the snapshot, so
+        nothing published in between is lost (the client drops duplicates by seq)."""
+        if ticker in client.tickers:
+            return
+        client.tickers.add(ticker)
+        async with self._locks[ticker]:
+            subs = self.subscribers[ticker]
+            first = not subs
+            subs.add(client)
+            if first:
+                await self.broker.subscribe(ticker)
+                try:
+                    await self.store.add_interest({ticker}, INTEREST_TTL)
+                except StoreUnavailable:
+                    pass  # the interest loop retries
+        snap = await self.snapshot(ticker)
+        if snap is not None:
+            seq, text = snap
+            if seq > client.last_seq.get(ticker, 0):
+                client.last_seq[ticker] = seq
+                client.send(text)
+        client.send(self.market_status(ticker))
+
+    async def want(self, ticker: str) -> None:
+        """Ask the updater to produce a ticker no client holds yet (REST first look)."""
+        try:
+            await self.store.add_interest({ticker}, INTEREST_TTL)
+        except StoreUnavailable:
+            pass
+
+    async def unsubscribe(self, client: ClientConnection, ticker: str) -> None:
+        client.tickers.discard(ticker)
+        client.last_seq.pop(ticker, None)
+        async with self._locks[ticker]:
+            subs = self.subscribers.get(ticker)
+            if subs is None:
+                return
+            subs.discard(client)
+            if not subs:
+                del self.subscribers[ticker]
+                await self.broker.unsubscribe(ticker)
+
+    async def latest_update(self, ticker: str) -> tuple[dict[str, Any], bool] | None:
+        """The newest known update of a ticker and whether it is still fresh."""
+        local = self.latest.get(ticker)
+        stored = None
+        try:
+            stored = await self.store.get_quote(ticker)
+        except StoreUnavailable:
+            pass
+        best: dict[str, Any] | None = local.update if local else None
+        if stored is not None:
+            try:
+                _, seq, update = protocol.read_update(stored.raw)
+            except protocol.BadUpdate:
+                update = None
+            if update is not None and (local is None or _newer(update, local.update)):
+                best = update
+        if best is None:
+            return None
+        ts = best.get("timestamp")
+        fresh = isinstance(ts, int | float) and (time.time() * 1000 - ts) < self.quote_ttl * 1000
+        return best, fresh
+
+    async def snapshot(self, ticker: str) -> tuple[int, str] | None:
+        found = await self.latest_update(ticker)
+        if found is None:
+            return None
+        update, fresh = found
+        return int(update["seq"]), protocol.snapshot(update, stale=not fresh)
+
+    def market_status(self, ticker: str) -> str:
+        status = self.clock.status(ticker)
+        return protocol.dumps(status.message(self.stale_since()))
+
+    async def shutdown(self, retry_after_ms: int) -> None:
+        """Tell every client to come back later, then close them with 1001."""
+        notice = protocol.server_shutdown(retry_after_ms)
+        clients = list(self.clients)
+        for client in clients:
+            client.send(notice)
+        await asyncio.gather(
+            *(c.close(1001, "server shutting down") for c in clients), return_exceptions=True
+        )
+
+    def subscriber_counts(self) -> dict[str, int]:
+        return {t: len(s) for t, s in sorted(self.subscribers.items())}
+
+    # -- background --------------------------------------------------------------------
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            text = protocol.heartbeat()
+            for client in list(self.clients):
+                client.send(text)
+
+    async def _interest(self) -> None:
+        """Keep telling the updater (maybe in another process) what our clients want."""
+        while True:
+            await asyncio.sleep(INTEREST_TTL / 3)
+            try:
+                await self.store.add_interest(set(self.subscribers), INTEREST_TTL)
+            except StoreUnavailable:
+                pass
+
+    async def _market_watch(self) -> None:
+        """Push `market_status` to a ticker's subscribers when its session changes."""
+        while True:
+            await asyncio.sleep(10)
+            for ticker, subs in list(self.subscribers.items()):
+                status = self.clock.status(ticker)
+                key = f"{status.market}:{status.session}"
+                previous = self._sessions.get(ticker)
+                self._sessions[ticker] = key
+                if previous is not None and previous != key:
+                    text = protocol.dumps(status.message(self.stale_since()))
+                    for client in subs:
+                        client.send(text)
+
+
+def _newer(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    ta, tb = a.get("timestamp"), b.get("timestamp")
+    if isinstance(ta, int | float) and isinstance(tb, int | float):
+        return ta > tb
+    return bool(a.get("seq", 0) > b.get("seq", 0))
+
+
+def parse_status(raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

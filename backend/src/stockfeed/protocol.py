@@ -1,0 +1,99 @@
+"""Wire protocol v1: building and reading the JSON messages of the contract.
+
+Server messages are compact JSON (no spaces), keys in the contract's order. A
+`price_update` is encoded once by the updater; everything downstream relays those exact
+bytes, so only the few fields the server needs (`type`, `ticker`, `seq`) are ever read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from stockfeed.models import Tick, now_ms
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def dumps(obj: object) -> str:
+    return _dumps(obj)
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def price_update(tick: Tick, seq: int, timestamp_ms: float | None = None) -> str:
+    """Encode a tick as the contract's `price_update`; change fields come from prev_close."""
+    change = tick.change
+    change_percent = tick.change_percent
+    if tick.prev_close is not None and tick.prev_close > 0:
+        change = tick.price - tick.prev_close
+        change_percent = change / tick.prev_close * 100.0
+    data = {
+        "price": tick.price,
+        "change": _round(change, 4),
+        "change_percent": _round(change_percent, 4),
+        "volume": tick.volume,
+        "open": tick.open,
+        "high": tick.high,
+        "low": tick.low,
+        "prev_close": _round(tick.prev_close, 4),
+        "market_time": tick.market_time,
+    }
+    ts = round(now_ms() if timestamp_ms is None else timestamp_ms, 3)
+    return dumps(
+        {"type": "price_update", "ticker": tick.ticker, "seq": seq, "timestamp": ts, "data": data}
+    )
+
+
+class BadUpdate(ValueError):
+    """A message on `market:{T}` that does not follow the contract."""
+
+
+def read_update(raw: str | bytes) -> tuple[str, int, dict[str, Any]]:
+    """Read `ticker` and `seq` of a relayed price_update; the object is returned for reuse."""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadUpdate(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict) or obj.get("type") != "price_update":
+        raise BadUpdate("not a price_update object")
+    ticker = obj.get("ticker")
+    seq = obj.get("seq")
+    if not isinstance(ticker, str) or not isinstance(seq, int) or isinstance(seq, bool):
+        raise BadUpdate("price_update needs a string ticker and an integer seq")
+    return ticker, seq, obj
+
+
+def snapshot(update: dict[str, Any], *, stale: bool = False, gap: bool = False) -> str:
+    """The cached price_update re-typed as `snapshot` (unknown fields kept, order kept)."""
+    out = dict(update)
+    out["type"] = "snapshot"
+    if stale:
+        out["stale"] = True
+        ts = update.get("timestamp")
+        if isinstance(ts, int | float):
+            out["age_ms"] = max(0, round(now_ms() - float(ts)))
+    if gap:
+        out["gap"] = True
+    return dumps(out)
+
+
+def error(code: str, message: str, ticker: str | None = None) -> str:
+    obj: dict[str, object] = {"type": "error", "code": code, "message": message}
+    if ticker is not None:
+        obj["ticker"] = ticker
+    return dumps(obj)
+
+
+def heartbeat() -> str:
+    return dumps({"type": "heartbeat", "timestamp": round(now_ms(), 3)})
+
+
+def pong(message_id: object) -> str:
+    return dumps({"type": "pong", "id": message_id})
+
+
+def server_shutdown(retry_after_ms: int) -> str:
+    return dumps({"type": "server_shutdown", "retry_after_ms": retry_after_ms})

@@ -1,0 +1,137 @@
+"""Everything one server process runs, wired together and started/stopped as one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+
+from stockfeed.broker import Broker
+from stockfeed.config import Settings
+from stockfeed.hub import Hub, parse_status
+from stockfeed.market_hours import MarketClock
+from stockfeed.shutdown import GracefulShutdown
+from stockfeed.sources.base import Source
+from stockfeed.sources.factory import build_source
+from stockfeed.store import SharedStore, StoreUnavailable
+from stockfeed.updater import Updater
+
+log = logging.getLogger(__name__)
+
+
+def build_broker_and_store(settings: Settings) -> tuple[Broker, SharedStore]:
+    if settings.uses_redis:
+        from stockfeed.broker.redis import RedisBroker
+        from stockfeed.store.redis import RedisStore
+
+        return RedisBroker(settings.broker), RedisStore(settings.broker)
+    from stockfeed.broker.memory import MemoryBroker
+    from stockfeed.store.memory import MemoryStore
+
+    return MemoryBroker(), MemoryStore()
+
+
+@dataclass
+class Services:
+    settings: Settings
+    broker: Broker
+    store: SharedStore
+    clock: MarketClock
+    hub: Hub
+    source: Source | None
+    updater: Updater | None
+    owner: str
+    started: float = field(default_factory=time.time)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _graceful: GracefulShutdown | None = None
+
+    @classmethod
+    async def create(cls, settings: Settings) -> Services:
+        broker, store = build_broker_and_store(settings)
+        clock = MarketClock()
+        source = await build_source(settings, clock)
+        owner = f"{socket.gethostname()}:{os.getpid()}"
+        updater = None
+        if source is not None:
+            updater = Updater(
+                source=source,
+                requested_source=settings.source,
+                broker=broker,
+                store=store,
+                watchlist=settings.tickers,
+                quote_ttl=settings.quote_ttl,
+                leader_ttl=settings.leader_ttl,
+                owner=owner,
+            )
+        services: Services
+        hub = Hub(
+            broker=broker,
+            store=store,
+            clock=clock,
+            quote_ttl=settings.quote_ttl,
+            heartbeat_interval=settings.heartbeat_interval,
+            stale_since=lambda: services.stale_since(),
+        )
+        services = cls(settings, broker, store, clock, hub, source, updater, owner)
+        return services
+
+    def stale_since(self) -> float | None:
+        """The source's last good time when it is failing (for `market_status`)."""
+        if self.source is None or not self.source.health.stale:
+            return None
+        return self.source.health.last_tick_ms or 0.0
+
+    async def start(self) -> None:
+        self._graceful = GracefulShutdown(
+            lambda: self.hub.shutdown(self.settings.shutdown_retry_after_ms)
+        )
+        self._graceful.install()
+        await self.broker.start()
+        self.hub.start()
+        if self.updater is not None:
+            self._tasks.append(asyncio.create_task(self.updater.run(), name="updater"))
+
+    async def stop(self) -> None:
+        if self._graceful is not None:
+            self._graceful.uninstall()
+        await self.hub.shutdown(self.settings.shutdown_retry_after_ms)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.hub.stop()
+        if self.source is not None:
+            await self.source.close()
+        await self.broker.close()
+        await self.store.close()
+
+    async def source_status(self) -> dict[str, object]:
+        """The active source as the updater (maybe another process) reports it."""
+        status: dict[str, object] | None = None
+        if self.updater is not None and self.updater.is_leader:
+            status = self.updater.status()
+        else:
+            try:
+                status = parse_status(await self.store.get_status())
+            except StoreUnavailable:
+                status = None
+        if status is None:
+            return {
+                "requested": self.settings.source,
+                "active": "none" if self.source is None else self.source.name,
+                "simulated": bool(self.source and self.source.simulated),
+                "stale": self.settings.source != "none",
+                "last_tick_ms": None,
+                "age_ms": None,
+                "last_error": "no updater is running" if self.settings.source != "none" else None,
+                "leader": None,
+            }
+        last = status.get("last_tick_ms")
+        if isinstance(last, int | float):
+            status["age_ms"] = round(time.time() * 1000 - last)
+        return status

@@ -1,0 +1,1 @@
+"""Market-data sources: sim, yfinance, replay and none (relay only)."""

@@ -1,0 +1,66 @@
+"""The interface every source implements."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
+
+from stockfeed.models import Bar, SourceHealth, Tick
+
+Emit = Callable[[Tick], Awaitable[None]]
+Wanted = Callable[[], frozenset[str]]
+
+INTERVALS = ("1m", "5m", "15m", "1h", "1d")
+RANGES = ("1d", "5d", "1mo", "6mo", "1y")
+INTERVAL_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
+RANGE_DAYS = {"1d": 1, "5d": 5, "1mo": 31, "6mo": 183, "1y": 366}
+# Yahoo serves intraday bars only so far back; the same limits apply to every source
+# so that a client sees one behaviour whatever source the server runs.
+MAX_RANGE_FOR_INTERVAL = {"1m": "5d", "5m": "1mo", "15m": "1mo", "1h": "1y", "1d": "1y"}
+
+
+class SourceError(Exception):
+    """The source cannot answer now (network, rate limit, no data): maps to HTTP 503."""
+
+
+class UnknownTicker(Exception):
+    """The source knows it cannot quote this ticker: maps to 404 / `unknown_ticker`."""
+
+
+def check_history_params(interval: str, range_: str) -> str | None:
+    """Return an error message for a bad interval/range pair, or None when it is fine."""
+    if interval not in INTERVALS:
+        return f"interval must be one of {', '.join(INTERVALS)}"
+    if range_ not in RANGES:
+        return f"range must be one of {', '.join(RANGES)}"
+    limit = MAX_RANGE_FOR_INTERVAL[interval]
+    if RANGE_DAYS[range_] > RANGE_DAYS[limit]:
+        return f"interval {interval} is available for a range of at most {limit}"
+    return None
+
+
+class Source(abc.ABC):
+    name: ClassVar[str]
+    simulated: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self.health = SourceHealth()
+
+    @abc.abstractmethod
+    async def stream(self, wanted: Wanted, emit: Emit) -> None:
+        """Produce ticks for the tickers `wanted()` returns, until cancelled.
+
+        Must never raise for a transient failure: record it in `self.health` and retry.
+        """
+
+    @abc.abstractmethod
+    async def history(self, ticker: str, interval: str, range_: str) -> list[Bar]:
+        """OHLCV bars, oldest first. Raises SourceError or UnknownTicker."""
+
+    async def can_quote(self, ticker: str) -> bool | None:
+        """True/False when the source knows; None when it cannot tell right now."""
+        return True
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and threads."""

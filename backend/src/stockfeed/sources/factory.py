@@ -1,0 +1,62 @@
+"""Build the configured source; `auto` decides once, at start-up, and says so loudly."""
+
+from __future__ import annotations
+
+import logging
+
+from stockfeed.config import Settings
+from stockfeed.market_hours import MarketClock
+from stockfeed.sources.base import Source
+
+log = logging.getLogger(__name__)
+
+
+async def build_source(settings: Settings, clock: MarketClock) -> Source | None:
+    """The source this process uses, or None for `none` (relay only)."""
+    name = settings.source
+    if name == "none":
+        return None
+    if name == "replay":
+        from stockfeed.sources.replay import ReplaySource
+
+        assert settings.replay_file is not None  # checked by Settings
+        return ReplaySource(
+            settings.replay_file, speed=settings.replay_speed, loop=settings.replay_loop
+        )
+    if name == "sim":
+        return _sim(settings, clock)
+    yahoo = _yahoo(settings, clock)
+    if name == "yfinance":
+        return yahoo
+    # auto: Yahoo if it answers now, else the simulator -- never a silent switch later.
+    if await yahoo.probe(settings.yahoo_probe_timeout):
+        log.warning("SOURCE: auto -> yfinance (Yahoo Finance answered): live market data")
+        return yahoo
+    await yahoo.close()
+    log.warning(
+        "SOURCE: auto -> sim (Yahoo Finance did not answer within %.0fs): "
+        "prices are SIMULATED, not market data",
+        settings.yahoo_probe_timeout,
+    )
+    return _sim(settings, clock)
+
+
+def _sim(settings: Settings, clock: MarketClock) -> Source:
+    from stockfeed.sources.sim import SimSource
+
+    return SimSource(
+        seed=settings.sim_seed,
+        tick_interval=settings.sim_tick_interval,
+        is_trading=clock.is_trading if settings.sim_market_hours else None,
+    )
+
+
+def _yahoo(settings: Settings, clock: MarketClock) -> Source:
+    from stockfeed.sources.yahoo import YahooSource
+
+    return YahooSource(
+        poll_interval=settings.poll_interval,
+        streamer_url=settings.yahoo_streamer_url,
+        streaming=settings.yahoo_streaming,
+        is_trading=clock.is_trading,
+    )

@@ -1,0 +1,62 @@
+"""What the updater, the hub and the REST API share, whatever the broker."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+
+class StoreUnavailable(Exception):
+    """The shared store (Redis) cannot be reached right now."""
+
+
+@dataclass(slots=True, frozen=True)
+class StoredQuote:
+    raw: str  # the price_update text exactly as published
+    fresh: bool  # False once the TTL'd `quote:{T}` expired and only the last known is left
+
+
+class SharedStore(abc.ABC):
+    """Latest quotes (fresh with TTL + last known without expiry), per-ticker `seq`,
+    the updater's leader lock, the tickers clients want, and the source's status."""
+
+    @abc.abstractmethod
+    async def put_quote(self, ticker: str, raw: str, ttl: float) -> None: ...
+
+    @abc.abstractmethod
+    async def get_quote(self, ticker: str) -> StoredQuote | None: ...
+
+    @abc.abstractmethod
+    async def next_seq(self, ticker: str) -> int:
+        """The next `seq` for a ticker: 1, 2, 3... across restarts where the store lasts."""
+
+    @abc.abstractmethod
+    async def raise_seq(self, ticker: str, at_least: int) -> int:
+        """Make the counter at least `at_least` and return the next value after it."""
+
+    @abc.abstractmethod
+    async def try_lead(self, owner: str, ttl: float) -> bool:
+        """Take or keep the updater lock for `ttl` seconds; True when `owner` holds it."""
+
+    @abc.abstractmethod
+    async def release_lead(self, owner: str) -> None: ...
+
+    @abc.abstractmethod
+    async def leader(self) -> str | None: ...
+
+    @abc.abstractmethod
+    async def add_interest(self, tickers: set[str], ttl: float) -> None:
+        """Say that clients of this process want these tickers (for `ttl` seconds)."""
+
+    @abc.abstractmethod
+    async def interest(self) -> set[str]: ...
+
+    @abc.abstractmethod
+    async def put_status(self, status: str, ttl: float) -> None:
+        """The leader's source status (JSON text) for every process's health."""
+
+    @abc.abstractmethod
+    async def get_status(self) -> str | None: ...
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        pass

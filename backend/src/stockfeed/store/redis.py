@@ -1,0 +1,115 @@
+"""Redis-backed store: shared by every process and machine on the same Redis.
+
+Keys: `quote:{T}` (fresh, TTL), `quote_last:{T}` (last known, no expiry), `seq:{T}`,
+`stockfeed:leader` (lock with TTL), `stockfeed:interest` (sorted set: ticker -> expiry),
+`stockfeed:source_status` (leader's source status, TTL).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from stockfeed.store.base import SharedStore, StoredQuote, StoreUnavailable
+
+T = TypeVar("T")
+
+LEADER_KEY = "stockfeed:leader"
+INTEREST_KEY = "stockfeed:interest"
+STATUS_KEY = "stockfeed:source_status"
+
+# Renew only if we still own the lock; take it only if free. One round trip, atomic.
+_LEAD = """
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+elseif not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_RAISE_SEQ = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return redis.call('INCR', KEYS[1])
+"""
+
+
+class RedisStore(SharedStore):
+    def __init__(self, url: str) -> None:
+        self._r: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=3, decode_responses=True
+        )
+
+    async def _call(self, awaitable: Awaitable[T]) -> T:
+        try:
+            return await awaitable
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def put_quote(self, ticker: str, raw: str, ttl: float) -> None:
+        pipe = self._r.pipeline(transaction=False)
+        pipe.set(f"quote:{ticker}", raw, px=int(ttl * 1000))
+        pipe.set(f"quote_last:{ticker}", raw)
+        await self._call(pipe.execute())
+
+    async def get_quote(self, ticker: str) -> StoredQuote | None:
+        fresh, last = await self._call(self._r.mget(f"quote:{ticker}", f"quote_last:{ticker}"))
+        if fresh is not None:
+            return StoredQuote(str(fresh), fresh=True)
+        if last is not None:
+            return StoredQuote(str(last), fresh=False)
+        return None
+
+    async def next_seq(self, ticker: str) -> int:
+        return int(await self._call(self._r.incr(f"seq:{ticker}")))
+
+    async def raise_seq(self, ticker: str, at_least: int) -> int:
+        result = self._r.eval(_RAISE_SEQ, 1, f"seq:{ticker}", at_least)
+        return int(await self._call(cast(Awaitable[Any], result)))
+
+    async def try_lead(self, owner: str, ttl: float) -> bool:
+        result = self._r.eval(_LEAD, 1, LEADER_KEY, owner, int(ttl * 1000))
+        return bool(await self._call(cast(Awaitable[Any], result)))
+
+    async def release_lead(self, owner: str) -> None:
+        result = self._r.eval(_RELEASE, 1, LEADER_KEY, owner)
+        await self._call(cast(Awaitable[Any], result))
+
+    async def leader(self) -> str | None:
+        value = await self._call(self._r.get(LEADER_KEY))
+        return None if value is None else str(value)
+
+    async def add_interest(self, tickers: set[str], ttl: float) -> None:
+        if not tickers:
+            return
+        until = time.time() + ttl
+        await self._call(self._r.zadd(INTEREST_KEY, dict.fromkeys(tickers, until)))
+
+    async def interest(self) -> set[str]:
+        now = time.time()
+        pipe = self._r.pipeline(transaction=False)
+        pipe.zremrangebyscore(INTEREST_KEY, "-inf", now)
+        pipe.zrange(INTEREST_KEY, 0, -1)
+        _, members = await self._call(pipe.execute())
+        return {str(m) for m in members}
+
+    async def put_status(self, status: str, ttl: float) -> None:
+        await self._call(self._r.set(STATUS_KEY, status, px=int(ttl * 1000)))
+
+    async def get_status(self) -> str | None:
+        value = await self._call(self._r.get(STATUS_KEY))
+        return None if value is None else str(value)
+
+    async def close(self) -> None:
+        await self._r.aclose()

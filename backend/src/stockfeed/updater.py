@@ -1,0 +1,139 @@
+"""The updater: the one task per deployment that reads the source and publishes.
+
+It stamps each tick with the ticker's next `seq` and the publish time, caches it as the
+latest quote and publishes it on `market:{T}`. With several processes on Redis, a lock
+with a TTL elects exactly one updater; the others wait and take over when it lapses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+
+from stockfeed import protocol
+from stockfeed.broker import Broker, BrokerUnavailable
+from stockfeed.models import Tick, now_ms
+from stockfeed.sources.base import Source
+from stockfeed.store import SharedStore, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class Updater:
+    def __init__(
+        self,
+        *,
+        source: Source,
+        requested_source: str,
+        broker: Broker,
+        store: SharedStore,
+        watchlist: list[str],
+        quote_ttl: float,
+        leader_ttl: float,
+        owner: str,
+    ) -> None:
+        self.source = source
+        self.requested_source = requested_source
+        self.broker = broker
+        self.store = store
+        self.watchlist = frozenset(watchlist)
+        self.quote_ttl = quote_ttl
+        self.leader_ttl = leader_ttl
+        self.owner = owner
+        self.is_leader = False
+        self.published = 0
+        self.failed_publishes = 0
+        self._wanted = self.watchlist
+        self._last_seq: dict[str, int] = {}
+        self._stream: asyncio.Task[None] | None = None
+        self._last_failure_log = 0.0
+
+    def wanted(self) -> frozenset[str]:
+        return self._wanted
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await self._step()
+                await asyncio.sleep(self.leader_ttl / 3)
+        finally:
+            await self._stop_stream()
+            if self.is_leader:
+                with contextlib.suppress(StoreUnavailable):
+                    await self.store.release_lead(self.owner)
+
+    async def _step(self) -> None:
+        try:
+            leader = await self.store.try_lead(self.owner, self.leader_ttl)
+        except StoreUnavailable:
+            leader = False
+        if leader and not self.is_leader:
+            log.info("this process (%s) is now the updater", self.owner)
+        elif not leader and self.is_leader:
+            log.warning("this process (%s) lost the updater lock: stopping the source", self.owner)
+            await self._stop_stream()
+        self.is_leader = leader
+        if not leader:
+            return
+        try:
+            self._wanted = self.watchlist | frozenset(await self.store.interest())
+        except StoreUnavailable:
+            pass
+        if self._stream is None or self._stream.done():
+            if self._stream is not None and not self._stream.cancelled():
+                exc = self._stream.exception()
+                if exc is not None:
+                    log.error("source %s stopped (%r): restarting it", self.source.name, exc)
+            self._stream = asyncio.create_task(
+                self.source.stream(self.wanted, self.emit), name=f"source-{self.source.name}"
+            )
+        with contextlib.suppress(StoreUnavailable):
+            await self.store.put_status(json.dumps(self.status()), self.leader_ttl * 3)
+
+    async def _stop_stream(self) -> None:
+        task, self._stream = self._stream, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def emit(self, tick: Tick) -> None:
+        """Stamp, cache and publish one tick (called by the source)."""
+        if not self.is_leader:
+            return
+        try:
+            seq = await self.store.next_seq(tick.ticker)
+            last = self._last_seq.get(tick.ticker, 0)
+            if seq <= last:
+                # The store lost its counter (a Redis flush or restart): never go back.
+                seq = await self.store.raise_seq(tick.ticker, last)
+            raw = protocol.price_update(tick, seq)
+            await self.store.put_quote(tick.ticker, raw, self.quote_ttl)
+            await self.broker.publish(tick.ticker, raw)
+        except (StoreUnavailable, BrokerUnavailable) as exc:
+            self.failed_publishes += 1
+            if time.monotonic() - self._last_failure_log > 5:
+                self._last_failure_log = time.monotonic()
+                log.error("cannot publish %s: %s (dropping until it is back)", tick.ticker, exc)
+            return
+        self._last_seq[tick.ticker] = seq
+        self.published += 1
+
+    def status(self) -> dict[str, object]:
+        health = self.source.health
+        last = health.last_tick_ms
+        return {
+            "requested": self.requested_source,
+            "active": self.source.name,
+            "simulated": self.source.simulated,
+            "stale": health.stale,
+            "last_tick_ms": last,
+            "age_ms": None if last is None else round(now_ms() - last),
+            "last_error": health.last_error,
+            "leader": self.owner,
+            "published": self.published,
+            "failed_publishes": self.failed_publishes,
+        }

@@ -1,0 +1,122 @@
+"""Real servers for real tests: a stockfeed process on a free port, a real Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+REDIS_URL = os.environ.get("STOCKFEED_TEST_REDIS", "redis://127.0.0.1:6379/9")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def redis_available(url: str = REDIS_URL) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A real Redis, emptied for the test. Missing Redis fails under CI, skips elsewhere."""
+    if not redis_available():
+        if IN_CI:
+            pytest.fail(f"Redis is required under CI and does not answer at {REDIS_URL}")
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    return REDIS_URL
+
+
+@pytest.fixture(params=["memory", "redis"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "memory":
+        return "memory://"
+    return str(request.getfixturevalue("redis_url"))
+
+
+class Server:
+    """A `stockfeed serve` process with its own port and log file."""
+
+    def __init__(self, tmp: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.ws = f"ws://127.0.0.1:{self.port}"
+        self.log_path = tmp / f"server-{self.port}.log"
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKFEED_")}
+        full_env.update(
+            {
+                "STOCKFEED_YAHOO_PROBE_TIMEOUT": "1",
+                "STOCKFEED_SIM_SEED": "7",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        full_env.update(env or {})
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stockfeed.cli", "serve", "--port", str(self.port), *args],
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 30.0) -> Server:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.base + "/api/ws/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server not ready in {timeout}s:\n{self.log()}")
+
+    def health(self) -> dict[str, object]:
+        body: dict[str, object] = httpx.get(self.base + "/api/ws/health", timeout=5).json()
+        return body
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+        return int(self.proc.returncode)
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[object]:
+    servers: list[Server] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, wait: bool = True) -> Server:
+        server = Server(tmp_path, *args, env=env)
+        servers.append(server)
+        return server.wait_ready() if wait else server
+
+    yield start
+    for server in servers:
+        server.stop()

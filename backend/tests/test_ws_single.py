@@ -1,0 +1,137 @@
+"""`/ws/stocks/{ticker}` against a real server process, with both brokers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from wsutil import recv_json, recv_until, recv_updates
+
+FAST_SIM = ("--source", "sim", "--sim-tick-interval", "0.05")
+DATA_FIELDS = [
+    "price", "change", "change_percent", "volume", "open", "high", "low", "prev_close",
+    "market_time",
+]
+
+
+def check_update_shape(msg: dict[str, Any], ticker: str) -> None:
+    assert list(msg)[:5] == ["type", "ticker", "seq", "timestamp", "data"]
+    assert msg["ticker"] == ticker
+    assert isinstance(msg["seq"], int) and msg["seq"] >= 1
+    assert isinstance(msg["timestamp"], int | float)
+    assert list(msg["data"]) == DATA_FIELDS
+    data = msg["data"]
+    assert data["price"] > 0
+    assert data["prev_close"] > 0
+    assert data["change"] == pytest.approx(data["price"] - data["prev_close"], abs=1e-3)
+    assert data["low"] <= data["price"] <= data["high"]
+    assert isinstance(data["market_time"], int)
+
+
+async def test_snapshot_then_consecutive_updates(start_server: Any, broker_url: str) -> None:
+    server = start_server(*FAST_SIM, "--broker", broker_url)
+    async with connect(server.ws + "/ws/stocks/AAPL") as ws:
+        await recv_updates(ws, 2)  # the updater is warm: a snapshot exists from now on
+    async with connect(server.ws + "/ws/stocks/aapl") as ws:
+        first = await recv_json(ws)
+        assert first["type"] == "snapshot"
+        check_update_shape(first, "AAPL")
+        status = await recv_json(ws)
+        assert status["type"] == "market_status"
+        assert status["market"] == "XNYS"
+        updates = await recv_updates(ws, 20)
+    for msg in updates:
+        check_update_shape(msg, "AAPL")
+    seqs = [first["seq"]] + [m["seq"] for m in updates]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+
+
+async def test_on_demand_ticker_outside_watchlist(start_server: Any) -> None:
+    server = start_server(*FAST_SIM, "--tickers", "AAPL")
+    async with connect(server.ws + "/ws/stocks/BRK.B") as ws:
+        updates = await recv_updates(ws, 3, types=("price_update", "snapshot"))
+    assert {u["ticker"] for u in updates} == {"BRK.B"}
+    assert server.health()["subscribers"] == {}
+
+
+@pytest.mark.parametrize("bad", ["TOO_LONG_TICKER_NAME", "AA%20PL", "a$b", "ÄAPL"])
+async def test_invalid_ticker_gets_error_and_4400(start_server: Any, bad: str) -> None:
+    server = start_server(*FAST_SIM)
+    async with connect(server.ws + "/ws/stocks/" + bad) as ws:
+        msg = await recv_json(ws)
+        assert msg["type"] == "error"
+        assert msg["code"] == "invalid_ticker"
+        with pytest.raises(ConnectionClosed) as info:
+            await recv_json(ws)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4400
+
+
+async def test_ping_pong_and_bad_messages_do_not_kill_the_connection(start_server: Any) -> None:
+    server = start_server(*FAST_SIM)
+    async with connect(server.ws + "/ws/stocks/MSFT") as ws:
+        await ws.send(json.dumps({"type": "ping", "id": 7}))
+        assert (await recv_until(ws, "pong")) == {"type": "pong", "id": 7}
+        for bad in ["not json", "[1,2]", '{"type":"nope"}', '{"action":"subscribe","tickers":["A"]}']:
+            await ws.send(bad)
+            err = await recv_until(ws, "error")
+            assert err["code"] == "bad_message", bad
+            assert err["message"]
+        await ws.send(b"\x00\x01binary")
+        assert (await recv_until(ws, "error"))["code"] == "bad_message"
+        await ws.send(json.dumps({"type": "ping", "id": "abc"}))
+        assert (await recv_until(ws, "pong"))["id"] == "abc"
+        # Still streaming after all that.
+        assert (await recv_until(ws, "price_update"))["ticker"] == "MSFT"
+
+
+async def test_oversized_frame_is_closed_1009(start_server: Any) -> None:
+    server = start_server(*FAST_SIM)
+    async with connect(server.ws + "/ws/stocks/MSFT", max_size=None) as ws:
+        await ws.send(json.dumps({"type": "ping", "id": "x" * 100_000}))
+        with pytest.raises(ConnectionClosed) as info:
+            for _ in range(1000):
+                await recv_json(ws)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+    # The server is fine afterwards.
+    async with connect(server.ws + "/ws/stocks/MSFT") as ws:
+        await recv_until(ws, "price_update")
+
+
+async def test_flooding_client_is_closed_1008(start_server: Any) -> None:
+    server = start_server(*FAST_SIM)
+    async with connect(server.ws + "/ws/stocks/MSFT") as ws:
+        with pytest.raises(ConnectionClosed) as info:
+            for i in range(500):
+                await ws.send(json.dumps({"type": "ping", "id": i}))
+            for _ in range(2000):
+                await recv_json(ws)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+
+
+async def test_heartbeat(start_server: Any) -> None:
+    server = start_server(*FAST_SIM, "--heartbeat-interval", "0.3")
+    async with connect(server.ws + "/ws/stocks/AAPL") as ws:
+        beat = await recv_until(ws, "heartbeat", timeout=5)
+    assert set(beat) == {"type", "timestamp"}
+    assert isinstance(beat["timestamp"], int | float)
+
+
+async def test_shutdown_sends_notice_then_1001(start_server: Any) -> None:
+    server = start_server(*FAST_SIM)
+    async with connect(server.ws + "/ws/stocks/AAPL") as ws:
+        await recv_until(ws, "price_update")
+        server.proc.send_signal(15)
+        notice = await recv_until(ws, "server_shutdown", timeout=10)
+        assert notice == {"type": "server_shutdown", "retry_after_ms": 2500}
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                await recv_json(ws)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+    # uvicorn re-raises the signal after a graceful stop, so it ends "killed by SIGTERM".
+    assert await asyncio.to_thread(server.proc.wait, 15) in (0, -15)
+    assert "Application shutdown complete" in server.log()
