@@ -9,12 +9,18 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
-
 from wsutil import recv_json, recv_until, recv_updates
 
 FAST_SIM = ("--source", "sim", "--sim-tick-interval", "0.05")
 DATA_FIELDS = [
-    "price", "change", "change_percent", "volume", "open", "high", "low", "prev_close",
+    "price",
+    "change",
+    "change_percent",
+    "volume",
+    "open",
+    "high",
+    "low",
+    "prev_close",
     "market_time",
 ]
 
@@ -76,7 +82,12 @@ async def test_ping_pong_and_bad_messages_do_not_kill_the_connection(start_serve
     async with connect(server.ws + "/ws/stocks/MSFT") as ws:
         await ws.send(json.dumps({"type": "ping", "id": 7}))
         assert (await recv_until(ws, "pong")) == {"type": "pong", "id": 7}
-        for bad in ["not json", "[1,2]", '{"type":"nope"}', '{"action":"subscribe","tickers":["A"]}']:
+        for bad in [
+            "not json",
+            "[1,2]",
+            '{"type":"nope"}',
+            '{"action":"subscribe","tickers":["A"]}',
+        ]:
             await ws.send(bad)
             err = await recv_until(ws, "error")
             assert err["code"] == "bad_message", bad

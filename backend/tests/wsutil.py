@@ -15,9 +15,7 @@ async def recv_json(ws: ClientConnection, timeout: float = 10.0) -> dict[str, An
     return value
 
 
-async def recv_until(
-    ws: ClientConnection, msg_type: str, timeout: float = 10.0
-) -> dict[str, Any]:
+async def recv_until(ws: ClientConnection, msg_type: str, timeout: float = 10.0) -> dict[str, Any]:
     """Read messages until one of `msg_type` arrives (others are skipped)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -28,7 +26,10 @@ async def recv_until(
 
 
 async def recv_updates(
-    ws: ClientConnection, count: int, timeout: float = 20.0, types: tuple[str, ...] = ("price_update",)
+    ws: ClientConnection,
+    count: int,
+    timeout: float = 20.0,
+    types: tuple[str, ...] = ("price_update",),
 ) -> list[dict[str, Any]]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

@@ -40,6 +40,7 @@ class ClientConnection:
         self.conflated = 0
         self._queue: deque[tuple[str | None, str]] = deque()
         self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
         self._last_progress = time.monotonic()
         self._writer: asyncio.Task[None] | None = None
         self.closed = False
@@ -89,7 +90,9 @@ class ClientConnection:
             self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
             return
         self.conflated += dropped
-        kept.append((None, protocol.dumps({"type": "conflated", "ticker": ticker, "dropped": dropped})))
+        kept.append(
+            (None, protocol.dumps({"type": "conflated", "ticker": ticker, "dropped": dropped}))
+        )
         self._queue = kept
 
     def abort(self, code: int, reason: str) -> None:
@@ -112,7 +115,7 @@ class ClientConnection:
         """Flush what is queued, then close."""
         if self.closed:
             return
-        await self.flush(timeout=2.0)
+        await self.flush(limit=2.0)
         self.closed = True
         self.close_code = code
         if self._writer is not None:
@@ -120,10 +123,11 @@ class ClientConnection:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.websocket.close(code, reason), 2.0)
 
-    async def flush(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self._queue and not self.closed and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+    async def flush(self, limit: float) -> None:
+        """Wait (at most `limit` seconds) until the writer has sent everything queued."""
+        if self._queue and not self.closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), limit)
 
     async def stop(self) -> None:
         """The connection ended: stop the writer."""
@@ -138,9 +142,11 @@ class ClientConnection:
         try:
             while not self.closed:
                 if not self._queue:
+                    self._drained.set()
                     self._wake.clear()
                     await self._wake.wait()
                     continue
+                self._drained.clear()
                 _, text = self._queue.popleft()
                 await self.websocket.send_text(text)
                 self._last_progress = time.monotonic()
@@ -149,3 +155,4 @@ class ClientConnection:
         except Exception as exc:  # peer gone: the receive loop will notice and clean up
             log.debug("writer for %s stopped: %s", self.remote, exc)
             self.closed = True
+            self._drained.set()

@@ -157,7 +157,7 @@ class Hub:
         best: dict[str, Any] | None = local.update if local else None
         if stored is not None:
             try:
-                _, seq, update = protocol.read_update(stored.raw)
+                _, _, update = protocol.read_update(stored.raw)
             except protocol.BadUpdate:
                 update = None
             if update is not None and (local is None or _newer(update, local.update)):

@@ -18,9 +18,7 @@ def normalize_ticker(raw: object) -> str:
     ticker = raw.strip().upper()
     if not _TICKER.fullmatch(ticker):
         shown = raw if len(raw) <= 32 else raw[:32] + "..."
-        raise InvalidTicker(
-            f"invalid ticker {shown!r}: use 1-15 characters of A-Z 0-9 . - = ^"
-        )
+        raise InvalidTicker(f"invalid ticker {shown!r}: use 1-15 characters of A-Z 0-9 . - = ^")
     return ticker
 
 

@@ -10,7 +10,12 @@ from fastapi import APIRouter, Depends, Query
 from stockfeed.api.deps import api_error, services, ticker_param
 from stockfeed.models import Bar
 from stockfeed.services import Services
-from stockfeed.sources.base import INTERVAL_SECONDS, SourceError, UnknownTicker, check_history_params
+from stockfeed.sources.base import (
+    INTERVAL_SECONDS,
+    SourceError,
+    UnknownTicker,
+    check_history_params,
+)
 
 router = APIRouter(prefix="/api", tags=["history"])
 

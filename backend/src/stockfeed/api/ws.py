@@ -80,7 +80,9 @@ async def ws_multi(websocket: WebSocket) -> None:
 
 async def _receive_loop(svc: Services, client: ClientConnection, *, multiplexed: bool) -> None:
     websocket = client.websocket
-    limiter = TokenBucket(svc.settings.client_messages_per_second, svc.settings.client_message_burst)
+    limiter = TokenBucket(
+        svc.settings.client_messages_per_second, svc.settings.client_message_burst
+    )
     while True:
         try:
             message = await websocket.receive()

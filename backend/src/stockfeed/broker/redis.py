@@ -39,6 +39,8 @@ class RedisBroker(Broker):
         self._pubsub: Any = None
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        # Both directions must work for "connected": the listener and publishing.
+        self._publish_ok = True
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen_forever(), name="redis-broker-listener")
@@ -57,8 +59,13 @@ class RedisBroker(Broker):
         try:
             await self._client.publish(channel(ticker), message)
         except (RedisError, OSError) as exc:
+            self._publish_ok = False
             self._set_state("degraded", f"publish failed: {exc}")
             raise BrokerUnavailable(str(exc)) from exc
+        if not self._publish_ok:
+            self._publish_ok = True
+            if self._connected.is_set():
+                self._set_state("connected")
 
     async def subscribe(self, ticker: str) -> None:
         name = channel(ticker)
@@ -132,8 +139,8 @@ class RedisBroker(Broker):
             await pubsub.subscribe(*sorted(added_meanwhile))
         if self.state != "connected":
             log.info("Redis broker connected (%d channels)", len(self._channels))
-        self._set_state("connected")
-        handler = self._handler
+        if self._publish_ok:
+            self._set_state("connected")
         prefix_len = len(CHANNEL_PREFIX)
         while True:
             msg = await pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
@@ -146,6 +153,7 @@ class RedisBroker(Broker):
             if isinstance(name, bytes):
                 name = name.decode()
             if kind == b"message" or kind == "message":
+                handler = self._handler
                 if handler is None or not name.startswith(CHANNEL_PREFIX):
                     continue
                 data = msg["data"]

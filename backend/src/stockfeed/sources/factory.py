@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from stockfeed.config import Settings
 from stockfeed.market_hours import MarketClock
 from stockfeed.sources.base import Source
+
+if TYPE_CHECKING:
+    from stockfeed.sources.yahoo import YahooSource
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,7 @@ def _sim(settings: Settings, clock: MarketClock) -> Source:
     )
 
 
-def _yahoo(settings: Settings, clock: MarketClock) -> Source:
+def _yahoo(settings: Settings, clock: MarketClock) -> YahooSource:
     from stockfeed.sources.yahoo import YahooSource
 
     return YahooSource(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -76,15 +76,15 @@ class RedisStore(SharedStore):
 
     async def raise_seq(self, ticker: str, at_least: int) -> int:
         result = self._r.eval(_RAISE_SEQ, 1, f"seq:{ticker}", at_least)
-        return int(await self._call(cast(Awaitable[Any], result)))
+        return int(await self._call(result))
 
     async def try_lead(self, owner: str, ttl: float) -> bool:
         result = self._r.eval(_LEAD, 1, LEADER_KEY, owner, int(ttl * 1000))
-        return bool(await self._call(cast(Awaitable[Any], result)))
+        return bool(await self._call(result))
 
     async def release_lead(self, owner: str) -> None:
         result = self._r.eval(_RELEASE, 1, LEADER_KEY, owner)
-        await self._call(cast(Awaitable[Any], result))
+        await self._call(result)
 
     async def leader(self) -> str | None:
         value = await self._call(self._r.get(LEADER_KEY))

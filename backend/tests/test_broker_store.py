@@ -1,0 +1,106 @@
+"""The same suite against both brokers and both stores (Redis: a real server)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from stockfeed.broker import Broker
+from stockfeed.config import Settings
+from stockfeed.services import build_broker_and_store
+from stockfeed.store import SharedStore
+
+
+@pytest.fixture
+async def pair(broker_url: str) -> AsyncIterator[tuple[Broker, SharedStore]]:
+    broker, store = build_broker_and_store(Settings(broker=broker_url))
+    await broker.start()
+    for _ in range(100):
+        if broker.state == "connected":
+            break
+        await asyncio.sleep(0.02)
+    yield broker, store
+    await broker.close()
+    await store.close()
+
+
+async def test_publish_reaches_subscriber_in_order_and_unsubscribe_stops(
+    pair: tuple[Broker, SharedStore],
+) -> None:
+    broker, _ = pair
+    got: list[tuple[str, str]] = []
+    broker.set_handler(lambda t, m: got.append((t, m)))
+    await broker.publish("BRKA", "before")  # nobody subscribed: not delivered
+    await broker.subscribe("BRKA")
+    await broker.subscribe("BRKA")  # idempotent: still one subscription
+    for i in range(50):
+        await broker.publish("BRKA", f"m{i}")
+    await broker.publish("OTHER", "x")
+    for _ in range(100):
+        if len(got) >= 50:
+            break
+        await asyncio.sleep(0.02)
+    assert got == [("BRKA", f"m{i}") for i in range(50)]
+    await broker.unsubscribe("BRKA")
+    await broker.publish("BRKA", "after")
+    await asyncio.sleep(0.2)
+    assert len(got) == 50
+    assert broker.describe()["state"] == "connected"
+
+
+async def test_seq_counts_and_never_goes_back(pair: tuple[Broker, SharedStore]) -> None:
+    _, store = pair
+    assert [await store.next_seq("SEQT") for _ in range(3)] == [1, 2, 3]
+    assert await store.raise_seq("SEQT", 10) == 11
+    assert await store.raise_seq("SEQT", 5) == 12
+    assert await store.next_seq("SEQU") == 1
+
+
+async def test_quote_fresh_then_last_known(pair: tuple[Broker, SharedStore]) -> None:
+    _, store = pair
+    assert await store.get_quote("QT") is None
+    await store.put_quote("QT", '{"a":1}', ttl=0.3)
+    q = await store.get_quote("QT")
+    assert q is not None and q.raw == '{"a":1}' and q.fresh
+    await asyncio.sleep(0.5)
+    q = await store.get_quote("QT")
+    assert q is not None and q.raw == '{"a":1}' and not q.fresh
+
+
+async def test_leader_lock_is_exclusive_and_lapses(
+    pair: tuple[Broker, SharedStore], broker_url: str
+) -> None:
+    _, store = pair
+    assert await store.try_lead("a", ttl=1)
+    assert await store.try_lead("a", ttl=1)  # renew
+    if broker_url == "memory://":
+        return  # one process: always the leader, nothing to contend
+    assert not await store.try_lead("b", ttl=1)
+    assert await store.leader() == "a"
+    await asyncio.sleep(1.2)
+    assert await store.try_lead("b", ttl=1)
+    assert not await store.try_lead("a", ttl=1)
+    await store.release_lead("a")  # not the owner: no effect
+    assert await store.leader() == "b"
+    await store.release_lead("b")
+    assert await store.leader() is None
+
+
+async def test_interest_expires(pair: tuple[Broker, SharedStore]) -> None:
+    _, store = pair
+    await store.add_interest({"INTA", "INTB"}, ttl=0.3)
+    await store.add_interest({"INTC"}, ttl=10)
+    assert {"INTA", "INTB", "INTC"} <= await store.interest()
+    await asyncio.sleep(0.5)
+    interest = await store.interest()
+    assert "INTC" in interest and "INTA" not in interest
+
+
+async def test_status_roundtrip_and_ttl(pair: tuple[Broker, SharedStore]) -> None:
+    _, store = pair
+    await store.put_status('{"x":1}', ttl=0.3)
+    assert await store.get_status() == '{"x":1}'
+    await asyncio.sleep(0.5)
+    assert await store.get_status() is None

@@ -1,0 +1,120 @@
+"""The wire format, byte for byte."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stockfeed import protocol
+from stockfeed.models import Tick
+from stockfeed.tickers import InvalidTicker, asset_class, normalize_ticker
+
+
+def test_price_update_exact_bytes() -> None:
+    tick = Tick(
+        "AAPL",
+        189.12,
+        market_time=1764101234000,
+        volume=123456,
+        open=188.0,
+        high=189.5,
+        low=187.9,
+        prev_close=187.92,
+    )
+    raw = protocol.price_update(tick, 1042, timestamp_ms=1764101234567.125)
+    assert raw == (
+        '{"type":"price_update","ticker":"AAPL","seq":1042,"timestamp":1764101234567.125,'
+        '"data":{"price":189.12,"change":1.2,"change_percent":0.6386,"volume":123456,'
+        '"open":188.0,"high":189.5,"low":187.9,"prev_close":187.92,'
+        '"market_time":1764101234000}}'
+    )
+
+
+def test_missing_fields_are_null_never_invented() -> None:
+    raw = protocol.price_update(Tick("X", 10.0), 1, timestamp_ms=1.0)
+    data = json.loads(raw)["data"]
+    assert data == {
+        "price": 10.0,
+        "change": None,
+        "change_percent": None,
+        "volume": None,
+        "open": None,
+        "high": None,
+        "low": None,
+        "prev_close": None,
+        "market_time": None,
+    }
+
+
+def test_source_change_used_when_no_prev_close() -> None:
+    raw = protocol.price_update(Tick("X", 10.0, change=-0.5, change_percent=-4.76), 1, 1.0)
+    data = json.loads(raw)["data"]
+    assert data["change"] == -0.5 and data["change_percent"] == -4.76
+
+
+def test_snapshot_keeps_unknown_fields_and_order() -> None:
+    _, seq, update = protocol.read_update(
+        '{"type":"price_update","ticker":"A","seq":3,"timestamp":5,"data":{},"zz":1}'
+    )
+    assert seq == 3
+    snap = protocol.snapshot(update)
+    assert snap == '{"type":"snapshot","ticker":"A","seq":3,"timestamp":5,"data":{},"zz":1}'
+    stale = json.loads(protocol.snapshot(update, stale=True, gap=True))
+    assert stale["stale"] is True and stale["gap"] is True and stale["age_ms"] > 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "nope",
+        "[]",
+        '{"type":"snapshot","ticker":"A","seq":1}',
+        '{"type":"price_update"}',
+        '{"type":"price_update","ticker":"A","seq":true}',
+        b"\xff",
+    ],
+)
+def test_read_update_rejects(raw: str | bytes) -> None:
+    with pytest.raises(protocol.BadUpdate):
+        protocol.read_update(raw)
+
+
+def test_control_messages() -> None:
+    assert protocol.pong(7) == '{"type":"pong","id":7}'
+    assert protocol.server_shutdown(2500) == '{"type":"server_shutdown","retry_after_ms":2500}'
+    assert json.loads(protocol.error("invalid_ticker", "bad", "X")) == {
+        "type": "error",
+        "code": "invalid_ticker",
+        "message": "bad",
+        "ticker": "X",
+    }
+    assert set(json.loads(protocol.heartbeat())) == {"type", "timestamp"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("aapl", "AAPL"),
+        (" brk.b ", "BRK.B"),
+        ("^gspc", "^GSPC"),
+        ("eurusd=x", "EURUSD=X"),
+        ("BTC-USD", "BTC-USD"),
+        ("A" * 15, "A" * 15),
+    ],
+)
+def test_valid_tickers(raw: str, expected: str) -> None:
+    assert normalize_ticker(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "A" * 16, "AA PL", "A/B", "A;DROP", "ÅAPL", None, 5, "a\nb"])
+def test_invalid_tickers(raw: object) -> None:
+    with pytest.raises(InvalidTicker):
+        normalize_ticker(raw)
+
+
+def test_asset_classes() -> None:
+    assert asset_class("AAPL") == "equity"
+    assert asset_class("BTC-USD") == "crypto"
+    assert asset_class("JPY=X") == "fx"
