@@ -33,7 +33,8 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         (["--broker", "kafka://x"], {}, "--broker / STOCKFEED_BROKER"),
         (["--poll-interval", "-1"], {}, "--poll-interval / STOCKFEED_POLL_INTERVAL"),
         (["--workers", "2"], {}, "--workers > 1 needs the Redis broker"),
-        (["--source", "replay"], {}, "--replay-file"),
+        (["--source", "replay", "--replay-file", "/nonexistent.jsonl"], {}, "--replay-file"),
+        (["--source", "replay", "--replay-file", __file__], {}, "--replay-file"),
     ],
 )
 def test_invalid_setting_is_one_clear_line(

@@ -66,6 +66,21 @@ def load_settings(overrides: dict[str, object]) -> Settings:
         raise SystemExit(2) from None
 
 
+def preflight(settings: Settings) -> None:
+    """Checks that need more than the settings themselves, before anything starts."""
+    if settings.source == "replay" and settings.replay_file:
+        from stockfeed.sources.replay import load_jsonl
+
+        try:
+            load_jsonl(settings.replay_file)
+        except (OSError, ValueError) as exc:
+            print(
+                f"stockfeed: invalid setting --replay-file / STOCKFEED_REPLAY_FILE: {exc}",
+                file=sys.stderr,
+            )
+            raise SystemExit(2) from None
+
+
 def _raise_open_files_limit() -> None:
     """10,000 clients need 10,000 descriptors: lift the soft limit to the hard one."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -122,7 +137,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             for flag, (field, _, _) in _FLAGS.items()
             if getattr(args, flag[2:].replace("-", "_")) is not None
         }
-        serve(load_settings(overrides))
+        settings = load_settings(overrides)
+        preflight(settings)
+        serve(settings)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     sim_market_hours: bool = False
 
     # Replay
-    replay_file: str | None = None
+    replay_file: str | None = None  # default: the bundled real EA recording
     replay_speed: float = Field(1.0, gt=0, le=1_000_000)
     replay_loop: bool = True
 
@@ -92,8 +92,6 @@ class Settings(BaseSettings):
                 "--workers > 1 needs the Redis broker (--broker redis://HOST:PORT/DB): "
                 "the memory broker cannot share a feed between processes"
             )
-        if self.source == "replay" and not self.replay_file:
-            raise ValueError("source replay needs --replay-file (STOCKFEED_REPLAY_FILE)")
         return self
 
     @property

@@ -45,6 +45,7 @@ class Services:
     source: Source | None
     updater: Updater | None
     owner: str
+    watchlist: list[str]
     started: float = field(default_factory=time.time)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _graceful: GracefulShutdown | None = None
@@ -56,13 +57,17 @@ class Services:
         source = await build_source(settings, clock)
         owner = f"{socket.gethostname()}:{os.getpid()}"
         updater = None
+        watchlist = list(settings.tickers)
+        replayed = getattr(source, "tickers", None)
+        if source is not None and source.name == "replay" and replayed:
+            watchlist = list(replayed)  # a recording plays what it holds
         if source is not None:
             updater = Updater(
                 source=source,
                 requested_source=settings.source,
                 broker=broker,
                 store=store,
-                watchlist=settings.tickers,
+                watchlist=watchlist,
                 quote_ttl=settings.quote_ttl,
                 leader_ttl=settings.leader_ttl,
                 owner=owner,
@@ -76,7 +81,7 @@ class Services:
             heartbeat_interval=settings.heartbeat_interval,
             stale_since=lambda: services.stale_since(),
         )
-        services = cls(settings, broker, store, clock, hub, source, updater, owner)
+        services = cls(settings, broker, store, clock, hub, source, updater, owner, watchlist)
         return services
 
     def stale_since(self) -> float | None:

@@ -85,4 +85,4 @@ async def get_quotes(
 @router.get("/tickers", summary="The default watchlist and the tickers being streamed")
 async def get_tickers(svc: Services = Depends(services)) -> dict[str, list[str]]:
     active = sorted(set(svc.hub.subscribers) | set(svc.hub.latest))
-    return {"watchlist": list(svc.settings.tickers), "active": active}
+    return {"watchlist": list(svc.watchlist), "active": active}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from importlib.resources import files
 from typing import TYPE_CHECKING
 
 from stockfeed.config import Settings
@@ -15,6 +16,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class SourceConfigError(Exception):
+    """The configured source cannot start (e.g. an unreadable replay file)."""
+
+
 async def build_source(settings: Settings, clock: MarketClock) -> Source | None:
     """The source this process uses, or None for `none` (relay only)."""
     name = settings.source
@@ -23,10 +28,11 @@ async def build_source(settings: Settings, clock: MarketClock) -> Source | None:
     if name == "replay":
         from stockfeed.sources.replay import ReplaySource
 
-        assert settings.replay_file is not None  # checked by Settings
-        return ReplaySource(
-            settings.replay_file, speed=settings.replay_speed, loop=settings.replay_loop
-        )
+        path = settings.replay_file or str(files("stockfeed") / "data" / "ea-15m.jsonl")
+        try:
+            return ReplaySource(path, speed=settings.replay_speed, loop=settings.replay_loop)
+        except (OSError, ValueError) as exc:
+            raise SourceConfigError(f"cannot replay {path}: {exc}") from None
     if name == "sim":
         return _sim(settings, clock)
     yahoo = _yahoo(settings, clock)
