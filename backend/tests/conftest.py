@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,8 +16,11 @@ import httpx
 import pytest
 import redis
 
-REDIS_URL = os.environ.get("STOCKFEED_TEST_REDIS", "redis://127.0.0.1:6379/9")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Pub/sub channels are global to a Redis server (not per database), so two test runs on one
+# Redis would hear each other's `market:AAPL`. Each run therefore starts its own real
+# redis-server on a free port; STOCKFEED_TEST_REDIS points the suite at another one.
+REDIS_URL = os.environ.get("STOCKFEED_TEST_REDIS", "")
 
 
 def free_port() -> int:
@@ -25,22 +29,60 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def redis_available(url: str = REDIS_URL) -> bool:
+def redis_available(url: str) -> bool:
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
     except redis.RedisError:
         return False
 
 
-@pytest.fixture
-def redis_url() -> str:
-    """A real Redis, emptied for the test. Missing Redis fails under CI, skips elsewhere."""
-    if not redis_available():
+@pytest.fixture(scope="session")
+def session_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if REDIS_URL:
+        yield REDIS_URL
+        return
+    if shutil.which("redis-server") is None:
         if IN_CI:
-            pytest.fail(f"Redis is required under CI and does not answer at {REDIS_URL}")
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    return REDIS_URL
+            pytest.fail("redis-server is required under CI (.ci/run installs it)")
+        pytest.skip("no redis-server binary")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while not redis_available(url):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("the test redis-server did not start")
+        time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def redis_url(session_redis: str) -> str:
+    """A real Redis server, emptied for the test."""
+    if not redis_available(session_redis):
+        pytest.fail(f"Redis does not answer at {session_redis}")
+    redis.Redis.from_url(session_redis).flushall()
+    return session_redis
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -31,7 +31,7 @@ async def test_publish_reaches_subscriber_in_order_and_unsubscribe_stops(
 ) -> None:
     broker, _ = pair
     got: list[tuple[str, str]] = []
-    broker.set_handler(lambda t, m: got.append((t, m)))
+    broker.set_handler(lambda t, m: got.append((t, m if isinstance(m, str) else m.decode())))
     await broker.publish("BRKA", "before")  # nobody subscribed: not delivered
     await broker.subscribe("BRKA")
     await broker.subscribe("BRKA")  # idempotent: still one subscription

@@ -104,7 +104,7 @@ def serve(settings: Settings) -> None:
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
-        "ws": "websockets-sansio",
+        "ws": "stockfeed.fastpath:FastWebSocketProtocol",
         "ws_max_size": settings.max_message_bytes,
         "backlog": 8192,
         "timeout_graceful_shutdown": 5,

@@ -19,6 +19,7 @@ from typing import Any
 from stockfeed import protocol
 from stockfeed.broker import Broker
 from stockfeed.client import ClientConnection
+from stockfeed.fastpath import text_frame
 from stockfeed.market_hours import MarketClock
 from stockfeed.store import SharedStore, StoreUnavailable
 
@@ -75,9 +76,19 @@ class Hub:
 
     # -- broker side -------------------------------------------------------------------
 
-    def on_message(self, channel_ticker: str, raw: str) -> None:
+    def on_message(self, channel_ticker: str, message: str | bytes) -> None:
+        if isinstance(message, str):
+            raw, payload = message, message.encode()
+        else:
+            payload = message
+            try:
+                raw = message.decode()
+            except UnicodeDecodeError:
+                self.rejected += 1
+                log.warning("dropped a message on market:%s: not UTF-8", channel_ticker)
+                return
         try:
-            ticker, seq, update = protocol.read_update(raw)
+            ticker, seq, update = protocol.read_update(payload)
         except protocol.BadUpdate as exc:
             self.rejected += 1
             log.warning("dropped a message on market:%s: %s", channel_ticker, exc)
@@ -88,8 +99,12 @@ class Hub:
             return
         self.latest[ticker] = Latest(seq, update, time.time())
         self.relayed += 1
-        for client in self.subscribers.get(ticker, ()):
-            client.offer_update(ticker, seq, raw)
+        subscribers = self.subscribers.get(ticker)
+        if not subscribers:
+            return
+        frame = text_frame(payload)  # built once, the same bytes for every client
+        for client in subscribers:
+            client.offer_update(ticker, seq, raw, frame)
 
     # -- client side -------------------------------------------------------------------
 

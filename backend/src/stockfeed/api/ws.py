@@ -16,7 +16,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from stockfeed import protocol
 from stockfeed.api.deps import services
-from stockfeed.client import ClientConnection
+from stockfeed.client import ClientConnection, make_client
 from stockfeed.ratelimit import TokenBucket
 from stockfeed.services import Services
 from stockfeed.tickers import InvalidTicker, normalize_ticker
@@ -57,7 +57,7 @@ async def ws_single(websocket: WebSocket, ticker: str) -> None:
     if not await _check_quotable(svc, name):
         await _refuse(websocket, "unknown_ticker", f"the source cannot quote {name}", name)
         return
-    client = ClientConnection(websocket, queue_size=svc.settings.client_queue_size)
+    client = _client(svc, websocket)
     svc.hub.connect(client)
     try:
         await svc.hub.subscribe(client, name)
@@ -70,12 +70,20 @@ async def ws_single(websocket: WebSocket, ticker: str) -> None:
 async def ws_multi(websocket: WebSocket) -> None:
     svc = services(websocket)
     await websocket.accept()
-    client = ClientConnection(websocket, queue_size=svc.settings.client_queue_size)
+    client = _client(svc, websocket)
     svc.hub.connect(client)
     try:
         await _receive_loop(svc, client, multiplexed=True)
     finally:
         await svc.hub.disconnect(client)
+
+
+def _client(svc: Services, websocket: WebSocket) -> ClientConnection:
+    return make_client(
+        websocket,
+        queue_size=svc.settings.client_queue_size,
+        stuck_timeout=svc.settings.slow_client_timeout,
+    )
 
 
 async def _receive_loop(svc: Services, client: ClientConnection, *, multiplexed: bool) -> None:

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-# (ticker, raw message). Called on the event loop, must not block.
-MessageHandler = Callable[[str, str], None]
+# (ticker, raw message as published). Called on the event loop, must not block.
+MessageHandler = Callable[[str, str | bytes], None]
 BrokerState = Literal["connecting", "connected", "degraded"]
 
 CHANNEL_PREFIX = "market:"

@@ -156,10 +156,8 @@ class RedisBroker(Broker):
                 handler = self._handler
                 if handler is None or not name.startswith(CHANNEL_PREFIX):
                     continue
-                data = msg["data"]
-                text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
                 try:
-                    handler(name[prefix_len:], text)
+                    handler(name[prefix_len:], msg["data"])
                 except Exception:  # a bad message must not kill the listener
                     log.exception("handler failed for %s", name)
             elif kind in (b"subscribe", "subscribe"):

@@ -1,0 +1,186 @@
+"""The fast fan-out path: pre-framed bytes, one write per client per loop turn.
+
+uvicorn takes its WebSocket protocol as a class. Ours subclasses uvicorn's
+websockets-sansio protocol and, once a handshake is accepted, offers the app a `Sink`
+through the ASGI scope's `extensions` (the standard way for a server to offer extra
+abilities). The hub builds each server->client text frame once (unmasked, so the same
+bytes are valid for every client) and hands the same bytes to every sink. A sink only
+appends to a list; one `call_soon` callback per loop turn writes every dirty
+connection's frames with a single `transport.write`, so a burst costs one syscall per
+client, not one per message, and overload degrades into bigger writes instead of
+seconds of queued latency.
+
+This leans on uvicorn internals (pinned in pyproject.toml). `tests/test_fastpath.py`
+fails loudly when an upgrade breaks it, and without the extension (another server,
+the test client) the app falls back to ordinary `send_text` through a bounded queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+SINK_EXTENSION = "stockfeed.sink"
+
+_HEADER_SMALL = struct.Struct("!BB")
+_HEADER_MEDIUM = struct.Struct("!BBH")
+_HEADER_LARGE = struct.Struct("!BBQ")
+_FIN_TEXT = 0x81
+
+
+def close_frame(code: int, reason: str = "") -> bytes:
+    payload = struct.pack("!H", code) + reason.encode()[:120]
+    return _HEADER_SMALL.pack(0x88, len(payload)) + payload
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A complete, unmasked server->client text frame (RFC 6455 5.2)."""
+    n = len(payload)
+    if n < 126:
+        return _HEADER_SMALL.pack(_FIN_TEXT, n) + payload
+    if n < 65536:
+        return _HEADER_MEDIUM.pack(_FIN_TEXT, 126, n) + payload
+    return _HEADER_LARGE.pack(_FIN_TEXT, 127, n) + payload
+
+
+class _Flusher:
+    """Writes every dirty sink once per loop turn."""
+
+    __slots__ = ("dirty", "loop", "scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.dirty: list[Sink] = []
+        self.scheduled = False
+
+    def mark(self, sink: Sink) -> None:
+        self.dirty.append(sink)
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.scheduled = False
+        dirty, self.dirty = self.dirty, []
+        for sink in dirty:
+            sink.flush()
+
+
+_flushers: dict[asyncio.AbstractEventLoop, _Flusher] = {}
+
+
+def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
+    flusher = _flushers.get(loop)
+    if flusher is None:
+        _flushers.clear()  # a new loop (tests): the old one is gone
+        flusher = _flushers[loop] = _Flusher(loop)
+    return flusher
+
+
+class Sink:
+    """Where the app writes pre-framed bytes for one connection. Never blocks."""
+
+    __slots__ = ("_flusher", "_pending", "_pending_bytes", "_protocol", "closed", "on_drain")
+
+    def __init__(self, protocol: FastWebSocketProtocol) -> None:
+        self._protocol = protocol
+        self._flusher = _flusher(protocol.loop)
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self.closed = False
+        # Called when the transport's buffer drained below its low-water mark.
+        self.on_drain: Callable[[], None] | None = None
+
+    def write(self, frame: bytes) -> None:
+        if self.closed:
+            return
+        if not self._pending:
+            self._flusher.mark(self)
+        self._pending.append(frame)
+        self._pending_bytes += len(frame)
+
+    @property
+    def paused(self) -> bool:
+        """The transport asked us to stop writing (its buffer passed the high mark)."""
+        return not self._protocol.writable.is_set()
+
+    def buffered(self) -> int:
+        """Bytes written but not yet taken by the kernel: what a slow client costs us."""
+        transport = self._protocol.transport
+        size = 0 if transport is None else transport.get_write_buffer_size()
+        return self._pending_bytes + size
+
+    def flush(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        self._pending_bytes = 0
+        if self.closed:
+            return
+        transport = self._protocol.transport
+        if transport.is_closing():
+            return
+        transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def close(self, code: int, reason: str, grace: float = 2.0) -> None:
+        """Send a close frame behind what is buffered, then drop the connection after
+        `grace` seconds: a client that is stuck cannot hold our memory any longer."""
+        if self.closed:
+            return
+        self.write(close_frame(code, reason))
+        self.flush()
+        self.closed = True
+        self._protocol.close_sent = True  # uvicorn must not send anything after it
+        self._protocol.loop.call_later(grace, self._protocol.transport.abort)
+
+    def abort(self) -> None:
+        """Drop the connection now, whatever is buffered (a stuck client)."""
+        self.closed = True
+        self._pending = []
+        self._pending_bytes = 0
+        self._protocol.transport.abort()
+
+
+class FastWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sansio WebSocket protocol plus the `stockfeed.sink` extension."""
+
+    sink: Sink | None = None
+    # Past `WRITE_HIGH` buffered bytes the transport pauses us and the client's updates
+    # are conflated until it drains below `WRITE_LOW`: a stuck client costs at most this.
+    WRITE_HIGH = 64 * 1024
+    WRITE_LOW = 16 * 1024
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        transport.set_write_buffer_limits(high=self.WRITE_HIGH, low=self.WRITE_LOW)
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None and not self.close_sent:
+            self.sink = Sink(self)
+            scope["extensions"][SINK_EXTENSION] = self.sink
+
+    async def send(self, message: Any) -> None:
+        # The app's own send/close must not overtake frames still pending in the sink.
+        sink = self.sink
+        if sink is not None and self.handshake_complete:
+            sink.flush()
+        await super().send(message)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        sink = self.sink
+        if sink is not None and sink.on_drain is not None:
+            sink.on_drain()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.sink is not None:
+            self.sink.closed = True
+            self.sink.on_drain = None
+        super().connection_lost(exc)
