@@ -104,7 +104,9 @@ def serve(settings: Settings) -> None:
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
-        "ws": "stockfeed.fastpath:FastWebSocketProtocol",
+        "ws": "stockfeed.fastpath:FastWebSocketProtocol"
+        if settings.fast_path
+        else "websockets-sansio",
         "ws_max_size": settings.max_message_bytes,
         "backlog": 8192,
         "timeout_graceful_shutdown": 5,

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # WebSocket limits.
     max_message_bytes: int = Field(4096, ge=64, le=1_048_576)
     client_queue_size: int = Field(1024, ge=1, le=1_000_000)
+    # The fast fan-out path (fastpath.py); off = uvicorn's stock protocol + send_text.
+    fast_path: bool = True
     # A client whose socket stays full this long is closed with 4408.
     slow_client_timeout: float = Field(10.0, gt=0, le=3600)
     client_messages_per_second: float = Field(20.0, gt=0)

@@ -127,7 +127,7 @@ class Sink:
             return
         transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
-    def close(self, code: int, reason: str, grace: float = 2.0) -> None:
+    def close(self, code: int, reason: str, grace: float = 5.0) -> None:
         """Send a close frame behind what is buffered, then drop the connection after
         `grace` seconds: a client that is stuck cannot hold our memory any longer."""
         if self.closed:

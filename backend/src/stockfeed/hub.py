@@ -18,7 +18,7 @@ from typing import Any
 
 from stockfeed import protocol
 from stockfeed.broker import Broker
-from stockfeed.client import ClientConnection
+from stockfeed.client import CLOSE_SLOW_CONSUMER, ClientConnection
 from stockfeed.fastpath import text_frame
 from stockfeed.market_hours import MarketClock
 from stockfeed.store import SharedStore, StoreUnavailable
@@ -57,6 +57,8 @@ class Hub:
         self.latest: dict[str, Latest] = {}
         self.relayed = 0
         self.rejected = 0
+        self.slow_closed = 0
+        self._conflated_gone = 0  # skipped updates of clients already disconnected
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._sessions: dict[str, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -114,6 +116,9 @@ class Hub:
 
     async def disconnect(self, client: ClientConnection) -> None:
         self.clients.discard(client)
+        self._conflated_gone += client.conflated
+        if client.close_code == CLOSE_SLOW_CONSUMER:
+            self.slow_closed += 1
         for ticker in list(client.tickers):
             await self.unsubscribe(client, ticker)
         await client.stop()
@@ -203,6 +208,9 @@ class Hub:
         await asyncio.gather(
             *(c.close(1001, "server shutting down") for c in clients), return_exceptions=True
         )
+
+    def conflated_total(self) -> int:
+        return self._conflated_gone + sum(c.conflated for c in self.clients)
 
     def subscriber_counts(self) -> dict[str, int]:
         return {t: len(s) for t, s in sorted(self.subscribers.items())}

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 
 from stockfeed import __version__
 from stockfeed.api.deps import services
+from stockfeed.client import SinkClient
 from stockfeed.services import Services
 from stockfeed.store import StoreUnavailable
 
@@ -44,6 +45,9 @@ async def health(svc: Services = Depends(services)) -> dict[str, Any]:
             "leader": svc.owner if is_leader and leader is None else leader,
         },
         "connections": len(svc.hub.clients),
+        "fast_path_connections": sum(1 for c in svc.hub.clients if isinstance(c, SinkClient)),
+        "conflated": svc.hub.conflated_total(),
+        "slow_closed": svc.hub.slow_closed,
         "subscribers": svc.hub.subscriber_counts(),
         "relayed": svc.hub.relayed,
         "rejected": svc.hub.rejected,
