@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from test_relay import contract_update, wait_subscribed
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
-
-from test_relay import contract_update, wait_subscribed
 from wsutil import recv_until
 
 N = 5000
@@ -62,9 +61,15 @@ async def test_slow_client_is_conflated_and_others_lose_nothing(
     start_server: Any, redis_url: str, fast_path: str
 ) -> None:
     server = start_server(
-        "--source", "none", "--broker", redis_url,
-        env={"STOCKFEED_FAST_PATH": fast_path, "STOCKFEED_CLIENT_QUEUE_SIZE": "256",
-             "STOCKFEED_SLOW_CLIENT_TIMEOUT": "60"},
+        "--source",
+        "none",
+        "--broker",
+        redis_url,
+        env={
+            "STOCKFEED_FAST_PATH": fast_path,
+            "STOCKFEED_CLIENT_QUEUE_SIZE": "256",
+            "STOCKFEED_SLOW_CLIENT_TIMEOUT": "60",
+        },
     )
     assert server.health()["fast_path_connections"] == 0
     r = aioredis.Redis.from_url(redis_url)
@@ -102,9 +107,15 @@ async def test_stuck_client_is_closed_4408(
     start_server: Any, redis_url: str, fast_path: str
 ) -> None:
     server = start_server(
-        "--source", "none", "--broker", redis_url,
-        env={"STOCKFEED_FAST_PATH": fast_path, "STOCKFEED_CLIENT_QUEUE_SIZE": "256",
-             "STOCKFEED_SLOW_CLIENT_TIMEOUT": "1"},
+        "--source",
+        "none",
+        "--broker",
+        redis_url,
+        env={
+            "STOCKFEED_FAST_PATH": fast_path,
+            "STOCKFEED_CLIENT_QUEUE_SIZE": "256",
+            "STOCKFEED_SLOW_CLIENT_TIMEOUT": "1",
+        },
     )
     r = aioredis.Redis.from_url(redis_url)
     url = server.ws + "/ws/stocks/STUCK"

@@ -132,8 +132,8 @@ async def test_heartbeat(start_server: Any) -> None:
     assert isinstance(beat["timestamp"], int | float)
 
 
-async def test_shutdown_sends_notice_then_1001(start_server: Any) -> None:
-    server = start_server(*FAST_SIM)
+async def test_shutdown_sends_notice_then_1001(start_server: Any, broker_url: str) -> None:
+    server = start_server(*FAST_SIM, "--broker", broker_url)
     async with connect(server.ws + "/ws/stocks/AAPL") as ws:
         await recv_until(ws, "price_update")
         server.proc.send_signal(15)

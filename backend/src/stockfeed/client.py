@@ -41,6 +41,7 @@ def _conflated_notice(ticker: str, dropped: int) -> str:
 class ClientConnection(abc.ABC):
     __slots__ = (
         "__weakref__",
+        "_holding",
         "close_code",
         "closed",
         "conflated",
@@ -60,6 +61,31 @@ class ClientConnection(abc.ABC):
         self.conflated = 0  # updates skipped by conflation, for health and tests
         self.closed = False
         self.close_code: int | None = None
+        # Tickers being (re)subscribed: live updates wait here until the snapshot or the
+        # replay has gone out, so they can never overtake it.
+        self._holding: dict[str, list[tuple[int, str, bytes]]] | None = None
+
+    def hold(self, ticker: str) -> None:
+        if self._holding is None:
+            self._holding = {}
+        self._holding[ticker] = []
+
+    def release(self, ticker: str) -> None:
+        """Deliver what arrived while held, minus what the snapshot/replay covered."""
+        if self._holding is None:
+            return
+        held = self._holding.pop(ticker, [])
+        if not self._holding:
+            self._holding = None
+        for seq, raw, frame in held:
+            self.offer_update(ticker, seq, raw, frame)
+
+    def replay(self, ticker: str, seq: int, raw: str, frame: bytes) -> None:
+        """An update from history: goes out now, in order, ahead of anything held."""
+        if self.closed or seq <= self.last_seq.get(ticker, 0):
+            return
+        self.last_seq[ticker] = seq
+        self._deliver(ticker, raw, frame)
 
     @property
     def remote(self) -> str:
@@ -68,6 +94,10 @@ class ClientConnection(abc.ABC):
 
     def offer_update(self, ticker: str, seq: int, raw: str, frame: bytes) -> None:
         """A relayed update: skipped when this client already has it (by seq)."""
+        holding = self._holding
+        if holding is not None and ticker in holding:
+            holding[ticker].append((seq, raw, frame))
+            return
         if self.closed or seq <= self.last_seq.get(ticker, 0):
             return
         self.last_seq[ticker] = seq

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # WebSocket limits.
     max_message_bytes: int = Field(4096, ge=64, le=1_048_576)
     client_queue_size: int = Field(1024, ge=1, le=1_000_000)
+    # Resume: recent updates kept per ticker, and how long a ticker stays subscribed (its
+    # history kept) after its last client left.
+    resume_history: int = Field(2000, ge=1, le=100_000)
+    resume_window: float = Field(300.0, ge=0, le=86400)
     # The fast fan-out path (fastpath.py); off = uvicorn's stock protocol + send_text.
     fast_path: bool = True
     # A client whose socket stays full this long is closed with 4408.

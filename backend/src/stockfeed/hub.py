@@ -1,8 +1,10 @@
 """Per-process fan-out: one broker subscription per ticker, shared by all local clients.
 
-Every message from the broker is relayed as the same text object to each subscriber
-(encode once). The hub also remembers the latest update of each ticker it relays, so a
-relay-only process (source `none`) can serve snapshots from what it has seen.
+Every message from the broker is framed once and the same bytes go to each subscriber.
+The hub also remembers the latest update and the recent history of each ticker it
+relays, so a relay-only process (source `none`) serves snapshots and resumes too. A
+ticker's subscription lingers for `resume_window` seconds after its last client left,
+so a client that comes back within it can resume without a gap.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from stockfeed.broker import Broker
 from stockfeed.client import CLOSE_SLOW_CONSUMER, ClientConnection
 from stockfeed.fastpath import text_frame
 from stockfeed.market_hours import MarketClock
+from stockfeed.resume import Entry, ResumePoint, Ring, replay_after
 from stockfeed.store import SharedStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ class Hub:
         quote_ttl: float,
         heartbeat_interval: float,
         stale_since: Callable[[], float | None] = lambda: None,
+        resume_history: int = 2000,
+        resume_window: float = 300.0,
     ) -> None:
         self.broker = broker
         self.store = store
@@ -53,19 +58,45 @@ class Hub:
         self.heartbeat_interval = heartbeat_interval
         self.stale_since = stale_since
         self.clients: set[ClientConnection] = set()
-        self.subscribers: dict[str, set[ClientConnection]] = defaultdict(set)
+        self.subscribers: dict[str, set[ClientConnection]] = {}
         self.latest: dict[str, Latest] = {}
+        self.rings: dict[str, Ring] = {}
+        self.resume_history = resume_history
+        self.resume_window = resume_window
+        self.epoch = ""
+        self._restarts: dict[str, int] = {}  # tickers whose seq went back: epoch suffix
+        self.replayed = 0
+        self.gaps = 0
+        self.duplicates = 0
         self.relayed = 0
         self.rejected = 0
         self.slow_closed = 0
         self._conflated_gone = 0  # skipped updates of clients already disconnected
-        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._sessions: dict[str, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
         broker.set_handler(self.on_message)
 
+    async def refresh_epoch(self) -> None:
+        try:
+            epoch = await self.store.epoch()
+        except StoreUnavailable:
+            return
+        if epoch != self.epoch:
+            if self.epoch:
+                log.warning("epoch %s -> %s: recent history is gone", self.epoch, epoch)
+            self.epoch = epoch
+            self._restarts.clear()
+            for ring in self.rings.values():
+                ring.clear()
+
+    def epoch_for(self, ticker: str) -> str:
+        restarts = self._restarts.get(ticker)
+        return self.epoch if not restarts else f"{self.epoch}.{restarts}"
+
     def start(self) -> None:
         self._tasks = [
+            asyncio.create_task(self._epoch_watch(), name="hub-epoch"),
             asyncio.create_task(self._heartbeats(), name="hub-heartbeats"),
             asyncio.create_task(self._interest(), name="hub-interest"),
             asyncio.create_task(self._market_watch(), name="hub-market-watch"),
@@ -99,14 +130,45 @@ class Hub:
             self.rejected += 1
             log.warning("dropped a %s update published on market:%s", ticker, channel_ticker)
             return
+        latest = self.latest.get(ticker)
         self.latest[ticker] = Latest(seq, update, time.time())
+        frame = text_frame(payload)  # built once, the same bytes for every client
+        if latest is not None and seq <= latest.seq:
+            if seq == latest.seq:
+                self.duplicates += 1  # the same update twice (e.g. two publishers)
+                self.latest[ticker] = latest
+                return
+            self._seq_restarted(ticker, seq, update)
+            return
         self.relayed += 1
+        ring = self.rings.get(ticker)
+        if ring is not None:
+            ring.append((seq, raw, frame))
         subscribers = self.subscribers.get(ticker)
         if not subscribers:
             return
-        frame = text_frame(payload)  # built once, the same bytes for every client
         for client in subscribers:
             client.offer_update(ticker, seq, raw, frame)
+
+    def _seq_restarted(self, ticker: str, seq: int, update: dict[str, Any]) -> None:
+        """A publisher started `seq` again: new epoch for the ticker, gap for its clients."""
+        self._restarts[ticker] = self._restarts.get(ticker, 0) + 1
+        if self._restarts[ticker] <= 3 or self._restarts[ticker] % 100 == 0:
+            # Repeated restarts mean two publishers with their own seq on one channel.
+            log.warning(
+                "seq of %s went back to %d (%d times): new epoch %s",
+                ticker,
+                seq,
+                self._restarts[ticker],
+                self.epoch_for(ticker),
+            )
+        ring = self.rings.get(ticker)
+        if ring is not None:
+            ring.clear()
+        text = protocol.snapshot(update, gap=True, epoch=self.epoch_for(ticker))
+        for client in self.subscribers.get(ticker, ()):
+            client.last_seq[ticker] = seq
+            client.send(text)
 
     # -- client side -------------------------------------------------------------------
 
@@ -123,29 +185,80 @@ class Hub:
             await self.unsubscribe(client, ticker)
         await client.stop()
 
-    async def subscribe(self, client: ClientConnection, ticker: str) -> None:
-        """Attach a client to a ticker: live updates first, then the snapshot, so
-        nothing published in between is lost (the client drops duplicates by seq)."""
+    async def subscribe(
+        self, client: ClientConnection, ticker: str, resume: ResumePoint | None = None
+    ) -> None:
+        """Attach a client to a ticker, then send it a replay (resume), a snapshot, or
+        nothing when it is up to date. Live updates are held back meanwhile, so nothing
+        is lost or repeated in between (the client also drops duplicates by seq)."""
         if ticker in client.tickers:
             return
         client.tickers.add(ticker)
-        async with self._locks[ticker]:
-            subs = self.subscribers[ticker]
-            first = not subs
-            subs.add(client)
-            if first:
-                await self.broker.subscribe(ticker)
-                try:
-                    await self.store.add_interest({ticker}, INTEREST_TTL)
-                except StoreUnavailable:
-                    pass  # the interest loop retries
-        snap = await self.snapshot(ticker)
-        if snap is not None:
-            seq, text = snap
-            if seq > client.last_seq.get(ticker, 0):
-                client.last_seq[ticker] = seq
-                client.send(text)
-        client.send(self.market_status(ticker))
+        client.hold(ticker)
+        try:
+            async with self._locks[ticker]:
+                subs = self.subscribers.get(ticker)
+                if subs is None:
+                    subs = self.subscribers[ticker] = set()
+                    # Not listening until now: whatever the ring held may have a hole.
+                    self.rings[ticker] = Ring(self.resume_history)
+                    await self.broker.subscribe(ticker)
+                    try:
+                        await self.store.add_interest({ticker}, INTEREST_TTL)
+                    except StoreUnavailable:
+                        pass  # the interest loop retries
+                subs.add(client)
+            if resume is not None and await self._replay(client, ticker, resume):
+                return
+            snap = await self.snapshot(ticker, gap=resume is not None)
+            if snap is not None:
+                seq, text = snap
+                if seq > client.last_seq.get(ticker, 0):
+                    client.last_seq[ticker] = seq
+                    client.send(text)
+            if resume is not None:
+                self.gaps += 1
+        finally:
+            client.release(ticker)
+            client.send(self.market_status(ticker))
+
+    async def _replay(self, client: ClientConnection, ticker: str, point: ResumePoint) -> bool:
+        """Replay what the client missed; False when that is not possible (gap)."""
+        if point.epoch is not None and point.epoch != self.epoch_for(ticker):
+            return False
+        ring = self.rings.get(ticker)
+        entries = replay_after(ring.entries, point.seq) if ring is not None else None
+        if entries is None:
+            entries = await self._replay_from_store(ticker, point.seq)
+        if entries is None:
+            return False
+        for seq, raw, frame in entries:
+            client.replay(ticker, seq, raw, frame)
+        if not entries:
+            client.last_seq[ticker] = max(client.last_seq.get(ticker, 0), point.seq)
+        self.replayed += len(entries)
+        return True
+
+    async def _replay_from_store(self, ticker: str, last_seq: int) -> list[Entry] | None:
+        """The deployment's shared history (the updater keeps it): for a process that was
+        not listening to this ticker while the client was away."""
+        if self._restarts.get(ticker):
+            return None  # the shared history may be in the old seq space
+        try:
+            recent = await self.store.recent(ticker)
+        except StoreUnavailable:
+            return None
+        entries: list[Entry] = []
+        for raw in recent:
+            try:
+                _, seq, _ = protocol.read_update(raw)
+            except protocol.BadUpdate:
+                continue
+            if seq > last_seq:
+                entries.append((seq, raw, text_frame(raw.encode())))
+            else:
+                entries.append((seq, raw, b""))  # only its seq matters
+        return replay_after(entries, last_seq)
 
     async def want(self, ticker: str) -> None:
         """Ask the updater to produce a ticker no client holds yet (REST first look)."""
@@ -157,14 +270,24 @@ class Hub:
     async def unsubscribe(self, client: ClientConnection, ticker: str) -> None:
         client.tickers.discard(ticker)
         client.last_seq.pop(ticker, None)
+        subs = self.subscribers.get(ticker)
+        if subs is None:
+            return
+        subs.discard(client)
+        if not subs:
+            # Keep listening a while: a client that comes back can still resume.
+            asyncio.get_running_loop().call_later(
+                self.resume_window, lambda: asyncio.ensure_future(self._linger_over(ticker))
+            )
+
+    async def _linger_over(self, ticker: str) -> None:
         async with self._locks[ticker]:
             subs = self.subscribers.get(ticker)
-            if subs is None:
+            if subs is None or subs:
                 return
-            subs.discard(client)
-            if not subs:
-                del self.subscribers[ticker]
-                await self.broker.unsubscribe(ticker)
+            del self.subscribers[ticker]
+            self.rings.pop(ticker, None)
+            await self.broker.unsubscribe(ticker)
 
     async def latest_update(self, ticker: str) -> tuple[dict[str, Any], bool] | None:
         """The newest known update of a ticker and whether it is still fresh."""
@@ -188,12 +311,13 @@ class Hub:
         fresh = isinstance(ts, int | float) and (time.time() * 1000 - ts) < self.quote_ttl * 1000
         return best, fresh
 
-    async def snapshot(self, ticker: str) -> tuple[int, str] | None:
+    async def snapshot(self, ticker: str, gap: bool = False) -> tuple[int, str] | None:
         found = await self.latest_update(ticker)
         if found is None:
             return None
         update, fresh = found
-        return int(update["seq"]), protocol.snapshot(update, stale=not fresh)
+        text = protocol.snapshot(update, stale=not fresh, gap=gap, epoch=self.epoch_for(ticker))
+        return int(update["seq"]), text
 
     def market_status(self, ticker: str) -> str:
         status = self.clock.status(ticker)
@@ -213,9 +337,14 @@ class Hub:
         return self._conflated_gone + sum(c.conflated for c in self.clients)
 
     def subscriber_counts(self) -> dict[str, int]:
-        return {t: len(s) for t, s in sorted(self.subscribers.items())}
+        return {t: len(s) for t, s in sorted(self.subscribers.items()) if s}
 
     # -- background --------------------------------------------------------------------
+
+    async def _epoch_watch(self) -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            await self.refresh_epoch()
 
     async def _heartbeats(self) -> None:
         while True:

@@ -66,10 +66,14 @@ def read_update(raw: str | bytes) -> tuple[str, int, dict[str, Any]]:
     return ticker, seq, obj
 
 
-def snapshot(update: dict[str, Any], *, stale: bool = False, gap: bool = False) -> str:
+def snapshot(
+    update: dict[str, Any], *, stale: bool = False, gap: bool = False, epoch: str | None = None
+) -> str:
     """The cached price_update re-typed as `snapshot` (unknown fields kept, order kept)."""
     out = dict(update)
     out["type"] = "snapshot"
+    if epoch is not None:
+        out["epoch"] = epoch
     if stale:
         out["stale"] = True
         ts = update.get("timestamp")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -80,6 +79,8 @@ class Services:
             quote_ttl=settings.quote_ttl,
             heartbeat_interval=settings.heartbeat_interval,
             stale_since=lambda: services.stale_since(),
+            resume_history=settings.resume_history,
+            resume_window=settings.resume_window,
         )
         services = cls(settings, broker, store, clock, hub, source, updater, owner, watchlist)
         return services
@@ -96,6 +97,7 @@ class Services:
         )
         self._graceful.install()
         await self.broker.start()
+        await self.hub.refresh_epoch()
         self.hub.start()
         if self.updater is not None:
             self._tasks.append(asyncio.create_task(self.updater.run(), name="updater"))
@@ -106,9 +108,8 @@ class Services:
         await self.hub.shutdown(self.settings.shutdown_retry_after_ms)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
         await self.hub.stop()
         if self.source is not None:
             await self.source.close()

@@ -97,8 +97,8 @@ class Updater:
         task, self._stream = self._stream, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            # Bounded: a task stuck in a client library's cancellation must not hold us.
+            await asyncio.wait([task], timeout=3)
 
     async def emit(self, tick: Tick) -> None:
         """Stamp, cache and publish one tick (called by the source)."""

@@ -18,6 +18,7 @@ from stockfeed import protocol
 from stockfeed.api.deps import services
 from stockfeed.client import ClientConnection, make_client
 from stockfeed.ratelimit import TokenBucket
+from stockfeed.resume import BadResume, parse_resume
 from stockfeed.services import Services
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
@@ -158,6 +159,12 @@ async def _subscription(
     if len(tickers) > svc.settings.max_subscriptions * 2:
         client.send(protocol.error("bad_message", "too many tickers in one message"))
         return
+    try:
+        resume = parse_resume(msg.get("resume")) if action == "subscribe" else {}
+    except BadResume as exc:
+        client.send(protocol.error("bad_message", str(exc)))
+        return
+    accepted: list[str] = []
     for raw in tickers:
         try:
             ticker = normalize_ticker(raw)
@@ -168,9 +175,9 @@ async def _subscription(
         if action == "unsubscribe":
             await svc.hub.unsubscribe(client, ticker)
             continue
-        if ticker in client.tickers:
+        if ticker in client.tickers or ticker in accepted:
             continue
-        if len(client.tickers) >= svc.settings.max_subscriptions:
+        if len(client.tickers) + len(accepted) >= svc.settings.max_subscriptions:
             client.send(
                 protocol.error(
                     "subscription_limit",
@@ -184,6 +191,21 @@ async def _subscription(
                 protocol.error("unknown_ticker", f"the source cannot quote {ticker}", ticker)
             )
             continue
-        await svc.hub.subscribe(client, ticker)
-    kind = "subscribed" if action == "subscribe" else "unsubscribed"
-    client.send(protocol.dumps({"type": kind, "tickers": sorted(client.tickers)}))
+        accepted.append(ticker)
+    if action == "unsubscribe":
+        client.send(protocol.dumps({"type": "unsubscribed", "tickers": sorted(client.tickers)}))
+        return
+    # The acknowledgement first (with the epochs a client needs to resume later), then
+    # each ticker's replay or snapshot.
+    held = sorted(client.tickers | set(accepted))
+    client.send(
+        protocol.dumps(
+            {
+                "type": "subscribed",
+                "tickers": held,
+                "epochs": {t: svc.hub.epoch_for(t) for t in held},
+            }
+        )
+    )
+    for ticker in accepted:
+        await svc.hub.subscribe(client, ticker, resume.get(ticker))

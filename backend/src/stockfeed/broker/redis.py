@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 _BACKOFF_MIN = 0.2
 _BACKOFF_MAX = 5.0
 _CONFIRM_TIMEOUT = 5.0
+_PUBLISH_TIMEOUT = 3.0
 
 
 class RedisBroker(Broker):
@@ -31,8 +32,9 @@ class RedisBroker(Broker):
         self.url = url
         # Separate clients: the pub/sub connection is held by the listener, and a
         # publish must not queue behind it.
+        # No socket_timeout (see store/redis.py): publish is bounded by asyncio.timeout.
         self._client: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=0
+            url, socket_connect_timeout=2, socket_timeout=None, health_check_interval=0
         )
         self._channels: set[str] = set()
         self._pending: dict[str, asyncio.Future[None]] = {}
@@ -48,17 +50,15 @@ class RedisBroker(Broker):
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await asyncio.wait([self._task], timeout=3)
         await self._close_pubsub()
         await self._client.aclose()
 
     async def publish(self, ticker: str, message: str) -> None:
         try:
-            await self._client.publish(channel(ticker), message)
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(_PUBLISH_TIMEOUT):
+                await self._client.publish(channel(ticker), message)
+        except (RedisError, OSError, TimeoutError) as exc:
             self._publish_ok = False
             self._set_state("degraded", f"publish failed: {exc}")
             raise BrokerUnavailable(str(exc)) from exc

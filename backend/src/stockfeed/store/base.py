@@ -16,12 +16,25 @@ class StoredQuote:
     fresh: bool  # False once the TTL'd `quote:{T}` expired and only the last known is left
 
 
+HISTORY_LENGTH = 2000  # recent updates kept per ticker for resume
+
+
 class SharedStore(abc.ABC):
     """Latest quotes (fresh with TTL + last known without expiry), per-ticker `seq`,
     the updater's leader lock, the tickers clients want, and the source's status."""
 
     @abc.abstractmethod
-    async def put_quote(self, ticker: str, raw: str, ttl: float) -> None: ...
+    async def put_quote(self, ticker: str, raw: str, ttl: float) -> None:
+        """Cache the latest update and append it to the ticker's recent history."""
+
+    @abc.abstractmethod
+    async def recent(self, ticker: str) -> list[str]:
+        """The ticker's recent updates as published, oldest first (bounded)."""
+
+    @abc.abstractmethod
+    async def epoch(self) -> str:
+        """Names the current `seq` space: it changes whenever seq could restart or the
+        recent history was lost (a memory-store process restart, a Redis flush)."""
 
     @abc.abstractmethod
     async def get_quote(self, ticker: str) -> StoredQuote | None: ...

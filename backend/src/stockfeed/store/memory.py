@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 import time
+from collections import deque
 
-from stockfeed.store.base import SharedStore, StoredQuote
+from stockfeed.store.base import HISTORY_LENGTH, SharedStore, StoredQuote
 
 
 class MemoryStore(SharedStore):
@@ -13,9 +15,21 @@ class MemoryStore(SharedStore):
         self._seq: dict[str, int] = {}
         self._interest: dict[str, float] = {}
         self._status: tuple[str, float] | None = None
+        self._history: dict[str, deque[str]] = {}
+        self._epoch = secrets.token_hex(4)  # nothing outlives the process: new seq space
 
     async def put_quote(self, ticker: str, raw: str, ttl: float) -> None:
         self._quotes[ticker] = (raw, time.monotonic() + ttl)
+        history = self._history.get(ticker)
+        if history is None:
+            history = self._history[ticker] = deque(maxlen=HISTORY_LENGTH)
+        history.append(raw)
+
+    async def recent(self, ticker: str) -> list[str]:
+        return list(self._history.get(ticker, ()))
+
+    async def epoch(self) -> str:
+        return self._epoch
 
     async def get_quote(self, ticker: str) -> StoredQuote | None:
         item = self._quotes.get(ticker)

@@ -1,12 +1,15 @@
 """Redis-backed store: shared by every process and machine on the same Redis.
 
 Keys: `quote:{T}` (fresh, TTL), `quote_last:{T}` (last known, no expiry), `seq:{T}`,
+`history:{T}` (recent updates, newest first, capped), `stockfeed:epoch` (the seq space),
 `stockfeed:leader` (lock with TTL), `stockfeed:interest` (sorted set: ticker -> expiry),
 `stockfeed:source_status` (leader's source status, TTL).
 """
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 import time
 from collections.abc import Awaitable
 from typing import TypeVar
@@ -14,13 +17,15 @@ from typing import TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from stockfeed.store.base import SharedStore, StoredQuote, StoreUnavailable
+from stockfeed.store.base import HISTORY_LENGTH, SharedStore, StoredQuote, StoreUnavailable
 
 T = TypeVar("T")
 
 LEADER_KEY = "stockfeed:leader"
 INTEREST_KEY = "stockfeed:interest"
 STATUS_KEY = "stockfeed:source_status"
+EPOCH_KEY = "stockfeed:epoch"
+COMMAND_TIMEOUT = 3.0
 
 # Renew only if we still own the lock; take it only if free. One round trip, atomic.
 _LEAD = """
@@ -47,21 +52,38 @@ return redis.call('INCR', KEYS[1])
 
 class RedisStore(SharedStore):
     def __init__(self, url: str) -> None:
+        # socket_timeout=None (redis-py 8 defaults to 5 s): with one, redis-py wraps each
+        # write in asyncio.wait_for, and on Python 3.11 cancelling a task inside it can
+        # hang forever (seen here: a server that never finished its SIGTERM). `_call`
+        # bounds every command instead.
         self._r: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_connect_timeout=2, socket_timeout=3, decode_responses=True
+            url, socket_connect_timeout=2, socket_timeout=None, decode_responses=True
         )
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
         try:
-            return await awaitable
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(str(exc)) from exc
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                return await awaitable
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(str(exc) or "Redis did not answer in time") from exc
 
     async def put_quote(self, ticker: str, raw: str, ttl: float) -> None:
         pipe = self._r.pipeline(transaction=False)
         pipe.set(f"quote:{ticker}", raw, px=int(ttl * 1000))
         pipe.set(f"quote_last:{ticker}", raw)
+        pipe.lpush(f"history:{ticker}", raw)
+        pipe.ltrim(f"history:{ticker}", 0, HISTORY_LENGTH - 1)
         await self._call(pipe.execute())
+
+    async def recent(self, ticker: str) -> list[str]:
+        items = await self._call(self._r.lrange(f"history:{ticker}", 0, HISTORY_LENGTH - 1))
+        return [str(item) for item in reversed(items)]
+
+    async def epoch(self) -> str:
+        # Whoever finds it missing creates it; a flushed Redis therefore gets a new one.
+        await self._call(self._r.set(EPOCH_KEY, secrets.token_hex(4), nx=True))
+        value = await self._call(self._r.get(EPOCH_KEY))
+        return str(value)
 
     async def get_quote(self, ticker: str) -> StoredQuote | None:
         fresh, last = await self._call(self._r.mget(f"quote:{ticker}", f"quote_last:{ticker}"))
