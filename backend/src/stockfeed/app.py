@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from stockfeed import __version__
 from stockfeed.api import health, history, quotes, ws
 from stockfeed.config import Settings
+from stockfeed.lane import WebSocketLane
 from stockfeed.services import Services
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def create_app_from_env() -> FastAPI:
+def create_asgi(settings: Settings | None = None) -> WebSocketLane:
+    """What the server runs: the app behind the WebSocket lane (see lane.py)."""
+    return WebSocketLane(create_app(settings))
+
+
+def create_asgi_from_env() -> WebSocketLane:
     """Factory for uvicorn workers: each worker reads the same STOCKFEED_* environment."""
-    return create_app(Settings())
+    return create_asgi(Settings())

@@ -146,8 +146,76 @@ class Sink:
         self._protocol.transport.abort()
 
 
+class _Inbox:
+    """What uvicorn uses of an asyncio.Queue (put_nowait/get/empty), in ~150 bytes
+    instead of ~2.4 KiB: one per connection, and it almost always holds nothing."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._items:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
+
+    def empty(self) -> bool:
+        return not self._items
+
+
+class _Flag:
+    """What uvicorn uses of an asyncio.Event (set/clear/is_set/wait), without the deque."""
+
+    __slots__ = ("_value", "_waiters")
+
+    def __init__(self, value: bool) -> None:
+        self._value = value
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._value
+
+    def set(self) -> None:
+        self._value = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._value = False
+
+    async def wait(self) -> None:
+        if self._value:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        await waiter
+
+
 class FastWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sansio WebSocket protocol plus the `stockfeed.sink` extension."""
+    """uvicorn's sansio WebSocket protocol plus the `stockfeed.sink` extension, with
+    lighter per-connection state (see _Inbox, _Flag and `send`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = _Inbox()  # type: ignore[assignment]
+        self.writable = _Flag(True)  # type: ignore[assignment]
 
     sink: Sink | None = None
     # Past `WRITE_HIGH` buffered bytes the transport pauses us and the client's updates
@@ -172,6 +240,13 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
         if sink is not None and self.handshake_complete:
             sink.flush()
         await super().send(message)
+        if message["type"] == "websocket.accept":
+            # The handshake's request and response objects (headers and all, ~2 KiB)
+            # are not used once the connection is open. websockets' parser generator
+            # keeps the request alive in its frame, so empty its headers too.
+            self.request.headers.clear()
+            self.request = None  # type: ignore[assignment]
+            self.response = None  # type: ignore[assignment]
 
     def resume_writing(self) -> None:
         super().resume_writing()
