@@ -44,7 +44,7 @@ async def build_source(settings: Settings, clock: MarketClock) -> Source | None:
         return yahoo
     await yahoo.close()
     log.warning(
-        "SOURCE: auto -> sim (Yahoo Finance did not answer within %.0fs): "
+        "SOURCE: auto -> sim (Yahoo Finance did not answer; probe limit %.0fs): "
         "prices are SIMULATED, not market data",
         settings.yahoo_probe_timeout,
     )
