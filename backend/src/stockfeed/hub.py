@@ -25,6 +25,7 @@ from stockfeed.fastpath import text_frame
 from stockfeed.market_hours import MarketClock
 from stockfeed.resume import Entry, ResumePoint, Ring, replay_after
 from stockfeed.store import SharedStore, StoreUnavailable
+from stockfeed.tickers import asset_class
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,10 @@ class Hub:
         self._conflated_gone = 0  # skipped updates of clients already disconnected
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._sessions: dict[str, str] = {}
+        self._status_cache: dict[str, tuple[float, str]] = {}
+        # Tickers whose stored quote was read since the hub subscribed to them: from then
+        # on the relayed updates are newer than anything in the store.
+        self._store_checked: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         broker.set_handler(self.on_message)
 
@@ -287,16 +292,21 @@ class Hub:
                 return
             del self.subscribers[ticker]
             self.rings.pop(ticker, None)
+            self._store_checked.discard(ticker)
             await self.broker.unsubscribe(ticker)
 
     async def latest_update(self, ticker: str) -> tuple[dict[str, Any], bool] | None:
         """The newest known update of a ticker and whether it is still fresh."""
         local = self.latest.get(ticker)
         stored = None
-        try:
-            stored = await self.store.get_quote(ticker)
-        except StoreUnavailable:
-            pass
+        if ticker not in self._store_checked:
+            try:
+                stored = await self.store.get_quote(ticker)
+            except StoreUnavailable:
+                pass
+            else:
+                if ticker in self.subscribers:
+                    self._store_checked.add(ticker)
         best: dict[str, Any] | None = local.update if local else None
         if stored is not None:
             try:
@@ -320,8 +330,16 @@ class Hub:
         return int(update["seq"]), text
 
     def market_status(self, ticker: str) -> str:
-        status = self.clock.status(ticker)
-        return protocol.dumps(status.message(self.stale_since()))
+        # Every new subscriber gets one: the text is cached per market for a second
+        # rather than recomputed (calendar lookups, JSON) for each of a connect burst.
+        kind = asset_class(ticker)
+        now = time.monotonic()
+        cached = self._status_cache.get(kind)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        text = protocol.dumps(self.clock.status(ticker).message(self.stale_since()))
+        self._status_cache[kind] = (now + 1.0, text)
+        return text
 
     async def shutdown(self, retry_after_ms: int) -> None:
         """Tell every client to come back later, then close them with 1001."""

@@ -96,6 +96,8 @@ class Services:
             lambda: self.hub.shutdown(self.settings.shutdown_retry_after_ms)
         )
         self._graceful.install()
+        # Build the exchange calendar now, not in the middle of the first connect burst.
+        await asyncio.to_thread(self.clock.status, "AAPL")
         await self.broker.start()
         await self.hub.refresh_epoch()
         self.hub.start()
