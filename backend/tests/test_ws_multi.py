@@ -174,3 +174,20 @@ async def test_relay_resume_and_publisher_restart(start_server: Any, redis_url: 
     assert restart[0]["seq"] == 1 and restart[0]["epoch"] != ack["epochs"]["RELAYR"]
     assert restart[1]["type"] == "price_update" and restart[1]["seq"] == 2
     await r.aclose()
+
+
+async def test_failed_resume_with_nothing_cached_still_reports_the_gap(
+    start_server: Any, redis_url: str
+) -> None:
+    """A relay that never carried the ticker has no snapshot: the next update is the gap."""
+    server = start_server("--source", "none", "--broker", redis_url)
+    r = aioredis.Redis.from_url(redis_url)
+    async with connect(server.ws + "/ws") as ws:
+        await subscribe(ws, ["NEVERSEEN"], resume={"NEVERSEEN": 5})
+        await wait_subscribed(r, "market:NEVERSEEN")
+        for seq in (40, 41):
+            await r.publish("market:NEVERSEEN", contract_update("NEVERSEEN", seq))
+        got = await collect(ws, 2)
+    assert got[0]["type"] == "snapshot" and got[0]["gap"] is True and got[0]["seq"] == 40
+    assert got[1]["type"] == "price_update" and got[1]["seq"] == 41
+    await r.aclose()

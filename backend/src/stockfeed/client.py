@@ -45,6 +45,7 @@ class ClientConnection(abc.ABC):
         "close_code",
         "closed",
         "conflated",
+        "gap_pending",
         "id",
         "last_seq",
         "stuck_timeout",
@@ -64,6 +65,9 @@ class ClientConnection(abc.ABC):
         # Tickers being (re)subscribed: live updates wait here until the snapshot or the
         # replay has gone out, so they can never overtake it.
         self._holding: dict[str, list[tuple[int, str, bytes]]] | None = None
+        # Tickers whose resume failed with no snapshot to stand in for the gap (nothing
+        # cached yet): their next update goes out as that gap snapshot. ticker -> epoch.
+        self.gap_pending: dict[str, str] | None = None
 
     def hold(self, ticker: str) -> None:
         if self._holding is None:
@@ -101,6 +105,13 @@ class ClientConnection(abc.ABC):
         if self.closed or seq <= self.last_seq.get(ticker, 0):
             return
         self.last_seq[ticker] = seq
+        if self.gap_pending is not None and ticker in self.gap_pending:
+            epoch = self.gap_pending.pop(ticker)
+            if not self.gap_pending:
+                self.gap_pending = None
+            _, _, update = protocol.read_update(raw)
+            self.send(protocol.snapshot(update, gap=True, epoch=epoch))
+            return
         self._deliver(ticker, raw, frame)
 
     @abc.abstractmethod

@@ -221,6 +221,11 @@ class Hub:
                 if seq > client.last_seq.get(ticker, 0):
                     client.last_seq[ticker] = seq
                     client.send(text)
+            elif resume is not None:
+                # Nothing cached to stand in for the gap: the next update will (never silence).
+                if client.gap_pending is None:
+                    client.gap_pending = {}
+                client.gap_pending[ticker] = self.epoch_for(ticker)
             if resume is not None:
                 self.gaps += 1
         finally:
