@@ -1,0 +1,647 @@
+"""The scenarios: each one drives a running server and returns its figures.
+
+A scenario is a class with a `name`, the `columns` it contributes to the summary table, a
+`supports(server)` check and a `run(ctx, session)` method. To add one (for example `resume`,
+once the server supports it), write the class and add it to SCENARIOS; `bench.run` picks it
+up by name, prints its columns and writes its figures to the JSON results.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from bench import measure, procstat
+from bench.loadgen import LoadGen
+from bench.measure import Phase
+from bench.publisher import Publisher
+from bench.servers import HOST, RunningServer, ServerSpec
+from bench.tickers import TickerNames
+
+# -- settings -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RateSize:
+    clients: int = 1000
+    tickers: int = 10
+    rate: float = 10_000  # delivered msg/s
+    duration: float = 10.0
+
+
+@dataclass(slots=True)
+class MaxSize:
+    clients: int = 1000
+    tickers: int = 10
+    probe_s: float = 5.0
+    start: float = 25_000
+    ceiling: float = 3_200_000
+    p99_limit_ms: float = 250.0
+    tolerance: float = 0.10  # stop bisecting when (fail - pass) / pass is below this
+    max_probes: int = 12
+
+
+@dataclass(slots=True)
+class ConnSize:
+    clients: int = 5000
+    tickers: int = 10
+    settle_s: float = 4.0
+
+
+@dataclass(slots=True)
+class FreshSize:
+    clients: int = 1000
+    tickers: int = 10
+    rate: float = 10_000
+    duration: float = 8.0
+    settle_s: float = 1.0  # loss counts from this long after the last client connected
+
+
+@dataclass(slots=True)
+class SlowSize:
+    normal: int = 200
+    stuck: int = 100
+    tickers: int = 10
+    rate: float = 20_000  # delivered to the normal clients (each gets rate / normal msg/s)
+    baseline_s: float = 10.0
+    stuck_s: float = 40.0
+    sample_s: float = 4.0
+    release_s: float = 5.0
+
+
+@dataclass(slots=True)
+class Sizes:
+    rate: RateSize = field(default_factory=RateSize)
+    max: MaxSize = field(default_factory=MaxSize)
+    conn: ConnSize = field(default_factory=ConnSize)
+    fresh: FreshSize = field(default_factory=FreshSize)
+    slow: SlowSize = field(default_factory=SlowSize)
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(
+            rate=RateSize(duration=2.0),
+            max=MaxSize(probe_s=2.0, start=50_000, tolerance=0.3, max_probes=7),
+            conn=ConnSize(clients=1000, settle_s=1.5),
+            fresh=FreshSize(duration=3.0, settle_s=0.5),
+            slow=SlowSize(
+                normal=100,
+                stuck=50,
+                rate=10_000,
+                baseline_s=2.0,
+                stuck_s=5.0,
+                sample_s=1.0,
+                release_s=1.0,
+            ),
+        )
+
+
+# -- context ------------------------------------------------------------------------------
+
+
+Launcher = Callable[[], AbstractContextManager[RunningServer]]
+
+
+class Printer(Protocol):
+    def __call__(self, text: str) -> None: ...
+
+
+@dataclass
+class Context:
+    sizes: Sizes
+    redis_url: str
+    lg: LoadGen
+    pub: Publisher
+    names: TickerNames
+    redis_pid: int | None
+    say: Printer
+
+
+class Session:
+    """A running server plus a way to replace it (a scenario may need a fresh one)."""
+
+    def __init__(self, launcher: Launcher) -> None:
+        self._launcher = launcher
+        self._cm: AbstractContextManager[RunningServer] | None = None
+        self.server: RunningServer | None = None
+
+    def start(self) -> RunningServer:
+        self._cm = self._launcher()
+        self.server = self._cm.__enter__()
+        return self.server
+
+    def restart(self) -> RunningServer:
+        self.stop()
+        return self.start()
+
+    def stop(self) -> None:
+        if self._cm is not None:
+            cm, self._cm, self.server = self._cm, None, None
+            cm.__exit__(None, None, None)
+
+    def get(self) -> RunningServer:
+        if self.server is None or not self.server.alive():
+            if self.server is not None:
+                self.server.check()
+            return self.restart()
+        return self.server
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str  # key in the scenario's summary
+    header: str
+    better: str  # "higher" or "lower"
+    fmt: str = "{:,.0f}"
+    ratio_floor: float = 0.0  # a peer value at or below this makes the ratio meaningless: "n/a"
+
+
+class Scenario(Protocol):
+    name: ClassVar[str]
+    help: ClassVar[str]
+    columns: ClassVar[list[Column]]
+
+    def supports(self, spec: ServerSpec) -> bool: ...
+
+    def run(self, ctx: Context, session: Session) -> dict[str, Any]:
+        """Figures: `summary` (the table's keys) plus anything worth keeping in the JSON."""
+        ...
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _plan(names: list[str], clients: int, stuck: bool = False) -> list[tuple[str, bool]]:
+    return [(names[i % len(names)], stuck) for i in range(clients)]
+
+
+def _fmt(value: float | None, unit: str = "", spec: str = "{:,.1f}") -> str:
+    return "n/a" if value is None else spec.format(value) + unit
+
+
+def _cpu_line(phase: Phase) -> str:
+    cpu = phase.cpu
+    lg = "+".join(_fmt(v, "%", "{:.0f}") for v in cpu["loadgen_cpu_pct"])
+    line = (
+        f"CPU server {_fmt(cpu['server_cpu_pct'], '%')} | redis {_fmt(cpu['redis_cpu_pct'], '%')}"
+        f" | loadgen {lg} | publisher {_fmt(cpu['publisher_cpu_pct'], '%', '{:.0f}')}"
+        f" | others {_fmt(cpu['others_cpu_pct'], '%', '{:.0f}')}"
+        f" | machine {_fmt(cpu['machine_cpu_pct'], '%', '{:.0f}')} of {100 * _ncpu()}%"
+    )
+    if cpu["others_cpu_pct"] > measure.NOISY_PCT:
+        line += (
+            f"\n    !! processes outside the bench used {cpu['others_cpu_pct']:.0f}% of the CPU "
+            "in this window: these figures are noisy"
+        )
+    if cpu["bench_limited"]:
+        line += (
+            f"\n    !! the {' and the '.join(cpu['bench_limited'])} used over "
+            f"{measure.SATURATED_PCT:.0f}% of a core: the bench, not the server, is the limit here"
+        )
+    return line
+
+
+def _ncpu() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+def _phase_lines(phase: Phase) -> list[str]:
+    return [
+        f"delivered {phase.delivered_rate:,.0f} msg/s (asked {phase.offered_rate:,.0f}; "
+        f"published {phase.published:,} at {phase.publish_rate:,.0f}/s)",
+        f"loss {phase.loss:,} of {phase.expected:,} ({phase.loss_pct:.3f} %), "
+        f"clients with loss {phase.clients_with_loss}, silent {phase.silent_clients} | "
+        f"dup {phase.duplicates} | out-of-order {phase.out_of_order}"
+        + (f" | foreign {phase.foreign}" if phase.foreign else ""),
+        f"latency p50 {_fmt(phase.p50_ms, ' ms', '{:.2f}')} p99 "
+        f"{_fmt(phase.p99_ms, ' ms', '{:.2f}')} max {_fmt(phase.max_ms, ' ms', '{:.1f}')}",
+        _cpu_line(phase),
+    ]
+
+
+def _connect_line(conn: dict[str, Any], lg_cpu: list[float] | None = None) -> str:
+    line = (
+        f"connect {conn['ok']:,} ok"
+        + (f", failed {conn['errors']}" if conn["errors"] else "")
+        + f" | p50 {_fmt(conn['p50_ms'], ' ms', '{:.0f}')} p99 "
+        f"{_fmt(conn['p99_ms'], ' ms', '{:.0f}')} | all in {conn['burst_s']:.2f} s"
+    )
+    if lg_cpu is not None:
+        line += " | loadgen CPU " + "+".join(f"{v:.0f}%" for v in lg_cpu)
+        if max(lg_cpu, default=0.0) >= measure.SATURATED_PCT:
+            line += " (saturated: connect times include the load generator's own queueing)"
+    return line
+
+
+def _wait_idle(server: RunningServer, limit_s: float = 10.0, below_pct: float = 10.0) -> None:
+    """Give the server a moment to finish what the previous step left it (closes, GC)."""
+    deadline = time.monotonic() + limit_s
+    meter = procstat.CpuMeter.tree(server.pid)
+    while time.monotonic() < deadline:
+        meter.start()
+        time.sleep(0.5)
+        if meter.stop() < below_pct:
+            return
+
+
+def _measure(ctx: Context, server: RunningServer, **kwargs: Any) -> Phase:
+    return measure.publish_and_measure(
+        ctx.lg, ctx.pub, server_pid=server.pid, redis_pid=ctx.redis_pid, **kwargs
+    )
+
+
+def _connect(
+    ctx: Context, server: RunningServer, plan: list[tuple[str, bool]], *, prime: bool = False
+) -> tuple[dict[str, Any], list[float]]:
+    """Open `plan` at once; connect figures and the load generator's CPU % meanwhile.
+
+    With `prime`, the first client of each ticker connects (and subscribes) first and the rest
+    follow at once: a throughput test should not turn into a test of the subscribe race,
+    which `fresh` measures on its own.
+    """
+    if prime:
+        firsts = list(dict.fromkeys(plan))
+        first = ctx.lg.connect(HOST, server.port, firsts)
+        time.sleep(0.5)
+        plan = list(plan)
+        for item in firsts:
+            plan.remove(item)
+        if first.ok < len(firsts):
+            ctx.say(f"only {first.ok} of {len(firsts)} first clients connected: {first.errors}")
+    meters = [procstat.CpuMeter([pid]) for pid in ctx.lg.pids]
+    for m in meters:
+        m.start()
+    result = ctx.lg.connect(HOST, server.port, plan)
+    return measure.connect_summary(result), [m.stop() for m in meters]
+
+
+# -- scenarios ----------------------------------------------------------------------------
+
+
+class ConnScenario:
+    name: ClassVar[str] = "conn"
+    help: ClassVar[str] = (
+        "N clients opened at once: connect p50/p99, server RSS per idle connection"
+    )
+    columns: ClassVar[list[Column]] = [
+        Column("kib_per_conn", "KiB/conn", "lower", "{:,.1f}"),
+        Column("connect_p99_ms", "conn p99 ms", "lower", "{:,.0f}"),
+    ]
+
+    def supports(self, spec: ServerSpec) -> bool:
+        return True
+
+    def run(self, ctx: Context, session: Session) -> dict[str, Any]:
+        size = ctx.sizes.conn
+        server = session.get()
+        # Warm up: the first connections pay one-time costs (imports, the Redis connection).
+        ctx.lg.connect(HOST, server.port, _plan(ctx.names.fresh(size.tickers), 20))
+        time.sleep(0.5)
+        ctx.lg.disconnect()
+        _wait_idle(server)
+        before = measure.settle_rss(server.pid, wait_s=3.0)
+        names = ctx.names.fresh(size.tickers)
+        conn, lg_cpu = _connect(ctx, server, _plan(names, size.clients))
+        after = measure.settle_rss(server.pid, wait_s=size.settle_s)
+        server.check()
+        per_conn = (after - before) / conn["ok"] / 1024 if conn["ok"] else None
+        ctx.say(f"{size.clients:,} clients over {size.tickers} tickers, opened at once")
+        ctx.say(_connect_line(conn, lg_cpu))
+        ctx.say(
+            f"server RSS {before / 2**20:,.1f} MiB -> {after / 2**20:,.1f} MiB with "
+            f"{conn['ok']:,} idle clients: {_fmt(per_conn, ' KiB', '{:.1f}')} per connection"
+        )
+        ctx.lg.disconnect()
+        return {
+            "summary": {"kib_per_conn": per_conn, "connect_p99_ms": conn["p99_ms"]},
+            "connect": conn,
+            "loadgen_cpu_pct": lg_cpu,
+            "rss_before": before,
+            "rss_after": after,
+            "size": size,
+        }
+
+
+class RateScenario:
+    name: ClassVar[str] = "rate"
+    help: ClassVar[str] = "N clients over K tickers at a fixed delivered rate: CPU, latency, loss"
+    columns: ClassVar[list[Column]] = [
+        Column("cpu_pct", "CPU% @rate", "lower", "{:,.1f}"),
+        Column("p99_ms", "p99 ms @rate", "lower", "{:,.2f}"),
+        Column("loss_pct", "loss% @rate", "lower", "{:,.3f}"),
+    ]
+
+    def supports(self, spec: ServerSpec) -> bool:
+        return True
+
+    def run(self, ctx: Context, session: Session) -> dict[str, Any]:
+        size = ctx.sizes.rate
+        server = session.get()
+        names = ctx.names.fresh(size.tickers)
+        conn, lg_cpu = _connect(ctx, server, _plan(names, size.clients), prime=True)
+        time.sleep(1.0)
+        phase = _measure(
+            ctx,
+            server,
+            tickers=names,
+            readers_per_ticker=size.clients / size.tickers,
+            rate=size.rate,
+            duration=size.duration,
+        )
+        server.check()
+        ctx.lg.disconnect()
+        ctx.say(
+            f"{size.clients:,} clients over {size.tickers} tickers, {size.rate:,.0f} msg/s "
+            f"for {size.duration:g} s"
+        )
+        for line in [_connect_line(conn, lg_cpu), *_phase_lines(phase)]:
+            ctx.say(line)
+        return {
+            "summary": {
+                "cpu_pct": phase.cpu["server_cpu_pct"],
+                "p99_ms": phase.p99_ms,
+                "loss_pct": phase.loss_pct,
+            },
+            "connect": conn,
+            "phase": phase.to_json(),
+            "size": size,
+        }
+
+
+class MaxScenario:
+    name: ClassVar[str] = "max"
+    help: ClassVar[str] = "--find-max: highest delivered msg/s with p99 <= limit and no loss"
+    columns: ClassVar[list[Column]] = [Column("max_rate", "max msg/s", "higher", "{:,.0f}")]
+
+    def supports(self, spec: ServerSpec) -> bool:
+        return True
+
+    def run(self, ctx: Context, session: Session) -> dict[str, Any]:
+        size = ctx.sizes.max
+        readers = size.clients / size.tickers
+        names = self._connect(ctx, session)
+        probes: list[dict[str, Any]] = []
+        best: float | None = None
+        fail: float | None = None
+        rate = size.start
+        ctx.say(
+            f"{size.clients:,} clients over {size.tickers} tickers, {size.probe_s:g} s probes, "
+            f"pass = no loss and p99 <= {size.p99_limit_ms:g} ms"
+        )
+        while len(probes) < size.max_probes:
+            server = session.get()
+            _wait_idle(server)
+            phase = _measure(
+                ctx,
+                server,
+                tickers=names,
+                readers_per_ticker=readers,
+                rate=rate,
+                duration=size.probe_s,
+            )
+            ok = phase.clean and phase.p99_ms is not None and phase.p99_ms <= size.p99_limit_ms
+            ok = ok and server.alive()
+            probes.append({"rate": rate, "pass": ok, "phase": phase.to_json()})
+            limited = phase.cpu["bench_limited"]
+            ctx.say(
+                f"  {rate:>11,.0f} msg/s: {'pass' if ok else 'FAIL'} | delivered "
+                f"{phase.delivered_rate:,.0f}/s | loss {phase.loss_pct:.3f} % | p99 "
+                f"{_fmt(phase.p99_ms, ' ms', '{:.1f}')} | server CPU "
+                f"{_fmt(phase.cpu['server_cpu_pct'], '%', '{:.0f}')} | loadgen "
+                + "+".join(f"{v:.0f}%" for v in phase.cpu["loadgen_cpu_pct"])
+                + f" | machine {phase.cpu['machine_cpu_pct']:.0f}%"
+                + (f"  <- {' and '.join(limited)} saturated" if limited else "")
+            )
+            if ok:
+                best = rate
+            else:
+                fail = rate
+            if fail is None:
+                rate *= 2
+                if rate > size.ceiling:
+                    break
+            elif best is None:
+                rate = _round_rate(rate / 2)
+                if rate < 1000:
+                    break
+            elif (fail - best) / best <= size.tolerance:
+                break
+            else:
+                rate = _round_rate((best + fail) / 2)
+            if not ok:
+                # An overloaded server may still hold seconds of backlog: go on with a fresh one.
+                ctx.lg.disconnect()
+                session.restart()
+                names = self._connect(ctx, session)
+        ctx.lg.disconnect()
+        limited_at_edge = [
+            p["rate"]
+            for p in probes
+            if p["rate"] in (best, fail) and p["phase"]["cpu"]["bench_limited"]
+        ]
+        if best is None:
+            ctx.say("no rate passed")
+        else:
+            ctx.say(
+                f"max {best:,.0f} msg/s"
+                + (f" (first failing rate {fail:,.0f})" if fail else " (ceiling reached)")
+            )
+        if limited_at_edge:
+            ctx.say(
+                "  !! the load generator or publisher was saturated at the deciding rate(s): "
+                "the real maximum may be higher (try --procs 2)"
+            )
+        return {
+            "summary": {"max_rate": best},
+            "first_fail": fail,
+            "bench_limited_at_edge": bool(limited_at_edge),
+            "probes": probes,
+            "size": size,
+        }
+
+    @staticmethod
+    def _connect(ctx: Context, session: Session) -> list[str]:
+        size = ctx.sizes.max
+        server = session.get()
+        names = ctx.names.fresh(size.tickers)
+        conn, _ = _connect(ctx, server, _plan(names, size.clients), prime=True)
+        if conn["errors"]:
+            ctx.say(f"  not every client connected: {conn['errors']}")
+        time.sleep(1.0)
+        return names
+
+
+def _round_rate(rate: float) -> float:
+    """Three significant digits: rates read better and repeat across runs."""
+    digits = len(str(int(rate))) - 3
+    step = 10 ** max(0, digits)
+    return float(round(rate / step) * step)
+
+
+class FreshScenario:
+    name: ClassVar[str] = "fresh"
+    help: ClassVar[str] = "N clients subscribe to fresh tickers at the instant publishing starts"
+    columns: ClassVar[list[Column]] = [Column("loss_pct", "fresh loss%", "lower", "{:,.2f}")]
+
+    def supports(self, spec: ServerSpec) -> bool:
+        return True
+
+    def run(self, ctx: Context, session: Session) -> dict[str, Any]:
+        size = ctx.sizes.fresh
+        server = session.get()
+        names = ctx.names.fresh(size.tickers)
+        readers = size.clients / size.tickers
+        ctx.lg.reset()
+        meters = measure.Meters.create(server.pid, ctx.lg, ctx.pub, ctx.redis_pid)
+        meters.start()
+        ctx.lg.start_connect(HOST, server.port, _plan(names, size.clients))
+        ctx.pub.start(names, size.rate / readers, size.duration)
+        result = ctx.lg.finish_connect()
+        since_ms = (time.time() + size.settle_s) * 1000.0
+        phase = _measure(
+            ctx,
+            server,
+            tickers=names,
+            readers_per_ticker=readers,
+            rate=size.rate,
+            duration=size.duration,
+            since_ms=since_ms,
+            already_started=True,
+            meters=meters,
+        )
+        server.check()
+        ctx.lg.disconnect()
+        conn = measure.connect_summary(result)
+        ctx.say(
+            f"{size.clients:,} clients subscribe to {size.tickers} fresh tickers while "
+            f"{size.rate:,.0f} msg/s publishing starts; loss counted from {size.settle_s:g} s "
+            "after the last client connected"
+        )
+        for line in [_connect_line(conn), *_phase_lines(phase)]:
+            ctx.say(line)
+        if phase.expected == 0:
+            ctx.say("  !! nothing was published after the window opened: raise the duration")
+        return {
+            "summary": {"loss_pct": phase.loss_pct if phase.expected else None},
+            "connect": conn,
+            "phase": phase.to_json(),
+            "size": size,
+        }
+
+
+class SlowScenario:
+    name: ClassVar[str] = "slow"
+    help: ClassVar[str] = "M stuck clients that never read among normal ones: RSS, others' p99"
+    columns: ClassVar[list[Column]] = [
+        Column("p99_base_ms", "slow: p99 base", "lower", "{:,.2f}"),
+        Column("p99_stuck_ms", "p99 stuck", "lower", "{:,.2f}"),
+        Column("rss_growth_mib", "RSS +MiB", "lower", "{:,.1f}", ratio_floor=1.0),
+    ]
+
+    def supports(self, spec: ServerSpec) -> bool:
+        return True
+
+    def run(self, ctx: Context, session: Session) -> dict[str, Any]:
+        size = ctx.sizes.slow
+        server = session.get()
+        names = ctx.names.fresh(size.tickers)
+        readers = size.normal / size.tickers
+        conn, _ = _connect(ctx, server, _plan(names, size.normal), prime=True)
+        time.sleep(1.0)
+        ctx.say(
+            f"{size.normal} normal clients over {size.tickers} tickers, {size.rate:,.0f} msg/s "
+            f"delivered to them ({size.rate / size.normal:,.0f} msg/s each)"
+        )
+        base = _measure(
+            ctx,
+            server,
+            tickers=names,
+            readers_per_ticker=readers,
+            rate=size.rate,
+            duration=size.baseline_s,
+        )
+        ctx.say(
+            f"without stuck clients ({size.baseline_s:g} s): p99 "
+            f"{_fmt(base.p99_ms, ' ms', '{:.2f}')}, loss {base.loss_pct:.3f} %, "
+            f"server CPU {_fmt(base.cpu['server_cpu_pct'], '%')}"
+        )
+        stuck_conn, _ = _connect(ctx, server, _plan(names, size.stuck, stuck=True))
+        time.sleep(0.5)
+        pid, port, stuck_ports = server.pid, server.port, ctx.lg.stuck_ports()
+
+        def sample(t: float) -> dict[str, Any]:
+            return {
+                "t": t,
+                "rss_mib": procstat.tree_rss(pid) / 2**20,
+                "stuck": procstat.server_side_states(port, stuck_ports),
+            }
+
+        phase = _measure(
+            ctx,
+            server,
+            tickers=names,
+            readers_per_ticker=readers,
+            rate=size.rate,
+            duration=size.stuck_s,
+            sampler=sample,
+            sample_every=size.sample_s,
+        )
+        ctx.say(
+            f"with {stuck_conn['ok']} stuck clients (never read; "
+            f"{size.stuck_s:g} s): p99 {_fmt(phase.p99_ms, ' ms', '{:.2f}')}, "
+            f"loss {phase.loss_pct:.3f} %, server CPU {_fmt(phase.cpu['server_cpu_pct'], '%')}"
+        )
+        samples = phase.samples
+        ctx.say(
+            "server RSS (MiB) over time: "
+            + ", ".join(f"{s['t']:g}s {s['rss_mib']:,.1f}" for s in samples)
+        )
+        ctx.say(
+            "stuck connections the server still holds open over time: "
+            + ", ".join(f"{s['t']:g}s {s['stuck'].get('open', 0)}" for s in samples)
+            + f" (at the end: {samples[-1]['stuck']})"
+        )
+        # Let the stuck clients read again: whatever close the server sent them arrives.
+        ctx.lg.release_stuck()
+        time.sleep(size.release_s)
+        closes = ctx.lg.collect({})
+        ctx.say(
+            f"after reading again, closes by code: stuck {closes['stuck_closes']} | normal "
+            f"{closes['closes']} (1006: no close frame; open: still connected)"
+        )
+        server.check()
+        ctx.lg.disconnect()
+        growth = samples[-1]["rss_mib"] - samples[0]["rss_mib"] if len(samples) >= 2 else None
+        return {
+            "summary": {
+                "p99_base_ms": base.p99_ms,
+                "p99_stuck_ms": phase.p99_ms,
+                "rss_growth_mib": growth,
+                "loss_pct_stuck": phase.loss_pct,
+            },
+            "connect": conn,
+            "stuck_connect": stuck_conn,
+            "baseline": base.to_json(),
+            "phase": phase.to_json(),
+            "stuck_closes": closes["stuck_closes"],
+            "normal_closes": closes["closes"],
+            "size": size,
+        }
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        ConnScenario(),
+        RateScenario(),
+        FreshScenario(),
+        SlowScenario(),
+        MaxScenario(),
+    )
+}
+DEFAULT = ["conn", "rate", "fresh", "slow"]
