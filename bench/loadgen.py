@@ -298,6 +298,9 @@ class Worker:
             except Exception as exc:
                 errors[type(exc).__name__] += 1
                 return
+            if client is None:  # picows gave no listener: the upgrade did not complete
+                errors["no_listener"] += 1
+                return
             latencies.append((time.perf_counter() - start) * 1000.0)
             new.append(cast(Client, client))
 

@@ -23,7 +23,10 @@ const TICKER = /^[A-Z0-9.\-=^]{1,15}$/;
 const PATH = /^\/ws\/stocks\/([^/?]+)$/;
 
 const args = parseArgs(process.argv.slice(2));
-const sub = new Redis(args.redis);
+// No ready check: after a reconnect ioredis would send INFO on a connection that is back
+// in subscriber mode and crash (seen here when Redis dropped the lagging subscriber).
+const sub = new Redis(args.redis, { enableReadyCheck: false });
+sub.on("error", (err) => console.error(`redis: ${err.message}`));
 const clients = new Map(); // ticker -> Set<WebSocket>
 
 sub.on("message", (channel, message) => {
