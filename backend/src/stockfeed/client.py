@@ -167,6 +167,31 @@ class SinkClient(ClientConnection):
         self._since = 0.0
         sink.on_drain = self._drained
 
+    def offer_update(self, ticker: str, seq: int, raw: str, frame: bytes) -> None:
+        # The broadcast calls this for every subscriber of every update: the common case
+        # (nothing held, nothing pending, socket writable) is inlined here; everything
+        # else takes the general path.
+        if (
+            self._holding is not None
+            or self.gap_pending is not None
+            or self._held is not None
+            or self.closed
+        ):
+            super().offer_update(ticker, seq, raw, frame)
+            return
+        last = self.last_seq
+        if seq <= last.get(ticker, 0):
+            return
+        last[ticker] = seq
+        sink = self.sink
+        if sink.paused:
+            self._deliver(ticker, raw, frame)
+            return
+        pending = sink._pending
+        if not pending:
+            sink._flusher.mark(sink)
+        pending.append(frame)
+
     def _deliver(self, ticker: str, raw: str, frame: bytes) -> None:
         sink = self.sink
         if self._held is None and not sink.paused:

@@ -84,14 +84,16 @@ def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
 class Sink:
     """Where the app writes pre-framed bytes for one connection. Never blocks."""
 
-    __slots__ = ("_flusher", "_pending", "_pending_bytes", "_protocol", "closed", "on_drain")
+    __slots__ = ("_flusher", "_pending", "_protocol", "closed", "on_drain", "paused")
 
     def __init__(self, protocol: FastWebSocketProtocol) -> None:
         self._protocol = protocol
         self._flusher = _flusher(protocol.loop)
         self._pending: list[bytes] = []
-        self._pending_bytes = 0
         self.closed = False
+        # The transport asked us to stop writing (its buffer passed the high mark); kept
+        # as a plain attribute because the broadcast reads it for every client.
+        self.paused = False
         # Called when the transport's buffer drained below its low-water mark.
         self.on_drain: Callable[[], None] | None = None
 
@@ -101,25 +103,18 @@ class Sink:
         if not self._pending:
             self._flusher.mark(self)
         self._pending.append(frame)
-        self._pending_bytes += len(frame)
-
-    @property
-    def paused(self) -> bool:
-        """The transport asked us to stop writing (its buffer passed the high mark)."""
-        return not self._protocol.writable.is_set()
 
     def buffered(self) -> int:
         """Bytes written but not yet taken by the kernel: what a slow client costs us."""
         transport = self._protocol.transport
         size = 0 if transport is None else transport.get_write_buffer_size()
-        return self._pending_bytes + size
+        return sum(map(len, self._pending)) + size
 
     def flush(self) -> None:
         pending = self._pending
         if not pending:
             return
         self._pending = []
-        self._pending_bytes = 0
         if self.closed:
             return
         transport = self._protocol.transport
@@ -142,7 +137,6 @@ class Sink:
         """Drop the connection now, whatever is buffered (a stuck client)."""
         self.closed = True
         self._pending = []
-        self._pending_bytes = 0
         self._protocol.transport.abort()
 
 
@@ -248,11 +242,18 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
             self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.sink is not None:
+            self.sink.paused = True
+
     def resume_writing(self) -> None:
         super().resume_writing()
         sink = self.sink
-        if sink is not None and sink.on_drain is not None:
-            sink.on_drain()
+        if sink is not None:
+            sink.paused = False
+            if sink.on_drain is not None:
+                sink.on_drain()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.sink is not None:
