@@ -3,69 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-from conftest import IN_CI, free_port
+from conftest import RedisServer
 from websockets.asyncio.client import connect
 from wsutil import recv_updates
 
 
-class PrivateRedis:
-    """A redis-server of our own, so the test can kill it without hurting others."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.tmp = tmp
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.tmp),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        for _ in range(100):
-            try:
-                if client.ping():
-                    return
-            except redis.RedisError:
-                time.sleep(0.05)
-        raise RuntimeError("private redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
 @pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        if IN_CI:
-            pytest.fail("redis-server is required under CI")
-        pytest.skip("no redis-server binary")
-    server = PrivateRedis(tmp_path)
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of the test's own, so it can be killed without hurting the others."""
+    RedisServer.require()
+    server = RedisServer(tmp_path)
     server.start()
     yield server
     server.stop()
@@ -83,7 +36,7 @@ async def wait_health(server: Any, check: Any, timeout: float = 20.0) -> dict[st
 
 
 async def test_redis_restart_degrades_then_recovers(
-    start_server: Any, private_redis: PrivateRedis
+    start_server: Any, private_redis: RedisServer
 ) -> None:
     server = start_server(
         "--source",
