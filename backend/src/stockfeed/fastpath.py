@@ -104,12 +104,6 @@ class Sink:
             self._flusher.mark(self)
         self._pending.append(frame)
 
-    def buffered(self) -> int:
-        """Bytes written but not yet taken by the kernel: what a slow client costs us."""
-        transport = self._protocol.transport
-        size = 0 if transport is None else transport.get_write_buffer_size()
-        return sum(map(len, self._pending)) + size
-
     def flush(self) -> None:
         pending = self._pending
         if not pending:
@@ -132,12 +126,6 @@ class Sink:
         self.closed = True
         self._protocol.close_sent = True  # uvicorn must not send anything after it
         self._protocol.loop.call_later(grace, self._protocol.transport.abort)
-
-    def abort(self) -> None:
-        """Drop the connection now, whatever is buffered (a stuck client)."""
-        self.closed = True
-        self._pending = []
-        self._protocol.transport.abort()
 
 
 class _Inbox:
