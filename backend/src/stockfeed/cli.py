@@ -1,4 +1,6 @@
-"""`stockfeed serve`: flags override STOCKFEED_* settings; bad settings fail in one line."""
+"""The `stockfeed` command. `serve` lives here; other subcommands live in their own
+modules (`stockfeed/commands/*.py`), each exposing `register(subparsers)` that adds its
+parser with `set_defaults(run=callable taking the parsed args)`."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import logging
 import os
 import resource
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -38,10 +41,27 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stockfeed", description="Live stock prices, pushed.")
     parser.add_argument("--version", action="version", version=f"stockfeed {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the feed server")
+    serve_parser = sub.add_parser("serve", help="run the feed server")
     for flag, (_, kind, text) in _FLAGS.items():
-        serve.add_argument(flag, type=kind, default=None, help=text)
+        serve_parser.add_argument(flag, type=kind, default=None, help=text)
+    serve_parser.set_defaults(run=_run_serve)
+    for register in _command_registrars():
+        register(sub)
     return parser
+
+
+def _command_registrars() -> list[Callable[[Any], None]]:
+    """Every `stockfeed/commands/<name>.py` module's `register`, in name order."""
+    import importlib
+    import pkgutil
+
+    from stockfeed import commands
+
+    found: list[Callable[[Any], None]] = []
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"stockfeed.commands.{info.name}")
+        found.append(module.register)
+    return found
 
 
 def _flag_for(field: str) -> str:
@@ -134,17 +154,20 @@ def serve(settings: Settings) -> None:
     uvicorn.run(create_asgi(settings), **common)  # type: ignore[arg-type]
 
 
+def _run_serve(args: argparse.Namespace) -> None:
+    overrides = {
+        field: getattr(args, flag[2:].replace("-", "_"))
+        for flag, (field, _, _) in _FLAGS.items()
+        if getattr(args, flag[2:].replace("-", "_")) is not None
+    }
+    settings = load_settings(overrides)
+    preflight(settings)
+    serve(settings)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    if args.command == "serve":
-        overrides = {
-            field: getattr(args, flag[2:].replace("-", "_"))
-            for flag, (field, _, _) in _FLAGS.items()
-            if getattr(args, flag[2:].replace("-", "_")) is not None
-        }
-        settings = load_settings(overrides)
-        preflight(settings)
-        serve(settings)
+    args.run(args)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any
 
 from stockfeed import protocol
 from stockfeed.broker import Broker
-from stockfeed.client import CLOSE_SLOW_CONSUMER, ClientConnection
+from stockfeed.connection import CLOSE_SLOW_CONSUMER, ClientConnection
 from stockfeed.fastpath import text_frame
 from stockfeed.market_hours import MarketClock
 from stockfeed.resume import Entry, ResumePoint, Ring, replay_after

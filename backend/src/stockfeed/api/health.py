@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 
 from stockfeed import __version__
 from stockfeed.api.deps import services
-from stockfeed.client import SinkClient
+from stockfeed.connection import SinkClient
 from stockfeed.services import Services
 from stockfeed.store import StoreUnavailable
 

@@ -16,7 +16,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from stockfeed import protocol
 from stockfeed.api.deps import services
-from stockfeed.client import ClientConnection, make_client
+from stockfeed.connection import ClientConnection, make_client
 from stockfeed.ratelimit import TokenBucket
 from stockfeed.resume import BadResume, parse_resume
 from stockfeed.services import Services

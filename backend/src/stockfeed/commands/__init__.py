@@ -1,0 +1,1 @@
+"""Subcommands of `stockfeed` other than `serve`: one module each, with `register(sub)`."""
