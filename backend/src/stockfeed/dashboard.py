@@ -1,0 +1,69 @@
+"""The dashboard at `/`: the built React app (`frontend/dist`), or a plain page saying how
+to build it.
+
+Vite writes `index.html` and content-hashed files under `assets/`. The index is read from
+disk on each request and never cached by browsers (it names the current assets); the hashed
+assets never change under their names, so they are cached for a year. The directory is
+looked up per request, so building the frontend while the server runs just works.
+`STOCKFEED_DASHBOARD_DIR` points at another build (tests, packaging).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+# backend/src/stockfeed/dashboard.py -> the repository root is three levels above src/.
+_REPO_DIST = Path(__file__).resolve().parents[3] / "frontend" / "dist"
+
+FALLBACK_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>stockfeed</title>
+<style>body{background:#0b0e12;color:#d6dde6;font:14px/1.5 system-ui,sans-serif;margin:40px}
+a{color:#4c9aff}code{background:#151b22;padding:1px 5px;border-radius:3px}</style></head>
+<body><h1>stockfeed</h1><p>Live stock prices, pushed. The dashboard is not built yet:
+run <code>make run</code> (it builds it), or <code>cd frontend &amp;&amp; npm ci &amp;&amp;
+npm run build</code>, then reload.</p>
+<ul><li><a href="/docs">API documentation</a></li>
+<li><a href="/api/ws/health">Feed health</a></li>
+<li>WebSocket: <code>ws://HOST:PORT/ws/stocks/AAPL</code> or <code>ws://HOST:PORT/ws</code></li>
+</ul></body></html>"""
+
+_NO_CACHE = {"Cache-Control": "no-cache"}
+_IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def dashboard_dir() -> Path:
+    configured = os.environ.get("STOCKFEED_DASHBOARD_DIR")
+    return Path(configured) if configured else _REPO_DIST
+
+
+class _HashedAssets(StaticFiles):
+    """Vite's `assets/` files: their names change with their content, so cache forever."""
+
+    async def check_config(self) -> None:
+        # Starlette raises (a 500) for a missing directory; before a build, 404 is the truth.
+        pass
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if response.status_code == 200:
+            response.headers["Cache-Control"] = _IMMUTABLE
+        return response
+
+
+def mount_dashboard(app: FastAPI, dist: Path | None = None) -> None:
+    root = dist or dashboard_dir()
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> Response:
+        page = root / "index.html"
+        if page.is_file():
+            return FileResponse(page, media_type="text/html", headers=_NO_CACHE)
+        return HTMLResponse(FALLBACK_PAGE, headers=_NO_CACHE)
+
+    # check_dir=False: the build may appear after start-up; until then, 404s.
+    app.mount("/assets", _HashedAssets(directory=root / "assets", check_dir=False), name="assets")

@@ -1,0 +1,77 @@
+"""The dashboard at `/`: the built frontend when there is one, else a page saying how to
+build it; hashed assets cached for good; nothing else (API, docs, WebSocket) disturbed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import connect
+from wsutil import recv_until
+
+SIM = ("--source", "sim", "--sim-tick-interval", "0.2")
+INDEX = '<!doctype html><html><body><div id="root">built-marker-71</div>'
+INDEX += '<script type="module" src="/assets/index-Ab12Cd.js"></script></body></html>'
+ASSET = "console.log('dashboard bundle');\n"
+
+
+def build(dist: Path) -> None:
+    (dist / "assets").mkdir(parents=True, exist_ok=True)
+    (dist / "assets" / "index-Ab12Cd.js").write_text(ASSET)
+    (dist / "index.html").write_text(INDEX)
+
+
+async def test_serves_the_build_and_leaves_the_rest_alone(
+    start_server: Any, tmp_path: Path
+) -> None:
+    dist = tmp_path / "dist"
+    build(dist)
+    (tmp_path / "secret.txt").write_text("outside the build")
+    server = start_server(*SIM, env={"STOCKFEED_DASHBOARD_DIR": str(dist)})
+    base = server.base
+
+    async with httpx.AsyncClient(base_url=base) as http:
+        page = await http.get("/")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "built-marker-71" in page.text
+        assert page.headers["cache-control"] == "no-cache"  # it names the current assets
+
+        asset = await http.get("/assets/index-Ab12Cd.js")
+        assert asset.status_code == 200 and asset.text == ASSET
+        assert "javascript" in asset.headers["content-type"]
+        assert "immutable" in asset.headers["cache-control"]
+
+        missing = await http.get("/assets/index-Zz99.js")
+        assert missing.status_code == 404 and "error" in missing.json()
+        # Hostile paths stay inside the build directory.
+        for path in ("/assets/..%2fsecret.txt", "/assets/%2e%2e/%2e%2e/secret.txt"):
+            r = await http.get(path)
+            assert r.status_code == 404, path
+            assert "outside the build" not in r.text
+        assert (await http.post("/")).status_code == 405
+
+        # The API, the docs and the socket are untouched by the mount.
+        assert (await http.get("/api/ws/health")).json()["source"]["simulated"] is True
+        assert (await http.get("/docs")).status_code == 200
+        assert (await http.get("/api/nothing")).status_code == 404
+    async with connect(server.ws + "/ws") as ws:
+        await ws.send(json.dumps({"action": "subscribe", "tickers": ["AAPL"]}))
+        assert (await recv_until(ws, "subscribed"))["tickers"] == ["AAPL"]
+
+
+def test_not_built_says_how_then_serves_a_later_build(start_server: Any, tmp_path: Path) -> None:
+    dist = tmp_path / "not-built-yet"
+    server = start_server(*SIM, env={"STOCKFEED_DASHBOARD_DIR": str(dist)})
+    page = httpx.get(server.base + "/")
+    assert page.status_code == 200
+    assert "npm run build" in page.text and "make run" in page.text
+    assert 'href="/docs"' in page.text
+    # No directory at all: a plain 404, not a server error.
+    assert httpx.get(server.base + "/assets/index-Ab12Cd.js").status_code == 404
+
+    build(dist)  # `npm run build` while the server runs
+    assert "built-marker-71" in httpx.get(server.base + "/").text
+    assert httpx.get(server.base + "/assets/index-Ab12Cd.js").text == ASSET

@@ -1,0 +1,16 @@
+import { describe, expect, it } from "vitest";
+import { backoffDelay, randomJitter } from "../src/lib/backoff";
+
+describe("backoffDelay", () => {
+  it("is 2 s, 4 s, 8 s without jitter", () => {
+    expect([1, 2, 3].map((a) => backoffDelay(a, 2000, () => 0))).toEqual([2000, 4000, 8000]);
+  });
+  it("adds the jitter, within 20% with the default", () => {
+    expect(backoffDelay(2, 2000, () => 123)).toBe(4123);
+    for (let i = 0; i < 200; i++) {
+      const d = backoffDelay(3, 2000, randomJitter);
+      expect(d).toBeGreaterThanOrEqual(8000);
+      expect(d).toBeLessThanOrEqual(9600);
+    }
+  });
+});
