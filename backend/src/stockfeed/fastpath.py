@@ -222,6 +222,11 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
         if sink is not None and self.handshake_complete:
             sink.flush()
         await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+            # A refused handshake (guard.py: 401/403/429 with a JSON body) is complete
+            # once its body is out; uvicorn does not mark it so and would log "returned
+            # without completing handshake" at error level for every refusal.
+            self.handshake_complete = True
         if message["type"] == "websocket.accept":
             # The handshake's request and response objects (headers and all, ~2 KiB)
             # are not used once the connection is open. websockets' parser generator

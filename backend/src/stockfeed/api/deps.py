@@ -1,4 +1,4 @@
-"""Shared bits of the routes: reaching the process's services, JSON errors."""
+"""Shared bits of the routes: reaching the process's services, JSON errors, auth."""
 
 from __future__ import annotations
 
@@ -7,6 +7,16 @@ from typing import Any
 from fastapi import HTTPException, Request
 from starlette.requests import HTTPConnection
 
+from stockfeed.auth import (
+    FORBIDDEN_TICKER,
+    QUERY_PARAM,
+    UNAUTHORIZED,
+    AuthError,
+    Principal,
+    bearer_token,
+    redact_query,
+)
+from stockfeed.guard import Gate
 from stockfeed.services import Services
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
@@ -14,6 +24,15 @@ from stockfeed.tickers import InvalidTicker, normalize_ticker
 def services(conn: HTTPConnection) -> Services:
     svc: Services = conn.app.state.services
     return svc
+
+
+def gate(conn: HTTPConnection) -> Gate:
+    """The process's gate (verifier, origin policy, IP limits), built on first use."""
+    state = conn.app.state
+    found: Gate | None = getattr(state, "gate", None)
+    if found is None:
+        found = state.gate = Gate(services(conn).settings)
+    return found
 
 
 def api_error(status: int, code: str, message: str, **extra: Any) -> HTTPException:
@@ -28,4 +47,43 @@ def ticker_param(ticker: str) -> str:
         raise api_error(422, "invalid_ticker", str(exc)) from None
 
 
-__all__ = ["Request", "api_error", "services", "ticker_param"]
+async def authorized(request: Request) -> Principal | None:
+    """Router dependency of the REST API (not `/api/ws/health`, which load balancers
+    probe): when auth is on, a valid token in `Authorization: Bearer` or the
+    `access_token` query parameter, and the `tickers` claim covers the tickers named in
+    the path or the `tickers` query parameter. 401/403 JSON errors otherwise. Async
+    only so FastAPI runs it on the loop instead of a worker thread."""
+    verifier = gate(request).verifier
+    query = request.scope.get("query_string", b"")
+    token: str | None = None
+    if QUERY_PARAM.encode() in query:
+        token = request.query_params.get(QUERY_PARAM)  # parsed (and cached) first, then
+        # hidden: uvicorn's access log prints the query string when the response starts.
+        request.scope["query_string"] = redact_query(query)
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        token = bearer_token(authorization)
+    if verifier is None:
+        return None
+    try:
+        if not token:
+            raise AuthError(UNAUTHORIZED, "missing token")
+        principal = verifier.verify(token)
+    except AuthError as exc:
+        raise api_error(401, exc.code, exc.message) from None
+    if principal.tickers is not None:
+        named = [request.path_params.get("ticker")]
+        named += (request.query_params.get("tickers") or "").split(",")
+        for raw in named:
+            if not isinstance(raw, str) or not raw.strip():
+                continue
+            try:
+                ticker = normalize_ticker(raw.strip())
+            except InvalidTicker:
+                continue  # the route answers 422 for it
+            if not principal.may(ticker):
+                raise api_error(403, FORBIDDEN_TICKER, f"this token may not read {ticker}")
+    return principal
+
+
+__all__ = ["Request", "api_error", "authorized", "gate", "services", "ticker_param"]

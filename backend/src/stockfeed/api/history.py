@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
-from stockfeed.api.deps import api_error, services, ticker_param
+from stockfeed.api.deps import api_error, authorized, services, ticker_param
 from stockfeed.models import Bar
 from stockfeed.services import Services
 from stockfeed.sources.base import (
@@ -17,7 +17,7 @@ from stockfeed.sources.base import (
     check_history_params,
 )
 
-router = APIRouter(prefix="/api", tags=["history"])
+router = APIRouter(prefix="/api", tags=["history"], dependencies=[Depends(authorized)])
 
 _cache: dict[tuple[str, str, str, str], tuple[float, list[Bar]]] = {}
 _CACHE_MAX = 2048

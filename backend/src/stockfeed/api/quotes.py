@@ -8,12 +8,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
-from stockfeed.api.deps import api_error, services, ticker_param
+from stockfeed.api.deps import api_error, authorized, services, ticker_param
 from stockfeed.services import Services
 from stockfeed.sources.base import UnknownTicker
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
-router = APIRouter(prefix="/api", tags=["quotes"])
+router = APIRouter(prefix="/api", tags=["quotes"], dependencies=[Depends(authorized)])
 
 MAX_TICKERS_PER_REQUEST = 50
 # A ticker nobody watched yet: register interest and wait briefly for its first tick.

@@ -2,6 +2,9 @@
 
 Both share the hub and the same client handling; all input is validated and a bad
 message gets an `error` reply, never a crash. Close codes are those of docs/protocol.md.
+Every handshake passes the gate first (guard.py: rate, origin, token, per-IP cap); a
+token's `tickers` claim is checked per subscribed ticker, and a connection is closed
+with 4401 when its token expires.
 """
 
 from __future__ import annotations
@@ -9,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from stockfeed import protocol
-from stockfeed.api.deps import services
+from stockfeed.api.deps import gate, services
+from stockfeed.auth import FORBIDDEN_TICKER, UNAUTHORIZED, Principal
 from stockfeed.connection import ClientConnection, make_client
+from stockfeed.guard import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, Admission, Gate
 from stockfeed.ratelimit import TokenBucket
 from stockfeed.resume import BadResume, parse_resume
 from stockfeed.services import Services
@@ -28,6 +34,8 @@ router = APIRouter()
 CLOSE_POLICY = 1008
 CLOSE_BAD_REQUEST = 4400
 CAN_QUOTE_TIMEOUT = 3.0
+# Close tasks started by expiry timers, held so they are not collected mid-flight.
+_closing: set[asyncio.Task[None]] = set()
 
 
 async def _refuse(websocket: WebSocket, code: str, message: str, ticker: str | None) -> None:
@@ -46,37 +54,88 @@ async def _check_quotable(svc: Services, ticker: str) -> bool:
     return known is not False
 
 
+def _expire(client: ClientConnection) -> None:
+    if client.closed:
+        return
+    client.send(protocol.error(UNAUTHORIZED, "token expired"))
+    task = asyncio.ensure_future(client.close(CLOSE_UNAUTHORIZED, "token expired"))
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+def _watch_expiry(
+    door: Gate, admission: Admission, client: ClientConnection
+) -> asyncio.TimerHandle | None:
+    """One timer per authenticated connection, at the instant its token would no longer
+    be accepted (`exp` + leeway); cancelled when the connection ends first."""
+    if admission.principal is None or door.verifier is None:
+        return None
+    delay = max(0.0, door.verifier.seconds_left(admission.principal))
+    return asyncio.get_running_loop().call_later(delay, _expire, client)
+
+
 @router.websocket("/ws/stocks/{ticker}")
 async def ws_single(websocket: WebSocket, ticker: str) -> None:
     svc = services(websocket)
-    await websocket.accept()
+    door = gate(websocket)
+    admission = await door.admit(websocket)
+    if admission is None:
+        return
+    try:
+        await _single(svc, door, admission, websocket, ticker)
+    finally:
+        door.release(admission)
+
+
+async def _single(
+    svc: Services, door: Gate, admission: Admission, websocket: WebSocket, ticker: str
+) -> None:
     try:
         name = normalize_ticker(ticker)
     except InvalidTicker as exc:
         await _refuse(websocket, "invalid_ticker", str(exc), ticker[:32])
         return
+    principal = admission.principal
+    if principal is not None and not principal.may(name):
+        await websocket.send_text(
+            protocol.error(FORBIDDEN_TICKER, f"this token may not subscribe to {name}", name)
+        )
+        await websocket.close(CLOSE_FORBIDDEN, FORBIDDEN_TICKER)
+        return
     if not await _check_quotable(svc, name):
         await _refuse(websocket, "unknown_ticker", f"the source cannot quote {name}", name)
         return
     client = _client(svc, websocket)
+    expiry = _watch_expiry(door, admission, client)
     svc.hub.connect(client)
     try:
         await svc.hub.subscribe(client, name)
-        await _receive_loop(svc, client, multiplexed=False)
+        await _receive_loop(svc, client, multiplexed=False, principal=principal)
     finally:
+        if expiry is not None:
+            expiry.cancel()
         await svc.hub.disconnect(client)
 
 
 @router.websocket("/ws")
 async def ws_multi(websocket: WebSocket) -> None:
     svc = services(websocket)
-    await websocket.accept()
-    client = _client(svc, websocket)
-    svc.hub.connect(client)
+    door = gate(websocket)
+    admission = await door.admit(websocket)
+    if admission is None:
+        return
     try:
-        await _receive_loop(svc, client, multiplexed=True)
+        client = _client(svc, websocket)
+        expiry = _watch_expiry(door, admission, client)
+        svc.hub.connect(client)
+        try:
+            await _receive_loop(svc, client, multiplexed=True, principal=admission.principal)
+        finally:
+            if expiry is not None:
+                expiry.cancel()
+            await svc.hub.disconnect(client)
     finally:
-        await svc.hub.disconnect(client)
+        door.release(admission)
 
 
 def _client(svc: Services, websocket: WebSocket) -> ClientConnection:
@@ -89,7 +148,9 @@ def _client(svc: Services, websocket: WebSocket) -> ClientConnection:
     )
 
 
-async def _receive_loop(svc: Services, client: ClientConnection, *, multiplexed: bool) -> None:
+async def _receive_loop(
+    svc: Services, client: ClientConnection, *, multiplexed: bool, principal: Principal | None
+) -> None:
     websocket = client.websocket
     limiter = TokenBucket(
         svc.settings.client_messages_per_second, svc.settings.client_message_burst
@@ -111,13 +172,20 @@ async def _receive_loop(svc: Services, client: ClientConnection, *, multiplexed:
         if text is None:
             client.send(protocol.error("bad_message", "send JSON text frames, not binary"))
             continue
-        await _handle(svc, client, text, multiplexed=multiplexed)
+        await _handle(svc, client, text, multiplexed=multiplexed, principal=principal)
 
 
-async def _handle(svc: Services, client: ClientConnection, text: str, *, multiplexed: bool) -> None:
+async def _handle(
+    svc: Services,
+    client: ClientConnection,
+    text: str,
+    *,
+    multiplexed: bool,
+    principal: Principal | None,
+) -> None:
     try:
         msg = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting 4 KiB deep, e.g. [[[[...
         client.send(protocol.error("bad_message", "message is not valid JSON"))
         return
     if not isinstance(msg, dict):
@@ -129,6 +197,8 @@ async def _handle(svc: Services, client: ClientConnection, text: str, *, multipl
             message_id, bool
         ):
             message_id = None
+        elif isinstance(message_id, float) and not math.isfinite(message_id):
+            message_id = None  # json.loads reads NaN/Infinity; JSON cannot carry them back
         client.send(protocol.pong(message_id))
         return
     action = msg.get("action")
@@ -140,7 +210,7 @@ async def _handle(svc: Services, client: ClientConnection, text: str, *, multipl
                 )
             )
             return
-        await _subscription(svc, client, action, msg)
+        await _subscription(svc, client, action, msg, principal)
         return
     client.send(
         protocol.error(
@@ -152,7 +222,11 @@ async def _handle(svc: Services, client: ClientConnection, text: str, *, multipl
 
 
 async def _subscription(
-    svc: Services, client: ClientConnection, action: str, msg: dict[str, Any]
+    svc: Services,
+    client: ClientConnection,
+    action: str,
+    msg: dict[str, Any],
+    principal: Principal | None,
 ) -> None:
     tickers = msg.get("tickers")
     if not isinstance(tickers, list) or not tickers:
@@ -178,6 +252,13 @@ async def _subscription(
             await svc.hub.unsubscribe(client, ticker)
             continue
         if ticker in client.tickers or ticker in accepted:
+            continue
+        if principal is not None and not principal.may(ticker):
+            client.send(
+                protocol.error(
+                    FORBIDDEN_TICKER, f"this token may not subscribe to {ticker}", ticker
+                )
+            )
             continue
         if len(client.tickers) + len(accepted) >= svc.settings.max_subscriptions:
             client.send(
