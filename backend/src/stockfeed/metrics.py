@@ -1,0 +1,285 @@
+"""Prometheus metrics, read at scrape time from the counters the parts already keep.
+
+The broadcast path counts with plain integers (the hub's `relayed`, `fanned_out`, ...);
+nothing here runs per message. A scrape walks those numbers once and, for queue depths,
+the open connections once. Each app gets its own `CollectorRegistry`, so several apps in
+one process (tests) never clash over metric names.
+
+With `--workers N` every worker process answers `/metrics` for itself (the `process`
+label of `stockfeed_info` says which): scrape each one, or sum by job.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    choose_encoder,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from stockfeed import __version__
+from stockfeed.connection import SinkClient
+from stockfeed.services import Services
+
+_BROKER_STATES = ("connecting", "connected", "degraded")
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+    # `name` without `_total`: the exposition adds it.
+    return CounterMetricFamily(name, doc, value=value)
+
+
+class FeedCollector:
+    """Turns one process's services into metric families when Prometheus scrapes."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        # The deployment's source status, read (maybe from Redis) just before a scrape:
+        # `collect` itself must not wait on I/O.
+        self.source_status: dict[str, object] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._process()
+        yield from self._clients()
+        yield from self._messages()
+        yield from self._broker()
+        yield from self._source()
+
+    def _process(self) -> Iterator[Metric]:
+        svc = self.svc
+        info = InfoMetricFamily("stockfeed", "This server process.")
+        info.add_metric(
+            [],
+            {
+                "version": __version__,
+                "process": svc.owner,
+                "broker": svc.broker.kind,
+                "source_requested": svc.settings.source,
+                "source_active": "none" if svc.source is None else svc.source.name,
+            },
+        )
+        yield info
+        yield _gauge(
+            "stockfeed_uptime_seconds",
+            "Seconds since this process started.",
+            time.time() - svc.started,
+        )
+        updater = svc.updater
+        yield _gauge(
+            "stockfeed_updater_leader",
+            "1 when this process runs the deployment's updater (holds the leader lock).",
+            1.0 if updater is not None and updater.is_leader else 0.0,
+        )
+        yield _gauge(
+            "stockfeed_updater_present",
+            "1 when some process of the deployment runs the updater.",
+            1.0 if self.source_status.get("leader") else 0.0,
+        )
+
+    def _clients(self) -> Iterator[Metric]:
+        hub = self.svc.hub
+        clients = list(hub.clients)
+        queued = buffered = deepest = backlogged = fast = 0
+        for client in clients:
+            messages, bytes_ = client.backlog()
+            queued += messages
+            buffered += bytes_
+            deepest = max(deepest, messages)
+            backlogged += 1 if messages or bytes_ else 0
+            fast += 1 if isinstance(client, SinkClient) else 0
+        yield _gauge("stockfeed_connections", "Open WebSocket connections.", len(clients))
+        yield _gauge(
+            "stockfeed_connections_fast_path",
+            "Open WebSocket connections on the fast path (pre-framed writes).",
+            fast,
+        )
+        yield _counter(
+            "stockfeed_connections_opened",
+            "WebSocket connections accepted.",
+            hub.connections_opened,
+        )
+        counts = hub.subscriber_counts()
+        yield _gauge(
+            "stockfeed_subscriptions",
+            "Ticker subscriptions held by open connections (a connection with 3 counts 3).",
+            sum(counts.values()),
+        )
+        yield _gauge(
+            "stockfeed_subscribed_tickers",
+            "Distinct tickers with at least one subscriber.",
+            len(counts),
+        )
+        yield _gauge(
+            "stockfeed_broker_channels",
+            "Tickers this process listens to on the broker (including ones kept for resume).",
+            len(hub.subscribers),
+        )
+        yield _gauge(
+            "stockfeed_client_queue_messages",
+            "Messages waiting to be written to clients, all connections together.",
+            queued,
+        )
+        yield _gauge(
+            "stockfeed_client_queue_messages_max",
+            "Messages waiting to be written to the most backed-up connection.",
+            deepest,
+        )
+        yield _gauge(
+            "stockfeed_client_buffered_bytes",
+            "Bytes in the connections' transport write buffers (fast path).",
+            buffered,
+        )
+        yield _gauge(
+            "stockfeed_clients_backlogged",
+            "Connections with anything waiting to be written right now.",
+            backlogged,
+        )
+        yield _counter(
+            "stockfeed_updates_conflated",
+            "Updates skipped for slow clients by conflation (a newer one of the ticker went "
+            "instead).",
+            hub.conflated_total(),
+        )
+        yield _counter(
+            "stockfeed_slow_consumer_disconnects",
+            "Connections closed with 4408 because they stopped reading.",
+            hub.slow_closed,
+        )
+
+    def _messages(self) -> Iterator[Metric]:
+        hub = self.svc.hub
+        updater = self.svc.updater
+        yield _counter(
+            "stockfeed_messages_published",
+            "Updates this process's updater published on the broker.",
+            updater.published if updater is not None else 0,
+        )
+        yield _counter(
+            "stockfeed_publish_failures",
+            "Updates the updater dropped because the broker or store was unavailable.",
+            updater.failed_publishes if updater is not None else 0,
+        )
+        yield _counter(
+            "stockfeed_updates_relayed",
+            "Updates received from the broker and relayed.",
+            hub.relayed,
+        )
+        yield _counter(
+            "stockfeed_updates_rejected",
+            "Broker messages dropped as not following the contract.",
+            hub.rejected,
+        )
+        yield _counter(
+            "stockfeed_updates_duplicate",
+            "Broker updates dropped because their seq was already relayed.",
+            hub.duplicates,
+        )
+        sent = CounterMetricFamily(
+            "stockfeed_messages_sent",
+            "Messages handed to client connections, by kind (price_update: one per "
+            "subscriber of each relayed update, before per-client conflation).",
+            labels=["kind"],
+        )
+        sent.add_metric(["price_update"], hub.fanned_out)
+        sent.add_metric(["replay"], hub.replayed)
+        sent.add_metric(["snapshot"], hub.snapshots_sent)
+        sent.add_metric(["market_status"], hub.statuses_sent)
+        sent.add_metric(["heartbeat"], hub.heartbeats_sent)
+        yield sent
+        yield _counter(
+            "stockfeed_resume_gaps",
+            "Resumes that could not replay and got a gap snapshot instead.",
+            hub.gaps,
+        )
+
+    def _broker(self) -> Iterator[Metric]:
+        broker = self.svc.broker
+        state = GaugeMetricFamily(
+            "stockfeed_broker_state", "1 for the broker's current state.", labels=["state"]
+        )
+        for name in _BROKER_STATES:
+            state.add_metric([name], 1.0 if broker.state == name else 0.0)
+        yield state
+        yield _gauge(
+            "stockfeed_broker_up",
+            "1 when the broker is connected both ways.",
+            1.0 if broker.state == "connected" else 0.0,
+        )
+        yield _counter(
+            "stockfeed_broker_reconnects",
+            "Times the broker connection was re-established after a loss.",
+            broker.reconnects,
+        )
+
+    def _source(self) -> Iterator[Metric]:
+        status = self.source_status
+        source = self.svc.source
+        yield _counter(
+            "stockfeed_source_errors",
+            "Failures of this process's source (polls, streams, rate limits); it only runs "
+            "where the updater runs.",
+            source.health.errors if source is not None else 0,
+        )
+        yield _gauge(
+            "stockfeed_source_stale",
+            "1 when the deployment's source is failing or no updater runs.",
+            1.0 if status.get("stale") else 0.0,
+        )
+        yield _gauge(
+            "stockfeed_source_simulated",
+            "1 when the prices are simulated.",
+            1.0 if status.get("simulated") else 0.0,
+        )
+        last = status.get("last_tick_ms")
+        if isinstance(last, int | float):
+            yield _gauge(
+                "stockfeed_source_last_tick_timestamp_seconds",
+                "When the source last produced a good tick (epoch seconds).",
+                last / 1000.0,
+            )
+            yield _gauge(
+                "stockfeed_source_last_tick_age_seconds",
+                "Seconds since the source last produced a good tick: its freshness.",
+                max(0.0, time.time() - last / 1000.0),
+            )
+
+
+class Exporter:
+    """One app's registry: our collector plus the standard process/platform/GC ones."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.registry = CollectorRegistry()
+        self.collector = FeedCollector(svc)
+        self.registry.register(self.collector)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+
+    async def render(self, accept: str) -> tuple[bytes, str]:
+        """The exposition (text, or OpenMetrics when asked for) and its content type."""
+        self.collector.source_status = await self.svc.source_status()
+        try:
+            encode, content_type = choose_encoder(accept)
+        except (TypeError, ValueError):
+            # e.g. `version=abc` in Accept breaks prometheus_client's parsing: a client
+            # error, answered with the plain format rather than a 500.
+            encode, content_type = generate_latest, CONTENT_TYPE_PLAIN_0_0_4
+        return encode(self.registry), content_type
