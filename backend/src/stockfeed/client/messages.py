@@ -1,0 +1,347 @@
+"""Typed server -> client messages of wire protocol v1 (docs/protocol.md), parsed from JSON.
+
+Every message keeps its original text in `raw`, so a tool can pass on exactly what the
+server sent. Parsing checks the types of the fields the client relies on and raises
+`ProtocolError` otherwise; a message `type` this version does not know becomes an
+`UnknownMessage` rather than an error, so a newer server does not break an older client.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Conflated",
+    "ErrorMessage",
+    "Heartbeat",
+    "MarketStatus",
+    "Message",
+    "Pong",
+    "PriceData",
+    "PriceUpdate",
+    "ProtocolError",
+    "ServerShutdown",
+    "Snapshot",
+    "Subscribed",
+    "UnknownMessage",
+    "Unsubscribed",
+    "parse_message",
+]
+
+
+class ProtocolError(ValueError):
+    """A frame from the server that does not follow the protocol."""
+
+
+def _raw() -> Any:
+    # The original frame text: excluded from equality and repr (it repeats the fields).
+    return field(default="", repr=False, compare=False, kw_only=True)
+
+
+@dataclass(frozen=True, slots=True)
+class PriceData:
+    price: float
+    change: float | None
+    change_percent: float | None
+    volume: int | None
+    open: float | None
+    high: float | None
+    low: float | None
+    prev_close: float | None
+    market_time: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PriceUpdate:
+    ticker: str
+    seq: int
+    timestamp: float  # epoch ms when the update was published
+    data: PriceData
+    raw: str = _raw()
+    type: str = field(default="price_update", init=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The latest cached update. `gap` means updates were lost before it: history broken."""
+
+    ticker: str
+    seq: int
+    timestamp: float
+    data: PriceData
+    epoch: str | None = None
+    stale: bool = False
+    age_ms: int | None = None
+    gap: bool = False
+    raw: str = _raw()
+    type: str = field(default="snapshot", init=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MarketStatus:
+    market: str
+    is_open: bool
+    session: str
+    next_open: str | None
+    next_close: str | None
+    stale: bool = False
+    last_good: float | None = None
+    raw: str = _raw()
+    type: str = field(default="market_status", init=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    timestamp: float
+    raw: str = _raw()
+    type: str = field(default="heartbeat", init=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    id: int | float | str | None
+    raw: str = _raw()
+    type: str = field(default="pong", init=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    tickers: tuple[str, ...]
+    epochs: dict[str, str]
+    raw: str = _raw()
+    type: str = field(default="subscribed", init=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    tickers: tuple[str, ...]
+    raw: str = _raw()
+    type: str = field(default="unsubscribed", init=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Conflated:
+    ticker: str
+    dropped: int
+    raw: str = _raw()
+    type: str = field(default="conflated", init=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerShutdown:
+    retry_after_ms: int
+    raw: str = _raw()
+    type: str = field(default="server_shutdown", init=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorMessage:
+    code: str
+    message: str
+    ticker: str | None = None
+    raw: str = _raw()
+    type: str = field(default="error", init=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownMessage:
+    """A message type this client version does not know; `fields` holds the object."""
+
+    type: str
+    fields: dict[str, Any]
+    raw: str = _raw()
+
+
+Message = (
+    PriceUpdate
+    | Snapshot
+    | MarketStatus
+    | Heartbeat
+    | Pong
+    | Subscribed
+    | Unsubscribed
+    | Conflated
+    | ServerShutdown
+    | ErrorMessage
+    | UnknownMessage
+)
+
+
+# -- field readers: each names the field on error --------------------------------------
+
+
+def _str(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise ProtocolError(f"{key} must be a string, got {value!r:.40}")
+    return value
+
+
+def _opt_str(obj: dict[str, Any], key: str) -> str | None:
+    return None if obj.get(key) is None else _str(obj, key)
+
+
+def _int(obj: dict[str, Any], key: str) -> int:
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProtocolError(f"{key} must be an integer, got {value!r:.40}")
+    return value
+
+
+def _opt_int(obj: dict[str, Any], key: str) -> int | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return _int(obj, key)
+
+
+def _num(obj: dict[str, Any], key: str) -> float:
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ProtocolError(f"{key} must be a number, got {value!r:.40}")
+    if not math.isfinite(value):
+        raise ProtocolError(f"{key} must be finite")
+    return float(value)
+
+
+def _opt_num(obj: dict[str, Any], key: str) -> float | None:
+    return None if obj.get(key) is None else _num(obj, key)
+
+
+def _bool(obj: dict[str, Any], key: str) -> bool:
+    value = obj.get(key, False)
+    if not isinstance(value, bool):
+        raise ProtocolError(f"{key} must be true or false, got {value!r:.40}")
+    return value
+
+
+def _str_list(obj: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = obj.get(key)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ProtocolError(f"{key} must be a list of strings")
+    return tuple(value)
+
+
+def _data(obj: dict[str, Any]) -> PriceData:
+    data = obj.get("data")
+    if not isinstance(data, dict):
+        raise ProtocolError("data must be an object")
+    try:
+        return PriceData(
+            price=_num(data, "price"),
+            change=_opt_num(data, "change"),
+            change_percent=_opt_num(data, "change_percent"),
+            volume=_opt_int(data, "volume"),
+            open=_opt_num(data, "open"),
+            high=_opt_num(data, "high"),
+            low=_opt_num(data, "low"),
+            prev_close=_opt_num(data, "prev_close"),
+            market_time=_opt_int(data, "market_time"),
+        )
+    except ProtocolError as exc:
+        raise ProtocolError(f"data.{exc}") from None
+
+
+def _price_update(obj: dict[str, Any], raw: str) -> PriceUpdate:
+    return PriceUpdate(
+        ticker=_str(obj, "ticker"),
+        seq=_int(obj, "seq"),
+        timestamp=_num(obj, "timestamp"),
+        data=_data(obj),
+        raw=raw,
+    )
+
+
+def _snapshot(obj: dict[str, Any], raw: str) -> Snapshot:
+    return Snapshot(
+        ticker=_str(obj, "ticker"),
+        seq=_int(obj, "seq"),
+        timestamp=_num(obj, "timestamp"),
+        data=_data(obj),
+        epoch=_opt_str(obj, "epoch"),
+        stale=_bool(obj, "stale"),
+        age_ms=_opt_int(obj, "age_ms"),
+        gap=_bool(obj, "gap"),
+        raw=raw,
+    )
+
+
+def _market_status(obj: dict[str, Any], raw: str) -> MarketStatus:
+    return MarketStatus(
+        market=_str(obj, "market"),
+        is_open=_bool(obj, "is_open"),
+        session=_str(obj, "session"),
+        next_open=_opt_str(obj, "next_open"),
+        next_close=_opt_str(obj, "next_close"),
+        stale=_bool(obj, "stale"),
+        last_good=_opt_num(obj, "last_good"),
+        raw=raw,
+    )
+
+
+def _subscribed(obj: dict[str, Any], raw: str) -> Subscribed:
+    epochs = obj.get("epochs", {})
+    if not isinstance(epochs, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in epochs.items()
+    ):
+        raise ProtocolError("epochs must map tickers to strings")
+    return Subscribed(tickers=_str_list(obj, "tickers"), epochs=dict(epochs), raw=raw)
+
+
+def _pong(obj: dict[str, Any], raw: str) -> Pong:
+    value = obj.get("id")
+    if isinstance(value, bool) or not isinstance(value, int | float | str | type(None)):
+        raise ProtocolError(f"id must be a number, string or null, got {value!r:.40}")
+    return Pong(id=value, raw=raw)
+
+
+_PARSERS: dict[str, Callable[[dict[str, Any], str], Message]] = {
+    "price_update": _price_update,
+    "snapshot": _snapshot,
+    "market_status": _market_status,
+    "heartbeat": lambda o, r: Heartbeat(timestamp=_num(o, "timestamp"), raw=r),
+    "pong": _pong,
+    "subscribed": _subscribed,
+    "unsubscribed": lambda o, r: Unsubscribed(tickers=_str_list(o, "tickers"), raw=r),
+    "conflated": lambda o, r: Conflated(
+        ticker=_str(o, "ticker"), dropped=_int(o, "dropped"), raw=r
+    ),
+    "server_shutdown": lambda o, r: ServerShutdown(
+        retry_after_ms=max(0, _int(o, "retry_after_ms")), raw=r
+    ),
+    "error": lambda o, r: ErrorMessage(
+        code=_str(o, "code"), message=_str(o, "message"), ticker=_opt_str(o, "ticker"), raw=r
+    ),
+}
+
+
+def parse_message(raw: str | bytes) -> Message:
+    """One server frame as a typed message; ProtocolError when it breaks the protocol."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode()
+        except UnicodeDecodeError:
+            raise ProtocolError("frame is not UTF-8 text") from None
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ProtocolError("frame is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("frame is not a JSON object")
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("message has no string type")
+    parser = _PARSERS.get(kind)
+    if parser is None:
+        return UnknownMessage(type=kind, fields=obj, raw=raw)
+    try:
+        message: Message = parser(obj, raw)
+    except ProtocolError as exc:
+        raise ProtocolError(f"{kind}: {exc}") from None
+    return message
