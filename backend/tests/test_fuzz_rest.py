@@ -1,0 +1,81 @@
+"""The REST API fuzzed from its own OpenAPI document (schemathesis) against a real server.
+
+Every operation in `/openapi.json` gets generated requests, valid and invalid (wrong types,
+odd strings, out-of-range values): the server must never answer with a 5xx. One server
+for the whole module; a bounded number of examples per operation, derandomized so that a
+failure reproduces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+from conftest import Server
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.generation.case import Case
+from schemathesis.specs.openapi.schemas import OpenApiSchema
+
+
+@pytest.fixture(scope="module")
+def rest_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = Server(
+        tmp_path_factory.mktemp("fuzz-rest"),
+        *("--source", "sim", "--sim-tick-interval", "0.2", "--tickers", "AAPL,MSFT"),
+    )
+    try:
+        yield server.wait_ready()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def api_schema(rest_server: Server) -> OpenApiSchema:
+    return schemathesis.openapi.from_url(rest_server.base + "/openapi.json")
+
+
+# Each operation's strategy is run by hypothesis directly rather than through
+# schemathesis's lazy pytest plugin, which fails on pytest 9 (it writes Function._nodeid).
+FUZZ_SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+def test_no_server_errors(api_schema: OpenApiSchema, rest_server: Server) -> None:
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    tested = []
+    for operation in operations:
+        # Requests that fit the schema, then requests that break it (wrong types, values
+        # out of range, missing parameters).
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+            @FUZZ_SETTINGS
+            @given(case=operation.as_strategy(mode))
+            def call(case: Case) -> None:
+                case.call_and_validate(
+                    base_url=rest_server.base, checks=[not_a_server_error], timeout=10
+                )
+
+            try:
+                call()
+            except Unsatisfiable:
+                # No parameter to break (e.g. GET /api/tickers): no negative case exists.
+                assert mode is GenerationMode.NEGATIVE and not operation.query, operation.path
+        tested.append(f"{operation.method.upper()} {operation.path}")
+    print("fuzzed:", ", ".join(tested))
+    # The document must list the API this suite is about (not an empty schema).
+    assert "GET /api/quotes/{ticker}" in tested and "GET /api/history/{ticker}" in tested, tested
+
+
+def test_the_server_is_still_healthy_after_the_fuzz(rest_server: Server) -> None:
+    assert rest_server.proc.poll() is None
+    assert "Traceback" not in rest_server.log(), rest_server.log()[-3000:]
+    assert rest_server.health()["connections"] == 0

@@ -1,0 +1,1 @@
+"""Fault injection for stockfeed: `python -m chaos.run` (or `make chaos`)."""
