@@ -9,23 +9,19 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stockfeed import __version__
-from stockfeed.api import health, history, quotes, ws
+from stockfeed.api import health, history, market, quotes, ws
+from stockfeed.api import metrics as metrics_api
 from stockfeed.config import Settings
+from stockfeed.dashboard import mount_dashboard
 from stockfeed.lane import WebSocketLane
 from stockfeed.services import Services
+from stockfeed.spec import router as spec_router
 
 log = logging.getLogger(__name__)
-
-_INDEX = """<!doctype html><html><head><meta charset="utf-8"><title>stockfeed</title></head>
-<body><h1>stockfeed</h1><p>Live stock prices, pushed. The dashboard is not built yet.</p>
-<ul><li><a href="/docs">API documentation</a></li>
-<li><a href="/api/ws/health">Feed health</a></li>
-<li>WebSocket: <code>ws://HOST:PORT/ws/stocks/AAPL</code> or <code>ws://HOST:PORT/ws</code></li>
-</ul></body></html>"""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,14 +68,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = {"error": {"code": "bad_request", "message": "; ".join(problems)}}
         return JSONResponse(body, status_code=422)
 
-    @app.get("/", include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return HTMLResponse(_INDEX)
-
     app.include_router(health.router)
     app.include_router(quotes.router)
     app.include_router(history.router)
     app.include_router(ws.router)
+    app.include_router(metrics_api.router)
+    app.include_router(spec_router)
+    app.include_router(market.router)
+    # The dashboard at / (frontend/dist, or a page saying how to build it): see dashboard.py.
+    mount_dashboard(app)
     return app
 
 

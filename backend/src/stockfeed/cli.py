@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from stockfeed import __version__
 from stockfeed.config import Settings
+from stockfeed.logs import logging_config, redact, setup_logging
 
 # flag -> (settings field, type, help)
 _FLAGS: dict[str, tuple[str, type, str]] = {
@@ -34,6 +35,28 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
     "--replay-speed": ("replay_speed", float, "replay speed factor (default 1)"),
     "--leader-ttl": ("leader_ttl", float, "seconds of the updater lock (default 5)"),
     "--log-level": ("log_level", str, "debug, info, warning or error"),
+    "--log-format": ("log_format", str, "text (default) or json: one JSON object per line"),
+    # Security (the HS256 secret is STOCKFEED_AUTH_SECRET only: flags show in `ps`).
+    "--auth-public-key-file": (
+        "auth_public_key_file",
+        str,
+        "PEM public key (RSA or EC) that verifies RS256/ES256 tokens; turns auth on",
+    ),
+    "--auth-issuer": ("auth_issuer", str, "required `iss` of tokens"),
+    "--auth-audience": ("auth_audience", str, "required `aud` of tokens"),
+    "--auth-leeway": ("auth_leeway", float, "seconds of clock skew allowed (default 30)"),
+    "--allowed-origins": (
+        "allowed_origins",
+        str,
+        "comma-separated browser origins allowed besides the server's own, or *",
+    ),
+    "--max-connections-per-ip": (
+        "max_connections_per_ip",
+        int,
+        "open WebSockets per client IP (default 256, 0 = no cap)",
+    ),
+    "--handshake-rate": ("handshake_rate", float, "WebSocket handshakes/s per IP (default 10)"),
+    "--handshake-burst": ("handshake_burst", int, "handshake burst per IP (default 30)"),
 }
 
 
@@ -81,7 +104,7 @@ def load_settings(overrides: dict[str, object]) -> Settings:
         where = f"setting {_flag_for(loc)}" if loc else "settings"
         message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         value = err.get("input")
-        shown = f" (got {value!r})" if loc and not isinstance(value, dict) else ""
+        shown = f" (got {redact(repr(value))})" if loc and not isinstance(value, dict) else ""
         print(f"stockfeed: invalid {where}: {message}{shown}", file=sys.stderr)
         raise SystemExit(2) from None
 
@@ -99,6 +122,18 @@ def preflight(settings: Settings) -> None:
                 file=sys.stderr,
             )
             raise SystemExit(2) from None
+    if settings.auth_public_key_file:
+        from stockfeed.auth import KeyProblem, build_verifier
+
+        try:
+            build_verifier(settings)
+        except KeyProblem as exc:
+            print(
+                "stockfeed: invalid setting --auth-public-key-file / "
+                f"STOCKFEED_AUTH_PUBLIC_KEY_FILE: {exc}",
+                file=sys.stderr,
+            )
+            raise SystemExit(2) from None
 
 
 def _raise_open_files_limit() -> None:
@@ -112,18 +147,30 @@ def _raise_open_files_limit() -> None:
             pass
 
 
+def _log_auth(settings: Settings) -> None:
+    """One line saying whether anyone can connect; the key itself never appears."""
+    from stockfeed.auth import build_verifier, describe_auth
+
+    verifier = build_verifier(settings)
+    log = logging.getLogger("stockfeed.auth")
+    if verifier is None:
+        log.warning(describe_auth(None))
+    else:
+        log.info(describe_auth(verifier))
+
+
 def serve(settings: Settings) -> None:
     import uvicorn
 
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(settings.log_level, settings.log_format)
     _raise_open_files_limit()
+    _log_auth(settings)
     common: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
+        # Ours, not uvicorn's default: uvicorn applies it here and in each worker.
+        "log_config": logging_config(settings.log_level, settings.log_format),
         "ws": "stockfeed.fastpath:FastWebSocketProtocol"
         if settings.fast_path
         else "websockets-sansio",
@@ -141,6 +188,8 @@ def serve(settings: Settings) -> None:
             if value is None:
                 continue
             text = ",".join(value) if isinstance(value, list) else str(value)
+            if name == "auth_secret":  # model_dump keeps the SecretStr: str() is masked
+                text = settings.auth_secret.get_secret_value() if settings.auth_secret else ""
             os.environ[f"STOCKFEED_{name.upper()}"] = text
         uvicorn.run(
             "stockfeed.app:create_asgi_from_env",

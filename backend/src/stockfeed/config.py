@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from stockfeed.tickers import InvalidTicker, normalize_ticker
@@ -27,6 +28,8 @@ class Settings(BaseSettings):
     quote_ttl: float = Field(60.0, gt=0, le=86400)
     heartbeat_interval: float = Field(30.0, gt=0, le=3600)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # text: the classic line; json: one JSON object per line (see logs.py).
+    log_format: Literal["text", "json"] = "text"
 
     # Simulator
     sim_seed: int | None = None
@@ -62,6 +65,24 @@ class Settings(BaseSettings):
     max_subscriptions: int = Field(50, ge=1, le=10_000)
     shutdown_retry_after_ms: int = Field(2500, ge=0, le=600_000)
 
+    # Security (auth.py, guard.py; docs/protocol.md#authentication). Auth is on as soon as
+    # a key is configured: an HS256 secret (environment only: flags show in `ps`) or an
+    # RS256/ES256 public key file.
+    auth_secret: SecretStr | None = None
+    auth_public_key_file: str | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_leeway: float = Field(30.0, ge=0, le=3600)
+    # Browser origins allowed to open WebSockets besides the server's own (same host).
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Per client IP, per process; 0 = no cap. Exempt IPs/networks skip both limits.
+    max_connections_per_ip: int = Field(256, ge=0, le=1_000_000)
+    handshake_rate: float = Field(10.0, gt=0, le=1_000_000)
+    handshake_burst: int = Field(30, ge=1, le=1_000_000)
+    limit_exempt_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"]
+    )
+
     @field_validator("tickers", mode="before")
     @classmethod
     def _split_tickers(cls, value: object) -> object:
@@ -84,6 +105,40 @@ class Settings(BaseSettings):
                 out.append(ticker)
         return out
 
+    @field_validator(
+        "auth_secret", "auth_public_key_file", "auth_issuer", "auth_audience", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("allowed_origins", "limit_exempt_ips", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part for part in (p.strip() for p in value.split(",")) if part]
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _valid_origins(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for origin in value:
+            if origin != "*" and "://" not in origin:
+                raise ValueError(f"an origin is SCHEME://HOST[:PORT] or *, not {origin!r}")
+            out.append(origin.rstrip("/").lower())
+        return out
+
+    @field_validator("limit_exempt_ips")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {item!r}") from None
+        return value
+
     @field_validator("broker")
     @classmethod
     def _valid_broker(cls, value: str) -> str:
@@ -99,6 +154,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 "--workers > 1 needs the Redis broker (--broker redis://HOST:PORT/DB): "
                 "the memory broker cannot share a feed between processes"
+            )
+        if self.auth_secret is not None and self.auth_public_key_file:
+            raise ValueError(
+                "set STOCKFEED_AUTH_SECRET (HS256) or --auth-public-key-file (RS256/ES256), "
+                "not both"
+            )
+        if self.auth_secret is not None and len(self.auth_secret.get_secret_value()) < 32:
+            # RFC 7518 3.2: an HS256 key has at least 256 bits. The value is never echoed.
+            raise ValueError(
+                "STOCKFEED_AUTH_SECRET must be at least 32 characters (openssl rand -hex 32)"
             )
         return self
 

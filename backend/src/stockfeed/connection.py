@@ -124,6 +124,11 @@ class ClientConnection(abc.ABC):
     def start(self) -> None:  # noqa: B027 - optional hook
         pass
 
+    def backlog(self) -> tuple[int, int]:
+        """(messages waiting to be written, bytes in the transport's buffer), read by
+        /metrics at scrape time."""
+        return 0, 0
+
     @abc.abstractmethod
     def abort(self, code: int, reason: str) -> None:
         """Stop sending and close with `code` (best effort: the peer may be stuck)."""
@@ -201,7 +206,12 @@ class SinkClient(ClientConnection):
             self._held = {}
             self._since = time.monotonic()
         elif time.monotonic() - self._since > self.stuck_timeout:
-            log.warning("client %s stuck for %.0fs: closing 4408", self.remote, self.stuck_timeout)
+            log.warning(
+                "client %s stuck for %.0fs: closing 4408",
+                self.remote,
+                self.stuck_timeout,
+                extra={"conn": self.id},
+            )
             self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
             return
         held = self._held.get(ticker)
@@ -211,6 +221,12 @@ class SinkClient(ClientConnection):
             held.frame = frame
             held.dropped += 1
             self.conflated += 1
+
+    def backlog(self) -> tuple[int, int]:
+        held = len(self._held) if self._held is not None else 0
+        transport = self.sink._protocol.transport
+        buffered = 0 if transport.is_closing() else transport.get_write_buffer_size()
+        return len(self.sink._pending) + held, buffered
 
     def _drained(self) -> None:
         held, self._held = self._held, None
@@ -257,6 +273,9 @@ class QueuedClient(ClientConnection):
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
 
+    def backlog(self) -> tuple[int, int]:
+        return len(self._queue), 0
+
     def _deliver(self, ticker: str, raw: str, frame: bytes) -> None:
         if not self._queue:
             self._last_progress = time.monotonic()  # stuck time counts from non-empty
@@ -277,7 +296,12 @@ class QueuedClient(ClientConnection):
 
     def _conflate(self, ticker: str) -> None:
         if time.monotonic() - self._last_progress > self.stuck_timeout:
-            log.warning("client %s stuck for %.0fs: closing 4408", self.remote, self.stuck_timeout)
+            log.warning(
+                "client %s stuck for %.0fs: closing 4408",
+                self.remote,
+                self.stuck_timeout,
+                extra={"conn": self.id},
+            )
             self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
             return
         kept: deque[tuple[str | None, str]] = deque()
@@ -289,7 +313,7 @@ class QueuedClient(ClientConnection):
                 kept.append(item)
         if dropped == 0:
             # Full of other tickers' updates and control messages: nothing to fold.
-            log.warning("client %s queue full: closing 4408", self.remote)
+            log.warning("client %s queue full: closing 4408", self.remote, extra={"conn": self.id})
             self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
             return
         self.conflated += dropped
@@ -341,7 +365,7 @@ class QueuedClient(ClientConnection):
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # peer gone: the receive loop will notice and clean up
-            log.debug("writer for %s stopped: %s", self.remote, exc)
+            log.debug("writer for %s stopped: %s", self.remote, exc, extra={"conn": self.id})
             self.closed = True
             self._drained.set()
 

@@ -72,6 +72,13 @@ class Hub:
         self.relayed = 0
         self.rejected = 0
         self.slow_closed = 0
+        # For /metrics (metrics.py reads them at scrape time): counted per broadcast,
+        # connect or round, never per client per message.
+        self.connections_opened = 0
+        self.fanned_out = 0  # price updates handed to client connections
+        self.snapshots_sent = 0
+        self.statuses_sent = 0
+        self.heartbeats_sent = 0
         self._conflated_gone = 0  # skipped updates of clients already disconnected
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._sessions: dict[str, str] = {}
@@ -80,6 +87,9 @@ class Hub:
         # on the relayed updates are newer than anything in the store.
         self._store_checked: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._fills: set[asyncio.Task[None]] = set()  # running _fill tasks (kept referenced)
+        self._lingering: dict[str, asyncio.TimerHandle] = {}  # tickers with no client left
+        self._left_at: dict[str, float] = {}  # loop time their last client left
         broker.set_handler(self.on_message)
 
     async def refresh_epoch(self) -> None:
@@ -152,8 +162,60 @@ class Hub:
         subscribers = self.subscribers.get(ticker)
         if not subscribers:
             return
+        if latest is not None and seq > latest.seq + 1:
+            self._backfill(ticker, seq, subscribers)
+        self.fanned_out += len(subscribers)
         for client in subscribers:
             client.offer_update(ticker, seq, raw, frame)
+
+    def _backfill(self, ticker: str, seq: int, subscribers: set[ClientConnection]) -> None:
+        """Updates went by unseen: the broker's subscription was down (e.g. Redis was
+        restarting) while the updater already published again. Hold the clients that
+        missed them, replay them from the shared history, or send a gap snapshot when the
+        history lacks them (never a silent jump in `seq`)."""
+        behind = [
+            c
+            for c in subscribers
+            # A client in the middle of its own subscribe is already held (the private
+            # attribute is the connection's hold list; see ClientConnection.hold).
+            if c.last_seq.get(ticker, seq) < seq - 1
+            and not (c._holding is not None and ticker in c._holding)
+        ]
+        if not behind:
+            return
+        for client in behind:
+            client.hold(ticker)
+        task = asyncio.create_task(self._fill(ticker, seq, behind), name=f"hub-fill-{ticker}")
+        self._fills.add(task)
+        task.add_done_callback(self._fills.discard)
+
+    async def _fill(self, ticker: str, seq: int, clients: list[ClientConnection]) -> None:
+        try:
+            recent = await self.store.recent(ticker)
+        except StoreUnavailable:
+            recent = []
+        entries: list[Entry] = []
+        for raw in recent:
+            try:
+                _, old, _ = protocol.read_update(raw)
+            except protocol.BadUpdate:
+                continue
+            if old < seq:
+                entries.append((old, raw, text_frame(raw.encode())))
+        for client in clients:
+            try:
+                missed = replay_after(entries, client.last_seq.get(ticker, 0))
+                if missed is None:
+                    if client.gap_pending is None:
+                        client.gap_pending = {}
+                    client.gap_pending[ticker] = self.epoch_for(ticker)
+                    self.gaps += 1
+                    continue
+                for entry in missed:
+                    client.replay(ticker, *entry)
+                self.replayed += len(missed)
+            finally:
+                client.release(ticker)
 
     def _seq_restarted(self, ticker: str, seq: int, update: dict[str, Any]) -> None:
         """A publisher started `seq` again: new epoch for the ticker, gap for its clients."""
@@ -174,11 +236,15 @@ class Hub:
         for client in self.subscribers.get(ticker, ()):
             client.last_seq[ticker] = seq
             client.send(text)
+            self.snapshots_sent += 1
 
     # -- client side -------------------------------------------------------------------
 
     def connect(self, client: ClientConnection) -> None:
         self.clients.add(client)
+        self.connections_opened += 1
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("client connected", extra={"conn": client.id, "remote": client.remote})
         client.start()
 
     async def disconnect(self, client: ClientConnection) -> None:
@@ -186,6 +252,17 @@ class Hub:
         self._conflated_gone += client.conflated
         if client.close_code == CLOSE_SLOW_CONSUMER:
             self.slow_closed += 1
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "client disconnected",
+                extra={
+                    "conn": client.id,
+                    "remote": client.remote,
+                    "close_code": client.close_code,
+                    "tickers": len(client.tickers),
+                    "conflated": client.conflated,
+                },
+            )
         for ticker in list(client.tickers):
             await self.unsubscribe(client, ticker)
         await client.stop()
@@ -221,6 +298,7 @@ class Hub:
                 if seq > client.last_seq.get(ticker, 0):
                     client.last_seq[ticker] = seq
                     client.send(text)
+                    self.snapshots_sent += 1
             elif resume is not None:
                 # Nothing cached to stand in for the gap: the next update will (never silence).
                 if client.gap_pending is None:
@@ -231,6 +309,7 @@ class Hub:
         finally:
             client.release(ticker)
             client.send(self.market_status(ticker))
+            self.statuses_sent += 1
 
     async def _replay(self, client: ClientConnection, ticker: str, point: ResumePoint) -> bool:
         """Replay what the client missed; False when that is not possible (gap)."""
@@ -285,16 +364,37 @@ class Hub:
             return
         subs.discard(client)
         if not subs:
-            # Keep listening a while: a client that comes back can still resume.
-            asyncio.get_running_loop().call_later(
-                self.resume_window, lambda: asyncio.ensure_future(self._linger_over(ticker))
-            )
+            # Keep listening a while: a client that comes back can still resume. One timer
+            # per ticker, however often it empties: a subscribe/unsubscribe churn must not
+            # pile up a timer per leave for the whole window (measured: ~700 B each).
+            loop = asyncio.get_running_loop()
+            self._left_at[ticker] = loop.time()
+            if ticker not in self._lingering:
+                self._lingering[ticker] = loop.call_later(
+                    self.resume_window, self._linger_check, ticker
+                )
+
+    def _linger_check(self, ticker: str) -> None:
+        """The window since the ticker's *last* client left is over: stop listening."""
+        self._lingering.pop(ticker, None)
+        subs = self.subscribers.get(ticker)
+        if subs is None or subs:
+            return  # back in use; the next leave starts a new timer
+        loop = asyncio.get_running_loop()
+        remaining = self._left_at.get(ticker, 0.0) + self.resume_window - loop.time()
+        if remaining > 0:
+            self._lingering[ticker] = loop.call_later(remaining, self._linger_check, ticker)
+            return
+        task = asyncio.ensure_future(self._linger_over(ticker))
+        self._fills.add(task)  # kept referenced until done, like the backfills
+        task.add_done_callback(self._fills.discard)
 
     async def _linger_over(self, ticker: str) -> None:
         async with self._locks[ticker]:
             subs = self.subscribers.get(ticker)
             if subs is None or subs:
                 return
+            self._left_at.pop(ticker, None)
             del self.subscribers[ticker]
             self.rings.pop(ticker, None)
             self._store_checked.discard(ticker)
@@ -375,6 +475,7 @@ class Hub:
             text = protocol.heartbeat()
             for client in list(self.clients):
                 client.send(text)
+            self.heartbeats_sent += len(self.clients)
 
     async def _interest(self) -> None:
         """Keep telling the updater (maybe in another process) what our clients want."""
@@ -398,6 +499,7 @@ class Hub:
                     text = protocol.dumps(status.message(self.stale_since()))
                     for client in subs:
                         client.send(text)
+                    self.statuses_sent += len(subs)
 
 
 def _newer(a: dict[str, Any], b: dict[str, Any]) -> bool:

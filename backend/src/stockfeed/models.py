@@ -58,6 +58,7 @@ class SourceHealth:
     stale: bool = False
     backoff_until_ms: float | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    errors: int = 0  # failures so far (/metrics)
 
     def ok(self) -> None:
         self.last_tick_ms = now_ms()
@@ -67,6 +68,7 @@ class SourceHealth:
     def failed(self, message: str, backoff_s: float | None = None) -> None:
         self.last_error = message
         self.last_error_ms = now_ms()
+        self.errors += 1
         self.stale = True
         if backoff_s is not None:
             self.backoff_until_ms = now_ms() + backoff_s * 1000.0

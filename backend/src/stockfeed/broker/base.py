@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
+from stockfeed.logs import redact
+
 # (ticker, raw message as published). Called on the event loop, must not block.
 MessageHandler = Callable[[str, str | bytes], None]
 BrokerState = Literal["connecting", "connected", "degraded"]
@@ -42,7 +44,7 @@ class Broker(abc.ABC):
             self.state = state
             self.state_since = time.time()
         if error is not None:
-            self.last_error = error
+            self.last_error = redact(error)  # shown in /api/ws/health: no password
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Connect (never raises for an unreachable broker: it retries and reports)."""

@@ -43,6 +43,7 @@ class RedisBroker(Broker):
         self._connected = asyncio.Event()
         # Both directions must work for "connected": the listener and publishing.
         self._publish_ok = True
+        self._ever_connected = False
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen_forever(), name="redis-broker-listener")
@@ -107,7 +108,6 @@ class RedisBroker(Broker):
 
     async def _listen_forever(self) -> None:
         backoff = _BACKOFF_MIN
-        first = True
         while True:
             try:
                 await self._connect_and_listen()
@@ -118,9 +118,6 @@ class RedisBroker(Broker):
                     log.error("Redis broker lost (%s): retrying with backoff", exc)
                 self._set_state("degraded", str(exc))
             await self._close_pubsub()
-            if not first:
-                self.reconnects += 1
-            first = False
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _BACKOFF_MAX)
             if self.state == "connected":
@@ -134,6 +131,9 @@ class RedisBroker(Broker):
         initial = set(self._channels)
         await pubsub.subscribe("stockfeed:control", *sorted(initial))
         self._connected.set()
+        if self._ever_connected:
+            self.reconnects += 1  # back after a loss (health and /metrics)
+        self._ever_connected = True
         added_meanwhile = self._channels - initial
         if added_meanwhile:
             await pubsub.subscribe(*sorted(added_meanwhile))

@@ -347,9 +347,12 @@ class YahooSource(Source):
         rate_limit_backoff: tuple[float, float] = (30.0, 600.0),
         check_interval: float = 1.0,
         lookup_timeout: float = 3.0,
+        poll_timeout: float = 60.0,
     ) -> None:
         """`check_interval` is how often wanted() is re-read (subscriptions re-diffed,
-        new tickers polled); `lookup_timeout` bounds a can_quote() lookup."""
+        new tickers polled); `lookup_timeout` bounds a can_quote() lookup; `poll_timeout`
+        a polling round (a hung request would otherwise leave the source silent but not
+        marked stale)."""
         super().__init__()
         self._poll_interval = poll_interval
         self._streamer_url = streamer_url
@@ -361,6 +364,7 @@ class YahooSource(Source):
         self._rate_min, self._rate_max = rate_limit_backoff
         self._check_interval = min(check_interval, poll_interval)
         self._lookup_timeout = lookup_timeout
+        self._poll_timeout = poll_timeout
 
         self._client: _StreamerClient | None = None
         self._closed = False
@@ -594,7 +598,9 @@ class YahooSource(Source):
         for ticker in due:
             self._last_polled[ticker] = now
         try:
-            quotes = await asyncio.to_thread(self._quote_fetcher, due)
+            quotes = await asyncio.wait_for(
+                asyncio.to_thread(self._quote_fetcher, due), self._poll_timeout
+            )
         except YFRateLimitError:
             self._rate_backoff = min(max(self._rate_backoff * 2, self._rate_min), self._rate_max)
             self._rate_limited_until = loop.time() + self._rate_backoff

@@ -56,9 +56,19 @@ class RedisStore(SharedStore):
         # write in asyncio.wait_for, and on Python 3.11 cancelling a task inside it can
         # hang forever (seen here: a server that never finished its SIGTERM). `_call`
         # bounds every command instead.
-        self._r: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_connect_timeout=2, socket_timeout=None, decode_responses=True
+        # A blocking pool: a reconnect storm (thousands of resumes reading history at once)
+        # queues for a connection instead of failing with "Too many connections" (the
+        # default pool's limit), which turned replays into gap snapshots and made the
+        # updater drop ticks. The wait is bounded by `_call`'s timeout like the command.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=64,
+            timeout=None,
+            socket_connect_timeout=2,
+            socket_timeout=None,
+            decode_responses=True,
         )
+        self._r: aioredis.Redis = aioredis.Redis.from_pool(pool)
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
         try:
