@@ -141,6 +141,8 @@ async def test_bad_frames(server: Server) -> None:
             while True:
                 await recv_json(ws)
     assert info.value.rcvd is not None and info.value.rcvd.code == 1007
+    # ...said in one line, not an error-level traceback per bad frame.
+    assert "Traceback" not in server.log() and "Invalid UTF-8" not in server.log()
     # Bigger than STOCKFEED_MAX_MESSAGE_BYTES: 1009.
     async with connect(server.ws + "/ws", max_size=None) as ws:
         await ws.send(json.dumps({"type": "ping", "id": "x" * 5000}))

@@ -57,7 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not isinstance(detail, dict):
             code = "not_found" if exc.status_code == 404 else "http_error"
             detail = {"code": code, "message": str(detail)}
-        return JSONResponse({"error": detail}, status_code=exc.status_code)
+        headers = getattr(exc, "headers", None)
+        return JSONResponse({"error": detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -18,11 +18,14 @@ the test client) the app falls back to ordinary `send_text` through a bounded qu
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+log = logging.getLogger(__name__)
 
 SINK_EXTENSION = "stockfeed.sink"
 
@@ -234,6 +237,22 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
             self.request.headers.clear()
             self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]
+
+    def handle_text(self, event: Any) -> None:
+        # uvicorn answers a text frame that is not UTF-8 with 1007, as it should, but
+        # logs a full traceback at error level each time: any client could fill the
+        # log with them. Check first (client frames are small and few) and say it in
+        # one line instead.
+        if event.fin and not self.close_sent:
+            try:
+                bytes(event.data).decode()
+            except UnicodeDecodeError:
+                log.info("client %s sent a text frame that is not UTF-8: closing 1007", self.client)
+                self.frames = []
+                self.conn.send_close(1007)
+                self.handle_parser_exception()
+                return
+        super().handle_text(event)
 
     def pause_writing(self) -> None:
         super().pause_writing()

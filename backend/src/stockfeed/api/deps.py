@@ -35,9 +35,12 @@ def gate(conn: HTTPConnection) -> Gate:
     return found
 
 
-def api_error(status: int, code: str, message: str, **extra: Any) -> HTTPException:
+def api_error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> HTTPException:
     """An HTTPException whose body is `{"error": {"code", "message", ...}}`."""
-    return HTTPException(status, detail={"code": code, "message": message, **extra})
+    detail = {"code": code, "message": message, **extra}
+    return HTTPException(status, detail=detail, headers=headers)
 
 
 def ticker_param(ticker: str) -> str:
@@ -70,7 +73,9 @@ async def authorized(request: Request) -> Principal | None:
             raise AuthError(UNAUTHORIZED, "missing token")
         principal = verifier.verify(token)
     except AuthError as exc:
-        raise api_error(401, exc.code, exc.message) from None
+        # RFC 6750: a 401 names the scheme the client should use.
+        challenge = {"WWW-Authenticate": 'Bearer realm="stockfeed"'}
+        raise api_error(401, exc.code, exc.message, headers=challenge) from None
     if principal.tickers is not None:
         named = [request.path_params.get("ticker")]
         named += (request.query_params.get("tickers") or "").split(",")
