@@ -88,7 +88,11 @@ describe("useWebSocket", () => {
   });
 
   it("pings on open, measures latency from the pong, and drops a silent connection", async () => {
-    const { server, hook } = setup({ pingIntervalMs: 30_000, pongTimeoutMs: 10_000 });
+    const { server, hook } = setup({
+      pingIntervalMs: 30_000,
+      pongTimeoutMs: 10_000,
+      settlePingMs: 0,
+    });
     await advance(MOCK_FAIL_MS);
     await server.connected;
     const openedAt = Date.now(); // fake clock: the first ping left now
@@ -109,6 +113,25 @@ describe("useWebSocket", () => {
     expect(hook.result.current.state).toBe("connected");
     await advance(1);
     expect(hook.result.current.state).toBe("reconnecting");
+  });
+
+  it("pings once more when the page has settled, so the first busy reading does not stand", async () => {
+    const { server, hook } = setup({ pingIntervalMs: 30_000, settlePingMs: 2_000 });
+    await advance(MOCK_FAIL_MS);
+    await server.connected;
+    await advance(4);
+    await advance(76);
+    server.send({ type: "pong", id: 1 }); // answered while the page was busy: 80 ms
+    expect(hook.result.current.latencyMs).toBe(80);
+    await advance(2_000 - 80);
+    await advance(4);
+    expect(server.messages).toEqual([
+      { type: "ping", id: 1 },
+      { type: "ping", id: 2 },
+    ]);
+    await advance(1);
+    server.send({ type: "pong", id: 2 });
+    expect(hook.result.current.latencyMs).toBe(5);
   });
 
   it("hands every message to subscribers without a render per message", async () => {

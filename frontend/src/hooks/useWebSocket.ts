@@ -57,6 +57,7 @@ export function useWebSocket(options: UseWebSocketOptions): WebSocketHandle {
         jitter: o.jitter,
         pingIntervalMs: o.pingIntervalMs,
         pongTimeoutMs: o.pongTimeoutMs,
+        settlePingMs: o.settlePingMs,
         WebSocketImpl: o.WebSocketImpl,
         now: o.now,
       },

@@ -19,6 +19,10 @@ export interface SocketOptions {
   pingIntervalMs?: number;
   /** With a ping outstanding and nothing at all heard for this long, the connection is dead. */
   pongTimeoutMs?: number;
+  /** One more ping this long after open (0 = none): the ping on open is answered while the
+   * page is still busy loading history and drawing, so its latency reads tens of ms high;
+   * without a second one that figure would stand for a whole ping interval. */
+  settlePingMs?: number;
   WebSocketImpl?: typeof WebSocket;
   now?: () => number;
 }
@@ -43,6 +47,7 @@ export const DEFAULTS = {
   baseDelayMs: 2000,
   pingIntervalMs: 30_000,
   pongTimeoutMs: 10_000,
+  settlePingMs: 2_000,
 };
 
 export class SocketController {
@@ -52,6 +57,7 @@ export class SocketController {
   private disposed = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private pingTimer: ReturnType<typeof setInterval> | null = null;
+  private settleTimer: ReturnType<typeof setTimeout> | null = null;
   private pongTimer: ReturnType<typeof setTimeout> | null = null;
   private pingId = 0;
   private pings = new Map<number, number>();
@@ -73,6 +79,7 @@ export class SocketController {
       jitter: opts.jitter ?? randomJitter,
       pingIntervalMs: opts.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
       pongTimeoutMs: opts.pongTimeoutMs ?? DEFAULTS.pongTimeoutMs,
+      settlePingMs: opts.settlePingMs ?? DEFAULTS.settlePingMs,
       WebSocketImpl: opts.WebSocketImpl ?? WebSocket,
       now: opts.now ?? Date.now,
       url: opts.url,
@@ -196,6 +203,12 @@ export class SocketController {
   private startHeartbeat(): void {
     this.ping();
     this.pingTimer = setInterval(() => this.ping(), this.o.pingIntervalMs);
+    if (this.o.settlePingMs > 0) {
+      this.settleTimer = setTimeout(() => {
+        this.settleTimer = null;
+        this.ping();
+      }, this.o.settlePingMs);
+    }
   }
 
   private ping(): void {
@@ -235,7 +248,8 @@ export class SocketController {
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     if (this.pingTimer !== null) clearInterval(this.pingTimer);
     if (this.pongTimer !== null) clearTimeout(this.pongTimer);
-    this.reconnectTimer = this.pingTimer = this.pongTimer = null;
+    if (this.settleTimer !== null) clearTimeout(this.settleTimer);
+    this.reconnectTimer = this.pingTimer = this.pongTimer = this.settleTimer = null;
     this.pings.clear();
   }
 
