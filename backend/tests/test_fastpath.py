@@ -61,3 +61,54 @@ async def test_server_runs_the_fast_path_end_to_end(start_server: Any) -> None:
         health = server.health()
         assert health["connections"] == 2
         assert health["fast_path_connections"] == 2, "the sink extension is not offered"
+
+
+async def test_http_protocol_is_freed_at_once_after_the_upgrade() -> None:
+    """FastHttpProtocol: after an upgrade, uvicorn's HTTP protocol object must go by
+    reference counting, not linger as cyclic garbage (4 KiB a connection, and collector
+    work in a connect storm). With the collector off, anything left is such garbage."""
+    import asyncio
+    import gc
+
+    import uvicorn
+
+    from stockfeed.fastpath import FastHttpProtocol
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    from conftest import free_port
+
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        port=port,
+        http="stockfeed.fastpath:FastHttpProtocol",
+        ws="stockfeed.fastpath:FastWebSocketProtocol",
+        log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    # uvicorn offers a flag, not an event, for this
+    while not server.started:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    gc.collect()
+    gc.disable()
+    try:
+        async with connect(f"ws://127.0.0.1:{port}/") as ws:
+            await ws.ping()
+            alive = [o for o in gc.get_objects() if isinstance(o, FastHttpProtocol)]
+            assert alive == []
+    finally:
+        gc.enable()
+        server.should_exit = True
+        await task

@@ -17,6 +17,7 @@ from stockfeed.api import health, history, market, quotes, ws
 from stockfeed.api import metrics as metrics_api
 from stockfeed.config import Settings
 from stockfeed.dashboard import mount_dashboard
+from stockfeed.gctune import tune_gc
 from stockfeed.lane import WebSocketLane
 from stockfeed.services import Services
 from stockfeed.spec import router as spec_router
@@ -24,7 +25,9 @@ from stockfeed.spec import router as spec_router
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, server_process: bool = False) -> FastAPI:
+    """`server_process`: this app is the whole process (`stockfeed serve`), so it may tune
+    process-wide things such as the garbage collector (gctune.py); tests leave it off."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -32,6 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         svc = await Services.create(settings)
         app.state.services = svc
         await svc.start()
+        if server_process:
+            tune_gc()
         log.info(
             "stockfeed %s ready: broker %s, source requested %s, active %s",
             __version__,
@@ -81,11 +86,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def create_asgi(settings: Settings | None = None) -> WebSocketLane:
+def create_asgi(settings: Settings | None = None, *, server_process: bool = False) -> WebSocketLane:
     """What the server runs: the app behind the WebSocket lane (see lane.py)."""
-    return WebSocketLane(create_app(settings))
+    return WebSocketLane(create_app(settings, server_process=server_process))
 
 
 def create_asgi_from_env() -> WebSocketLane:
     """Factory for uvicorn workers: each worker reads the same STOCKFEED_* environment."""
-    return create_asgi(Settings())
+    return create_asgi(Settings(), server_process=True)

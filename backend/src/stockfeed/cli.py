@@ -175,6 +175,8 @@ def serve(settings: Settings) -> None:
         if settings.fast_path
         else "websockets-sansio",
         "ws_max_size": settings.max_message_bytes,
+        # Same as uvicorn's httptools protocol, but frees itself at once after an upgrade.
+        "http": "stockfeed.fastpath:FastHttpProtocol" if settings.fast_path else "httptools",
         # Frames are built once for every client, uncompressed; per-connection zlib
         # state would cost ~46 KiB a connection (measured) and defeat encode-once.
         "ws_per_message_deflate": False,
@@ -200,7 +202,7 @@ def serve(settings: Settings) -> None:
         return
     from stockfeed.app import create_asgi
 
-    uvicorn.run(create_asgi(settings), **common)  # type: ignore[arg-type]
+    uvicorn.run(create_asgi(settings, server_process=True), **common)  # type: ignore[arg-type]
 
 
 def _run_serve(args: argparse.Namespace) -> None:

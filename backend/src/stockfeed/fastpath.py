@@ -23,6 +23,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 log = logging.getLogger(__name__)
@@ -272,3 +273,22 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
             self.sink.closed = True
             self.sink.on_drain = None
         super().connection_lost(exc)
+
+
+class FastHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools HTTP protocol, minus the garbage it leaves per WebSocket.
+
+    On an upgrade uvicorn hands the transport to the WebSocket protocol and drops this
+    object, but the object and its request parser point at each other (the parser calls
+    back into its protocol's bound methods), so it lives on as cyclic garbage, ~4 KiB with
+    the request's scope and headers, until a collector pass finds it. In a connect storm
+    that is thousands of them: more collector work while handshakes wait, and (freed late,
+    in between live connections' objects) memory that does not come back. Cutting the
+    parser loose when the upgrade is done lets reference counting free it at once.
+    """
+
+    def handle_websocket_upgrade(self) -> None:
+        super().handle_websocket_upgrade()
+        self.parser = None  # type: ignore[assignment]
+        self.scope = None  # type: ignore[assignment]
+        self.headers = None  # type: ignore[assignment]
