@@ -29,6 +29,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
@@ -190,7 +191,10 @@ class Gate:
                 {"Retry-After": str(self.limits.retry_after)},
             )
             return None
-        headers = websocket.headers
+        # A Headers of our own, not `websocket.headers`: that one is cached on the
+        # WebSocket and would keep the handshake's header list (~0.7 KiB) alive for the
+        # connection's life after ws.py drops it from the scope.
+        headers = Headers(scope=scope)
         if not self.origins.allows(headers.get("origin"), headers.get("host")):
             await _deny(websocket, 403, "origin_not_allowed", "this origin may not connect")
             return None
