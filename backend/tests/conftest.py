@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -182,3 +184,25 @@ def start_server(tmp_path: Path) -> Iterator[object]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of the test's own, so it can be killed without hurting the others."""
+    RedisServer.require()
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def wait_health(server: Any, check: Any, timeout: float = 20.0) -> dict[str, Any]:
+    """Poll a Server's /api/ws/health until `check(body)` holds."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        last = await asyncio.to_thread(server.health)
+        if check(last):
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"health never matched: {last}")

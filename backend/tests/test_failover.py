@@ -10,36 +10,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from conftest import RedisServer
+from conftest import RedisServer, wait_health
 from websockets.asyncio.client import ClientConnection, connect
 from wsutil import recv_json
 
 ARGS = ("--source", "sim", "--sim-tick-interval", "0.05", "--leader-ttl", "1", "--tickers", "AAPL")
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    RedisServer.require()
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-async def wait_health(server: Any, check: Any, timeout: float = 20.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    last: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        last = await asyncio.to_thread(server.health)
-        if check(last):
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"health never matched: {last}")
 
 
 class Stream:

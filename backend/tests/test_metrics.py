@@ -6,11 +6,9 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import redis.asyncio as aioredis
 from conftest import RedisServer, free_port
 from prometheus_client.parser import text_string_to_metric_families
@@ -173,15 +171,6 @@ async def test_backlog_conflation_and_slow_consumers(start_server: Any, redis_ur
     assert value(drained, "stockfeed_updates_conflated_total") >= value(
         stalled, "stockfeed_updates_conflated_total"
     )
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Any:
-    RedisServer.require()
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_broker_loss_and_reconnect_are_counted(

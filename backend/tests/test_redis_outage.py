@@ -3,36 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from conftest import RedisServer
+from conftest import RedisServer, wait_health
 from websockets.asyncio.client import connect
 from wsutil import recv_updates
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A Redis of the test's own, so it can be killed without hurting the others."""
-    RedisServer.require()
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-async def wait_health(server: Any, check: Any, timeout: float = 20.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    last: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        last = await asyncio.to_thread(server.health)
-        if check(last):
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"health never matched: {last}")
 
 
 async def test_redis_restart_degrades_then_recovers(

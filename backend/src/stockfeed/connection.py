@@ -133,6 +133,15 @@ class ClientConnection(abc.ABC):
     def abort(self, code: int, reason: str) -> None:
         """Stop sending and close with `code` (best effort: the peer may be stuck)."""
 
+    def _close_stuck(self) -> None:
+        log.warning(
+            "client %s stuck for %.0fs: closing 4408",
+            self.remote,
+            self.stuck_timeout,
+            extra={"conn": self.id},
+        )
+        self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Flush what is queued, then close."""
         if self.closed:
@@ -206,13 +215,7 @@ class SinkClient(ClientConnection):
             self._held = {}
             self._since = time.monotonic()
         elif time.monotonic() - self._since > self.stuck_timeout:
-            log.warning(
-                "client %s stuck for %.0fs: closing 4408",
-                self.remote,
-                self.stuck_timeout,
-                extra={"conn": self.id},
-            )
-            self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
+            self._close_stuck()
             return
         held = self._held.get(ticker)
         if held is None:
@@ -296,13 +299,7 @@ class QueuedClient(ClientConnection):
 
     def _conflate(self, ticker: str) -> None:
         if time.monotonic() - self._last_progress > self.stuck_timeout:
-            log.warning(
-                "client %s stuck for %.0fs: closing 4408",
-                self.remote,
-                self.stuck_timeout,
-                extra={"conn": self.id},
-            )
-            self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
+            self._close_stuck()
             return
         kept: deque[tuple[str | None, str]] = deque()
         dropped = 0

@@ -43,6 +43,27 @@ def api_error(
     return HTTPException(status, detail=detail, headers=headers)
 
 
+MAX_TICKERS_PER_REQUEST = 50
+
+
+def ticker_list(tickers: str) -> list[str]:
+    """A `tickers=A,B` query parameter, normalised, or the 422 the REST API answers."""
+    names = [t for t in (p.strip() for p in tickers.split(",")) if t]
+    if not names:
+        raise api_error(422, "bad_request", "tickers must name at least one ticker")
+    if len(names) > MAX_TICKERS_PER_REQUEST:
+        raise api_error(
+            422, "bad_request", f"at most {MAX_TICKERS_PER_REQUEST} tickers per request"
+        )
+    out: list[str] = []
+    for name in names:
+        try:
+            out.append(normalize_ticker(name))
+        except InvalidTicker as exc:
+            raise api_error(422, "invalid_ticker", str(exc)) from None
+    return out
+
+
 def ticker_param(ticker: str) -> str:
     try:
         return normalize_ticker(ticker)
@@ -91,4 +112,13 @@ async def authorized(request: Request) -> Principal | None:
     return principal
 
 
-__all__ = ["Request", "api_error", "authorized", "gate", "services", "ticker_param"]
+__all__ = [
+    "MAX_TICKERS_PER_REQUEST",
+    "Request",
+    "api_error",
+    "authorized",
+    "gate",
+    "services",
+    "ticker_list",
+    "ticker_param",
+]

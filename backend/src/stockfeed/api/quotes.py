@@ -8,14 +8,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
-from stockfeed.api.deps import api_error, authorized, services, ticker_param
+from stockfeed.api.deps import api_error, authorized, services, ticker_list, ticker_param
 from stockfeed.services import Services
 from stockfeed.sources.base import UnknownTicker
-from stockfeed.tickers import InvalidTicker, normalize_ticker
 
 router = APIRouter(prefix="/api", tags=["quotes"], dependencies=[Depends(authorized)])
 
-MAX_TICKERS_PER_REQUEST = 50
 # A ticker nobody watched yet: register interest and wait briefly for its first tick.
 FIRST_QUOTE_WAIT = 3.0
 
@@ -65,19 +63,8 @@ async def get_quotes(
     tickers: str = Query(..., max_length=2000, description="Comma-separated, e.g. AAPL,MSFT"),
     svc: Services = Depends(services),
 ) -> dict[str, dict[str, Any] | None]:
-    names = [t for t in (p.strip() for p in tickers.split(",")) if t]
-    if not names:
-        raise api_error(422, "bad_request", "tickers must name at least one ticker")
-    if len(names) > MAX_TICKERS_PER_REQUEST:
-        raise api_error(
-            422, "bad_request", f"at most {MAX_TICKERS_PER_REQUEST} tickers per request"
-        )
     out: dict[str, dict[str, Any] | None] = {}
-    for name in names:
-        try:
-            ticker = normalize_ticker(name)
-        except InvalidTicker as exc:
-            raise api_error(422, "invalid_ticker", str(exc)) from None
+    for ticker in ticker_list(tickers):
         out[ticker] = await _quote(svc, ticker, wait=False)
     return out
 
