@@ -1,10 +1,12 @@
 // The selected ticker's day at a glance: open, high, low, previous close, volume, seq.
 
-import { formatClock, formatPrice, formatVolume } from "../lib/format";
+import { formatPrice, formatVolume } from "../lib/format";
+import { exchangeClock, marketOf } from "../lib/market";
 import type { Quote } from "../lib/types";
 
 export function QuoteDetails({ ticker, quote }: { ticker: string; quote: Quote | undefined }) {
   const d = quote?.data;
+  const quotedAt = d?.market_time ?? quote?.timestamp ?? null;
   const range = d && d.high !== null && d.low !== null && d.high > d.low ? (d.price - d.low) / (d.high - d.low) : null;
   const rows: [string, string][] = [
     ["Open", formatPrice(d?.open)],
@@ -13,7 +15,8 @@ export function QuoteDetails({ ticker, quote }: { ticker: string; quote: Quote |
     ["Low", formatPrice(d?.low)],
     ["Volume", formatVolume(d?.volume)],
     ["Seq", quote ? String(quote.seq) : "—"],
-    ["Quote time", formatClock(d?.market_time ?? quote?.timestamp ?? null)],
+    // In the exchange's time, like the header and the chart's axis.
+    ["Quote time", quotedAt === null ? "—" : exchangeClock(quotedAt, marketOf(ticker))],
     ["Day range", range === null ? "—" : `${Math.round(range * 100)}%`],
   ];
   return (
