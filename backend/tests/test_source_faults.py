@@ -29,6 +29,7 @@ from yfinance.exceptions import YFRateLimitError
 
 from stockfeed.app import create_asgi
 from stockfeed.config import Settings
+from stockfeed.lane import UVICORN_OPTIONS
 from stockfeed.models import Tick
 from stockfeed.sources import yahoo
 from stockfeed.sources.yahoo import YahooSource, tick_from_message
@@ -178,6 +179,7 @@ async def serve(fetcher: Callable[[list[str]], dict[str, Tick]]) -> AsyncIterato
         ws_per_message_deflate=False,
         lifespan="on",
         log_level="warning",
+        **UVICORN_OPTIONS,
     )
     server = uvicorn.Server(config)
     with pytest.MonkeyPatch.context() as patch:

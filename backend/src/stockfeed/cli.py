@@ -162,6 +162,8 @@ def _log_auth(settings: Settings) -> None:
 def serve(settings: Settings) -> None:
     import uvicorn
 
+    from stockfeed.lane import UVICORN_OPTIONS
+
     setup_logging(settings.log_level, settings.log_format)
     _raise_open_files_limit()
     _log_auth(settings)
@@ -181,6 +183,7 @@ def serve(settings: Settings) -> None:
         # state would cost ~46 KiB a connection (measured) and defeat encode-once.
         "ws_per_message_deflate": False,
         "backlog": 8192,
+        **UVICORN_OPTIONS,  # see lane.py
         "timeout_graceful_shutdown": 5,
         "lifespan": "on",
     }

@@ -7,38 +7,84 @@ AsyncExitStacks and the exception-middleware frames: about 10 KiB per connection
 two stream endpoints straight to the same handlers (`api/ws.py`) and everything else,
 lifespan included, to the FastAPI app. The routes stay registered on the app too, so
 the app works the same without the lane (tests, other servers).
+
+The lane also applies `X-Forwarded-For` / `X-Forwarded-Proto` from trusted proxies
+itself (uvicorn's `proxy_headers` is off): uvicorn's ProxyHeadersMiddleware is an
+`async def` around the app, so its frame (~0.3 KiB) would stay on every connection's
+stack; here the scope is fixed up and the handler's coroutine returned, leaving no frame
+of ours behind either. HTTP requests go through the same middleware as before.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from stockfeed.api.ws import ws_multi, ws_single
 
 _SINGLE = "/ws/stocks/"
 
 
+# How uvicorn must run the lane: it applies X-Forwarded-* itself, and its `__call__` is a
+# plain function returning an awaitable, which uvicorn's auto-detection takes for ASGI2.
+UVICORN_OPTIONS: dict[str, Any] = {"interface": "asgi3", "proxy_headers": False}
+
+
+def trusted_proxies() -> str:
+    """uvicorn's own default and variable for which peers may set X-Forwarded-*."""
+    return os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+
 class WebSocketLane:
-    def __init__(self, app: FastAPI) -> None:
+    """Run it under uvicorn with `UVICORN_OPTIONS`."""
+
+    def __init__(self, app: FastAPI, trusted: str | None = None) -> None:
         self.app = app
+        # uvicorn and Starlette spell the ASGI types differently; the middleware is plain ASGI3.
+        proxied = ProxyHeadersMiddleware(cast(Any, app), trusted_hosts=trusted or trusted_proxies())
+        self._trusted = proxied.trusted_hosts
+        self._http: Callable[[Scope, Receive, Send], Awaitable[None]] = cast(Any, proxied)
 
     @property
     def state(self) -> Any:
         return self.app.state
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] == "websocket":
             path: str = scope["path"]
             if path == "/ws" or path.startswith(_SINGLE):
+                self._forwarded(scope)
                 scope["app"] = self.app  # what Starlette would set: handlers reach state
                 websocket = WebSocket(scope, receive, send)
                 if path == "/ws":
-                    await ws_multi(websocket)
-                else:
-                    await ws_single(websocket, path[len(_SINGLE) :])
-                return
-        await self.app(scope, receive, send)
+                    return ws_multi(websocket)
+                return ws_single(websocket, path[len(_SINGLE) :])
+        return self._http(scope, receive, send)
+
+    def _forwarded(self, scope: Scope) -> None:
+        """What ProxyHeadersMiddleware does to a WebSocket scope, without its frame."""
+        client = scope.get("client")
+        if not client or client[0] not in self._trusted:
+            return
+        proto: bytes | None = None
+        forwarded_for: list[bytes] = []
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-proto":
+                proto = value
+            elif name == b"x-forwarded-for":
+                forwarded_for.append(value)
+        if proto is not None:
+            scheme = proto.decode("latin1").strip()
+            if scheme in {"http", "https", "ws", "wss"}:
+                scope["scheme"] = scheme.replace("http", "ws")
+        if forwarded_for:
+            joined = b", ".join(forwarded_for).decode("latin1")
+            host, port = self._trusted.get_trusted_client_address(joined)
+            if host:
+                scope["client"] = (host, port)
