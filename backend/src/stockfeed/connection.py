@@ -69,6 +69,15 @@ class ClientConnection(abc.ABC):
         # cached yet): their next update goes out as that gap snapshot. ticker -> epoch.
         self.gap_pending: dict[str, str] | None = None
 
+    def is_holding(self, ticker: str) -> bool:
+        return self._holding is not None and ticker in self._holding
+
+    def gap_next(self, ticker: str, epoch: str) -> None:
+        """Nothing can stand in for a gap now: send the next update as the gap snapshot."""
+        if self.gap_pending is None:
+            self.gap_pending = {}
+        self.gap_pending[ticker] = epoch
+
     def hold(self, ticker: str) -> None:
         if self._holding is None:
             self._holding = {}

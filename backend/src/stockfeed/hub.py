@@ -176,10 +176,8 @@ class Hub:
         behind = [
             c
             for c in subscribers
-            # A client in the middle of its own subscribe is already held (the private
-            # attribute is the connection's hold list; see ClientConnection.hold).
-            if c.last_seq.get(ticker, seq) < seq - 1
-            and not (c._holding is not None and ticker in c._holding)
+            # A client in the middle of its own subscribe is already held.
+            if c.last_seq.get(ticker, seq) < seq - 1 and not c.is_holding(ticker)
         ]
         if not behind:
             return
@@ -190,25 +188,13 @@ class Hub:
         task.add_done_callback(self._fills.discard)
 
     async def _fill(self, ticker: str, seq: int, clients: list[ClientConnection]) -> None:
-        try:
-            recent = await self.store.recent(ticker)
-        except StoreUnavailable:
-            recent = []
-        entries: list[Entry] = []
-        for raw in recent:
-            try:
-                _, old, _ = protocol.read_update(raw)
-            except protocol.BadUpdate:
-                continue
-            if old < seq:
-                entries.append((old, raw, text_frame(raw.encode())))
+        oldest_seen = min(c.last_seq.get(ticker, 0) for c in clients)
+        entries = await self._stored_entries(ticker, frames_after=oldest_seen, below=seq) or []
         for client in clients:
             try:
                 missed = replay_after(entries, client.last_seq.get(ticker, 0))
                 if missed is None:
-                    if client.gap_pending is None:
-                        client.gap_pending = {}
-                    client.gap_pending[ticker] = self.epoch_for(ticker)
+                    client.gap_next(ticker, self.epoch_for(ticker))
                     self.gaps += 1
                     continue
                 for entry in missed:
@@ -301,9 +287,7 @@ class Hub:
                     self.snapshots_sent += 1
             elif resume is not None:
                 # Nothing cached to stand in for the gap: the next update will (never silence).
-                if client.gap_pending is None:
-                    client.gap_pending = {}
-                client.gap_pending[ticker] = self.epoch_for(ticker)
+                client.gap_next(ticker, self.epoch_for(ticker))
             if resume is not None:
                 self.gaps += 1
         finally:
@@ -333,6 +317,16 @@ class Hub:
         not listening to this ticker while the client was away."""
         if self._restarts.get(ticker):
             return None  # the shared history may be in the old seq space
+        entries = await self._stored_entries(ticker, frames_after=last_seq)
+        return None if entries is None else replay_after(entries, last_seq)
+
+    async def _stored_entries(
+        self, ticker: str, frames_after: int, below: int | None = None
+    ) -> list[Entry] | None:
+        """The shared history as ring entries, oldest first (None: the store is down).
+        Only updates after `frames_after` can be sent, so only theirs get a frame; the
+        older ones are kept for their seq (replay_after needs to see where history
+        starts). With `below`, updates from that seq on are left out."""
         try:
             recent = await self.store.recent(ticker)
         except StoreUnavailable:
@@ -343,11 +337,11 @@ class Hub:
                 _, seq, _ = protocol.read_update(raw)
             except protocol.BadUpdate:
                 continue
-            if seq > last_seq:
-                entries.append((seq, raw, text_frame(raw.encode())))
-            else:
-                entries.append((seq, raw, b""))  # only its seq matters
-        return replay_after(entries, last_seq)
+            if below is not None and seq >= below:
+                continue
+            frame = text_frame(raw.encode()) if seq > frames_after else b""
+            entries.append((seq, raw, frame))
+        return entries
 
     async def want(self, ticker: str) -> None:
         """Ask the updater to produce a ticker no client holds yet (REST first look)."""
