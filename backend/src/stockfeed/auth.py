@@ -37,6 +37,8 @@ QUERY_PARAM = "access_token"
 TICKERS_CLAIM = "tickers"
 
 UNAUTHORIZED = "unauthorized"
+# What a 401 answer names (RFC 6750), for REST and WebSocket handshakes alike.
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 FORBIDDEN_TICKER = "forbidden_ticker"
 
 # Several times any real token (they are well under 2 KiB); refusing early keeps

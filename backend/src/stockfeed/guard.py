@@ -36,6 +36,7 @@ from starlette.websockets import WebSocket
 from stockfeed import protocol
 from stockfeed.auth import (
     AUTH_SUBPROTOCOL,
+    BEARER_CHALLENGE,
     QUERY_PARAM,
     UNAUTHORIZED,
     AuthError,
@@ -223,9 +224,7 @@ class Gate:
                 except AuthError as exc:
                     failure = exc
             if failure is not None and authorization is not None:
-                await _deny(
-                    websocket, 401, failure.code, failure.message, {"WWW-Authenticate": "Bearer"}
-                )
+                await _deny(websocket, 401, failure.code, failure.message, BEARER_CHALLENGE)
                 return None
         # uvicorn logs the path with its query string: never with the token in it.
         scope["query_string"] = redact_query(query)

@@ -8,6 +8,7 @@ from fastapi import HTTPException, Request
 from starlette.requests import HTTPConnection
 
 from stockfeed.auth import (
+    BEARER_CHALLENGE,
     FORBIDDEN_TICKER,
     QUERY_PARAM,
     UNAUTHORIZED,
@@ -94,9 +95,7 @@ async def authorized(request: Request) -> Principal | None:
             raise AuthError(UNAUTHORIZED, "missing token")
         principal = verifier.verify(token)
     except AuthError as exc:
-        # RFC 6750: a 401 names the scheme the client should use.
-        challenge = {"WWW-Authenticate": 'Bearer realm="stockfeed"'}
-        raise api_error(401, exc.code, exc.message, headers=challenge) from None
+        raise api_error(401, exc.code, exc.message, headers=BEARER_CHALLENGE) from None
     if principal.tickers is not None:
         named = [request.path_params.get("ticker")]
         named += (request.query_params.get("tickers") or "").split(",")
