@@ -11,8 +11,9 @@ the app works the same without the lane (tests, other servers).
 The lane also applies `X-Forwarded-For` / `X-Forwarded-Proto` from trusted proxies
 itself (uvicorn's `proxy_headers` is off): uvicorn's ProxyHeadersMiddleware is an
 `async def` around the app, so its frame (~0.3 KiB) would stay on every connection's
-stack; here the scope is fixed up and the handler's coroutine returned, leaving no frame
-of ours behind either. HTTP requests go through the same middleware as before.
+stack. For WebSockets the lane runs that same middleware around an empty app just to
+rewrite the scope, then returns the handler's coroutine, leaving no frame of either
+behind. HTTP requests go through the middleware as before.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ class WebSocketLane:
     def __init__(self, app: FastAPI, trusted: str | None = None) -> None:
         self.app = app
         # uvicorn and Starlette spell the ASGI types differently; the middleware is plain ASGI3.
-        proxied = ProxyHeadersMiddleware(cast(Any, app), trusted_hosts=trusted or trusted_proxies())
-        self._trusted = proxied.trusted_hosts
+        trusted = trusted or trusted_proxies()
+        proxied = ProxyHeadersMiddleware(cast(Any, app), trusted_hosts=trusted)
+        self._rewrite: Any = ProxyHeadersMiddleware(cast(Any, _rewritten), trusted_hosts=trusted)
         self._http: Callable[[Scope, Receive, Send], Awaitable[None]] = cast(Any, proxied)
 
     @property
@@ -68,23 +70,16 @@ class WebSocketLane:
         return self._http(scope, receive, send)
 
     def _forwarded(self, scope: Scope) -> None:
-        """What ProxyHeadersMiddleware does to a WebSocket scope, without its frame."""
-        client = scope.get("client")
-        if not client or client[0] not in self._trusted:
+        """ProxyHeadersMiddleware's own rewrite of a WebSocket scope, run to completion
+        here around an app that does nothing, so no frame of it stays on the stack."""
+        step = self._rewrite(scope, None, None)  # the empty app reads neither
+        try:
+            step.send(None)
+        except StopIteration:
             return
-        proto: bytes | None = None
-        forwarded_for: list[bytes] = []
-        for name, value in scope["headers"]:
-            if name == b"x-forwarded-proto":
-                proto = value
-            elif name == b"x-forwarded-for":
-                forwarded_for.append(value)
-        if proto is not None:
-            scheme = proto.decode("latin1").strip()
-            if scheme in {"http", "https", "ws", "wss"}:
-                scope["scheme"] = scheme.replace("http", "ws")
-        if forwarded_for:
-            joined = b", ".join(forwarded_for).decode("latin1")
-            host, port = self._trusted.get_trusted_client_address(joined)
-            if host:
-                scope["client"] = (host, port)
+        step.close()
+        raise RuntimeError("uvicorn's ProxyHeadersMiddleware now awaits: see lane.py")
+
+
+async def _rewritten(scope: Any, receive: Any, send: Any) -> None:
+    """The app behind the rewrite-only middleware: the scope is all that was wanted."""
