@@ -236,9 +236,8 @@ class SinkClient(ClientConnection):
 
     def backlog(self) -> tuple[int, int]:
         held = len(self._held) if self._held is not None else 0
-        transport = self.sink._protocol.transport
-        buffered = 0 if transport.is_closing() else transport.get_write_buffer_size()
-        return len(self.sink._pending) + held, buffered
+        pending, buffered = self.sink.backlog()
+        return pending + held, buffered
 
     def _drained(self) -> None:
         held, self._held = self._held, None

@@ -120,6 +120,12 @@ class Sink:
             return
         transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
+    def backlog(self) -> tuple[int, int]:
+        """(frames not yet handed to the transport, bytes in the transport's buffer)."""
+        transport = self._protocol.transport
+        buffered = 0 if transport.is_closing() else transport.get_write_buffer_size()
+        return len(self._pending), buffered
+
     def close(self, code: int, reason: str, grace: float = 5.0) -> None:
         """Send a close frame behind what is buffered, then drop the connection after
         `grace` seconds: a client that is stuck cannot hold our memory any longer."""
