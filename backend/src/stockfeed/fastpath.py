@@ -10,6 +10,10 @@ connection's frames with a single `transport.write`, so a burst costs one syscal
 client, not one per message, and overload degrades into bigger writes instead of
 seconds of queued latency.
 
+The opening handshake itself is answered from httptools' parse of the request
+(`handshake.py`, `FastHttpProtocol.handle_websocket_upgrade`) instead of websockets
+parsing the same request a second time; unusual requests still go uvicorn's way.
+
 This leans on uvicorn internals (pinned in pyproject.toml). `tests/test_fastpath.py`
 fails loudly when an upgrade breaks it, and without the extension (another server,
 the test client) the app falls back to ordinary `send_text` through a bounded queue.
@@ -22,9 +26,14 @@ import logging
 import struct
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import OPEN
+
+from stockfeed import handshake
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +217,9 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.queue = _Inbox()  # type: ignore[assignment]
         self.writable = _Flag(True)  # type: ignore[assignment]
+        # Set while a handshake taken from httptools' parse (see `open_upgraded`) waits
+        # for the app's accept: the Sec-WebSocket-Accept value to answer with.
+        self._accept: str | None = None
 
     sink: Sink | None = None
     # Past `WRITE_HIGH` buffered bytes the transport pauses us and the client's updates
@@ -226,7 +238,84 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
             self.sink = Sink(self)
             scope["extensions"][SINK_EXTENSION] = self.sink
 
+    def adopt(self, http: HttpToolsProtocol) -> None:
+        """`connection_made` with the addresses the HTTP protocol already asked the
+        socket for (each costs a system call and a few objects)."""
+        self.connections.add(self)
+        self.transport = http.transport
+        self.server = http.server
+        self.client = http.client
+        self.scheme = "wss" if http.scheme == "https" else "ws"
+        self.transport.set_write_buffer_limits(high=self.WRITE_HIGH, low=self.WRITE_LOW)
+
+    def open_upgraded(self, url: bytes, headers: list[tuple[bytes, bytes]], accept: str) -> None:
+        """`handle_connect` for a request httptools parsed and `handshake.accept_value`
+        passed: the same ASGI scope, without websockets parsing the request again."""
+        # The request is consumed: websockets' parser starts at the first frame.
+        conn = self.conn
+        conn.state = OPEN
+        conn.parser = conn.parse()
+        next(conn.parser)
+        self._accept = accept
+        self.handshake_initiated = True
+        raw_path, _, query_string = url.partition(b"?")
+        self.sink = Sink(self)
+        self.scope = {
+            "type": "websocket",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.4"},
+            "http_version": "1.1",
+            "scheme": self.scheme,
+            "server": self.server,
+            "client": self.client,
+            "root_path": self.root_path,
+            "path": self.root_path + unquote(raw_path.decode("ascii")),
+            "raw_path": self.root_path.encode("ascii") + raw_path,
+            "query_string": query_string,
+            "headers": headers,
+            "subprotocols": handshake.subprotocols(headers),
+            "state": self.app_state.copy(),
+            "extensions": {"websocket.http.response": {}},
+        }
+        # The ASGI scope type only knows the standard extensions.
+        self.scope["extensions"][SINK_EXTENSION] = self.sink  # type: ignore[assignment]
+        self.queue.put_nowait({"type": "websocket.connect"})
+        task = self.loop.create_task(self.run_asgi())
+        task.add_done_callback(self.on_task_complete)
+        self.tasks.add(task)
+
+    async def _send_accept(self, message: Any, accept: str) -> None:
+        """uvicorn's answer to `websocket.accept`, as bytes from `handshake`."""
+        await self.writable.wait()
+        if self.disconnected:
+            raise ClientDisconnected()
+        self.logger.info(
+            '%s - "WebSocket %s" [accepted]',
+            get_client_addr(self.scope),
+            get_path_with_query_string(self.scope),
+        )
+        self._accept = None
+        if not self.transport.is_closing():
+            self.handshake_complete = True
+            self.transport.write(
+                handshake.switching_protocols(
+                    accept,
+                    self.default_headers,
+                    message.get("headers", ()),
+                    message.get("subprotocol"),
+                )
+            )
+            self.start_keepalive()
+
     async def send(self, message: Any) -> None:
+        accept = self._accept
+        if (
+            accept is not None
+            and message["type"] == "websocket.accept"
+            and not self.handshake_complete
+            and self.initial_response is None
+        ):
+            await self._send_accept(message, accept)
+            return
         # The app's own send/close must not overtake frames still pending in the sink.
         sink = self.sink
         if sink is not None and self.handshake_complete:
@@ -294,7 +383,26 @@ class FastHttpProtocol(HttpToolsProtocol):
     """
 
     def handle_websocket_upgrade(self) -> None:
-        super().handle_websocket_upgrade()
+        ws_class: Any = self.ws_protocol_class
+        accept = None
+        if (
+            isinstance(ws_class, type)
+            and issubclass(ws_class, FastWebSocketProtocol)
+            and not self.config.ws_per_message_deflate
+        ):
+            accept = handshake.accept_value(
+                self.scope["method"], self.scope["http_version"], self.url, self.headers
+            )
+        if accept is None:
+            super().handle_websocket_upgrade()
+        else:
+            self.connections.discard(self)
+            protocol: FastWebSocketProtocol = ws_class(
+                config=self.config, server_state=self.server_state, app_state=self.app_state
+            )
+            protocol.adopt(self)
+            protocol.open_upgraded(self.url, self.headers, accept)
+            self.transport.set_protocol(protocol)
         self.parser = None  # type: ignore[assignment]
         self.scope = None  # type: ignore[assignment]
         self.headers = None  # type: ignore[assignment]
