@@ -389,6 +389,9 @@ class FastHttpProtocol(HttpToolsProtocol):
             isinstance(ws_class, type)
             and issubclass(ws_class, FastWebSocketProtocol)
             and not self.config.ws_per_message_deflate
+            # At debug level websockets logs each handshake's lines (redacted by
+            # logs.SecretFilter): keep that for whoever is debugging.
+            and not self.logger.isEnabledFor(logging.DEBUG)
         ):
             accept = handshake.accept_value(
                 self.scope["method"], self.scope["http_version"], self.url, self.headers

@@ -8,9 +8,10 @@ checked once, from the headers httptools already split, and the 101 is built as 
 
 Only a plain, valid version-13 upgrade takes this path, and it is answered byte for byte
 as websockets + uvicorn would answer it. Anything else (another method or HTTP version,
-a missing, repeated or malformed key or version, an oversized request, a URL that is
-not a plain origin-form path, per-message deflate switched on) returns None and goes
-the ordinary way, so every refusal keeps the status and message websockets gives it.
+a missing, repeated or malformed key or version, an oversized request, a URL that is not
+a plain origin-form path) goes the ordinary way, so every refusal keeps the status and
+message websockets gives it; so does every request while per-message deflate (which
+websockets negotiates) or debug logging (websockets logs each handshake line) is on.
 """
 
 from __future__ import annotations
