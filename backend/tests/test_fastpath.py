@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.asyncio.client import connect
 from websockets.frames import Frame, Opcode
@@ -48,8 +49,13 @@ def test_uvicorn_still_has_what_we_override() -> None:
         "resume_writing",
         "connection_lost",
         "connection_made",
+        "run_asgi",
+        "on_task_complete",
+        "start_keepalive",
     ):
         assert callable(getattr(WebSocketsSansIOProtocol, name, None)), name
+    # FastHttpProtocol.handle_websocket_upgrade replaces this one for plain upgrades.
+    assert callable(getattr(HttpToolsProtocol, "handle_websocket_upgrade", None))
 
 
 async def test_server_runs_the_fast_path_end_to_end(start_server: Any) -> None:
