@@ -286,11 +286,12 @@ def _connect(
 class ConnScenario:
     name: ClassVar[str] = "conn"
     help: ClassVar[str] = (
-        "N clients opened at once: connect p50/p99, server RSS per idle connection"
+        "N clients opened at once: connect p50/p99, server CPU and RSS per connection"
     )
     columns: ClassVar[list[Column]] = [
         Column("kib_per_conn", "KiB/conn", "lower", "{:,.1f}"),
         Column("connect_p99_ms", "conn p99 ms", "lower", "{:,.0f}"),
+        Column("cpu_us_per_conn", "conn CPU us", "lower", "{:,.0f}"),
     ]
 
     def supports(self, spec: ServerSpec) -> bool:
@@ -306,19 +307,34 @@ class ConnScenario:
         _wait_idle(server)
         before = measure.settle_rss(server.pid, wait_s=3.0)
         names = ctx.names.fresh(size.tickers)
+        # The server's own CPU for the whole burst (accept, handshake, subscribe, first
+        # message), up to when it is idle again: unlike connect times, this does not
+        # depend on how fast the load generator opens connections.
+        tree = procstat.descendants(server.pid)
+        cpu_before = procstat.cpu_seconds(tree)
         conn, lg_cpu = _connect(ctx, server, _plan(names, size.clients))
         after = measure.settle_rss(server.pid, wait_s=size.settle_s)
+        cpu_used = procstat.cpu_seconds(tree) - cpu_before
         server.check()
         per_conn = (after - before) / conn["ok"] / 1024 if conn["ok"] else None
+        cpu_us = cpu_used / conn["ok"] * 1e6 if conn["ok"] else None
         ctx.say(f"{size.clients:,} clients over {size.tickers} tickers, opened at once")
         ctx.say(_connect_line(conn, lg_cpu))
+        ctx.say(
+            f"server CPU {cpu_used:.2f} s for the burst: {_fmt(cpu_us, ' us', '{:,.0f}')} "
+            "per connection"
+        )
         ctx.say(
             f"server RSS {before / 2**20:,.1f} MiB -> {after / 2**20:,.1f} MiB with "
             f"{conn['ok']:,} idle clients: {_fmt(per_conn, ' KiB', '{:.1f}')} per connection"
         )
         ctx.lg.disconnect()
         return {
-            "summary": {"kib_per_conn": per_conn, "connect_p99_ms": conn["p99_ms"]},
+            "summary": {
+                "kib_per_conn": per_conn,
+                "connect_p99_ms": conn["p99_ms"],
+                "cpu_us_per_conn": cpu_us,
+            },
             "connect": conn,
             "loadgen_cpu_pct": lg_cpu,
             "rss_before": before,
