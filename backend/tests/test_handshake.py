@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import socket
+import sys
 from typing import Any
 
 import pytest
@@ -111,6 +112,9 @@ def test_subprotocols_are_split_like_uvicorn() -> None:
 # -- the two paths side by side, in one uvicorn server with stockfeed's protocols ----
 
 
+protocols: list[Any] = []  # each connection's FastWebSocketProtocol, in order
+
+
 async def _handshake_and_scope(
     monkeypatch: pytest.MonkeyPatch, ordinary: bool, request: bytes
 ) -> tuple[bytes, dict[str, Any]]:
@@ -125,6 +129,7 @@ async def _handshake_and_scope(
             await send({"type": "lifespan.shutdown.complete"})
             return
         scopes.append(dict(scope))
+        protocols.append(scope["extensions"]["stockfeed.sink"]._protocol)
         await receive()
         await send(
             {"type": "websocket.accept", "subprotocol": "bearer", "headers": [(b"X-A", b"1")]}
@@ -188,6 +193,25 @@ async def test_both_paths_send_the_same_response_and_scope(
     assert fast_scope == slow_scope
     assert fast_scope["path"] == "/ws/stocks/a b"
     assert fast_scope["query_string"] == b"token=x&y=%C3%A9"
+
+
+async def test_connections_keep_the_compact_attribute_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """FastWebSocketProtocol.__slots__: CPython 3.11 shares one key table among a class's
+    instances only up to 29 attributes added in the same order; past that every
+    connection carries a dict of its own (~1.3 KiB, `bench conn`). A connection from
+    either handshake path, in either order, must stay under the limit."""
+    protocols.clear()
+    await _handshake_and_scope(monkeypatch, True, REQUEST)
+    monkeypatch.undo()
+    await _handshake_and_scope(monkeypatch, False, REQUEST)
+    await _handshake_and_scope(monkeypatch, True, REQUEST)
+    assert len(protocols) == 3
+    for protocol in protocols:
+        attributes = vars(protocol)
+        assert len(attributes) <= 29, sorted(attributes)
+        assert sys.getsizeof(attributes) < 1024, "a dict of its own, not the shared table"
 
 
 @pytest.mark.parametrize(

@@ -211,17 +211,44 @@ class _Flag:
 
 class FastWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sansio WebSocket protocol plus the `stockfeed.sink` extension, with
-    lighter per-connection state (see _Inbox, _Flag and `send`)."""
+    lighter per-connection state (see _Inbox, _Flag, `send` and `__slots__`)."""
+
+    # uvicorn's protocol sets 34 attributes per connection. CPython 3.11 keeps an
+    # instance's attributes in a compact table whose keys are shared by the whole class,
+    # but only up to 29 keys (or while every instance adds them in the same order):
+    # past that each connection gets a dict of its own, ~1.3 KiB more. Slots for the
+    # per-server settings uvicorn copies onto every connection, and for the attributes
+    # that the two handshake paths set in different orders, keep the rest shared.
+    __slots__ = (
+        "_accept",
+        "app",
+        "app_state",
+        "asgi_version",
+        "close_timeout",
+        "config",
+        "connections",
+        "default_headers",
+        "logger",
+        "loop",
+        "ping_interval",
+        "ping_timeout",
+        "request",
+        "response",
+        "root_path",
+        "scope",
+        "sink",
+        "tasks",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue = _Inbox()  # type: ignore[assignment]
         self.writable = _Flag(True)  # type: ignore[assignment]
+        self.sink: Sink | None = None
         # Set while a handshake taken from httptools' parse (see `open_upgraded`) waits
         # for the app's accept: the Sec-WebSocket-Accept value to answer with.
         self._accept: str | None = None
 
-    sink: Sink | None = None
     # Past `WRITE_HIGH` buffered bytes the transport pauses us and the client's updates
     # are conflated until it drains below `WRITE_LOW`: a stuck client costs at most this.
     WRITE_HIGH = 64 * 1024
