@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any
+import time
+from typing import Any, cast
 
 import pytest
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -13,7 +15,7 @@ from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 from wsutil import recv_until
 
-from stockfeed.fastpath import close_frame, text_frame
+from stockfeed.fastpath import Sink, _Flusher, close_frame, text_frame
 
 
 def parse(frame: bytes) -> Frame:
@@ -39,6 +41,55 @@ def test_close_frame() -> None:
     frame = parse(close_frame(4408, "slow consumer"))
     assert frame.opcode == Opcode.CLOSE
     assert bytes(frame.data) == (4408).to_bytes(2, "big") + b"slow consumer"
+
+
+class _TimedSink:
+    """Stands in for a Sink: its flush takes as long as writing to `busy` s of clients."""
+
+    def __init__(self, name: str, log: list[str], busy: float = 0.0) -> None:
+        self.name, self.log, self.busy = name, log, busy
+
+    def flush(self) -> None:
+        if self.busy:
+            time.sleep(self.busy)
+        self.log.append(self.name)
+
+
+async def _turns(n: int) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def test_flusher_rests_only_after_a_long_flush() -> None:
+    """Light load: every flush on the next loop turn. After a flush that took long (a
+    server writing to thousands of clients), the next waits about as long, so that the
+    updates arriving meanwhile share its writes."""
+    flusher = _Flusher(asyncio.get_running_loop())
+    flushed: list[str] = []
+
+    def mark(name: str, busy: float = 0.0) -> None:
+        flusher.mark(cast(Sink, _TimedSink(name, flushed, busy)))
+
+    mark("a")
+    mark("b")
+    await _turns(2)
+    assert flushed == ["a", "b"]  # one flush for both, at once
+    mark("c")
+    await _turns(2)
+    assert flushed == ["a", "b", "c"]  # a short flush is not followed by a rest
+
+    mark("long", busy=0.3)
+    await _turns(2)
+    assert flushed[-1] == "long"
+    mark("d")
+    mark("e")
+    await _turns(3)
+    assert flushed[-1] == "long", "the flush after a long one waits"
+    await asyncio.sleep(0.6)
+    assert flushed[-2:] == ["d", "e"]
+    mark("f")
+    await _turns(2)
+    assert flushed[-1] == "f", "rested: back to flushing at once"
 
 
 def test_uvicorn_still_has_what_we_override() -> None:

@@ -7,7 +7,8 @@ abilities). The hub builds each server->client text frame once (unmasked, so the
 bytes are valid for every client) and hands the same bytes to every sink. A sink only
 appends to a list; one `call_soon` callback per loop turn writes every dirty
 connection's frames with a single `transport.write`, so a burst costs one syscall per
-client, not one per message, and overload degrades into bigger writes instead of
+client, not one per message. After a flush that took long, the next one waits as long
+(`_Flusher`), so overload degrades into bigger writes instead of more of them and
 seconds of queued latency.
 
 The opening handshake itself is answered from httptools' parse of the request
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
@@ -61,26 +63,46 @@ def text_frame(payload: bytes) -> bytes:
 
 
 class _Flusher:
-    """Writes every dirty sink once per loop turn."""
+    """Writes every dirty sink once per loop turn, resting after a long flush.
 
-    __slots__ = ("dirty", "loop", "scheduled")
+    Almost all of a busy server's time goes to the kernel, one `write` per client per
+    flush (loopback or not, each is a TCP segment and a wake-up of the reader). When a
+    flush itself took long (thousands of clients), the next one waits as long again:
+    the updates that arrive meanwhile join the same writes, so overload buys bigger
+    writes instead of more of them. Under light load a flush takes well under
+    `REST_AFTER` and nothing waits."""
+
+    __slots__ = ("dirty", "loop", "rest_until", "scheduled")
+
+    # A flush shorter than this is followed by the next at once (the latency a client
+    # sees under light load is untouched); a longer one by a rest as long as it took.
+    REST_AFTER = 0.002
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.dirty: list[Sink] = []
         self.scheduled = False
+        self.rest_until = 0.0  # time.monotonic() before which no flush starts
 
     def mark(self, sink: Sink) -> None:
         self.dirty.append(sink)
         if not self.scheduled:
             self.scheduled = True
-            self.loop.call_soon(self.flush)
+            rest = self.rest_until - time.monotonic()
+            if rest > 0:
+                self.loop.call_later(rest, self.flush)
+            else:
+                self.loop.call_soon(self.flush)
 
     def flush(self) -> None:
         self.scheduled = False
         dirty, self.dirty = self.dirty, []
+        started = time.monotonic()
         for sink in dirty:
             sink.flush()
+        ended = time.monotonic()
+        took = ended - started
+        self.rest_until = ended + took if took > self.REST_AFTER else 0.0
 
 
 _flushers: dict[asyncio.AbstractEventLoop, _Flusher] = {}
