@@ -200,7 +200,7 @@ async def test_connections_keep_the_compact_attribute_table(
 ) -> None:
     """FastWebSocketProtocol.__slots__: CPython 3.11 shares one key table among a class's
     instances only up to 29 attributes added in the same order; past that every
-    connection carries a dict of its own (~1.3 KiB, `bench conn`). A connection from
+    connection carries a dict of its own (~1.2 KiB, `bench conn`). A connection from
     either handshake path, in either order, must stay under the limit."""
     protocols.clear()
     await _handshake_and_scope(monkeypatch, True, REQUEST)

@@ -241,7 +241,7 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
     # uvicorn's protocol sets 34 attributes per connection. CPython 3.11 keeps an
     # instance's attributes in a compact table whose keys are shared by the whole class,
     # but only up to 29 keys (or while every instance adds them in the same order):
-    # past that each connection gets a dict of its own, ~1.3 KiB more. Slots for the
+    # past that each connection gets a dict of its own, ~1.2 KiB more. Slots for the
     # per-server settings uvicorn copies onto every connection, and for the attributes
     # that the two handshake paths set in different orders, keep the rest shared.
     __slots__ = (
