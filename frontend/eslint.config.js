@@ -17,7 +17,12 @@ export default tseslint.config(
     },
   },
   {
-    files: ["e2e/**/*.mjs", "eslint.config.js"],
+    // Node-side: the browser tests and their config.
+    files: ["e2e/**/*.ts", "playwright.config.ts"],
+    languageOptions: { globals: globals.node },
+  },
+  {
+    files: ["eslint.config.js"],
     extends: [js.configs.recommended],
     languageOptions: { globals: globals.node },
   },

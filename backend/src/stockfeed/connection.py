@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket
 
 from stockfeed import protocol
 from stockfeed.fastpath import Sink, text_frame
+from stockfeed.resume import Entry
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +94,12 @@ class ClientConnection(abc.ABC):
         for seq, raw, frame in held:
             self.offer_update(ticker, seq, raw, frame)
 
-    def replay(self, ticker: str, seq: int, raw: str, frame: bytes) -> None:
+    def replay(self, ticker: str, entry: Entry) -> None:
         """An update from history: goes out now, in order, ahead of anything held."""
-        if self.closed or seq <= self.last_seq.get(ticker, 0):
+        if self.closed or entry.seq <= self.last_seq.get(ticker, 0):
             return
-        self.last_seq[ticker] = seq
-        self._deliver(ticker, raw, frame)
+        self.last_seq[ticker] = entry.seq
+        self._deliver(ticker, entry.text, entry.frame)
 
     @property
     def remote(self) -> str:

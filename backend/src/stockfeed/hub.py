@@ -5,6 +5,12 @@ The hub also remembers the latest update and the recent history of each ticker i
 relays, so a relay-only process (source `none`) serves snapshots and resumes too. A
 ticker's subscription lingers for `resume_window` seconds after its last client left,
 so a client that comes back within it can resume without a gap.
+
+What clients can make the hub hold is bounded for the whole process: at most
+`max_tickers` tickers at once (subscribed plus lingering; a new one evicts the ticker
+that has lingered longest, or is refused when none lingers), a ticker lingers only as
+long as it was watched (at least `linger_min`, at most `resume_window`), and the
+resume history of all tickers shares one byte budget (resume.History).
 """
 
 from __future__ import annotations
@@ -13,8 +19,8 @@ import asyncio
 import json
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Callable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +29,7 @@ from stockfeed.broker import Broker
 from stockfeed.connection import CLOSE_SLOW_CONSUMER, ClientConnection
 from stockfeed.fastpath import text_frame
 from stockfeed.market_hours import MarketClock
-from stockfeed.resume import Entry, ResumePoint, Ring, replay_after
+from stockfeed.resume import Entry, History, ResumePoint, replay_after
 from stockfeed.store import SharedStore, StoreUnavailable
 from stockfeed.tickers import asset_class
 
@@ -51,6 +57,9 @@ class Hub:
         stale_since: Callable[[], float | None] = lambda: None,
         resume_history: int = 2000,
         resume_window: float = 300.0,
+        resume_history_bytes: int = 64 * 1024 * 1024,
+        max_tickers: int = 1000,
+        linger_min: float = 10.0,
     ) -> None:
         self.broker = broker
         self.store = store
@@ -61,9 +70,14 @@ class Hub:
         self.clients: set[ClientConnection] = set()
         self.subscribers: dict[str, set[ClientConnection]] = {}
         self.latest: dict[str, Latest] = {}
-        self.rings: dict[str, Ring] = {}
-        self.resume_history = resume_history
+        self.history = History(resume_history_bytes, resume_history)
         self.resume_window = resume_window
+        self.max_tickers = max_tickers
+        self.linger_min = min(linger_min, resume_window)
+        # Refusals by error code (ticker_limit, new_ticker_rate, subscription_limit...),
+        # counted by whoever refuses, for /metrics and health.
+        self.refused: Counter[str] = Counter()
+        self.evicted = 0  # lingering tickers dropped early to make room for a new one
         self.epoch = ""
         self._restarts: dict[str, int] = {}  # tickers whose seq went back: epoch suffix
         self.replayed = 0
@@ -80,7 +94,9 @@ class Hub:
         self.statuses_sent = 0
         self.heartbeats_sent = 0
         self._conflated_gone = 0  # skipped updates of clients already disconnected
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Per ticker, while it is held: serialises the broker (un)subscribe of one ticker.
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._listening: set[str] = set()  # tickers the broker subscription is up for
         self._sessions: dict[str, str] = {}
         self._status_cache: dict[str, tuple[float, str]] = {}
         # Tickers whose stored quote was read since the hub subscribed to them: from then
@@ -88,8 +104,11 @@ class Hub:
         self._store_checked: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._fills: set[asyncio.Task[None]] = set()  # running _fill tasks (kept referenced)
-        self._lingering: dict[str, asyncio.TimerHandle] = {}  # tickers with no client left
-        self._left_at: dict[str, float] = {}  # loop time their last client left
+        self._lingering: dict[str, asyncio.TimerHandle] = {}  # one timer per lingering ticker
+        # Lingering tickers -> loop time their linger ends, longest-lingering first.
+        self._linger_until: OrderedDict[str, float] = OrderedDict()
+        self._watched_since: dict[str, float] = {}  # loop time a ticker's first client came
+        self._evicting: set[str] = set()  # dropped early, their broker unsubscribe pending
         broker.set_handler(self.on_message)
 
     async def refresh_epoch(self) -> None:
@@ -102,8 +121,7 @@ class Hub:
                 log.warning("epoch %s -> %s: recent history is gone", self.epoch, epoch)
             self.epoch = epoch
             self._restarts.clear()
-            for ring in self.rings.values():
-                ring.clear()
+            self.history.clear()
 
     def epoch_for(self, ticker: str) -> str:
         restarts = self._restarts.get(ticker)
@@ -156,9 +174,9 @@ class Hub:
             self._seq_restarted(ticker, seq, update)
             return
         self.relayed += 1
-        ring = self.rings.get(ticker)
+        ring = self.history.get(ticker)
         if ring is not None:
-            ring.append((seq, raw, frame))
+            self.history.append(ring, seq, frame)
         subscribers = self.subscribers.get(ticker)
         if not subscribers:
             return
@@ -198,7 +216,7 @@ class Hub:
                     self.gaps += 1
                     continue
                 for entry in missed:
-                    client.replay(ticker, *entry)
+                    client.replay(ticker, entry)
                 self.replayed += len(missed)
             finally:
                 client.release(ticker)
@@ -215,9 +233,7 @@ class Hub:
                 self._restarts[ticker],
                 self.epoch_for(ticker),
             )
-        ring = self.rings.get(ticker)
-        if ring is not None:
-            ring.clear()
+        self.history.clear(ticker)
         text = protocol.snapshot(update, gap=True, epoch=self.epoch_for(ticker))
         for client in self.subscribers.get(ticker, ()):
             client.last_seq[ticker] = seq
@@ -253,31 +269,74 @@ class Hub:
             await self.unsubscribe(client, ticker)
         await client.stop()
 
+    def has_room(self, ticker: str) -> bool:
+        """Whether the process can hold `ticker`: already held, under `max_tickers`, or
+        after dropping the ticker that has lingered longest (nobody watches it)."""
+        if ticker in self.subscribers and ticker not in self._evicting:
+            return True
+        while len(self.subscribers) - len(self._evicting) >= self.max_tickers:
+            if not self._evict_one():
+                return False
+        return True
+
+    def _evict_one(self) -> bool:
+        for ticker in self._linger_until:
+            if ticker in self._evicting or self.subscribers.get(ticker):
+                continue
+            del self._linger_until[ticker]
+            timer = self._lingering.pop(ticker, None)
+            if timer is not None:
+                timer.cancel()
+            self._evicting.add(ticker)
+            self.evicted += 1
+            self._spawn(self._linger_over(ticker))
+            return True
+        return False
+
+    def is_new(self, ticker: str) -> bool:
+        """The process does not hold this ticker yet (subscribing would bring it in)."""
+        return ticker not in self.subscribers or ticker in self._evicting
+
     async def subscribe(
         self, client: ClientConnection, ticker: str, resume: ResumePoint | None = None
-    ) -> None:
+    ) -> bool:
         """Attach a client to a ticker, then send it a replay (resume), a snapshot, or
         nothing when it is up to date. Live updates are held back meanwhile, so nothing
-        is lost or repeated in between (the client also drops duplicates by seq)."""
+        is lost or repeated in between (the client also drops duplicates by seq).
+        False, with nothing sent, when the process holds `max_tickers` and none can
+        make room (the caller refuses with `ticker_limit`)."""
         if ticker in client.tickers:
-            return
+            return True
+        if not self.has_room(ticker):
+            return False
+        subs = self.subscribers.get(ticker)
+        if subs is None or ticker in self._evicting:
+            # Not listening until now: whatever an earlier ring held may have a hole.
+            self._evicting.discard(ticker)
+            if subs is None:
+                subs = self.subscribers[ticker] = set()
+            self.history.open(ticker)
+        if not subs:
+            self._watched_since[ticker] = asyncio.get_running_loop().time()
+            self._linger_until.pop(ticker, None)
+        self.history.watched(ticker, active=True)
         client.tickers.add(ticker)
         client.hold(ticker)
+        subs.add(client)  # held: what arrives before the snapshot waits in its hold list
         try:
-            async with self._locks[ticker]:
-                subs = self.subscribers.get(ticker)
-                if subs is None:
-                    subs = self.subscribers[ticker] = set()
-                    # Not listening until now: whatever the ring held may have a hole.
-                    self.rings[ticker] = Ring(self.resume_history)
+            lock = self._locks.get(ticker)
+            if lock is None:
+                lock = self._locks[ticker] = asyncio.Lock()
+            async with lock:
+                if ticker not in self._listening:
                     await self.broker.subscribe(ticker)
+                    self._listening.add(ticker)
                     try:
                         await self.store.add_interest({ticker}, INTEREST_TTL)
                     except StoreUnavailable:
                         pass  # the interest loop retries
-                subs.add(client)
             if resume is not None and await self._replay(client, ticker, resume):
-                return
+                return True
             snap = await self.snapshot(ticker, gap=resume is not None)
             if snap is not None:
                 seq, text = snap
@@ -294,19 +353,20 @@ class Hub:
             client.release(ticker)
             client.send(self.market_status(ticker))
             self.statuses_sent += 1
+        return True
 
     async def _replay(self, client: ClientConnection, ticker: str, point: ResumePoint) -> bool:
         """Replay what the client missed; False when that is not possible (gap)."""
         if point.epoch is not None and point.epoch != self.epoch_for(ticker):
             return False
-        ring = self.rings.get(ticker)
+        ring = self.history.get(ticker)
         entries = replay_after(ring.entries, point.seq) if ring is not None else None
         if entries is None:
             entries = await self._replay_from_store(ticker, point.seq)
         if entries is None:
             return False
-        for seq, raw, frame in entries:
-            client.replay(ticker, seq, raw, frame)
+        for entry in entries:
+            client.replay(ticker, entry)
         if not entries:
             client.last_seq[ticker] = max(client.last_seq.get(ticker, 0), point.seq)
         self.replayed += len(entries)
@@ -340,7 +400,7 @@ class Hub:
             if below is not None and seq >= below:
                 continue
             frame = text_frame(raw.encode()) if seq > frames_after else b""
-            entries.append((seq, raw, frame))
+            entries.append(Entry(seq, frame))
         return entries
 
     async def want(self, ticker: str) -> None:
@@ -358,41 +418,71 @@ class Hub:
             return
         subs.discard(client)
         if not subs:
-            # Keep listening a while: a client that comes back can still resume. One timer
-            # per ticker, however often it empties: a subscribe/unsubscribe churn must not
-            # pile up a timer per leave for the whole window (measured: ~700 B each).
+            # Keep listening a while: a client that comes back can still resume. As long
+            # as the ticker was watched, between `linger_min` and `resume_window`: a
+            # ticker a flood touched for a moment goes soon. One timer per ticker,
+            # however often it empties (a subscribe/unsubscribe churn must not pile up a
+            # timer per leave for the whole window).
             loop = asyncio.get_running_loop()
-            self._left_at[ticker] = loop.time()
+            now = loop.time()
+            watched = now - self._watched_since.pop(ticker, now)
+            linger = min(self.resume_window, max(self.linger_min, watched))
+            self._linger_until[ticker] = now + linger
+            self._linger_until.move_to_end(ticker)
+            self.history.watched(ticker, active=False)
             if ticker not in self._lingering:
-                self._lingering[ticker] = loop.call_later(
-                    self.resume_window, self._linger_check, ticker
-                )
+                self._lingering[ticker] = loop.call_later(linger, self._linger_check, ticker)
 
     def _linger_check(self, ticker: str) -> None:
-        """The window since the ticker's *last* client left is over: stop listening."""
+        """The linger since the ticker's *last* client left is over: stop listening."""
         self._lingering.pop(ticker, None)
         subs = self.subscribers.get(ticker)
         if subs is None or subs:
             return  # back in use; the next leave starts a new timer
         loop = asyncio.get_running_loop()
-        remaining = self._left_at.get(ticker, 0.0) + self.resume_window - loop.time()
+        remaining = self._linger_until.get(ticker, 0.0) - loop.time()
         if remaining > 0:
             self._lingering[ticker] = loop.call_later(remaining, self._linger_check, ticker)
             return
-        task = asyncio.ensure_future(self._linger_over(ticker))
+        self._linger_until.pop(ticker, None)
+        self._spawn(self._linger_over(ticker))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._fills.add(task)  # kept referenced until done, like the backfills
         task.add_done_callback(self._fills.discard)
 
     async def _linger_over(self, ticker: str) -> None:
-        async with self._locks[ticker]:
+        """Stop holding a ticker nobody came back to: its subscription, history and
+        every per-ticker entry, so what a client once asked for costs nothing later."""
+        lock = self._locks.get(ticker)
+        if lock is None:
+            lock = self._locks[ticker] = asyncio.Lock()
+        async with lock:
             subs = self.subscribers.get(ticker)
             if subs is None or subs:
+                self._evicting.discard(ticker)
                 return
-            self._left_at.pop(ticker, None)
             del self.subscribers[ticker]
-            self.rings.pop(ticker, None)
+            self._evicting.discard(ticker)
+            self.history.drop(ticker)
+            self.latest.pop(ticker, None)
+            self._sessions.pop(ticker, None)
             self._store_checked.discard(ticker)
-            await self.broker.unsubscribe(ticker)
+            if ticker in self._listening:
+                self._listening.discard(ticker)
+                await self.broker.unsubscribe(ticker)
+            try:
+                await self.store.drop_interest({ticker})
+            except StoreUnavailable:
+                pass
+        if ticker not in self.subscribers:
+            # No subscribe can be waiting on this lock: one would have put its client
+            # into `subscribers` before waiting.
+            self._locks.pop(ticker, None)
+
+    def lingering(self) -> int:
+        return len(self._linger_until)
 
     async def latest_update(self, ticker: str) -> tuple[dict[str, Any], bool] | None:
         """The newest known update of a ticker and whether it is still fresh."""

@@ -22,3 +22,7 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
         return False
+
+    def give_back(self) -> None:
+        """Return a token taken for something that did not happen after all."""
+        self._tokens = min(self.burst, self._tokens + 1.0)

@@ -8,14 +8,31 @@ otherwise one snapshot flagged `gap` stands in for what is lost. Never silence.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
-# (seq, text as published, its pre-built frame)
-Entry = tuple[int, str, bytes]
+
+class Entry(NamedTuple):
+    """One update as kept for resume: its seq and its pre-built frame, nothing else (the
+    text is the frame's payload, decoded only when a replay needs it)."""
+
+    seq: int
+    frame: bytes
+
+    @property
+    def text(self) -> str:
+        return frame_payload(self.frame).decode()
+
+
+def frame_payload(frame: bytes) -> bytes:
+    """The payload of an unmasked server text frame (see frames built by `text_frame`)."""
+    length = frame[1] & 0x7F
+    start = 2 if length < 126 else 4 if length == 126 else 10
+    return frame[start:]
 
 
 @dataclass(slots=True, frozen=True)
@@ -51,19 +68,117 @@ def parse_resume(value: object) -> dict[str, ResumePoint]:
     return out
 
 
+# What one kept entry costs beyond its frame's length: the tuple, the int, the bytes
+# object's header and the deque slot (sys.getsizeof on CPython 3.11, rounded up).
+ENTRY_OVERHEAD = 120
+
+
 class Ring:
-    """The last `size` updates of one ticker as this process relayed them."""
+    """The recent updates of one ticker as this process relayed them, oldest first."""
 
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "nbytes")
 
-    def __init__(self, size: int) -> None:
-        self.entries: deque[Entry] = deque(maxlen=size)
+    def __init__(self) -> None:
+        self.entries: deque[Entry] = deque()
+        self.nbytes = 0
 
-    def append(self, entry: Entry) -> None:
-        self.entries.append(entry)
 
-    def clear(self) -> None:
-        self.entries.clear()
+class History:
+    """Every ticker's recent updates under one byte budget for the whole process.
+
+    Each update is kept once (its frame; the text is derived on replay). A ticker keeps
+    at most `per_ticker` updates. Past `max_bytes`, the budget is shed down to 90 % of
+    it: first the rings of tickers nobody watches now, least recently watched first;
+    then the watched rings above an equal share, least recently watched first; a resume
+    that reaches past what is left gets the flagged gap snapshot, as any too-old resume.
+    """
+
+    __slots__ = ("_active", "max_bytes", "nbytes", "per_ticker", "rings", "shed")
+
+    def __init__(self, max_bytes: int, per_ticker: int) -> None:
+        self.max_bytes = max_bytes
+        self.per_ticker = per_ticker
+        self.nbytes = 0
+        self.shed = 0  # entries given up to the byte budget (for /metrics)
+        # Least recently watched first: a ticker moves to the end when a client joins
+        # it and when its last client leaves.
+        self.rings: OrderedDict[str, Ring] = OrderedDict()
+        self._active: set[str] = set()  # tickers with clients now
+
+    def open(self, ticker: str) -> Ring:
+        """A fresh ring for a ticker the process starts listening to (whatever an
+        earlier ring held may have a hole)."""
+        self.drop(ticker)
+        ring = self.rings[ticker] = Ring()
+        return ring
+
+    def get(self, ticker: str) -> Ring | None:
+        return self.rings.get(ticker)
+
+    def watched(self, ticker: str, active: bool) -> None:
+        """A client joined (`active`) or the last one left the ticker."""
+        if ticker in self.rings:
+            self.rings.move_to_end(ticker)
+        if active:
+            self._active.add(ticker)
+        else:
+            self._active.discard(ticker)
+
+    def drop(self, ticker: str) -> None:
+        ring = self.rings.pop(ticker, None)
+        self._active.discard(ticker)
+        if ring is not None:
+            self.nbytes -= ring.nbytes
+
+    def clear(self, ticker: str | None = None) -> None:
+        """Forget the updates of one ticker (its seq restarted) or of all (new epoch)."""
+        rings = self.rings.values() if ticker is None else [self.rings.get(ticker)]
+        for ring in rings:
+            if ring is not None:
+                self.nbytes -= ring.nbytes
+                ring.nbytes = 0
+                ring.entries.clear()
+
+    def append(self, ring: Ring, seq: int, frame: bytes) -> None:
+        size = len(frame) + ENTRY_OVERHEAD
+        entries = ring.entries
+        entries.append(Entry(seq, frame))
+        ring.nbytes += size
+        self.nbytes += size
+        if len(entries) > self.per_ticker:
+            old = entries.popleft()
+            freed = len(old.frame) + ENTRY_OVERHEAD
+            ring.nbytes -= freed
+            self.nbytes -= freed
+        if self.nbytes > self.max_bytes:
+            self._shed()
+
+    def _shed(self) -> None:
+        target = self.max_bytes * 9 // 10
+        active = self._active
+        for ticker, ring in self.rings.items():
+            if ticker not in active:
+                self._trim(ring, 0, target)
+                if self.nbytes <= target:
+                    return
+        share = target // max(1, len(active))
+        for ring in self.rings.values():
+            self._trim(ring, share, target)
+            if self.nbytes <= target:
+                return
+        for ring in self.rings.values():
+            self._trim(ring, 0, target)
+            if self.nbytes <= target:
+                return
+
+    def _trim(self, ring: Ring, keep: int, target: int) -> None:
+        entries = ring.entries
+        while entries and ring.nbytes > keep and self.nbytes > target:
+            old = entries.popleft()
+            freed = len(old.frame) + ENTRY_OVERHEAD
+            ring.nbytes -= freed
+            self.nbytes -= freed
+            self.shed += 1
 
 
 def replay_after(entries: Iterable[Entry], last_seq: int) -> list[Entry] | None:
@@ -76,7 +191,7 @@ def replay_after(entries: Iterable[Entry], last_seq: int) -> list[Entry] | None:
     expected = last_seq + 1
     out: list[Entry] = []
     for entry in entries:
-        seq = entry[0]
+        seq = entry.seq
         newest = seq
         if seq <= last_seq:
             continue

@@ -82,6 +82,10 @@ class Updater:
             self._wanted = self.watchlist | frozenset(await self.store.interest())
         except StoreUnavailable:
             pass
+        if len(self._last_seq) > 2 * len(self._wanted) + 1000:
+            # Tickers nobody wants any more: their guard against a lost counter can go
+            # (a restart of their seq would show as a new epoch, never as a repeat).
+            self._last_seq = {t: s for t, s in self._last_seq.items() if t in self._wanted}
         if self._stream is None or self._stream.done():
             if self._stream is not None and not self._stream.cancelled():
                 exc = self._stream.exception()

@@ -2,7 +2,9 @@
 // by polling /api/quotes, with the fallback between them.
 //
 // - Real-time: subscribe on every open; on a reconnect, `resume` from the last seq (and
-//   epoch) seen per ticker, so the server replays what was missed (docs/protocol.md).
+//   epoch) seen per ticker, so the server replays what was missed (docs/protocol.md). That
+//   bookkeeping (seq, epochs, dedup, resume, held tickers) is lib/feedState.ts; this hook
+//   keeps the React side: state, timers, toasts, metrics.
 // - After the socket gives up (3 failed reconnects): poll, say so in a toast, and keep
 //   trying the socket in the background; when it opens, switch back with a toast.
 // - On every switch (and at start) the latest quotes are fetched over REST, so nothing
@@ -13,6 +15,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, getJson, wsUrl as defaultWsUrl } from "../lib/api";
 import type { Jitter } from "../lib/backoff";
+import { FeedState, type FeedChange } from "../lib/feedState";
 import type { MarketStatus, PriceMessage, Quote, ServerMessage, Tick } from "../lib/types";
 import { useWebSocket, type WsState } from "./useWebSocket";
 
@@ -93,13 +96,10 @@ export function useMarketData(options: MarketDataOptions): MarketData {
   const [tickerErrors, setTickerErrors] = useState<Record<string, string>>({});
   const [restAuthError, setRestAuthError] = useState<string | null>(null);
 
-  // Everything the message path touches lives in refs: no render per message.
-  const latest = useRef(new Map<string, Quote>());
+  // Everything the message path touches lives outside state: no render per message.
+  const [feed] = useState(() => new FeedState());
   const pending = useRef(new Map<string, Quote>());
   const flushTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
-  const lastSeq = useRef(new Map<string, number>());
-  const epochs = useRef(new Map<string, string>());
-  const subscribed = useRef(new Set<string>());
   const tickListeners = useRef(new Set<(t: Tick) => void>());
   const updates = useRef({ count: 0, lastAt: null as number | null });
   const toastId = useRef(0);
@@ -124,90 +124,43 @@ export function useMarketData(options: MarketDataOptions): MarketData {
     setQuotes((q) => ({ ...q, ...batch }));
   }, []);
 
-  /** Take one quote (socket or REST); false when it is a duplicate or older. */
-  const accept = useCallback(
-    (msg: PriceMessage, via: "ws" | "rest"): boolean => {
-      const t = msg.ticker;
-      if (typeof t !== "string" || typeof msg.seq !== "number" || !msg.data) return false;
-      const prev = latest.current.get(t);
-      if (via === "ws") {
-        // Within one epoch the server never repeats or lowers a seq; a snapshot restarts.
-        const seen = lastSeq.current.get(t);
-        if (msg.type === "price_update" && seen !== undefined && msg.seq <= seen) return false;
-      } else if (prev && msg.timestamp <= prev.timestamp) {
-        return false; // the socket already delivered this or something newer
-      }
-      lastSeq.current.set(t, msg.seq);
-      const now = Date.now();
-      const q: Quote = {
-        ticker: t,
-        seq: msg.seq,
-        timestamp: msg.timestamp,
-        data: msg.data,
-        stale: msg.stale === true,
-        receivedAt: now,
-      };
-      latest.current.set(t, q);
-      pending.current.set(t, q);
-      updates.current.lastAt = now;
+  /** A quote the feed took (socket or REST): to state (batched) and to the tick listeners. */
+  const deliver = useCallback(
+    (change: FeedChange) => {
+      if (change.kind !== "quote") return;
+      const { quote, tick } = change;
+      pending.current.set(quote.ticker, quote);
+      updates.current.lastAt = quote.receivedAt;
       if (flushTimer.current === null) flushTimer.current = setTimeout(flush, flushMs);
-      if (typeof msg.data.price === "number") {
-        const tick: Tick = {
-          ticker: t,
-          time: msg.data.market_time ?? msg.timestamp,
-          price: msg.data.price,
-          volume: msg.data.volume,
-        };
-        for (const fn of tickListeners.current) fn(tick);
-      }
-      return true;
+      if (tick) for (const fn of tickListeners.current) fn(tick);
     },
     [flush, flushMs],
   );
 
   const onMessage = useCallback(
     (msg: ServerMessage) => {
-      switch (msg.type) {
-        case "price_update":
-        case "snapshot":
-          updates.current.count += 1;
-          accept(msg, "ws");
+      if (msg.type === "price_update" || msg.type === "snapshot") updates.current.count += 1;
+      const change = feed.receive(msg);
+      switch (change.kind) {
+        case "quote":
+          deliver(change);
           break;
-        case "market_status":
-          setMarkets((m) => ({ ...m, [msg.market]: msg }));
+        case "market": {
+          const { status } = change;
+          setMarkets((m) => ({ ...m, [status.market]: status }));
           break;
-        case "subscribed":
-          for (const [t, epoch] of Object.entries(msg.epochs ?? {})) {
-            // A new epoch is a new seq space: what we saw before no longer orders updates.
-            if (epochs.current.get(t) !== epoch) lastSeq.current.delete(t);
-            epochs.current.set(t, epoch);
-          }
+        }
+        case "ticker_error": {
+          const { ticker, message } = change;
+          setTickerErrors((e) => ({ ...e, [ticker]: message }));
           break;
-        case "error":
-          if (msg.ticker) {
-            const { ticker, message } = msg;
-            setTickerErrors((e) => ({ ...e, [ticker]: message }));
-          }
-          break;
+        }
         default:
           break;
       }
     },
-    [accept],
+    [feed, deliver],
   );
-
-  const subscribeMsg = useCallback((names: string[]) => {
-    const resume: Record<string, { seq: number; epoch: string }> = {};
-    for (const t of names) {
-      const seq = lastSeq.current.get(t);
-      const epoch = epochs.current.get(t);
-      // Only with a known epoch: a seq from another epoch would skip the new stream.
-      if (seq !== undefined && epoch !== undefined) resume[t] = { seq, epoch };
-    }
-    return Object.keys(resume).length > 0
-      ? { action: "subscribe", tickers: names, resume }
-      : { action: "subscribe", tickers: names };
-  }, []);
 
   const fetchQuotes = useCallback(
     async (signal?: AbortSignal) => {
@@ -216,7 +169,7 @@ export function useMarketData(options: MarketDataOptions): MarketData {
       const list = names.map(encodeURIComponent).join(",");
       try {
         const body = await getJson<QuotesResponse>(`/api/quotes?tickers=${list}`, token, signal);
-        for (const msg of Object.values(body)) if (msg) accept(msg, "rest");
+        for (const msg of Object.values(body)) if (msg) deliver(feed.receivePolled(msg));
         setRestAuthError(null);
       } catch (e) {
         // Unreachable: the connection status says so. Refused: say why.
@@ -231,7 +184,7 @@ export function useMarketData(options: MarketDataOptions): MarketData {
         /* an older server without the endpoint: the socket's market_status only */
       }
     },
-    [accept, token],
+    [feed, deliver, token],
   );
 
   const ws = useWebSocket({
@@ -245,8 +198,8 @@ export function useMarketData(options: MarketDataOptions): MarketData {
     WebSocketImpl: options.WebSocketImpl,
     onMessage,
     onOpen: () => {
-      subscribed.current = new Set(tickersRef.current);
-      if (tickersRef.current.length > 0) ws.send(subscribeMsg(tickersRef.current));
+      const frame = feed.connected(tickersRef.current);
+      if (frame) ws.send(frame);
     },
     // Giving up on the socket means polling, said out loud; so does coming back.
     onStateChange: (prev, next, snap) => {
@@ -290,15 +243,10 @@ export function useMarketData(options: MarketDataOptions): MarketData {
   // Watchlist edits while connected: subscribe the new, unsubscribe the removed.
   useEffect(() => {
     if (state !== "connected") return;
-    const want = new Set(tickerKey ? tickerKey.split(",") : []);
-    const have = subscribed.current;
-    const added = [...want].filter((t) => !have.has(t));
-    const removed = [...have].filter((t) => !want.has(t));
-    if (added.length > 0 && send(subscribeMsg(added))) added.forEach((t) => have.add(t));
-    if (removed.length > 0 && send({ action: "unsubscribe", tickers: removed })) {
-      removed.forEach((t) => have.delete(t));
-    }
-  }, [tickerKey, state, send, subscribeMsg]);
+    const { subscribe, unsubscribe } = feed.changes(tickerKey ? tickerKey.split(",") : []);
+    if (subscribe && send(subscribe)) feed.applied(subscribe);
+    if (unsubscribe && send(unsubscribe)) feed.applied(unsubscribe);
+  }, [tickerKey, state, send, feed]);
 
   // Once a second: messages per second and last-message times (one render, not per tick).
   useEffect(() => {

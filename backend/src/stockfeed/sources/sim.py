@@ -94,6 +94,9 @@ def _cents(price: float) -> float:
     return max(MIN_PRICE, round(price, 2))
 
 
+MAX_IDLE_WALKS = 1000
+
+
 @dataclass(slots=True)
 class _Walk:
     """The live state of one ticker's walk."""
@@ -197,7 +200,12 @@ class SimSource(Source):
         loop = asyncio.get_running_loop()
         deadline = loop.time()
         while True:
-            for ticker in sorted(wanted()):
+            tickers = wanted()
+            if len(self._walks) > 2 * len(tickers) + MAX_IDLE_WALKS:
+                # A walk holds a seeded generator (~2.5 KiB): keep only the wanted ones
+                # once many tickers came and went (one that comes back starts afresh).
+                self._walks = {t: w for t, w in self._walks.items() if t in tickers}
+            for ticker in sorted(tickers):
                 if self._is_trading is not None and not self._is_trading(ticker):
                     continue
                 await emit(self.next_tick(ticker))

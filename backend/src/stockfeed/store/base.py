@@ -61,6 +61,11 @@ class SharedStore(abc.ABC):
     async def add_interest(self, tickers: set[str], ttl: float) -> None:
         """Say that clients of this process want these tickers (for `ttl` seconds)."""
 
+    async def drop_interest(self, tickers: set[str]) -> None:  # noqa: B027 - optional hook
+        """This process stopped wanting these tickers. Only a store that serves a single
+        process acts on it at once (the updater stops producing them); a shared one
+        lets the interest expire, since other processes may still want them."""
+
     @abc.abstractmethod
     async def interest(self) -> set[str]: ...
 

@@ -1,32 +1,46 @@
-"""In-process store for the memory broker: nothing outlives the process."""
+"""In-process store for the memory broker: nothing outlives the process.
+
+It keeps no history of its own: in one process the hub's resume history (resume.History,
+under its byte budget) is the only one, so each update is held once. The per-ticker
+state (latest quote, seq counter) is kept for at most `max_tickers` tickers, least
+recently published forgotten first, so tickers once asked for cost nothing forever.
+"""
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict
 
-from stockfeed.store.base import HISTORY_LENGTH, SharedStore, StoredQuote
+from stockfeed.store.base import SharedStore, StoredQuote
 
 
 class MemoryStore(SharedStore):
-    def __init__(self) -> None:
-        self._quotes: dict[str, tuple[str, float]] = {}  # ticker -> (raw, expires_at)
+    def __init__(self, max_tickers: int = 10_000) -> None:
+        self.max_tickers = max_tickers
+        # ticker -> (raw, expires_at); most recently published last.
+        self._quotes: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._seq: dict[str, int] = {}
+        # A forgotten ticker's seq starts above every seq ever forgotten, so a ticker that
+        # comes back never repeats a seq in this epoch: clients see a jump (a gap), not a
+        # restart they could mistake for updates they have.
+        self._seq_floor = 0
         self._interest: dict[str, float] = {}
         self._status: tuple[str, float] | None = None
-        self._history: dict[str, deque[str]] = {}
         self._epoch = secrets.token_hex(4)  # nothing outlives the process: new seq space
 
     async def put_quote(self, ticker: str, raw: str, ttl: float) -> None:
         self._quotes[ticker] = (raw, time.monotonic() + ttl)
-        history = self._history.get(ticker)
-        if history is None:
-            history = self._history[ticker] = deque(maxlen=HISTORY_LENGTH)
-        history.append(raw)
+        self._quotes.move_to_end(ticker)
+        if len(self._quotes) > self.max_tickers:
+            self._forget(next(iter(self._quotes)))
+
+    def _forget(self, ticker: str) -> None:
+        self._quotes.pop(ticker, None)
+        self._seq_floor = max(self._seq_floor, self._seq.pop(ticker, 0))
 
     async def recent(self, ticker: str) -> list[str]:
-        return list(self._history.get(ticker, ()))
+        return []
 
     async def epoch(self) -> str:
         return self._epoch
@@ -38,8 +52,8 @@ class MemoryStore(SharedStore):
         return StoredQuote(item[0], fresh=time.monotonic() < item[1])
 
     async def next_seq(self, ticker: str) -> int:
-        value = self._seq.get(ticker, 0) + 1
-        self._seq[ticker] = value
+        value = self._seq.get(ticker, self._seq_floor) + 1
+        self._seq[ticker] = value  # bounded with the quotes: put_quote follows each one
         return value
 
     async def raise_seq(self, ticker: str, at_least: int) -> int:
@@ -59,6 +73,10 @@ class MemoryStore(SharedStore):
         until = time.monotonic() + ttl
         for ticker in tickers:
             self._interest[ticker] = until
+
+    async def drop_interest(self, tickers: set[str]) -> None:
+        for ticker in tickers:
+            self._interest.pop(ticker, None)
 
     async def interest(self) -> set[str]:
         now = time.monotonic()

@@ -1,0 +1,70 @@
+// A real stockfeed server (simulator, 0.5 s ticks) serving the built dashboard, on a port
+// that stays the same across stop() and start(): the tests stop it and bring it back.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { dist, results, stockfeedBin } from "./env";
+
+export function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.once("error", fail);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+export class StockfeedServer {
+  private proc: ChildProcess | null = null;
+  private starts = 0;
+
+  constructor(readonly port: number) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/`;
+  }
+
+  /** Start and wait until /api/ws/health answers (30 s at most). */
+  async start(): Promise<void> {
+    this.starts += 1;
+    const log = `server-${this.starts}.log`;
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("STOCKFEED_")));
+    env.STOCKFEED_DASHBOARD_DIR = dist;
+    env.PYTHONUNBUFFERED = "1";
+    const out = createWriteStream(join(results, log));
+    const proc = spawn(
+      stockfeedBin,
+      ["serve", "--source", "sim", "--sim-tick-interval", "0.5", "--host", "127.0.0.1", "--port", String(this.port)],
+      { env, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    this.proc = proc;
+    proc.stdout?.pipe(out);
+    proc.stderr?.pipe(out);
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (proc.exitCode !== null) throw new Error(`the server exited with ${proc.exitCode}; see test-results/${log}`);
+      const res = await fetch(`${this.url}api/ws/health`).catch(() => null);
+      if (res?.ok) return;
+      if (Date.now() > deadline) throw new Error(`no server on port ${this.port} after 30 s; see test-results/${log}`);
+      await sleep(150);
+    }
+  }
+
+  /** SIGTERM (the server says goodbye to its clients), SIGKILL after 15 s. */
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    this.proc = null;
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise((r) => proc.once("exit", r));
+    proc.kill("SIGTERM");
+    const done = await Promise.race([exited.then(() => true), sleep(15_000).then(() => false)]);
+    if (!done) {
+      proc.kill("SIGKILL");
+      await exited;
+    }
+  }
+}
