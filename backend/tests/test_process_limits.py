@@ -9,6 +9,7 @@ never costs the other clients anything.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -29,7 +30,7 @@ def from_ip(ip: str) -> dict[str, Any]:
 
 async def subscribe(ws: ClientConnection, *tickers: str) -> dict[str, dict[str, Any]]:
     """Send one subscribe; return the per-ticker errors and the acknowledgement."""
-    await ws.send('{"action":"subscribe","tickers":[%s]}' % ",".join(f'"{t}"' for t in tickers))
+    await ws.send(json.dumps({"action": "subscribe", "tickers": list(tickers)}))
     errors: dict[str, dict[str, Any]] = {}
     while True:
         msg = await recv_json(ws)
@@ -40,9 +41,7 @@ async def subscribe(ws: ClientConnection, *tickers: str) -> dict[str, dict[str, 
 
 
 async def unsubscribe(ws: ClientConnection, *tickers: str) -> None:
-    await ws.send(
-        '{"action":"unsubscribe","tickers":[%s]}' % ",".join(f'"{t}"' for t in tickers)
-    )
+    await ws.send(json.dumps({"action": "unsubscribe", "tickers": list(tickers)}))
     await recv_until(ws, "unsubscribed")
 
 
@@ -145,9 +144,7 @@ async def test_subscriptions_per_ip_across_connections(start_server: Any) -> Non
             # An unsubscribe gives the slot back.
             await unsubscribe(a, "MSFT")
             assert (await subscribe(b, "AMZN"))["errors"] == {}
-            assert (await subscribe(b, "TSLA"))["errors"]["TSLA"]["code"] == (
-                "subscription_limit"
-            )
+            assert (await subscribe(b, "TSLA"))["errors"]["TSLA"]["code"] == ("subscription_limit")
         # A closed connection gives back all it held (AAPL).
         deadline = time.monotonic() + 5
         while True:
@@ -185,14 +182,16 @@ async def test_resume_history_keeps_to_its_byte_budget(start_server: Any) -> Non
         got = await subscribe(ws, "HA", "HB", "HC")
         epoch = got["ack"]["epochs"]["HA"]
         first = await recv_until(ws, "price_update")
+        while first["ticker"] != "HA":
+            first = await recv_until(ws, "price_update")
         health = await wait_health(server, lambda h: h["history"]["shed"] > 0, 20)
         assert health["history"]["bytes"] <= budget
         assert health["history"]["max_bytes"] == budget
     # A resume from before what was kept: the flagged gap snapshot, never silence.
     async with connect(server.ws + "/ws") as ws:
+        point = {"seq": first["seq"], "epoch": epoch}
         await ws.send(
-            '{"action":"subscribe","tickers":["%s"],"resume":{"%s":{"seq":%d,"epoch":"%s"}}}'
-            % (first["ticker"], first["ticker"], first["seq"], epoch)
+            json.dumps({"action": "subscribe", "tickers": ["HA"], "resume": {"HA": point}})
         )
         snap = await recv_until(ws, "snapshot")
         assert snap["gap"] is True
@@ -202,7 +201,7 @@ async def test_resume_history_keeps_to_its_byte_budget(start_server: Any) -> Non
         recent = await recv_until(ws, "price_update")
     async with connect(server.ws + "/ws") as ws:
         await ws.send(
-            '{"action":"subscribe","tickers":["HA"],"resume":{"HA":%d}}' % recent["seq"]
+            json.dumps({"action": "subscribe", "tickers": ["HA"], "resume": {"HA": recent["seq"]}})
         )
         msg = await recv_json(ws)
         while msg["type"] in ("subscribed", "market_status"):

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from stockfeed import __version__
 from stockfeed.api import health, history, market, quotes, ws
 from stockfeed.api import metrics as metrics_api
+from stockfeed.api.rest_limits import RestRateLimit
 from stockfeed.config import Settings
 from stockfeed.dashboard import mount_dashboard
 from stockfeed.gctune import tune_gc
@@ -74,6 +75,8 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         body = {"error": {"code": "bad_request", "message": "; ".join(problems)}}
         return JSONResponse(body, status_code=422)
 
+    # Per-IP request rate of /api/* (api/rest_limits.py): refuses before routing and auth.
+    app.add_middleware(RestRateLimit)
     app.include_router(health.router)
     app.include_router(quotes.router)
     app.include_router(history.router)

@@ -83,6 +83,56 @@ class Settings(BaseSettings):
         default_factory=lambda: ["127.0.0.1", "::1"]
     )
 
+    # Process-wide budgets for what clients can make the process hold (docs/protocol.md#limits).
+    # Tickers held at once (subscribed + lingering); a new one past it evicts the ticker
+    # that has lingered longest, or is refused with `ticker_limit` when none lingers.
+    max_tickers: int = Field(1000, ge=1, le=1_000_000)
+    # New tickers (not yet held by the process) one connection may bring in: a bucket of
+    # `new_ticker_burst`, refilled at `new_tickers_per_minute`; refusals: `new_ticker_rate`.
+    new_tickers_per_minute: float = Field(60.0, gt=0, le=1_000_000)
+    new_ticker_burst: int = Field(50, ge=1, le=1_000_000)
+    # The same per client IP across its connections (exempt IPs skip it).
+    new_tickers_per_minute_per_ip: float = Field(120.0, gt=0, le=1_000_000)
+    new_ticker_burst_per_ip: int = Field(100, ge=1, le=1_000_000)
+    # Subscriptions per client IP across its connections (exempt IPs skip it; 0: no cap).
+    max_subscriptions_per_ip: int = Field(1000, ge=0, le=10_000_000)
+    # A ticker lingers after its last client left as long as it was watched, at least
+    # `linger_min` and at most `resume_window` seconds: one only a flood touched goes soon.
+    linger_min: float = Field(10.0, ge=0, le=86400)
+    # Resume history kept by the process, in bytes, shared by all tickers (least recently
+    # watched gives up first); `resume_history` still caps each ticker's count.
+    resume_history_bytes: int = Field(48 * 1024 * 1024, ge=64 * 1024, le=2**40)
+
+    # -- REST budgets (api/): filled in by the REST work --
+    # Requests to /api/* per client IP (exempt IPs skip it; /api/ws/health never counts):
+    # a bucket of `api_burst` refilled at `api_rate` per second; past it, HTTP 429
+    # `rate_limited` with Retry-After. The burst covers a dashboard's page load.
+    api_rate: float = Field(20.0, gt=0, le=1_000_000)
+    api_burst: int = Field(60, ge=1, le=1_000_000)
+    # Bytes of REST answers the process remembers (history bodies, ticker lookups, unknown
+    # tickers); least recently used go first. What a flood of distinct requests can pin.
+    rest_cache_bytes: int = Field(32 * 1024 * 1024, ge=64 * 1024, le=2**40)
+    # Calls to the upstream provider (Yahoo) made for clients, process-wide: history and
+    # ticker lookups take one each; past it, 503 `upstream_busy`. Keeps clients from
+    # getting the server's address rate-limited or banned; the updater is not counted.
+    upstream_calls_per_minute: float = Field(60.0, gt=0, le=1_000_000)
+    upstream_burst: int = Field(30, ge=1, le=1_000_000)
+
+    # -- HTTP edges (slow or oversized requests, idle sockets): filled in by the edge work --
+    # (fastpath.EdgeLimits; docs/protocol.md#http-limits.) Seconds from connect (or from
+    # the first byte of a later request on a kept-alive connection) until the request head
+    # is complete: a partial head then gets 408, a connection that sent nothing is closed.
+    http_header_timeout: float = Field(10.0, gt=0, le=3600)
+    # Request target (path and query) in bytes: longer gets 414.
+    max_url_bytes: int = Field(8192, ge=256, le=1_048_576)
+    # Header fields, in bytes (each `name: value` line) and in number: more gets 431.
+    max_header_bytes: int = Field(16384, ge=1024, le=1_048_576)
+    max_header_count: int = Field(100, ge=8, le=10_000)
+    # Open connections (HTTP and WebSocket) per process, lowered to 90 % of the open-files
+    # limit when above it; 0: that limit alone. A connection accepted past it gets 503
+    # `server_busy` (Retry-After) to its request, or is closed after 1 s without one.
+    max_open_connections: int = Field(20_000, ge=0, le=10_000_000)
+
     @field_validator("tickers", mode="before")
     @classmethod
     def _split_tickers(cls, value: object) -> object:

@@ -48,6 +48,7 @@ from stockfeed.auth import (
 )
 from stockfeed.config import Settings
 from stockfeed.ratelimit import TokenBucket
+from stockfeed.subscription_limits import SubscriptionLimits
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,7 @@ class Gate:
         self.verifier: Verifier | None = build_verifier(settings)
         self.origins = OriginPolicy(settings.allowed_origins)
         self.limits = IpLimits(settings)
+        self.subscriptions = SubscriptionLimits(settings, self.limits.exempt)
 
     async def admit(self, websocket: WebSocket) -> Admission | None:
         """Accept the handshake and return who it is, or refuse it (the refusal is

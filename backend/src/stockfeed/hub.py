@@ -57,7 +57,7 @@ class Hub:
         stale_since: Callable[[], float | None] = lambda: None,
         resume_history: int = 2000,
         resume_window: float = 300.0,
-        resume_history_bytes: int = 64 * 1024 * 1024,
+        resume_history_bytes: int = 48 * 1024 * 1024,
         max_tickers: int = 1000,
         linger_min: float = 10.0,
     ) -> None:

@@ -61,6 +61,48 @@ class FeedCollector:
         yield from self._messages()
         yield from self._broker()
         yield from self._source()
+        yield from self._rest()
+        yield from self._budgets()
+
+    def _budgets(self) -> Iterator[Metric]:
+        """What clients made the process hold, against its budgets (docs/protocol.md#limits)."""
+        hub = self.svc.hub
+        yield _gauge(
+            "stockfeed_tickers_lingering",
+            "Tickers no client holds, kept for resume until their linger ends.",
+            hub.lingering(),
+        )
+        yield _gauge(
+            "stockfeed_tickers_max", "Tickers the process may hold at once.", hub.max_tickers
+        )
+        yield _counter(
+            "stockfeed_tickers_evicted",
+            "Lingering tickers dropped early to make room for a new one.",
+            hub.evicted,
+        )
+        yield _gauge(
+            "stockfeed_resume_history_bytes",
+            "Bytes of resume history held, all tickers together.",
+            hub.history.nbytes,
+        )
+        yield _gauge(
+            "stockfeed_resume_history_max_bytes",
+            "The resume history's byte budget.",
+            hub.history.max_bytes,
+        )
+        yield _counter(
+            "stockfeed_resume_history_shed",
+            "Updates dropped from the resume history to stay within its byte budget.",
+            hub.history.shed,
+        )
+        refused = CounterMetricFamily(
+            "stockfeed_subscriptions_refused",
+            "Subscriptions refused by a limit, by error code.",
+            labels=["code"],
+        )
+        for code in ("new_ticker_rate", "subscription_limit", "ticker_limit"):
+            refused.add_metric([code], hub.refused.get(code, 0))
+        yield refused
 
     def _process(self) -> Iterator[Metric]:
         svc = self.svc
@@ -259,6 +301,67 @@ class FeedCollector:
                 "Seconds since the source last produced a good tick: its freshness.",
                 max(0.0, time.time() - last / 1000.0),
             )
+
+    def _rest(self) -> Iterator[Metric]:
+        svc = self.svc
+        cache = svc.answers
+        yield _gauge(
+            "stockfeed_rest_cache_bytes",
+            "Bytes held by the REST answer cache (history bodies, lookups), entry overhead "
+            "included.",
+            cache.bytes,
+        )
+        yield _gauge(
+            "stockfeed_rest_cache_max_bytes",
+            "The REST answer cache's byte budget (STOCKFEED_REST_CACHE_BYTES).",
+            cache.max_bytes,
+        )
+        yield _gauge("stockfeed_rest_cache_entries", "Answers in the REST cache.", len(cache))
+        yield _counter(
+            "stockfeed_rest_cache_hits", "REST answers served from the cache.", cache.hits
+        )
+        yield _counter(
+            "stockfeed_rest_cache_misses",
+            "REST answers that needed a source call (one per single flight).",
+            cache.misses,
+        )
+        yield _counter(
+            "stockfeed_rest_cache_single_flight_joins",
+            "REST requests that shared a source call already in flight for the same answer.",
+            cache.joins,
+        )
+        yield _counter(
+            "stockfeed_rest_cache_evictions",
+            "REST answers dropped to stay within the byte budget (least recently used first).",
+            cache.evictions,
+        )
+        yield _counter(
+            "stockfeed_rest_rate_limited",
+            "REST requests refused with 429 for the per-IP request rate.",
+            svc.rest_limits.refused,
+        )
+        yield _gauge(
+            "stockfeed_rest_rate_tracked_ips",
+            "Client IPs whose REST request rate is being tracked.",
+            svc.rest_limits.tracked,
+        )
+        upstream = svc.upstream
+        yield _counter(
+            "stockfeed_upstream_client_calls",
+            "Calls to the upstream provider (Yahoo) made for clients: history, lookups.",
+            upstream.calls,
+        )
+        yield _counter(
+            "stockfeed_upstream_refusals",
+            "Client requests refused with upstream_busy: the budget of upstream calls was "
+            "spent, or the provider had rate-limited us.",
+            upstream.refused,
+        )
+        yield _gauge(
+            "stockfeed_upstream_client_calls_in_flight",
+            "Upstream calls for clients running now.",
+            upstream.in_flight,
+        )
 
 
 class Exporter:

@@ -9,12 +9,15 @@ import socket
 import time
 from dataclasses import dataclass, field
 
+from stockfeed.api.answer_cache import AnswerCache
+from stockfeed.api.rest_limits import RestRateLimiter
 from stockfeed.broker import Broker
 from stockfeed.config import Settings
 from stockfeed.hub import Hub, parse_status
 from stockfeed.market_hours import MarketClock
 from stockfeed.shutdown import GracefulShutdown
 from stockfeed.sources.base import Source
+from stockfeed.sources.budget import ClientBudget
 from stockfeed.sources.factory import build_source
 from stockfeed.store import SharedStore, StoreUnavailable
 from stockfeed.updater import Updater
@@ -31,7 +34,7 @@ def build_broker_and_store(settings: Settings) -> tuple[Broker, SharedStore]:
     from stockfeed.broker.memory import MemoryBroker
     from stockfeed.store.memory import MemoryStore
 
-    return MemoryBroker(), MemoryStore()
+    return MemoryBroker(), MemoryStore(max_tickers=settings.max_tickers * 4)
 
 
 @dataclass
@@ -45,6 +48,10 @@ class Services:
     updater: Updater | None
     owner: str
     watchlist: list[str]
+    # REST budgets (api/answer_cache.py, api/rest_limits.py, sources/budget.py).
+    answers: AnswerCache
+    rest_limits: RestRateLimiter
+    upstream: ClientBudget
     started: float = field(default_factory=time.time)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _graceful: GracefulShutdown | None = None
@@ -81,8 +88,31 @@ class Services:
             stale_since=lambda: services.stale_since(),
             resume_history=settings.resume_history,
             resume_window=settings.resume_window,
+            resume_history_bytes=settings.resume_history_bytes,
+            max_tickers=settings.max_tickers,
+            linger_min=settings.linger_min,
         )
-        services = cls(settings, broker, store, clock, hub, source, updater, owner, watchlist)
+        # The source's own budget for calls made on clients' behalf (only a source with an
+        # upstream provider has one), configured here; a stand-in otherwise, so metrics
+        # read zeros.
+        upstream = getattr(source, "client_budget", None)
+        if not isinstance(upstream, ClientBudget):
+            upstream = ClientBudget()
+        upstream.configure(settings.upstream_calls_per_minute, settings.upstream_burst)
+        services = cls(
+            settings,
+            broker,
+            store,
+            clock,
+            hub,
+            source,
+            updater,
+            owner,
+            watchlist,
+            answers=AnswerCache(settings.rest_cache_bytes),
+            rest_limits=RestRateLimiter(settings),
+            upstream=upstream,
+        )
         return services
 
     def stale_since(self) -> float | None:

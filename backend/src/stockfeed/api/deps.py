@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import HTTPException, Request
 from starlette.requests import HTTPConnection
 
+from stockfeed.api.answer_cache import AnswerCache
 from stockfeed.auth import (
     BEARER_CHALLENGE,
     FORBIDDEN_TICKER,
@@ -25,6 +26,11 @@ from stockfeed.tickers import InvalidTicker, normalize_ticker
 def services(conn: HTTPConnection) -> Services:
     svc: Services = conn.app.state.services
     return svc
+
+
+def answer_cache(conn: HTTPConnection) -> AnswerCache:
+    """The process's REST answer cache (api/answer_cache.py)."""
+    return services(conn).answers
 
 
 def gate(conn: HTTPConnection) -> Gate:
@@ -114,6 +120,7 @@ async def authorized(request: Request) -> Principal | None:
 __all__ = [
     "MAX_TICKERS_PER_REQUEST",
     "Request",
+    "answer_cache",
     "api_error",
     "authorized",
     "gate",

@@ -53,7 +53,20 @@ async def health(svc: Services = Depends(services)) -> dict[str, Any]:
         "gaps": svc.hub.gaps,
         "duplicates": svc.hub.duplicates,
         "subscribers": svc.hub.subscriber_counts(),
+        "tickers": {
+            "held": len(svc.hub.subscribers),
+            "lingering": svc.hub.lingering(),
+            "max": svc.hub.max_tickers,
+            "evicted": svc.hub.evicted,
+        },
+        "history": {
+            "bytes": svc.hub.history.nbytes,
+            "max_bytes": svc.hub.history.max_bytes,
+            "shed": svc.hub.history.shed,
+        },
+        "refused": dict(sorted(svc.hub.refused.items())),
         "relayed": svc.hub.relayed,
         "rejected": svc.hub.rejected,
+        "rest_cache": svc.answers.stats(),
         "uptime_s": round(time.time() - svc.started, 1),
     }

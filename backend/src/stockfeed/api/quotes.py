@@ -8,14 +8,30 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
+from stockfeed.api.answer_cache import Fill
 from stockfeed.api.deps import api_error, authorized, services, ticker_list, ticker_param
 from stockfeed.services import Services
-from stockfeed.sources.base import UnknownTicker
+from stockfeed.sources.base import Source, UnknownTicker
+from stockfeed.sources.budget import UpstreamBusy
 
 router = APIRouter(prefix="/api", tags=["quotes"], dependencies=[Depends(authorized)])
 
 # A ticker nobody watched yet: register interest and wait briefly for its first tick.
 FIRST_QUOTE_WAIT = 3.0
+# How long the source's answer to "can you quote X?" is believed (process answer cache):
+# a yes for an hour (symbols rarely vanish), a no for ten minutes (nor appear). "Cannot
+# tell now" is not kept.
+KNOWN_TTL = 3600.0
+UNKNOWN_TTL = 600.0
+
+
+async def _lookup(source: Source, ticker: str) -> Fill[bool | None]:
+    try:
+        known = await source.can_quote(ticker)
+    except UnknownTicker:
+        known = False
+    ttl = 0.0 if known is None else KNOWN_TTL if known else UNKNOWN_TTL
+    return Fill(known, 0, ttl)
 
 
 def _present(update: dict[str, Any], fresh: bool) -> dict[str, Any]:
@@ -31,11 +47,15 @@ def _present(update: dict[str, Any], fresh: bool) -> dict[str, Any]:
 
 async def _quote(svc: Services, ticker: str, wait: bool) -> dict[str, Any] | None:
     found = await svc.hub.latest_update(ticker)
-    if found is None and wait and svc.source is not None:
+    source = svc.source
+    if found is None and wait and source is not None:
+        key = ("can_quote", source.name, ticker)
         try:
-            known = await svc.source.can_quote(ticker)
-        except UnknownTicker:
-            known = False
+            known = await svc.answers.get_or_load(key, lambda: _lookup(source, ticker))
+        except UpstreamBusy as exc:
+            raise api_error(
+                503, "upstream_busy", str(exc), headers={"Retry-After": str(exc.retry_after)}
+            ) from None
         if known is False:
             raise api_error(404, "unknown_ticker", f"the source cannot quote {ticker}")
         await svc.hub.want(ticker)

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
@@ -26,13 +27,21 @@ from stockfeed.guard import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, Admission, Gate
 from stockfeed.ratelimit import TokenBucket
 from stockfeed.resume import BadResume, parse_resume
 from stockfeed.services import Services
+from stockfeed.subscription_limits import (
+    NEW_TICKER_RATE,
+    SUBSCRIPTION_LIMIT,
+    TICKER_LIMIT,
+    ClientBudget,
+)
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN_LATER = 1013  # the process holds as many tickers as it may (ticker_limit)
 CLOSE_BAD_REQUEST = 4400
+CLOSE_TOO_MANY = 4429  # this client brings in tickers too fast, or holds too many
 CAN_QUOTE_TIMEOUT = 3.0
 # Close tasks started by expiry timers, held so they are not collected mid-flight.
 _closing: set[asyncio.Task[None]] = set()
@@ -52,6 +61,19 @@ async def _check_quotable(svc: Services, ticker: str) -> bool:
     except Exception:  # unreachable source: do not refuse what may be valid
         return True
     return known is not False
+
+
+@dataclass(slots=True)
+class Caller:
+    """Who is on a connection: the token's principal and its subscription budget."""
+
+    principal: Principal | None
+    budget: ClientBudget
+
+
+def _caller(door: Gate, admission: Admission, websocket: WebSocket) -> Caller:
+    ip = websocket.client.host if websocket.client else ""
+    return Caller(admission.principal, door.subscriptions.for_connection(ip))
 
 
 def _expire(client: ClientConnection) -> None:
@@ -102,6 +124,14 @@ async def _single(
         )
         await websocket.close(CLOSE_FORBIDDEN, FORBIDDEN_TICKER)
         return
+    caller = _caller(door, admission, websocket)
+    refusal = _budget_refusal(svc, caller, name, pending=0)
+    if refusal is not None:
+        code, message = refusal
+        close = CLOSE_TRY_AGAIN_LATER if code == TICKER_LIMIT else CLOSE_TOO_MANY
+        await websocket.send_text(protocol.error(code, message, name))
+        await websocket.close(close, code)
+        return
     if not await _check_quotable(svc, name):
         await _refuse(websocket, "unknown_ticker", f"the source cannot quote {name}", name)
         return
@@ -109,11 +139,18 @@ async def _single(
     expiry = _watch_expiry(door, admission, client)
     svc.hub.connect(client)
     try:
-        await svc.hub.subscribe(client, name)
-        await _receive_loop(svc, client, multiplexed=False, principal=principal)
+        if await svc.hub.subscribe(client, name):
+            caller.budget.added()
+        else:
+            svc.hub.refused[TICKER_LIMIT] += 1
+            client.send(protocol.error(TICKER_LIMIT, _ticker_limit_message(svc), name))
+            await client.close(CLOSE_TRY_AGAIN_LATER, TICKER_LIMIT)
+            return
+        await _receive_loop(svc, client, multiplexed=False, caller=caller)
     finally:
         if expiry is not None:
             expiry.cancel()
+        caller.budget.release()
         await svc.hub.disconnect(client)
 
 
@@ -126,13 +163,15 @@ async def ws_multi(websocket: WebSocket) -> None:
         return
     try:
         client = _client(svc, websocket)
+        caller = _caller(door, admission, websocket)
         expiry = _watch_expiry(door, admission, client)
         svc.hub.connect(client)
         try:
-            await _receive_loop(svc, client, multiplexed=True, principal=admission.principal)
+            await _receive_loop(svc, client, multiplexed=True, caller=caller)
         finally:
             if expiry is not None:
                 expiry.cancel()
+            caller.budget.release()
             await svc.hub.disconnect(client)
     finally:
         door.release(admission)
@@ -149,7 +188,7 @@ def _client(svc: Services, websocket: WebSocket) -> ClientConnection:
 
 
 async def _receive_loop(
-    svc: Services, client: ClientConnection, *, multiplexed: bool, principal: Principal | None
+    svc: Services, client: ClientConnection, *, multiplexed: bool, caller: Caller
 ) -> None:
     websocket = client.websocket
     limiter = TokenBucket(
@@ -172,7 +211,7 @@ async def _receive_loop(
         if text is None:
             client.send(protocol.error("bad_message", "send JSON text frames, not binary"))
             continue
-        await _handle(svc, client, text, multiplexed=multiplexed, principal=principal)
+        await _handle(svc, client, text, multiplexed=multiplexed, caller=caller)
 
 
 async def _handle(
@@ -181,7 +220,7 @@ async def _handle(
     text: str,
     *,
     multiplexed: bool,
-    principal: Principal | None,
+    caller: Caller,
 ) -> None:
     try:
         msg = json.loads(text)
@@ -210,7 +249,7 @@ async def _handle(
                 )
             )
             return
-        await _subscription(svc, client, action, msg, principal)
+        await _subscription(svc, client, action, msg, caller)
         return
     client.send(
         protocol.error(
@@ -226,8 +265,9 @@ async def _subscription(
     client: ClientConnection,
     action: str,
     msg: dict[str, Any],
-    principal: Principal | None,
+    caller: Caller,
 ) -> None:
+    principal = caller.principal
     tickers = msg.get("tickers")
     if not isinstance(tickers, list) or not tickers:
         client.send(protocol.error("bad_message", "tickers must be a non-empty list"))
@@ -249,6 +289,8 @@ async def _subscription(
             client.send(protocol.error("invalid_ticker", str(exc), shown))
             continue
         if action == "unsubscribe":
+            if ticker in client.tickers:
+                caller.budget.removed()
             await svc.hub.unsubscribe(client, ticker)
             continue
         if ticker in client.tickers or ticker in accepted:
@@ -261,13 +303,18 @@ async def _subscription(
             )
             continue
         if len(client.tickers) + len(accepted) >= svc.settings.max_subscriptions:
+            svc.hub.refused[SUBSCRIPTION_LIMIT] += 1
             client.send(
                 protocol.error(
-                    "subscription_limit",
+                    SUBSCRIPTION_LIMIT,
                     f"at most {svc.settings.max_subscriptions} tickers per connection",
                     ticker,
                 )
             )
+            continue
+        refusal = _budget_refusal(svc, caller, ticker, pending=len(accepted))
+        if refusal is not None:
+            client.send(protocol.error(refusal[0], refusal[1], ticker))
             continue
         if not await _check_quotable(svc, ticker):
             client.send(
@@ -291,4 +338,40 @@ async def _subscription(
         )
     )
     for ticker in accepted:
-        await svc.hub.subscribe(client, ticker, resume.get(ticker))
+        if await svc.hub.subscribe(client, ticker, resume.get(ticker)):
+            caller.budget.added()
+        else:
+            # Others filled the process between the check above and now (rare): this
+            # ticker is not held after all, whatever the acknowledgement listed.
+            svc.hub.refused[TICKER_LIMIT] += 1
+            client.send(protocol.error(TICKER_LIMIT, _ticker_limit_message(svc), ticker))
+
+
+def _ticker_limit_message(svc: Services) -> str:
+    return (
+        f"this server holds its maximum of {svc.hub.max_tickers} tickers, all in use: "
+        "try again later"
+    )
+
+
+def _budget_refusal(
+    svc: Services, caller: Caller, ticker: str, pending: int
+) -> tuple[str, str] | None:
+    """(code, message) when this client may not add `ticker` now, counted; else None.
+    Checked before the source is asked about the ticker: a lookup upstream is part of
+    what a new ticker costs."""
+    hub = svc.hub
+    problem = caller.budget.refuse_subscription(pending)
+    if problem is not None:
+        hub.refused[SUBSCRIPTION_LIMIT] += 1
+        return SUBSCRIPTION_LIMIT, problem
+    if not hub.is_new(ticker):
+        return None
+    problem = caller.budget.refuse_new_ticker()
+    if problem is not None:
+        hub.refused[NEW_TICKER_RATE] += 1
+        return NEW_TICKER_RATE, problem
+    if not hub.has_room(ticker):
+        hub.refused[TICKER_LIMIT] += 1
+        return TICKER_LIMIT, _ticker_limit_message(svc)
+    return None

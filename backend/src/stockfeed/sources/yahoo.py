@@ -22,6 +22,7 @@ from yfinance.exceptions import YFPricesMissingError, YFRateLimitError, YFTzMiss
 
 from stockfeed.models import Bar, Tick
 from stockfeed.sources.base import Emit, Source, SourceError, UnknownTicker, Wanted
+from stockfeed.sources.budget import ClientBudget
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ _BAR_COLUMNS = ("Open", "High", "Low", "Close", "Volume")
 # A definitive can_quote answer is reused this long: symbols rarely appear or vanish,
 # and every lookup is a request against Yahoo's rate limit.
 _CAN_QUOTE_TTL_S = 3600.0
+# Answers kept at most (oldest forgotten first): lookups of made-up tickers must not grow
+# the dict for ever.
+_MAX_KNOWN = 16_384
 
 QuoteFetcher = Callable[[list[str]], dict[str, Tick]]
 HistoryFetcher = Callable[[str, str, str], pd.DataFrame]
@@ -348,12 +352,15 @@ class YahooSource(Source):
         check_interval: float = 1.0,
         lookup_timeout: float = 3.0,
         poll_timeout: float = 60.0,
+        client_budget: ClientBudget | None = None,
     ) -> None:
         """`check_interval` is how often wanted() is re-read (subscriptions re-diffed,
         new tickers polled); `lookup_timeout` bounds a can_quote() lookup; `poll_timeout`
         a polling round (a hung request would otherwise leave the source silent but not
-        marked stale)."""
+        marked stale). `client_budget` caps the calls made for clients (history,
+        lookups: sources/budget.py); the updater's streaming and polling stay outside it."""
         super().__init__()
+        self.client_budget = client_budget or ClientBudget()
         self._poll_interval = poll_interval
         self._streamer_url = streamer_url
         self._streaming = streaming
@@ -390,8 +397,19 @@ class YahooSource(Source):
             await self._drop_client()
 
     async def history(self, ticker: str, interval: str, range_: str) -> list[Bar]:
+        """Raises UpstreamBusy (a SourceError) at once when the client budget is spent or
+        Yahoo asked us to back off."""
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._rate_limited_until:
+            raise self.client_budget.refuse(
+                "rate limited by Yahoo: history is unavailable for a while",
+                self._rate_limited_until - loop.time(),
+            )
+        job = self.client_budget.start(
+            f"history of {ticker}", self._history_fetcher, ticker, interval, range_
+        )
         try:
-            frame = await asyncio.to_thread(self._history_fetcher, ticker, interval, range_)
+            frame = await job
         except YFRateLimitError as exc:
             raise SourceError(
                 "rate limited by Yahoo: history is unavailable for a few minutes"
@@ -412,6 +430,8 @@ class YahooSource(Source):
         return bars
 
     async def can_quote(self, ticker: str) -> bool | None:
+        """Raises UpstreamBusy when the answer needs a lookup the client budget cannot
+        afford now."""
         try:
             ticker = normalize_ticker(ticker)
         except InvalidTicker:
@@ -426,7 +446,8 @@ class YahooSource(Source):
         # and it is shielded so that one impatient caller cannot cancel it for the rest.
         lookup = self._lookups.get(ticker)
         if lookup is None:
-            lookup = asyncio.create_task(self._lookup(ticker))
+            job = self.client_budget.start(f"lookup of {ticker}", self._quote_fetcher, [ticker])
+            lookup = asyncio.create_task(self._lookup(ticker, job))
             self._lookups[ticker] = lookup
             lookup.add_done_callback(lambda _: self._lookups.pop(ticker, None))
         return await asyncio.shield(lookup)
@@ -448,6 +469,7 @@ class YahooSource(Source):
     async def close(self) -> None:
         self._closed = True
         await self._drop_client()
+        self.client_budget.close()
 
     # -- shared helpers --
 
@@ -473,7 +495,7 @@ class YahooSource(Source):
     async def _deliver(self, tick: Tick, emit: Emit) -> None:
         now = asyncio.get_running_loop().time()
         self._last_emitted[tick.ticker] = (tick.market_time, tick.price)
-        self._known[tick.ticker] = (True, now)
+        self._remember(tick.ticker, True, now)
         try:
             await emit(tick)
         except Exception:
@@ -641,12 +663,15 @@ class YahooSource(Source):
             return False
         return not (tick.market_time == last_time and tick.price == last_price)
 
-    async def _lookup(self, ticker: str) -> bool | None:
+    def _remember(self, ticker: str, known: bool, now: float) -> None:
+        if ticker not in self._known and len(self._known) >= _MAX_KNOWN:
+            del self._known[next(iter(self._known))]
+        self._known[ticker] = (known, now)
+
+    async def _lookup(self, ticker: str, job: Awaitable[dict[str, Tick]]) -> bool | None:
         loop = asyncio.get_running_loop()
         try:
-            quotes = await asyncio.wait_for(
-                asyncio.to_thread(self._quote_fetcher, [ticker]), self._lookup_timeout
-            )
+            quotes = await asyncio.wait_for(job, self._lookup_timeout)
         except TimeoutError:
             log.info("looking up %s on Yahoo timed out", ticker)
             return None
@@ -657,7 +682,7 @@ class YahooSource(Source):
             answer = False
         else:
             answer = any(tick.ticker == ticker for tick in _normalized(quotes.values()))
-        self._known[ticker] = (answer, loop.time())
+        self._remember(ticker, answer, loop.time())
         return answer
 
 
