@@ -136,15 +136,44 @@ def preflight(settings: Settings) -> None:
             raise SystemExit(2) from None
 
 
-def _raise_open_files_limit() -> None:
-    """10,000 clients need 10,000 descriptors: lift the soft limit to the hard one."""
+def _raise_open_files_limit() -> int:
+    """10,000 clients need 10,000 descriptors: lift the soft limit to the hard one.
+    Returns the soft limit now in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = hard if hard != resource.RLIM_INFINITY else 1_048_576
     if soft < target:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
         except (ValueError, OSError):
             pass
+    return soft
+
+
+def _edge_options(settings: Settings, open_files: int) -> dict[str, object]:
+    """The HTTP edges (fastpath.EdgeLimits): ours on the fast path; with the stock
+    protocol only what uvicorn offers (its 503 past `limit_concurrency`, for plain HTTP)."""
+    from stockfeed.fastpath import EdgeLimits, configure_edges
+
+    limits = EdgeLimits.from_settings(settings)
+    log = logging.getLogger("stockfeed.cli")
+    if limits.max_connections != settings.max_open_connections:
+        # A warning when someone asked for more; the default just says what it became.
+        asked = "max_open_connections" in settings.model_fields_set
+        log.log(
+            logging.WARNING if asked else logging.INFO,
+            "open connections capped at %d per process, not %s: the open-files limit is %d",
+            limits.max_connections,
+            settings.max_open_connections or "unlimited",
+            open_files,
+        )
+    # Between requests on a kept-alive connection (uvicorn's default, said out loud).
+    options: dict[str, object] = {"timeout_keep_alive": 5}
+    if settings.fast_path:
+        configure_edges(limits)
+    else:
+        options["limit_concurrency"] = limits.max_connections or None
+    return options
 
 
 def _log_auth(settings: Settings) -> None:
@@ -165,7 +194,7 @@ def serve(settings: Settings) -> None:
     from stockfeed.lane import UVICORN_OPTIONS
 
     setup_logging(settings.log_level, settings.log_format)
-    _raise_open_files_limit()
+    open_files = _raise_open_files_limit()
     _log_auth(settings)
     common: dict[str, object] = {
         "host": settings.host,
@@ -184,6 +213,7 @@ def serve(settings: Settings) -> None:
         "ws_per_message_deflate": False,
         "backlog": 8192,
         **UVICORN_OPTIONS,  # see lane.py
+        **_edge_options(settings, open_files),
         "timeout_graceful_shutdown": 5,
         "lifespan": "on",
     }

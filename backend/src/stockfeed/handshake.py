@@ -8,10 +8,13 @@ checked once, from the headers httptools already split, and the 101 is built as 
 
 Only a plain, valid version-13 upgrade takes this path, and it is answered byte for byte
 as websockets + uvicorn would answer it. Anything else (another method or HTTP version,
-a missing, repeated or malformed key or version, an oversized request, a URL that is not
-a plain origin-form path) goes the ordinary way, so every refusal keeps the status and
-message websockets gives it; so does every request while per-message deflate (which
-websockets negotiates) or debug logging (websockets logs each handshake line) is on.
+a missing, repeated or malformed key or version, a URL that is not a plain origin-form
+path) goes the ordinary way, so every refusal keeps the status and message websockets
+gives it; so does every request while per-message deflate (which websockets negotiates)
+or debug logging (websockets logs each handshake line) is on. The exception is a request
+over websockets' size limits: websockets refuses it while parsing, and uvicorn never
+sends that refusal (the client waits on an open connection), so `over_limits` answers
+it first, on either path.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import base64
 import binascii
 from collections.abc import Iterable, Sequence
 
+from websockets import http11
 from websockets.utils import accept_key
 
 # websockets refuses longer request lines and header lines (414 / 431) and more than
@@ -69,6 +73,46 @@ def accept_value(
     except binascii.Error:
         return None
     return accept_key(key.decode("ascii"))
+
+
+class _WebSocketsLimits:
+    """websockets' parser limits (environment variables of its own), read when used."""
+
+    @property
+    def max_line(self) -> int:
+        """Longest request or header line websockets reads, CRLF included."""
+        return http11.MAX_LINE_LENGTH
+
+    @property
+    def max_headers(self) -> int:
+        return http11.MAX_NUM_HEADERS
+
+
+LIMITS = _WebSocketsLimits()
+
+
+def over_limits(
+    method: str, url: bytes, headers: Sequence[tuple[bytes, bytes]]
+) -> tuple[int, str, str] | None:
+    """(status, code, message) for an upgrade request that websockets would refuse for
+    its size, as uvicorn hands it over (`METHOD URL HTTP/1.1` and `name: value` lines)."""
+    max_line = LIMITS.max_line
+    if len(method) + len(url) + 12 > max_line:
+        return 414, "uri_too_long", f"a WebSocket request line is at most {max_line} bytes"
+    if len(headers) > LIMITS.max_headers:
+        return (
+            431,
+            "headers_too_large",
+            f"a WebSocket handshake has at most {LIMITS.max_headers} header fields",
+        )
+    for name, value in headers:
+        if len(name) + len(value) + 4 > max_line:
+            return (
+                431,
+                "headers_too_large",
+                f"a WebSocket handshake header line is at most {max_line} bytes",
+            )
+    return None
 
 
 def subprotocols(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
