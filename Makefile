@@ -62,8 +62,9 @@ bench-resume: setup
 	bash bench/setup.sh && $(BIN)/python -m bench.resume $(ARGS)
 
 # Fault injection (not part of `make test`; needs redis-server, starts its own): a Redis
-# outage under load, the updater SIGKILLed, a reconnect storm, a leak check. ~1.5 min;
-# `make chaos ARGS="--quick"` ~1 min, `ARGS="--only leak"` for one scenario.
+# outage under load, the updater SIGKILLed, a reconnect storm, a leak check, and hostile
+# clients (floods, slowloris, churn, many connections from one IP; ~3 min of the total).
+# `make chaos ARGS="--quick"` shorter, `ARGS="--only hostile"` for one scenario.
 chaos: setup
 	$(BIN)/python -m chaos.run $(ARGS)
 

@@ -55,12 +55,19 @@ class Score:
 
 class FeedClient:
     def __init__(
-        self, url: str, tickers: list[str], rng: random.Random, *, open_timeout: float = 20.0
+        self,
+        url: str,
+        tickers: list[str],
+        rng: random.Random,
+        *,
+        open_timeout: float = 20.0,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.url = url
         self.tickers = tickers
         self.rng = rng
         self.open_timeout = open_timeout
+        self.headers = headers  # e.g. Authorization for a server with auth on
         self.score = Score()
         self.last: dict[str, int] = {}
         self.epochs: dict[str, str] = {}
@@ -100,6 +107,7 @@ class FeedClient:
             try:
                 ws = await connect(
                     self.url + "/ws",
+                    additional_headers=self.headers,
                     open_timeout=self.open_timeout,
                     max_size=2**20,
                     ping_interval=None,

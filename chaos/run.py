@@ -1,8 +1,11 @@
 """`python -m chaos.run [--quick] [--only NAME ...]`: break things, print what it cost.
 
 Scenarios (chaos/scenarios.py): a Redis outage under load, the updater's process killed
-with SIGKILL among three workers, a reconnect storm after a restart, and a leak check.
-Everything runs on free ports with its own redis-server; logs go to chaos/logs/.
+with SIGKILL among three workers, a reconnect storm after a restart, a leak check, and
+`hostile`: hostile clients (ticker flood, REST flood, slowloris, subscribe churn, many
+connections from one IP; chaos/hostile.py), each against a fresh server with a
+well-behaved client alongside. Everything runs on free ports (with its own redis-server
+where Redis is needed); logs go to chaos/logs/.
 """
 
 from __future__ import annotations
@@ -33,11 +36,14 @@ async def main(names: list[str], sizes: Sizes) -> int:
             rows = [("FAILED", f"{type(exc).__name__}: {exc}")]
             failed += 1
         print(table(name, rows, time.monotonic() - started), flush=True)
-        # Lost or repeated updates, or a dead server, fail the run (exit status 1).
+        # Lost or repeated updates, a dead server, or an acceptance not met ("NO: why")
+        # fail the run (exit status 1).
         broken = [
             k
             for k, v in rows
-            if v == "NO" or (k.startswith(("messages lost", "duplicates")) and v != "0")
+            if v == "NO"
+            or v.startswith("NO: ")
+            or (k.startswith(("messages lost", "duplicates")) and v != "0")
         ]
         if broken:
             print(f"  FAILED: {', '.join(broken)}", flush=True)

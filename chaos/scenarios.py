@@ -1,4 +1,8 @@
-"""The four fault scenarios. Each returns rows of (measure, value) for the report."""
+"""The fault scenarios. Each returns rows of (measure, value) for the report.
+
+Four break the deployment (Redis, the updater, a restart, a leak check); `hostile` is the
+set of hostile clients (chaos/hostile.py).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 from chaos.clients import FeedClient, start_all, stop_all, total, wait_until
+from chaos.hostile import hostile
 from chaos.procs import RedisProc, ServerProc, free_port
 
 Rows = list[tuple[str, str]]
@@ -30,10 +35,28 @@ class Sizes:
     leak_cycles: int = 10_000
     leak_sub_cycles: int = 1000
     leak_connections: int = 5
+    # hostile (chaos/hostile.py): attack lengths and sizes; each is measured until
+    # `hostile_after_seconds` after it stopped.
+    hostile_flood_seconds: float = 20.0
+    hostile_rest_requests: int = 300
+    hostile_slow_sockets: int = 500
+    hostile_slow_seconds: float = 12.0
+    hostile_churn_seconds: float = 8.0
+    hostile_conns: int = 1000
+    hostile_conn_seconds: float = 8.0
+    hostile_after_seconds: float = 15.0
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(
+            hostile_flood_seconds=10.0,
+            hostile_rest_requests=150,
+            hostile_slow_sockets=250,
+            hostile_slow_seconds=10.0,
+            hostile_churn_seconds=6.0,
+            hostile_conns=500,
+            hostile_conn_seconds=6.0,
+            hostile_after_seconds=12.0,
             outage_clients=100,
             outage_seconds=5.0,
             kill_clients=60,
@@ -420,4 +443,5 @@ SCENARIOS = {
     "updater-kill": updater_kill,
     "reconnect-storm": reconnect_storm,
     "leak": leak_check,
+    "hostile": hostile,
 }

@@ -256,7 +256,7 @@ async def test_secret_and_tokens_never_leak(hs_server: Server) -> None:
     assert signature not in log
     # Every JWT starts `eyJ` (base64 of `{"`): none of this module's tokens is logged.
     assert "eyJ" not in log
-    # A refusal before the upgrade is a complete handshake, not an error (fastpath.py).
+    # A refusal before the upgrade is a complete handshake, not an error (stockfeed.server).
     assert "without completing handshake" not in log
 
 
@@ -399,7 +399,7 @@ async def test_token_command_round_trip(hs_server: Server) -> None:
 
 async def test_auth_off_without_a_key(start_server: Any, tmp_path: Path) -> None:
     server = start_server(*FAST_SIM)
-    assert "WARNING stockfeed.auth: auth: off (no key configured) — anyone can connect" in (
+    assert "WARNING stockfeed.admission.auth: auth: off (no key configured) — anyone can connect" in (
         server.log()
     )
     async with connect(server.ws + "/ws/stocks/AAPL") as ws:

@@ -15,7 +15,8 @@ from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 from wsutil import recv_until
 
-from stockfeed.fastpath import Sink, _Flusher, close_frame, text_frame
+from stockfeed.fanout.frames import close_frame, text_frame
+from stockfeed.server.fast_websocket import Sink, _Flusher
 
 
 def parse(frame: bytes) -> Frame:
@@ -129,7 +130,7 @@ async def test_http_protocol_is_freed_at_once_after_the_upgrade() -> None:
 
     import uvicorn
 
-    from stockfeed.fastpath import FastHttpProtocol
+    from stockfeed.server.fast_http import FastHttpProtocol
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -148,8 +149,8 @@ async def test_http_protocol_is_freed_at_once_after_the_upgrade() -> None:
     config = uvicorn.Config(
         app,
         port=port,
-        http="stockfeed.fastpath:FastHttpProtocol",
-        ws="stockfeed.fastpath:FastWebSocketProtocol",
+        http="stockfeed.server.fast_http:FastHttpProtocol",
+        ws="stockfeed.server.fast_websocket:FastWebSocketProtocol",
         log_level="warning",
         lifespan="on",
     )

@@ -19,7 +19,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from stockfeed import handshake
+from stockfeed.server import handshake
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -142,8 +142,8 @@ async def _handshake_and_scope(
     config = uvicorn.Config(
         app,
         port=port,
-        http="stockfeed.fastpath:FastHttpProtocol",
-        ws="stockfeed.fastpath:FastWebSocketProtocol",
+        http="stockfeed.server.fast_http:FastHttpProtocol",
+        ws="stockfeed.server.fast_websocket:FastWebSocketProtocol",
         ws_per_message_deflate=False,
         log_level="warning",
         lifespan="on",

@@ -23,7 +23,7 @@ from websockets.http11 import Request
 from websockets.streams import StreamReader
 from websockets.sync.client import connect
 
-from stockfeed import handshake
+from stockfeed.server import handshake
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 UPGRADE = (

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from stockfeed.lane import WebSocketLane
+from stockfeed.server.asgi import WebSocketLane
 
 
 def scope(client: str, *headers: tuple[bytes, bytes]) -> dict[str, Any]:

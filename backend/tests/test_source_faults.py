@@ -29,8 +29,8 @@ from yfinance.exceptions import YFRateLimitError
 
 from stockfeed.app import create_asgi
 from stockfeed.config import Settings
-from stockfeed.lane import UVICORN_OPTIONS
 from stockfeed.models import Tick
+from stockfeed.server.asgi import UVICORN_OPTIONS
 from stockfeed.sources import yahoo
 from stockfeed.sources.yahoo import YahooSource, tick_from_message
 
@@ -175,7 +175,7 @@ async def serve(fetcher: Callable[[list[str]], dict[str, Tick]]) -> AsyncIterato
         create_asgi(settings),
         host="127.0.0.1",
         port=port,
-        ws="stockfeed.fastpath:FastWebSocketProtocol",
+        ws="stockfeed.server.fast_websocket:FastWebSocketProtocol",
         ws_per_message_deflate=False,
         lifespan="on",
         log_level="warning",

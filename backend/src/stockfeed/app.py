@@ -18,8 +18,8 @@ from stockfeed.api import metrics as metrics_api
 from stockfeed.api.rest_limits import RestRateLimit
 from stockfeed.config import Settings
 from stockfeed.dashboard import mount_dashboard
-from stockfeed.gctune import tune_gc
-from stockfeed.lane import WebSocketLane
+from stockfeed.server.asgi import WebSocketLane
+from stockfeed.server.gc_tuning import tune_gc
 from stockfeed.services import Services
 from stockfeed.spec import router as spec_router
 

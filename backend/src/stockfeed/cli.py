@@ -123,7 +123,7 @@ def preflight(settings: Settings) -> None:
             )
             raise SystemExit(2) from None
     if settings.auth_public_key_file:
-        from stockfeed.auth import KeyProblem, build_verifier
+        from stockfeed.admission.auth import KeyProblem, build_verifier
 
         try:
             build_verifier(settings)
@@ -151,9 +151,9 @@ def _raise_open_files_limit() -> int:
 
 
 def _edge_options(settings: Settings, open_files: int) -> dict[str, object]:
-    """The HTTP edges (fastpath.EdgeLimits): ours on the fast path; with the stock
+    """The HTTP edges (server.fast_http.EdgeLimits): ours on the fast path; with the stock
     protocol only what uvicorn offers (its 503 past `limit_concurrency`, for plain HTTP)."""
-    from stockfeed.fastpath import EdgeLimits, configure_edges
+    from stockfeed.server.fast_http import EdgeLimits, configure_edges
 
     limits = EdgeLimits.from_settings(settings)
     log = logging.getLogger("stockfeed.cli")
@@ -178,10 +178,10 @@ def _edge_options(settings: Settings, open_files: int) -> dict[str, object]:
 
 def _log_auth(settings: Settings) -> None:
     """One line saying whether anyone can connect; the key itself never appears."""
-    from stockfeed.auth import build_verifier, describe_auth
+    from stockfeed.admission.auth import build_verifier, describe_auth
 
     verifier = build_verifier(settings)
-    log = logging.getLogger("stockfeed.auth")
+    log = logging.getLogger("stockfeed.admission.auth")
     if verifier is None:
         log.warning(describe_auth(None))
     else:
@@ -191,7 +191,7 @@ def _log_auth(settings: Settings) -> None:
 def serve(settings: Settings) -> None:
     import uvicorn
 
-    from stockfeed.lane import UVICORN_OPTIONS
+    from stockfeed.server.asgi import UVICORN_OPTIONS
 
     setup_logging(settings.log_level, settings.log_format)
     open_files = _raise_open_files_limit()
@@ -202,12 +202,14 @@ def serve(settings: Settings) -> None:
         "log_level": settings.log_level,
         # Ours, not uvicorn's default: uvicorn applies it here and in each worker.
         "log_config": logging_config(settings.log_level, settings.log_format),
-        "ws": "stockfeed.fastpath:FastWebSocketProtocol"
+        "ws": "stockfeed.server.fast_websocket:FastWebSocketProtocol"
         if settings.fast_path
         else "websockets-sansio",
         "ws_max_size": settings.max_message_bytes,
         # Same as uvicorn's httptools protocol, but frees itself at once after an upgrade.
-        "http": "stockfeed.fastpath:FastHttpProtocol" if settings.fast_path else "httptools",
+        "http": "stockfeed.server.fast_http:FastHttpProtocol"
+        if settings.fast_path
+        else "httptools",
         # Frames are built once for every client, uncompressed; per-connection zlib
         # state would cost ~46 KiB a connection (measured) and defeat encode-once.
         "ws_per_message_deflate": False,

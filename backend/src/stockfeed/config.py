@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     # history kept) after its last client left.
     resume_history: int = Field(2000, ge=1, le=100_000)
     resume_window: float = Field(300.0, ge=0, le=86400)
-    # The fast fan-out path (fastpath.py); off = uvicorn's stock protocol + send_text.
+    # The fast fan-out path (stockfeed.server); off = uvicorn's stock protocol + send_text.
     fast_path: bool = True
     # A client whose socket stays full this long is closed with 4408.
     slow_client_timeout: float = Field(10.0, gt=0, le=3600)
@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     upstream_burst: int = Field(30, ge=1, le=1_000_000)
 
     # -- HTTP edges (slow or oversized requests, idle sockets): filled in by the edge work --
-    # (fastpath.EdgeLimits; docs/protocol.md#http-limits.) Seconds from connect (or from
+    # (server.fast_http.EdgeLimits; docs/protocol.md#http-limits.) Seconds from connect (or from
     # the first byte of a later request on a kept-alive connection) until the request head
     # is complete: a partial head then gets 408, a connection that sent nothing is closed.
     http_header_timeout: float = Field(10.0, gt=0, le=3600)

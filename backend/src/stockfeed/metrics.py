@@ -31,7 +31,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from stockfeed import __version__
-from stockfeed.connection import SinkClient
+from stockfeed.server.sink_connection import SinkConnection
 from stockfeed.services import Services
 
 _BROKER_STATES = ("connecting", "connected", "degraded")
@@ -145,7 +145,7 @@ class FeedCollector:
             buffered += bytes_
             deepest = max(deepest, messages)
             backlogged += 1 if messages or bytes_ else 0
-            fast += 1 if isinstance(client, SinkClient) else 0
+            fast += 1 if isinstance(client, SinkConnection) else 0
         yield _gauge("stockfeed_connections", "Open WebSocket connections.", len(clients))
         yield _gauge(
             "stockfeed_connections_fast_path",

@@ -13,9 +13,9 @@ from stockfeed.api.answer_cache import AnswerCache
 from stockfeed.api.rest_limits import RestRateLimiter
 from stockfeed.broker import Broker
 from stockfeed.config import Settings
-from stockfeed.hub import Hub, parse_status
+from stockfeed.fanout.hub import Hub, parse_status
 from stockfeed.market_hours import MarketClock
-from stockfeed.shutdown import GracefulShutdown
+from stockfeed.server.shutdown import GracefulShutdown
 from stockfeed.sources.base import Source
 from stockfeed.sources.budget import ClientBudget
 from stockfeed.sources.factory import build_source

@@ -7,8 +7,7 @@ from typing import Any
 from fastapi import HTTPException, Request
 from starlette.requests import HTTPConnection
 
-from stockfeed.api.answer_cache import AnswerCache
-from stockfeed.auth import (
+from stockfeed.admission.auth import (
     BEARER_CHALLENGE,
     FORBIDDEN_TICKER,
     QUERY_PARAM,
@@ -18,7 +17,8 @@ from stockfeed.auth import (
     bearer_token,
     redact_query,
 )
-from stockfeed.guard import Gate
+from stockfeed.admission.gate import Gate
+from stockfeed.api.answer_cache import AnswerCache
 from stockfeed.services import Services
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 

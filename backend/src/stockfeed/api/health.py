@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 
 from stockfeed import __version__
 from stockfeed.api.deps import services
-from stockfeed.connection import SinkClient
+from stockfeed.server.sink_connection import SinkConnection
 from stockfeed.services import Services
 from stockfeed.store import StoreUnavailable
 
@@ -45,7 +45,7 @@ async def health(svc: Services = Depends(services)) -> dict[str, Any]:
             "leader": svc.owner if is_leader and leader is None else leader,
         },
         "connections": len(svc.hub.clients),
-        "fast_path_connections": sum(1 for c in svc.hub.clients if isinstance(c, SinkClient)),
+        "fast_path_connections": sum(1 for c in svc.hub.clients if isinstance(c, SinkConnection)),
         "conflated": svc.hub.conflated_total(),
         "slow_closed": svc.hub.slow_closed,
         "epoch": svc.hub.epoch,

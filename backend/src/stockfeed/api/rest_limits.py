@@ -21,9 +21,9 @@ from collections import OrderedDict
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from stockfeed.admission.gate import MAX_TRACKED_IPS
+from stockfeed.admission.token_bucket import TokenBucket
 from stockfeed.config import Settings
-from stockfeed.guard import MAX_TRACKED_IPS
-from stockfeed.ratelimit import TokenBucket
 
 API_PREFIX = "/api/"
 UNLIMITED_PATHS = frozenset({"/api/ws/health"})

@@ -20,19 +20,19 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from stockfeed import protocol
-from stockfeed.api.deps import gate, services
-from stockfeed.auth import FORBIDDEN_TICKER, UNAUTHORIZED, Principal
-from stockfeed.connection import ClientConnection, make_client
-from stockfeed.guard import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, Admission, Gate
-from stockfeed.ratelimit import TokenBucket
-from stockfeed.resume import BadResume, parse_resume
-from stockfeed.services import Services
-from stockfeed.subscription_limits import (
+from stockfeed.admission.auth import FORBIDDEN_TICKER, UNAUTHORIZED, Principal
+from stockfeed.admission.gate import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, Admission, Gate
+from stockfeed.admission.subscription_limits import (
     NEW_TICKER_RATE,
     SUBSCRIPTION_LIMIT,
     TICKER_LIMIT,
     ClientBudget,
 )
+from stockfeed.admission.token_bucket import TokenBucket
+from stockfeed.api.deps import gate, services
+from stockfeed.fanout.connections import Connection, make_connection
+from stockfeed.fanout.resume import BadResume, parse_resume
+from stockfeed.services import Services
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def _caller(door: Gate, admission: Admission, websocket: WebSocket) -> Caller:
     return Caller(admission.principal, door.subscriptions.for_connection(ip))
 
 
-def _expire(client: ClientConnection) -> None:
+def _expire(client: Connection) -> None:
     if client.closed:
         return
     client.send(protocol.error(UNAUTHORIZED, "token expired"))
@@ -86,7 +86,7 @@ def _expire(client: ClientConnection) -> None:
 
 
 def _watch_expiry(
-    door: Gate, admission: Admission, client: ClientConnection
+    door: Gate, admission: Admission, client: Connection
 ) -> asyncio.TimerHandle | None:
     """One timer per authenticated connection, at the instant its token would no longer
     be accepted (`exp` + leeway); cancelled when the connection ends first."""
@@ -177,10 +177,10 @@ async def ws_multi(websocket: WebSocket) -> None:
         door.release(admission)
 
 
-def _client(svc: Services, websocket: WebSocket) -> ClientConnection:
+def _client(svc: Services, websocket: WebSocket) -> Connection:
     # Nothing reads the handshake headers once connected; they cost ~1 KiB a connection.
     websocket.scope["headers"] = []
-    return make_client(
+    return make_connection(
         websocket,
         queue_size=svc.settings.client_queue_size,
         stuck_timeout=svc.settings.slow_client_timeout,
@@ -188,7 +188,7 @@ def _client(svc: Services, websocket: WebSocket) -> ClientConnection:
 
 
 async def _receive_loop(
-    svc: Services, client: ClientConnection, *, multiplexed: bool, caller: Caller
+    svc: Services, client: Connection, *, multiplexed: bool, caller: Caller
 ) -> None:
     websocket = client.websocket
     limiter = TokenBucket(
@@ -216,7 +216,7 @@ async def _receive_loop(
 
 async def _handle(
     svc: Services,
-    client: ClientConnection,
+    client: Connection,
     text: str,
     *,
     multiplexed: bool,
@@ -262,7 +262,7 @@ async def _handle(
 
 async def _subscription(
     svc: Services,
-    client: ClientConnection,
+    client: Connection,
     action: str,
     msg: dict[str, Any],
     caller: Caller,

@@ -23,7 +23,13 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 
-from stockfeed.auth import TICKERS_CLAIM, AuthError, KeyProblem, TickerScope, algorithm_for_key
+from stockfeed.admission.auth import (
+    TICKERS_CLAIM,
+    AuthError,
+    KeyProblem,
+    TickerScope,
+    algorithm_for_key,
+)
 
 _TTL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from stockfeed.ratelimit import TokenBucket
+from stockfeed.admission.token_bucket import TokenBucket
 from stockfeed.sources.base import SourceError
 
 DEFAULT_CALLS_PER_MINUTE = 60.0

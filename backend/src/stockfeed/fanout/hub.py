@@ -26,10 +26,10 @@ from typing import Any
 
 from stockfeed import protocol
 from stockfeed.broker import Broker
-from stockfeed.connection import CLOSE_SLOW_CONSUMER, ClientConnection
-from stockfeed.fastpath import text_frame
+from stockfeed.fanout.connections import CLOSE_SLOW_CONSUMER, Connection
+from stockfeed.fanout.frames import text_frame
+from stockfeed.fanout.resume import Entry, History, ResumePoint, replay_after
 from stockfeed.market_hours import MarketClock
-from stockfeed.resume import Entry, History, ResumePoint, replay_after
 from stockfeed.store import SharedStore, StoreUnavailable
 from stockfeed.tickers import asset_class
 
@@ -67,8 +67,8 @@ class Hub:
         self.quote_ttl = quote_ttl
         self.heartbeat_interval = heartbeat_interval
         self.stale_since = stale_since
-        self.clients: set[ClientConnection] = set()
-        self.subscribers: dict[str, set[ClientConnection]] = {}
+        self.clients: set[Connection] = set()
+        self.subscribers: dict[str, set[Connection]] = {}
         self.latest: dict[str, Latest] = {}
         self.history = History(resume_history_bytes, resume_history)
         self.resume_window = resume_window
@@ -186,7 +186,7 @@ class Hub:
         for client in subscribers:
             client.offer_update(ticker, seq, raw, frame)
 
-    def _backfill(self, ticker: str, seq: int, subscribers: set[ClientConnection]) -> None:
+    def _backfill(self, ticker: str, seq: int, subscribers: set[Connection]) -> None:
         """Updates went by unseen: the broker's subscription was down (e.g. Redis was
         restarting) while the updater already published again. Hold the clients that
         missed them, replay them from the shared history, or send a gap snapshot when the
@@ -205,7 +205,7 @@ class Hub:
         self._fills.add(task)
         task.add_done_callback(self._fills.discard)
 
-    async def _fill(self, ticker: str, seq: int, clients: list[ClientConnection]) -> None:
+    async def _fill(self, ticker: str, seq: int, clients: list[Connection]) -> None:
         oldest_seen = min(c.last_seq.get(ticker, 0) for c in clients)
         entries = await self._stored_entries(ticker, frames_after=oldest_seen, below=seq) or []
         for client in clients:
@@ -242,14 +242,14 @@ class Hub:
 
     # -- client side -------------------------------------------------------------------
 
-    def connect(self, client: ClientConnection) -> None:
+    def connect(self, client: Connection) -> None:
         self.clients.add(client)
         self.connections_opened += 1
         if log.isEnabledFor(logging.DEBUG):
             log.debug("client connected", extra={"conn": client.id, "remote": client.remote})
         client.start()
 
-    async def disconnect(self, client: ClientConnection) -> None:
+    async def disconnect(self, client: Connection) -> None:
         self.clients.discard(client)
         self._conflated_gone += client.conflated
         if client.close_code == CLOSE_SLOW_CONSUMER:
@@ -298,7 +298,7 @@ class Hub:
         return ticker not in self.subscribers or ticker in self._evicting
 
     async def subscribe(
-        self, client: ClientConnection, ticker: str, resume: ResumePoint | None = None
+        self, client: Connection, ticker: str, resume: ResumePoint | None = None
     ) -> bool:
         """Attach a client to a ticker, then send it a replay (resume), a snapshot, or
         nothing when it is up to date. Live updates are held back meanwhile, so nothing
@@ -355,7 +355,7 @@ class Hub:
             self.statuses_sent += 1
         return True
 
-    async def _replay(self, client: ClientConnection, ticker: str, point: ResumePoint) -> bool:
+    async def _replay(self, client: Connection, ticker: str, point: ResumePoint) -> bool:
         """Replay what the client missed; False when that is not possible (gap)."""
         if point.epoch is not None and point.epoch != self.epoch_for(ticker):
             return False
@@ -410,7 +410,7 @@ class Hub:
         except StoreUnavailable:
             pass
 
-    async def unsubscribe(self, client: ClientConnection, ticker: str) -> None:
+    async def unsubscribe(self, client: Connection, ticker: str) -> None:
         client.tickers.discard(ticker)
         client.last_seq.pop(ticker, None)
         subs = self.subscribers.get(ticker)

@@ -3,10 +3,11 @@
 The hub only ever calls the non-blocking `offer_update` / `send`, so a slow client never
 delays the broadcast to the others. Two ways to reach the socket:
 
-- `SinkClient` (the fast path, see fastpath.py): the shared pre-built frame goes straight
-  into the connection's sink; when the transport's buffer is full the client's updates
-  are conflated per ticker (newest kept, a `conflated` notice first) until it drains.
-- `QueuedClient` (any other ASGI server): a bounded queue drained by a writer task with
+- `SinkConnection` (the fast path, in stockfeed.server, offered through the ASGI scope's
+  extensions): the shared pre-built frame goes straight into the connection's sink; when
+  the transport's buffer is full the client's updates are conflated per ticker (newest
+  kept, a `conflated` notice first) until it drains.
+- `QueuedConnection` (any other ASGI server): a bounded queue drained by a writer task with
   `send_text`; when the queue is full that ticker's queued updates are conflated.
 
 Either way a client that makes no progress for `stuck_timeout` seconds is closed with 4408,
@@ -26,20 +27,26 @@ from collections import deque
 from starlette.websockets import WebSocket
 
 from stockfeed import protocol
-from stockfeed.fastpath import Sink, text_frame
-from stockfeed.resume import Entry
+from stockfeed.fanout.resume import Entry
 
 log = logging.getLogger(__name__)
 
+# The ASGI extension through which a server offers its own way to write frames (the
+# fast path's sink: stockfeed.server.fast_websocket).
+SINK_EXTENSION = "stockfeed.sink"
 CLOSE_SLOW_CONSUMER = 4408
 _ids = itertools.count(1)
 
 
-def _conflated_notice(ticker: str, dropped: int) -> str:
+def conflated_notice(ticker: str, dropped: int) -> str:
     return protocol.dumps({"type": "conflated", "ticker": ticker, "dropped": dropped})
 
 
-class ClientConnection(abc.ABC):
+class Connection(abc.ABC):
+    """One connected client as the hub sees it: what it holds (tickers, the last seq of
+    each), and the non-blocking ways to reach it. Subclasses decide how bytes get to
+    the socket (`_deliver`, `send`) and how a stuck client is dropped (`abort`)."""
+
     __slots__ = (
         "__weakref__",
         "_holding",
@@ -170,107 +177,10 @@ class ClientConnection(abc.ABC):
         self.closed = True
 
 
-class _Held:
-    """The newest update of a ticker held back while the client's transport is full."""
+class QueuedConnection(Connection):
+    """The portable connection: a bounded queue drained by a writer task with
+    `send_text`, for any ASGI server."""
 
-    __slots__ = ("dropped", "frame")
-
-    def __init__(self, frame: bytes) -> None:
-        self.frame = frame
-        self.dropped = 0
-
-
-class SinkClient(ClientConnection):
-    __slots__ = ("_held", "_since", "sink")
-
-    def __init__(self, websocket: WebSocket, sink: Sink, *, stuck_timeout: float) -> None:
-        super().__init__(websocket, stuck_timeout=stuck_timeout)
-        self.sink = sink
-        # While the transport is paused: ticker -> its newest update and how many it replaced.
-        self._held: dict[str, _Held] | None = None
-        self._since = 0.0
-        sink.on_drain = self._drained
-
-    def offer_update(self, ticker: str, seq: int, raw: str, frame: bytes) -> None:
-        # The broadcast calls this for every subscriber of every update: the common case
-        # (nothing held, nothing pending, socket writable) is inlined here; everything
-        # else takes the general path.
-        if (
-            self._holding is not None
-            or self.gap_pending is not None
-            or self._held is not None
-            or self.closed
-        ):
-            super().offer_update(ticker, seq, raw, frame)
-            return
-        last = self.last_seq
-        if seq <= last.get(ticker, 0):
-            return
-        last[ticker] = seq
-        sink = self.sink
-        if sink.paused:
-            self._deliver(ticker, raw, frame)
-            return
-        pending = sink._pending
-        if not pending:
-            sink._flusher.mark(sink)
-        pending.append(frame)
-
-    def _deliver(self, ticker: str, raw: str, frame: bytes) -> None:
-        sink = self.sink
-        if self._held is None and not sink.paused:
-            sink.write(frame)
-            return
-        if self._held is None:
-            self._held = {}
-            self._since = time.monotonic()
-        elif time.monotonic() - self._since > self.stuck_timeout:
-            self._close_stuck()
-            return
-        held = self._held.get(ticker)
-        if held is None:
-            self._held[ticker] = _Held(frame)
-        else:
-            held.frame = frame
-            held.dropped += 1
-            self.conflated += 1
-
-    def backlog(self) -> tuple[int, int]:
-        held = len(self._held) if self._held is not None else 0
-        pending, buffered = self.sink.backlog()
-        return pending + held, buffered
-
-    def _drained(self) -> None:
-        held, self._held = self._held, None
-        if not held or self.closed:
-            return
-        for ticker, item in held.items():
-            if item.dropped:
-                self.sink.write(text_frame(_conflated_notice(ticker, item.dropped).encode()))
-            self.sink.write(item.frame)
-
-    def send(self, text: str) -> None:
-        if not self.closed:
-            self.sink.write(text_frame(text.encode()))
-
-    def abort(self, code: int, reason: str) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.close_code = code
-        self._held = None
-        self.sink.close(code, reason)
-
-    async def _flush(self, limit: float) -> None:
-        self.sink.flush()
-
-    async def stop(self) -> None:
-        self.closed = True
-        self._held = None
-        self.sink.on_drain = None
-
-
-class QueuedClient(ClientConnection):
     __slots__ = ("_drained", "_last_progress", "_queue", "_wake", "_writer", "queue_size")
 
     def __init__(self, websocket: WebSocket, *, queue_size: int, stuck_timeout: float) -> None:
@@ -323,7 +233,7 @@ class QueuedClient(ClientConnection):
             self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
             return
         self.conflated += dropped
-        kept.append((None, _conflated_notice(ticker, dropped)))
+        kept.append((None, conflated_notice(ticker, dropped)))
         self._queue = kept
 
     def abort(self, code: int, reason: str) -> None:
@@ -376,9 +286,12 @@ class QueuedClient(ClientConnection):
             self._drained.set()
 
 
-def make_client(websocket: WebSocket, *, queue_size: int, stuck_timeout: float) -> ClientConnection:
-    """The fast client when the server offers a sink, else the portable one."""
-    sink = websocket.scope.get("extensions", {}).get("stockfeed.sink")
-    if isinstance(sink, Sink):
-        return SinkClient(websocket, sink, stuck_timeout=stuck_timeout)
-    return QueuedClient(websocket, queue_size=queue_size, stuck_timeout=stuck_timeout)
+def make_connection(websocket: WebSocket, *, queue_size: int, stuck_timeout: float) -> Connection:
+    """The server's own connection when it offers one (the fast path's sink, an ASGI
+    extension), else the portable one. The fan-out core never imports the server: the
+    extension brings its own connection class."""
+    sink = websocket.scope.get("extensions", {}).get(SINK_EXTENSION)
+    if sink is not None and hasattr(sink, "connection"):
+        made: Connection = sink.connection(websocket, stuck_timeout=stuck_timeout)
+        return made
+    return QueuedConnection(websocket, queue_size=queue_size, stuck_timeout=stuck_timeout)

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 
+from stockfeed.admission.token_bucket import TokenBucket
 from stockfeed.config import Settings
-from stockfeed.ratelimit import TokenBucket
 
 NEW_TICKER_RATE = "new_ticker_rate"
 SUBSCRIPTION_LIMIT = "subscription_limit"

@@ -34,7 +34,7 @@ from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
 from stockfeed import protocol
-from stockfeed.auth import (
+from stockfeed.admission.auth import (
     AUTH_SUBPROTOCOL,
     BEARER_CHALLENGE,
     QUERY_PARAM,
@@ -46,9 +46,9 @@ from stockfeed.auth import (
     build_verifier,
     redact_query,
 )
+from stockfeed.admission.subscription_limits import SubscriptionLimits
+from stockfeed.admission.token_bucket import TokenBucket
 from stockfeed.config import Settings
-from stockfeed.ratelimit import TokenBucket
-from stockfeed.subscription_limits import SubscriptionLimits
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,37 @@
+"""Wire protocol v1: the vocabulary (codes.py) and the messages (messages.py)."""
+
+from stockfeed.protocol.codes import (
+    CLOSE_RECONNECTS,
+    ClientMessage,
+    CloseCode,
+    ErrorCode,
+    MessageType,
+)
+from stockfeed.protocol.messages import (
+    BadUpdate,
+    dumps,
+    error,
+    heartbeat,
+    pong,
+    price_update,
+    read_update,
+    server_shutdown,
+    snapshot,
+)
+
+__all__ = [
+    "CLOSE_RECONNECTS",
+    "BadUpdate",
+    "ClientMessage",
+    "CloseCode",
+    "ErrorCode",
+    "MessageType",
+    "dumps",
+    "error",
+    "heartbeat",
+    "pong",
+    "price_update",
+    "read_update",
+    "server_shutdown",
+    "snapshot",
+]
