@@ -12,9 +12,12 @@ import signal
 import time
 from typing import Any
 
+import pytest
 from conftest import RedisServer, wait_health
 from websockets.asyncio.client import ClientConnection, connect
 from wsutil import recv_json
+
+pytestmark = pytest.mark.process
 
 ARGS = ("--source", "sim", "--sim-tick-interval", "0.05", "--leader-ttl", "1", "--tickers", "AAPL")
 

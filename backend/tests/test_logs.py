@@ -22,6 +22,8 @@ from wsutil import recv_until
 
 from stockfeed.logs import JsonFormatter, SecretFilter, TextFormatter, redact
 
+pytestmark = pytest.mark.process
+
 PASSWORD = "s3cret-Pa55word"
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2lnbmF0dXJlLXNlY3JldA"
 

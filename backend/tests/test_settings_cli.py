@@ -10,6 +10,8 @@ import pytest
 
 from stockfeed.config import Settings
 
+pytestmark = pytest.mark.process
+
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("STOCKFEED_")}

@@ -8,8 +8,11 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
 from wsutil import recv_updates
+
+pytestmark = pytest.mark.process
 
 ARGS = ("--source", "sim", "--sim-tick-interval", "0.05", "--leader-ttl", "1", "--tickers", "AAPL")
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import time
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import redis.asyncio as aioredis
 from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 
 from stockfeed import spec
 
@@ -144,3 +147,44 @@ async def recv_updates(
         if msg["type"] in types:
             out.append(msg)
     return out
+
+
+def contract_update(ticker: str, seq: int, **extra: Any) -> str:
+    msg = {
+        "type": "price_update",
+        "ticker": ticker,
+        "seq": seq,
+        "timestamp": time.time() * 1000,
+        "data": {
+            "price": 100 + seq / 100,
+            "change": 1.0,
+            "change_percent": 1.0,
+            "volume": 1000 + seq,
+            "open": 99.0,
+            "high": 120.0,
+            "low": 98.0,
+            "prev_close": 99.0,
+            "market_time": int(time.time() * 1000),
+        },
+        **extra,
+    }
+    return json.dumps(msg)
+
+
+async def wait_subscribed(r: aioredis.Redis, channel: str, count: int = 1) -> None:
+    for _ in range(100):
+        numsub = dict(await r.pubsub_numsub(channel))
+        if numsub.get(channel.encode(), 0) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"nobody subscribed to {channel}")
+
+
+async def slow_client(url: str) -> ClientConnection:
+    host, port = url.removeprefix("ws://").split("/")[0].split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    sock.setblocking(False)
+    # max_queue=1: the client library stops reading its socket after one frame.
+    return await connect(url, sock=sock, max_queue=1, max_size=None)

@@ -15,6 +15,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from wsutil import recv_json
 
+pytestmark = pytest.mark.process
+
 FAST_SIM = ("--source", "sim", "--sim-tick-interval", "0.05")
 
 

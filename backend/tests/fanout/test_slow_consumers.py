@@ -9,28 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from test_relay import contract_update, wait_subscribed
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
-from wsutil import recv_until
+from wsutil import contract_update, recv_until, slow_client, wait_subscribed
+
+pytestmark = pytest.mark.process
 
 N = 5000
 PAD = "x" * 2000  # 2 KB per message: 10 MB in all, far more than the socket buffers hold
-
-
-async def slow_client(url: str) -> ClientConnection:
-    host, port = url.removeprefix("ws://").split("/")[0].split(":")
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect((host, int(port)))
-    sock.setblocking(False)
-    # max_queue=1: the client library stops reading its socket after one frame.
-    return await connect(url, sock=sock, max_queue=1, max_size=None)
 
 
 async def publish_all(r: aioredis.Redis, ticker: str, start: int, count: int) -> None:

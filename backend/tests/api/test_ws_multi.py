@@ -6,10 +6,12 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
-from test_relay import contract_update, wait_subscribed
 from websockets.asyncio.client import ClientConnection, connect
-from wsutil import recv_json, recv_until
+from wsutil import contract_update, recv_json, recv_until, wait_subscribed
+
+pytestmark = pytest.mark.process
 
 FAST_SIM = ("--source", "sim", "--sim-tick-interval", "0.05")
 

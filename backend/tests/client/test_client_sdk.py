@@ -41,6 +41,8 @@ from stockfeed.client import (
     ws_url,
 )
 
+pytestmark = pytest.mark.process
+
 FAST_SIM = ("--source", "sim", "--sim-tick-interval", "0.05")
 # Come back quickly after a graceful stop, so the restart tests stay short.
 QUICK_RETRY = {"STOCKFEED_SHUTDOWN_RETRY_AFTER_MS": "300"}

@@ -25,17 +25,26 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 from jsonschema import Draft7Validator, Draft202012Validator
-from test_relay import contract_update, wait_subscribed
-from test_slow_consumers import slow_client
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
-from wsutil import SEEN, check_server_message, load_spec, recv_json, recv_until
+from wsutil import (
+    SEEN,
+    check_server_message,
+    contract_update,
+    load_spec,
+    recv_json,
+    recv_until,
+    slow_client,
+    wait_subscribed,
+)
 
 from stockfeed import spec
 
+pytestmark = pytest.mark.process
+
 SPEC_FILE = Path(spec.__file__).with_name("asyncapi.yaml")
-OFFICIAL_SCHEMA = Path(__file__).parent / "fixtures" / "asyncapi" / "asyncapi-3.0.0.schema.json"
-PROTOCOL_MD = Path(__file__).parents[2] / "docs" / "protocol.md"
+OFFICIAL_SCHEMA = Path(__file__).parents[1] / "fixtures" / "asyncapi" / "asyncapi-3.0.0.schema.json"
+PROTOCOL_MD = Path(__file__).parents[3] / "docs" / "protocol.md"
 
 
 def official_validator() -> Draft7Validator:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import free_port
 
 from stockfeed.client import (
@@ -25,6 +26,8 @@ from stockfeed.client import (
     parse_message,
 )
 from stockfeed.sources.replay import load_jsonl
+
+pytestmark = pytest.mark.process
 
 FAST_SIM = ("--source", "sim", "--sim-tick-interval", "0.05")
 

@@ -29,6 +29,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from wsutil import recv_json, recv_until
 
+pytestmark = pytest.mark.process
+
 SECRET = "s3cret-" + "x" * 40  # 47 characters: long enough for HS256
 FAST_SIM = ("--source", "sim", "--sim-tick-interval", "0.05")
 
@@ -399,9 +401,8 @@ async def test_token_command_round_trip(hs_server: Server) -> None:
 
 async def test_auth_off_without_a_key(start_server: Any, tmp_path: Path) -> None:
     server = start_server(*FAST_SIM)
-    assert "WARNING stockfeed.admission.auth: auth: off (no key configured) — anyone can connect" in (
-        server.log()
-    )
+    warning = "WARNING stockfeed.admission.auth: auth: off (no key configured) — anyone can connect"
+    assert warning in server.log()
     async with connect(server.ws + "/ws/stocks/AAPL") as ws:
         assert (await first_update(ws))["ticker"] == "AAPL"
     async with httpx.AsyncClient(base_url=server.base, timeout=10) as http:

@@ -18,6 +18,8 @@ from wsutil import recv_until
 from stockfeed.fanout.frames import close_frame, text_frame
 from stockfeed.server.fast_websocket import Sink, _Flusher
 
+pytestmark = pytest.mark.process
+
 
 def parse(frame: bytes) -> Frame:
     reader = StreamReader()

@@ -25,6 +25,8 @@ from websockets.sync.client import connect
 
 from stockfeed.server import handshake
 
+pytestmark = pytest.mark.process
+
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 UPGRADE = (
     b"Upgrade: websocket\r\nConnection: Upgrade\r\n"

@@ -19,6 +19,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from wsutil import recv_json, recv_until
 
+pytestmark = pytest.mark.process
+
 FAST_SIM = ("--source", "sim", "--sim-tick-interval", "0.05")
 
 

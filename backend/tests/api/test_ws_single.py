@@ -11,6 +11,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from wsutil import recv_json, recv_until, recv_updates
 
+pytestmark = pytest.mark.process
+
 FAST_SIM = ("--source", "sim", "--sim-tick-interval", "0.05")
 DATA_FIELDS = [
     "price",

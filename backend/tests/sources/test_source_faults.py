@@ -34,7 +34,9 @@ from stockfeed.server.asgi import UVICORN_OPTIONS
 from stockfeed.sources import yahoo
 from stockfeed.sources.yahoo import YahooSource, tick_from_message
 
-FIXTURES = Path(__file__).parent / "fixtures" / "yahoo"
+pytestmark = pytest.mark.process
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "yahoo"
 FRAMES = {f["name"]: f for f in json.loads((FIXTURES / "streamer-frames.json").read_text())}
 BTC = FRAMES["btc_1"]["decoded_by_yfinance_1_7_0"]  # a real BTC-USD quote from Yahoo
 

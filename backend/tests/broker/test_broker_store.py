@@ -12,6 +12,8 @@ from stockfeed.config import Settings
 from stockfeed.services import build_broker_and_store
 from stockfeed.store import SharedStore
 
+pytestmark = pytest.mark.process
+
 
 @pytest.fixture
 async def pair(broker_url: str) -> AsyncIterator[tuple[Broker, SharedStore]]:

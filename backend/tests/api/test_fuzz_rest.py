@@ -20,6 +20,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation.case import Case
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
+pytestmark = pytest.mark.process
+
 
 @pytest.fixture(scope="module")
 def rest_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:

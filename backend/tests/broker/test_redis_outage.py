@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from conftest import RedisServer, wait_health
 from websockets.asyncio.client import connect
 from wsutil import recv_updates
+
+pytestmark = pytest.mark.process
 
 
 async def test_redis_restart_degrades_then_recovers(

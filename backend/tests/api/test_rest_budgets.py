@@ -27,6 +27,8 @@ from stockfeed.sources.budget import ClientBudget, UpstreamBusy
 from stockfeed.sources.sim import SimSource
 from stockfeed.sources.yahoo import YahooSource
 
+pytestmark = pytest.mark.process
+
 FLOOD_REQUESTS = 300
 FLOOD_CONCURRENCY = 8
 FLOOD_RSS_LIMIT_MIB = 100

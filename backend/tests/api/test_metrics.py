@@ -9,16 +9,17 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 import redis.asyncio as aioredis
 from conftest import RedisServer, free_port
 from prometheus_client.parser import text_string_to_metric_families
-from test_relay import contract_update, wait_subscribed
-from test_slow_consumers import slow_client
 from websockets.asyncio.client import connect
-from wsutil import recv_until, recv_updates
+from wsutil import contract_update, recv_until, recv_updates, slow_client, wait_subscribed
 
 from stockfeed.app import create_app
 from stockfeed.config import Settings
+
+pytestmark = pytest.mark.process
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
 from wsutil import recv_until
+
+pytestmark = pytest.mark.process
 
 SIM = ("--source", "sim", "--sim-tick-interval", "0.2")
 INDEX = '<!doctype html><html><body><div id="root">built-marker-71</div>'

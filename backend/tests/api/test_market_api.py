@@ -8,6 +8,9 @@ from typing import Any
 
 import httpx
 import jwt
+import pytest
+
+pytestmark = pytest.mark.process
 
 SIM = ("--source", "sim", "--sim-tick-interval", "0.2")
 SECRET = "market-" + "k" * 40  # long enough for HS256

@@ -26,6 +26,8 @@ from websockets.sync.client import ClientConnection, connect
 
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
+pytestmark = pytest.mark.process
+
 MAX_MESSAGE_BYTES = 4096  # the server's default limit (STOCKFEED_MAX_MESSAGE_BYTES)
 SERVER_TYPES = {
     "price_update",

@@ -4,45 +4,15 @@ client unchanged, in order, with no loss; snapshots come from what was relayed."
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from typing import Any
 
 import httpx
+import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
-from wsutil import recv_json, recv_until
+from wsutil import contract_update, recv_json, recv_until, wait_subscribed
 
-
-def contract_update(ticker: str, seq: int, **extra: Any) -> str:
-    msg = {
-        "type": "price_update",
-        "ticker": ticker,
-        "seq": seq,
-        "timestamp": time.time() * 1000,
-        "data": {
-            "price": 100 + seq / 100,
-            "change": 1.0,
-            "change_percent": 1.0,
-            "volume": 1000 + seq,
-            "open": 99.0,
-            "high": 120.0,
-            "low": 98.0,
-            "prev_close": 99.0,
-            "market_time": int(time.time() * 1000),
-        },
-        **extra,
-    }
-    return json.dumps(msg)
-
-
-async def wait_subscribed(r: aioredis.Redis, channel: str, count: int = 1) -> None:
-    for _ in range(100):
-        numsub = dict(await r.pubsub_numsub(channel))
-        if numsub.get(channel.encode(), 0) >= count:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"nobody subscribed to {channel}")
+pytestmark = pytest.mark.process
 
 
 async def test_outside_publisher_reaches_every_client_unchanged(

@@ -21,6 +21,8 @@ from websockets.server import ServerProtocol
 
 from stockfeed.server import handshake
 
+pytestmark = pytest.mark.process
+
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 

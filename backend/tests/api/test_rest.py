@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+pytestmark = pytest.mark.process
+
 SIM = ("--source", "sim", "--sim-tick-interval", "0.1")
 
 

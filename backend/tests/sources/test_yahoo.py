@@ -26,7 +26,7 @@ from stockfeed.sources.yahoo import (
     tick_from_message,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "yahoo"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "yahoo"
 FRAMES: list[dict[str, Any]] = json.loads((FIXTURES / "streamer-frames.json").read_text())
 BY_NAME = {frame["name"]: frame for frame in FRAMES}
 # 2026-05-26 04:00 -04:00, the first EA bar.
