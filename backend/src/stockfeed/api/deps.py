@@ -33,7 +33,7 @@ def answer_cache(conn: HTTPConnection) -> AnswerCache:
     return services(conn).answers
 
 
-def gate(conn: HTTPConnection) -> Gate:
+def process_gate(conn: HTTPConnection) -> Gate:
     """The process's gate (verifier, origin policy, IP limits), built on first use."""
     state = conn.app.state
     found: Gate | None = getattr(state, "gate", None)
@@ -84,7 +84,7 @@ async def authorized(request: Request) -> Principal | None:
     `access_token` query parameter, and the `tickers` claim covers the tickers named in
     the path or the `tickers` query parameter. 401/403 JSON errors otherwise. Async
     only so FastAPI runs it on the loop instead of a worker thread."""
-    verifier = gate(request).verifier
+    verifier = process_gate(request).verifier
     query = request.scope.get("query_string", b"")
     token: str | None = None
     if QUERY_PARAM.encode() in query:
@@ -123,7 +123,7 @@ __all__ = [
     "answer_cache",
     "api_error",
     "authorized",
-    "gate",
+    "process_gate",
     "services",
     "ticker_list",
     "ticker_param",

@@ -58,7 +58,7 @@ async def _quote(svc: Services, ticker: str, wait: bool) -> dict[str, Any] | Non
             ) from None
         if known is False:
             raise api_error(404, "unknown_ticker", f"the source cannot quote {ticker}")
-        await svc.hub.want(ticker)
+        await svc.hub.request_production(ticker)
         deadline = time.monotonic() + FIRST_QUOTE_WAIT
         while found is None and time.monotonic() < deadline:
             await asyncio.sleep(0.1)

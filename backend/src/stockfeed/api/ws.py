@@ -29,7 +29,7 @@ from stockfeed.admission.subscription_limits import (
     ClientBudget,
 )
 from stockfeed.admission.token_bucket import TokenBucket
-from stockfeed.api.deps import gate, services
+from stockfeed.api.deps import process_gate, services
 from stockfeed.fanout.connections import Connection, make_connection
 from stockfeed.fanout.resume import BadResume, parse_resume
 from stockfeed.services import Services
@@ -71,9 +71,9 @@ class Caller:
     budget: ClientBudget
 
 
-def _caller(door: Gate, admission: Admission, websocket: WebSocket) -> Caller:
+def _caller(gate: Gate, admission: Admission, websocket: WebSocket) -> Caller:
     ip = websocket.client.host if websocket.client else ""
-    return Caller(admission.principal, door.subscriptions.for_connection(ip))
+    return Caller(admission.principal, gate.subscriptions.for_connection(ip))
 
 
 def _expire(client: Connection) -> None:
@@ -86,95 +86,121 @@ def _expire(client: Connection) -> None:
 
 
 def _watch_expiry(
-    door: Gate, admission: Admission, client: Connection
+    gate: Gate, admission: Admission, client: Connection
 ) -> asyncio.TimerHandle | None:
     """One timer per authenticated connection, at the instant its token would no longer
     be accepted (`exp` + leeway); cancelled when the connection ends first."""
-    if admission.principal is None or door.verifier is None:
+    if admission.principal is None or gate.verifier is None:
         return None
-    delay = max(0.0, door.verifier.seconds_left(admission.principal))
+    delay = max(0.0, gate.verifier.seconds_left(admission.principal))
     return asyncio.get_running_loop().call_later(delay, _expire, client)
+
+
+class _Connected:
+    """One admitted WebSocket as both endpoints run it: its hub connection, its
+    subscription budget and the timer for its token's expiry, set up on entry and all
+    given back on exit (the gate's admission too), however the connection ends. A
+    class, not a generator: nothing of it stays on the connection's stack."""
+
+    __slots__ = ("admission", "caller", "client", "expiry", "gate", "session", "svc")
+
+    def __init__(
+        self, svc: Services, gate: Gate, admission: Admission, websocket: WebSocket
+    ) -> None:
+        self.svc = svc
+        self.gate = gate
+        self.admission = admission
+        self.caller = _caller(gate, admission, websocket)
+        self.client = _client(svc, websocket)
+        self.session = svc.hub.session(self.client)
+        self.expiry: asyncio.TimerHandle | None = None
+
+    async def __aenter__(self) -> _Connected:
+        await self.session.__aenter__()
+        self.expiry = _watch_expiry(self.gate, self.admission, self.client)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            if self.expiry is not None:
+                self.expiry.cancel()
+            self.caller.budget.release()
+            await self.session.__aexit__(*exc_info)
+        finally:
+            self.gate.release(self.admission)
 
 
 @router.websocket("/ws/stocks/{ticker}")
 async def ws_single(websocket: WebSocket, ticker: str) -> None:
     svc = services(websocket)
-    door = gate(websocket)
-    admission = await door.admit(websocket)
+    gate = process_gate(websocket)
+    admission = await gate.admit(websocket)
     if admission is None:
         return
     try:
-        await _single(svc, door, admission, websocket, ticker)
-    finally:
-        door.release(admission)
+        name = await _single_ticker(svc, gate, admission, websocket, ticker)
+    except BaseException:
+        gate.release(admission)
+        raise
+    if name is None:
+        gate.release(admission)
+        return
+    async with _Connected(svc, gate, admission, websocket) as conn:
+        client = conn.client
+        if not await svc.hub.subscribe(client, name):
+            svc.hub.refused[TICKER_LIMIT] += 1
+            client.send(protocol.error(TICKER_LIMIT, _ticker_limit_message(svc), name))
+            await client.close(CLOSE_TRY_AGAIN_LATER, TICKER_LIMIT)
+            return
+        conn.caller.budget.added()
+        await _receive_loop(svc, client, multiplexed=False, caller=conn.caller)
 
 
-async def _single(
-    svc: Services, door: Gate, admission: Admission, websocket: WebSocket, ticker: str
-) -> None:
+async def _single_ticker(
+    svc: Services, gate: Gate, admission: Admission, websocket: WebSocket, ticker: str
+) -> str | None:
+    """The ticker of `/ws/stocks/{ticker}`, or None after refusing it (error + close)."""
     try:
         name = normalize_ticker(ticker)
     except InvalidTicker as exc:
         await _refuse(websocket, "invalid_ticker", str(exc), ticker[:32])
-        return
+        return None
     principal = admission.principal
     if principal is not None and not principal.may(name):
         await websocket.send_text(
             protocol.error(FORBIDDEN_TICKER, f"this token may not subscribe to {name}", name)
         )
         await websocket.close(CLOSE_FORBIDDEN, FORBIDDEN_TICKER)
-        return
-    caller = _caller(door, admission, websocket)
-    refusal = _budget_refusal(svc, caller, name, pending=0)
+        return None
+    # Checked against a budget of its own: the connection's comes with _Connected.
+    budget = gate.subscriptions.for_connection(websocket.client.host if websocket.client else "")
+    refusal = _budget_refusal(svc, Caller(principal, budget), name, pending=0)
     if refusal is not None:
         code, message = refusal
         close = CLOSE_TRY_AGAIN_LATER if code == TICKER_LIMIT else CLOSE_TOO_MANY
         await websocket.send_text(protocol.error(code, message, name))
         await websocket.close(close, code)
-        return
+        return None
     if not await _check_quotable(svc, name):
         await _refuse(websocket, "unknown_ticker", f"the source cannot quote {name}", name)
-        return
-    client = _client(svc, websocket)
-    expiry = _watch_expiry(door, admission, client)
-    svc.hub.connect(client)
-    try:
-        if await svc.hub.subscribe(client, name):
-            caller.budget.added()
-        else:
-            svc.hub.refused[TICKER_LIMIT] += 1
-            client.send(protocol.error(TICKER_LIMIT, _ticker_limit_message(svc), name))
-            await client.close(CLOSE_TRY_AGAIN_LATER, TICKER_LIMIT)
-            return
-        await _receive_loop(svc, client, multiplexed=False, caller=caller)
-    finally:
-        if expiry is not None:
-            expiry.cancel()
-        caller.budget.release()
-        await svc.hub.disconnect(client)
+        return None
+    return name
 
 
 @router.websocket("/ws")
 async def ws_multi(websocket: WebSocket) -> None:
     svc = services(websocket)
-    door = gate(websocket)
-    admission = await door.admit(websocket)
+    gate = process_gate(websocket)
+    admission = await gate.admit(websocket)
     if admission is None:
         return
     try:
-        client = _client(svc, websocket)
-        caller = _caller(door, admission, websocket)
-        expiry = _watch_expiry(door, admission, client)
-        svc.hub.connect(client)
-        try:
-            await _receive_loop(svc, client, multiplexed=True, caller=caller)
-        finally:
-            if expiry is not None:
-                expiry.cancel()
-            caller.budget.release()
-            await svc.hub.disconnect(client)
-    finally:
-        door.release(admission)
+        conn = _Connected(svc, gate, admission, websocket)
+    except BaseException:
+        gate.release(admission)
+        raise
+    async with conn:
+        await _receive_loop(svc, conn.client, multiplexed=True, caller=conn.caller)
 
 
 def _client(svc: Services, websocket: WebSocket) -> Connection:

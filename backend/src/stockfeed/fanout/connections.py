@@ -49,7 +49,7 @@ class Connection(abc.ABC):
 
     __slots__ = (
         "__weakref__",
-        "_holding",
+        "_held_for_subscribe",
         "close_code",
         "closed",
         "conflated",
@@ -72,13 +72,13 @@ class Connection(abc.ABC):
         self.close_code: int | None = None
         # Tickers being (re)subscribed: live updates wait here until the snapshot or the
         # replay has gone out, so they can never overtake it.
-        self._holding: dict[str, list[tuple[int, str, bytes]]] | None = None
+        self._held_for_subscribe: dict[str, list[tuple[int, str, bytes]]] | None = None
         # Tickers whose resume failed with no snapshot to stand in for the gap (nothing
         # cached yet): their next update goes out as that gap snapshot. ticker -> epoch.
         self.gap_pending: dict[str, str] | None = None
 
-    def is_holding(self, ticker: str) -> bool:
-        return self._holding is not None and ticker in self._holding
+    def is_held_for_subscribe(self, ticker: str) -> bool:
+        return self._held_for_subscribe is not None and ticker in self._held_for_subscribe
 
     def gap_next(self, ticker: str, epoch: str) -> None:
         """Nothing can stand in for a gap now: send the next update as the gap snapshot."""
@@ -87,17 +87,17 @@ class Connection(abc.ABC):
         self.gap_pending[ticker] = epoch
 
     def hold(self, ticker: str) -> None:
-        if self._holding is None:
-            self._holding = {}
-        self._holding[ticker] = []
+        if self._held_for_subscribe is None:
+            self._held_for_subscribe = {}
+        self._held_for_subscribe[ticker] = []
 
     def release(self, ticker: str) -> None:
         """Deliver what arrived while held, minus what the snapshot/replay covered."""
-        if self._holding is None:
+        if self._held_for_subscribe is None:
             return
-        held = self._holding.pop(ticker, [])
-        if not self._holding:
-            self._holding = None
+        held = self._held_for_subscribe.pop(ticker, [])
+        if not self._held_for_subscribe:
+            self._held_for_subscribe = None
         for seq, raw, frame in held:
             self.offer_update(ticker, seq, raw, frame)
 
@@ -115,7 +115,7 @@ class Connection(abc.ABC):
 
     def offer_update(self, ticker: str, seq: int, raw: str, frame: bytes) -> None:
         """A relayed update: skipped when this client already has it (by seq)."""
-        holding = self._holding
+        holding = self._held_for_subscribe
         if holding is not None and ticker in holding:
             holding[ticker].append((seq, raw, frame))
             return

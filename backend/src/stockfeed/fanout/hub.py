@@ -103,7 +103,7 @@ class Hub:
         # on the relayed updates are newer than anything in the store.
         self._store_checked: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._fills: set[asyncio.Task[None]] = set()  # running _fill tasks (kept referenced)
+        self._in_flight: set[asyncio.Task[None]] = set()  # running _fill tasks (kept referenced)
         self._lingering: dict[str, asyncio.TimerHandle] = {}  # one timer per lingering ticker
         # Lingering tickers -> loop time their linger ends, longest-lingering first.
         self._linger_until: OrderedDict[str, float] = OrderedDict()
@@ -195,15 +195,15 @@ class Hub:
             c
             for c in subscribers
             # A client in the middle of its own subscribe is already held.
-            if c.last_seq.get(ticker, seq) < seq - 1 and not c.is_holding(ticker)
+            if c.last_seq.get(ticker, seq) < seq - 1 and not c.is_held_for_subscribe(ticker)
         ]
         if not behind:
             return
         for client in behind:
             client.hold(ticker)
         task = asyncio.create_task(self._fill(ticker, seq, behind), name=f"hub-fill-{ticker}")
-        self._fills.add(task)
-        task.add_done_callback(self._fills.discard)
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
 
     async def _fill(self, ticker: str, seq: int, clients: list[Connection]) -> None:
         oldest_seen = min(c.last_seq.get(ticker, 0) for c in clients)
@@ -242,14 +242,19 @@ class Hub:
 
     # -- client side -------------------------------------------------------------------
 
-    def connect(self, client: Connection) -> None:
+    def session(self, client: Connection) -> HubSession:
+        """`async with hub.session(client):` the client is known to the hub inside,
+        and everything it held is let go when the block ends, however it ends."""
+        return HubSession(self, client)
+
+    def _connect(self, client: Connection) -> None:
         self.clients.add(client)
         self.connections_opened += 1
         if log.isEnabledFor(logging.DEBUG):
             log.debug("client connected", extra={"conn": client.id, "remote": client.remote})
         client.start()
 
-    async def disconnect(self, client: Connection) -> None:
+    async def _disconnect(self, client: Connection) -> None:
         self.clients.discard(client)
         self._conflated_gone += client.conflated
         if client.close_code == CLOSE_SLOW_CONSUMER:
@@ -403,7 +408,7 @@ class Hub:
             entries.append(Entry(seq, frame))
         return entries
 
-    async def want(self, ticker: str) -> None:
+    async def request_production(self, ticker: str) -> None:
         """Ask the updater to produce a ticker no client holds yet (REST first look)."""
         try:
             await self.store.add_interest({ticker}, INTEREST_TTL)
@@ -449,8 +454,8 @@ class Hub:
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
-        self._fills.add(task)  # kept referenced until done, like the backfills
-        task.add_done_callback(self._fills.discard)
+        self._in_flight.add(task)  # kept referenced until done, like the backfills
+        task.add_done_callback(self._in_flight.discard)
 
     async def _linger_over(self, ticker: str) -> None:
         """Stop holding a ticker nobody came back to: its subscription, history and
@@ -584,6 +589,25 @@ class Hub:
                     for client in subs:
                         client.send(text)
                     self.statuses_sent += len(subs)
+
+
+class HubSession:
+    """What `Hub.session` returns. A class rather than a generator-based context
+    manager: a generator's frame would stay alive for the whole connection, and what a
+    connection keeps is counted per client (bench conn)."""
+
+    __slots__ = ("client", "hub")
+
+    def __init__(self, hub: Hub, client: Connection) -> None:
+        self.hub = hub
+        self.client = client
+
+    async def __aenter__(self) -> Connection:
+        self.hub._connect(self.client)
+        return self.client
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.hub._disconnect(self.client)
 
 
 def _newer(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from stockfeed.server.fast_websocket import Sink
 
 
-class _Held:
+class _Newest:
     """The newest update of a ticker held back while the client's transport is full."""
 
     __slots__ = ("dropped", "frame")
@@ -31,13 +31,13 @@ class _Held:
 
 
 class SinkConnection(Connection):
-    __slots__ = ("_held", "_since", "sink")
+    __slots__ = ("_conflating", "_since", "sink")
 
     def __init__(self, websocket: WebSocket, sink: Sink, *, stuck_timeout: float) -> None:
         super().__init__(websocket, stuck_timeout=stuck_timeout)
         self.sink = sink
         # While the transport is paused: ticker -> its newest update and how many it replaced.
-        self._held: dict[str, _Held] | None = None
+        self._conflating: dict[str, _Newest] | None = None
         self._since = 0.0
         sink.on_drain = self._drained
 
@@ -46,9 +46,9 @@ class SinkConnection(Connection):
         # (nothing held, nothing pending, socket writable) is inlined here; everything
         # else takes the general path.
         if (
-            self._holding is not None
+            self._held_for_subscribe is not None
             or self.gap_pending is not None
-            or self._held is not None
+            or self._conflating is not None
             or self.closed
         ):
             super().offer_update(ticker, seq, raw, frame)
@@ -68,30 +68,30 @@ class SinkConnection(Connection):
 
     def _deliver(self, ticker: str, raw: str, frame: bytes) -> None:
         sink = self.sink
-        if self._held is None and not sink.paused:
+        if self._conflating is None and not sink.paused:
             sink.write(frame)
             return
-        if self._held is None:
-            self._held = {}
+        if self._conflating is None:
+            self._conflating = {}
             self._since = time.monotonic()
         elif time.monotonic() - self._since > self.stuck_timeout:
             self._close_stuck()
             return
-        held = self._held.get(ticker)
+        held = self._conflating.get(ticker)
         if held is None:
-            self._held[ticker] = _Held(frame)
+            self._conflating[ticker] = _Newest(frame)
         else:
             held.frame = frame
             held.dropped += 1
             self.conflated += 1
 
     def backlog(self) -> tuple[int, int]:
-        held = len(self._held) if self._held is not None else 0
+        held = len(self._conflating) if self._conflating is not None else 0
         pending, buffered = self.sink.backlog()
         return pending + held, buffered
 
     def _drained(self) -> None:
-        held, self._held = self._held, None
+        held, self._conflating = self._conflating, None
         if not held or self.closed:
             return
         for ticker, item in held.items():
@@ -108,7 +108,7 @@ class SinkConnection(Connection):
             return
         self.closed = True
         self.close_code = code
-        self._held = None
+        self._conflating = None
         self.sink.close(code, reason)
 
     async def _flush(self, limit: float) -> None:
@@ -116,5 +116,5 @@ class SinkConnection(Connection):
 
     async def stop(self) -> None:
         self.closed = True
-        self._held = None
+        self._conflating = None
         self.sink.on_drain = None
