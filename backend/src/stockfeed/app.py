@@ -18,6 +18,7 @@ from stockfeed.api import metrics as metrics_api
 from stockfeed.api.rest_limits import RestRateLimit
 from stockfeed.config import Settings
 from stockfeed.dashboard import mount_dashboard
+from stockfeed.protocol.codes import ErrorCode
 from stockfeed.server.asgi import WebSocketLane
 from stockfeed.server.gc_tuning import tune_gc
 from stockfeed.services import Services
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail: Any = exc.detail
         if not isinstance(detail, dict):
-            code = "not_found" if exc.status_code == 404 else "http_error"
+            code = ErrorCode.NOT_FOUND if exc.status_code == 404 else ErrorCode.HTTP_ERROR
             detail = {"code": code, "message": str(detail)}
         headers = getattr(exc, "headers", None)
         return JSONResponse({"error": detail}, status_code=exc.status_code, headers=headers)
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}"
             for err in exc.errors()
         ]
-        body = {"error": {"code": "bad_request", "message": "; ".join(problems)}}
+        body = {"error": {"code": ErrorCode.BAD_REQUEST, "message": "; ".join(problems)}}
         return JSONResponse(body, status_code=422)
 
     # Per-IP request rate of /api/* (api/rest_limits.py): refuses before routing and auth.

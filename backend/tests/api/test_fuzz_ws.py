@@ -24,23 +24,16 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from stockfeed.protocol import ErrorCode, MessageType
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
 pytestmark = pytest.mark.process
 
 MAX_MESSAGE_BYTES = 4096  # the server's default limit (STOCKFEED_MAX_MESSAGE_BYTES)
-SERVER_TYPES = {
-    "price_update",
-    "snapshot",
-    "market_status",
-    "heartbeat",
-    "pong",
-    "subscribed",
-    "unsubscribed",
-    "conflated",
-    "error",
-}
-ERROR_CODES = {"invalid_ticker", "unknown_ticker", "bad_message", "subscription_limit"}
+# Everything the server may send, and every error code it may answer a WebSocket client
+# with, from the one vocabulary (stockfeed.protocol.codes), never a copy.
+SERVER_TYPES = {str(t) for t in MessageType}
+ERROR_CODES = {str(c) for c in ErrorCode}
 PROBE = {"type": "ping", "id": "fuzz-probe"}
 
 

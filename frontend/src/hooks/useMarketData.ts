@@ -16,6 +16,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, getJson, wsUrl as defaultWsUrl } from "../lib/api";
 import type { Jitter } from "../lib/backoff";
 import { FeedState, type FeedChange } from "../lib/feedState";
+import { CloseCode } from "../lib/protocol";
 import type { MarketStatus, PriceMessage, Quote, ServerMessage, Tick } from "../lib/types";
 import { useWebSocket, type WsState } from "./useWebSocket";
 
@@ -203,7 +204,7 @@ export function useMarketData(options: MarketDataOptions): MarketData {
     },
     // Giving up on the socket means polling, said out loud; so does coming back.
     onStateChange: (prev, next, snap) => {
-      if (next === "error" && (snap.closeCode === 4401 || snap.closeCode === 4403)) {
+      if (next === "error" && (snap.closeCode === CloseCode.unauthorized || snap.closeCode === CloseCode.forbidden)) {
         toast("warn", `WebSocket refused (${snap.closeCode}: token missing, expired or not allowed): polling`);
       } else if (next === "error") {
         toast("warn", `Connection lost after ${maxAttempts} attempts: polling every ${Math.round(pollIntervalMs / 1000)} s`);
@@ -285,7 +286,7 @@ export function useMarketData(options: MarketDataOptions): MarketData {
     };
   }, []);
 
-  const wsRefused = ws.closeCode === 4401 || ws.closeCode === 4403;
+  const wsRefused = ws.closeCode === CloseCode.unauthorized || ws.closeCode === CloseCode.forbidden;
   const authError = restAuthError ?? (wsRefused ? `WebSocket refused (${ws.closeCode})` : null);
 
   const connection = useMemo(

@@ -4,6 +4,7 @@
 // React state update per message.
 
 import { backoffDelay, randomJitter, type Jitter } from "./backoff";
+import { CloseCode } from "./protocol";
 import type { ServerMessage } from "./types";
 
 export type WsState = "connecting" | "connected" | "reconnecting" | "closed" | "error";
@@ -176,7 +177,7 @@ export class SocketController {
     };
     ws.onclose = (ev: CloseEvent) => {
       if (ws !== this.ws) return;
-      if (ev.code === 4401 || ev.code === 4403) {
+      if (ev.code === CloseCode.unauthorized || ev.code === CloseCode.forbidden) {
         // Refused for its token: retrying with the same token cannot help.
         this.ws = null;
         this.clearTimers();

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from stockfeed.config import Settings
+from stockfeed.protocol.codes import ErrorCode
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
 # The browser carriers (a browser cannot set `Authorization` on a WebSocket): the token
@@ -36,10 +37,10 @@ AUTH_SUBPROTOCOL = "bearer"
 QUERY_PARAM = "access_token"
 TICKERS_CLAIM = "tickers"
 
-UNAUTHORIZED = "unauthorized"
+UNAUTHORIZED = ErrorCode.UNAUTHORIZED
 # What a 401 answer names (RFC 6750), for REST and WebSocket handshakes alike.
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
-FORBIDDEN_TICKER = "forbidden_ticker"
+FORBIDDEN_TICKER = ErrorCode.FORBIDDEN_TICKER
 
 # Several times any real token (they are well under 2 KiB); refusing early keeps
 # hostile input cheap.

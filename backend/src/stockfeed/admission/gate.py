@@ -49,12 +49,13 @@ from stockfeed.admission.auth import (
 from stockfeed.admission.subscription_limits import SubscriptionLimits
 from stockfeed.admission.token_bucket import TokenBucket
 from stockfeed.config import Settings
+from stockfeed.protocol.codes import CloseCode, ErrorCode
 
 log = logging.getLogger(__name__)
 
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_TOO_MANY = 4429
+CLOSE_UNAUTHORIZED = CloseCode.UNAUTHORIZED
+CLOSE_FORBIDDEN = CloseCode.FORBIDDEN
+CLOSE_TOO_MANY = CloseCode.TOO_MANY
 # Handshake buckets kept at most: an attacker with many addresses evicts the oldest
 # (which then start with a full burst again) instead of growing memory without bound.
 MAX_TRACKED_IPS = 16_384
@@ -189,7 +190,7 @@ class Gate:
             await _deny(
                 websocket,
                 429,
-                "rate_limited",
+                ErrorCode.RATE_LIMITED,
                 "too many connection attempts from this address: slow down",
                 {"Retry-After": str(self.limits.retry_after)},
             )
@@ -199,7 +200,7 @@ class Gate:
         # connection's life after ws.py drops it from the scope.
         headers = Headers(scope=scope)
         if not self.origins.allows(headers.get("origin"), headers.get("host")):
-            await _deny(websocket, 403, "origin_not_allowed", "this origin may not connect")
+            await _deny(websocket, 403, ErrorCode.ORIGIN_NOT_ALLOWED, "this origin may not connect")
             return None
         offered: list[str] = list(scope.get("subprotocols") or ())
         # Echo the marker (never the token): a browser that offered subprotocols fails
@@ -237,7 +238,7 @@ class Gate:
         if not exempt:
             if not self.limits.acquire(ip):
                 message = f"at most {self.limits.max_connections} connections per address"
-                refusal = AuthError("too_many_connections", message)
+                refusal = AuthError(ErrorCode.TOO_MANY_CONNECTIONS, message)
                 await _accept_then_close(websocket, subprotocol, refusal, CLOSE_TOO_MANY)
                 return None
             slot_ip = ip

@@ -19,10 +19,11 @@ from collections.abc import Callable
 
 from stockfeed.admission.token_bucket import TokenBucket
 from stockfeed.config import Settings
+from stockfeed.protocol.codes import ErrorCode
 
-NEW_TICKER_RATE = "new_ticker_rate"
-SUBSCRIPTION_LIMIT = "subscription_limit"
-TICKER_LIMIT = "ticker_limit"
+NEW_TICKER_RATE = ErrorCode.NEW_TICKER_RATE
+SUBSCRIPTION_LIMIT = ErrorCode.SUBSCRIPTION_LIMIT
+TICKER_LIMIT = ErrorCode.TICKER_LIMIT
 # New-ticker buckets kept per IP at most: an attacker with many addresses evicts the
 # oldest (which then start with a full burst again) instead of growing memory.
 MAX_TRACKED_IPS = 16_384

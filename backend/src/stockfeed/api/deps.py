@@ -19,6 +19,7 @@ from stockfeed.admission.auth import (
 )
 from stockfeed.admission.gate import Gate
 from stockfeed.api.answer_cache import AnswerCache
+from stockfeed.protocol.codes import ErrorCode
 from stockfeed.services import Services
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
@@ -57,17 +58,17 @@ def ticker_list(tickers: str) -> list[str]:
     """A `tickers=A,B` query parameter, normalised, or the 422 the REST API answers."""
     names = [t for t in (p.strip() for p in tickers.split(",")) if t]
     if not names:
-        raise api_error(422, "bad_request", "tickers must name at least one ticker")
+        raise api_error(422, ErrorCode.BAD_REQUEST, "tickers must name at least one ticker")
     if len(names) > MAX_TICKERS_PER_REQUEST:
         raise api_error(
-            422, "bad_request", f"at most {MAX_TICKERS_PER_REQUEST} tickers per request"
+            422, ErrorCode.BAD_REQUEST, f"at most {MAX_TICKERS_PER_REQUEST} tickers per request"
         )
     out: list[str] = []
     for name in names:
         try:
             out.append(normalize_ticker(name))
         except InvalidTicker as exc:
-            raise api_error(422, "invalid_ticker", str(exc)) from None
+            raise api_error(422, ErrorCode.INVALID_TICKER, str(exc)) from None
     return out
 
 
@@ -75,7 +76,7 @@ def ticker_param(ticker: str) -> str:
     try:
         return normalize_ticker(ticker)
     except InvalidTicker as exc:
-        raise api_error(422, "invalid_ticker", str(exc)) from None
+        raise api_error(422, ErrorCode.INVALID_TICKER, str(exc)) from None
 
 
 async def authorized(request: Request) -> Principal | None:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 
 from stockfeed.api.answer_cache import Fill
 from stockfeed.api.deps import api_error, authorized, services, ticker_list, ticker_param
+from stockfeed.protocol.codes import ErrorCode
 from stockfeed.services import Services
 from stockfeed.sources.base import Source, UnknownTicker
 from stockfeed.sources.budget import UpstreamBusy
@@ -54,10 +55,13 @@ async def _quote(svc: Services, ticker: str, wait: bool) -> dict[str, Any] | Non
             known = await svc.answers.get_or_load(key, lambda: _lookup(source, ticker))
         except UpstreamBusy as exc:
             raise api_error(
-                503, "upstream_busy", str(exc), headers={"Retry-After": str(exc.retry_after)}
+                503,
+                ErrorCode.UPSTREAM_BUSY,
+                str(exc),
+                headers={"Retry-After": str(exc.retry_after)},
             ) from None
         if known is False:
-            raise api_error(404, "unknown_ticker", f"the source cannot quote {ticker}")
+            raise api_error(404, ErrorCode.UNKNOWN_TICKER, f"the source cannot quote {ticker}")
         await svc.hub.request_production(ticker)
         deadline = time.monotonic() + FIRST_QUOTE_WAIT
         while found is None and time.monotonic() < deadline:
@@ -74,7 +78,7 @@ async def get_quote(
 ) -> dict[str, Any]:
     quote = await _quote(svc, ticker, wait=True)
     if quote is None:
-        raise api_error(404, "no_quote", f"no quote for {ticker} yet")
+        raise api_error(404, ErrorCode.NO_QUOTE, f"no quote for {ticker} yet")
     return quote
 
 

@@ -32,16 +32,17 @@ from stockfeed.admission.token_bucket import TokenBucket
 from stockfeed.api.deps import process_gate, services
 from stockfeed.fanout.connections import Connection, make_connection
 from stockfeed.fanout.resume import BadResume, parse_resume
+from stockfeed.protocol.codes import CloseCode, ErrorCode
 from stockfeed.services import Services
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-CLOSE_POLICY = 1008
-CLOSE_TRY_AGAIN_LATER = 1013  # the process holds as many tickers as it may (ticker_limit)
-CLOSE_BAD_REQUEST = 4400
-CLOSE_TOO_MANY = 4429  # this client brings in tickers too fast, or holds too many
+CLOSE_POLICY = CloseCode.POLICY_VIOLATION
+CLOSE_TRY_AGAIN_LATER = CloseCode.TRY_AGAIN_LATER  # ticker_limit
+CLOSE_BAD_REQUEST = CloseCode.BAD_REQUEST
+CLOSE_TOO_MANY = CloseCode.TOO_MANY  # new tickers too fast, or too many held
 CAN_QUOTE_TIMEOUT = 3.0
 # Close tasks started by expiry timers, held so they are not collected mid-flight.
 _closing: set[asyncio.Task[None]] = set()
@@ -163,7 +164,7 @@ async def _single_ticker(
     try:
         name = normalize_ticker(ticker)
     except InvalidTicker as exc:
-        await _refuse(websocket, "invalid_ticker", str(exc), ticker[:32])
+        await _refuse(websocket, ErrorCode.INVALID_TICKER, str(exc), ticker[:32])
         return None
     principal = admission.principal
     if principal is not None and not principal.may(name):
@@ -182,7 +183,7 @@ async def _single_ticker(
         await websocket.close(close, code)
         return None
     if not await _check_quotable(svc, name):
-        await _refuse(websocket, "unknown_ticker", f"the source cannot quote {name}", name)
+        await _refuse(websocket, ErrorCode.UNKNOWN_TICKER, f"the source cannot quote {name}", name)
         return None
     return name
 
@@ -230,12 +231,12 @@ async def _receive_loop(
         if client.closed or websocket.application_state != WebSocketState.CONNECTED:
             return
         if not limiter.take():
-            client.send(protocol.error("rate_limited", "too many messages: slow down"))
+            client.send(protocol.error(ErrorCode.RATE_LIMITED, "too many messages: slow down"))
             await client.close(CLOSE_POLICY, "too many messages")
             return
         text = message.get("text")
         if text is None:
-            client.send(protocol.error("bad_message", "send JSON text frames, not binary"))
+            client.send(protocol.error(ErrorCode.BAD_MESSAGE, "send JSON text frames, not binary"))
             continue
         await _handle(svc, client, text, multiplexed=multiplexed, caller=caller)
 
@@ -251,10 +252,10 @@ async def _handle(
     try:
         msg = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: nesting 4 KiB deep, e.g. [[[[...
-        client.send(protocol.error("bad_message", "message is not valid JSON"))
+        client.send(protocol.error(ErrorCode.BAD_MESSAGE, "message is not valid JSON"))
         return
     if not isinstance(msg, dict):
-        client.send(protocol.error("bad_message", "message must be a JSON object"))
+        client.send(protocol.error(ErrorCode.BAD_MESSAGE, "message must be a JSON object"))
         return
     if msg.get("type") == "ping":
         message_id = msg.get("id")
@@ -271,7 +272,8 @@ async def _handle(
         if not multiplexed:
             client.send(
                 protocol.error(
-                    "bad_message", f"{action} is for the /ws endpoint; this one has one ticker"
+                    ErrorCode.BAD_MESSAGE,
+                    f"{action} is for the /ws endpoint; this one has one ticker",
                 )
             )
             return
@@ -279,7 +281,7 @@ async def _handle(
         return
     client.send(
         protocol.error(
-            "bad_message",
+            ErrorCode.BAD_MESSAGE,
             'unknown message: send {"type":"ping","id":N}'
             + (' or {"action":"subscribe","tickers":[...]}' if multiplexed else ""),
         )
@@ -296,15 +298,15 @@ async def _subscription(
     principal = caller.principal
     tickers = msg.get("tickers")
     if not isinstance(tickers, list) or not tickers:
-        client.send(protocol.error("bad_message", "tickers must be a non-empty list"))
+        client.send(protocol.error(ErrorCode.BAD_MESSAGE, "tickers must be a non-empty list"))
         return
     if len(tickers) > svc.settings.max_subscriptions * 2:
-        client.send(protocol.error("bad_message", "too many tickers in one message"))
+        client.send(protocol.error(ErrorCode.BAD_MESSAGE, "too many tickers in one message"))
         return
     try:
         resume = parse_resume(msg.get("resume")) if action == "subscribe" else {}
     except BadResume as exc:
-        client.send(protocol.error("bad_message", str(exc)))
+        client.send(protocol.error(ErrorCode.BAD_MESSAGE, str(exc)))
         return
     accepted: list[str] = []
     for raw in tickers:
@@ -312,7 +314,7 @@ async def _subscription(
             ticker = normalize_ticker(raw)
         except InvalidTicker as exc:
             shown = raw[:32] if isinstance(raw, str) else None
-            client.send(protocol.error("invalid_ticker", str(exc), shown))
+            client.send(protocol.error(ErrorCode.INVALID_TICKER, str(exc), shown))
             continue
         if action == "unsubscribe":
             if ticker in client.tickers:
@@ -344,7 +346,9 @@ async def _subscription(
             continue
         if not await _check_quotable(svc, ticker):
             client.send(
-                protocol.error("unknown_ticker", f"the source cannot quote {ticker}", ticker)
+                protocol.error(
+                    ErrorCode.UNKNOWN_TICKER, f"the source cannot quote {ticker}", ticker
+                )
             )
             continue
         accepted.append(ticker)

@@ -51,11 +51,15 @@ from stockfeed.client.messages import (
     Unsubscribed,
     parse_message,
 )
+from stockfeed.protocol.codes import CloseCode
 
 log = logging.getLogger(__name__)
 
 # Close codes after which retrying cannot help (docs/protocol.md "Close codes").
-_AUTH_CLOSE_CODES = {4401: "unauthenticated or token expired", 4403: "ticker not allowed"}
+_AUTH_CLOSE_CODES: dict[int, str] = {
+    CloseCode.UNAUTHORIZED: "unauthenticated or token expired",
+    CloseCode.FORBIDDEN: "ticker not allowed",
+}
 # Per-ticker errors that mean "stop asking for this ticker" (also after a reconnect).
 _REFUSED_TICKER_CODES = {
     "invalid_ticker",

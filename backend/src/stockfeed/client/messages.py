@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from stockfeed.protocol.codes import MessageType
+
 __all__ = [
     "Conflated",
     "ErrorMessage",
@@ -302,20 +304,20 @@ def _pong(obj: dict[str, Any], raw: str) -> Pong:
 
 
 _PARSERS: dict[str, Callable[[dict[str, Any], str], Message]] = {
-    "price_update": _price_update,
-    "snapshot": _snapshot,
-    "market_status": _market_status,
-    "heartbeat": lambda o, r: Heartbeat(timestamp=_num(o, "timestamp"), raw=r),
-    "pong": _pong,
-    "subscribed": _subscribed,
-    "unsubscribed": lambda o, r: Unsubscribed(tickers=_str_list(o, "tickers"), raw=r),
-    "conflated": lambda o, r: Conflated(
+    MessageType.PRICE_UPDATE: _price_update,
+    MessageType.SNAPSHOT: _snapshot,
+    MessageType.MARKET_STATUS: _market_status,
+    MessageType.HEARTBEAT: lambda o, r: Heartbeat(timestamp=_num(o, "timestamp"), raw=r),
+    MessageType.PONG: _pong,
+    MessageType.SUBSCRIBED: _subscribed,
+    MessageType.UNSUBSCRIBED: lambda o, r: Unsubscribed(tickers=_str_list(o, "tickers"), raw=r),
+    MessageType.CONFLATED: lambda o, r: Conflated(
         ticker=_str(o, "ticker"), dropped=_int(o, "dropped"), raw=r
     ),
-    "server_shutdown": lambda o, r: ServerShutdown(
+    MessageType.SERVER_SHUTDOWN: lambda o, r: ServerShutdown(
         retry_after_ms=max(0, _int(o, "retry_after_ms")), raw=r
     ),
-    "error": lambda o, r: ErrorMessage(
+    MessageType.ERROR: lambda o, r: ErrorMessage(
         code=_str(o, "code"), message=_str(o, "message"), ticker=_opt_str(o, "ticker"), raw=r
     ),
 }

@@ -28,13 +28,14 @@ from starlette.websockets import WebSocket
 
 from stockfeed import protocol
 from stockfeed.fanout.resume import Entry
+from stockfeed.protocol.codes import CloseCode
 
 log = logging.getLogger(__name__)
 
 # The ASGI extension through which a server offers its own way to write frames (the
 # fast path's sink: stockfeed.server.fast_websocket).
 SINK_EXTENSION = "stockfeed.sink"
-CLOSE_SLOW_CONSUMER = 4408
+CLOSE_SLOW_CONSUMER = CloseCode.SLOW_CONSUMER
 _ids = itertools.count(1)
 
 

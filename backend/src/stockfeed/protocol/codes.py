@@ -2,8 +2,9 @@
 and close codes, as docs/protocol.md and the AsyncAPI document define them.
 
 Everything that names one of these (the server, the Python client, the fuzz tests) takes
-it from here; the AsyncAPI document and the dashboard's TypeScript constants are checked
-against these enums by tests/protocol/test_vocabulary.py, which fails when any drifts.
+it from here. The dashboard's TypeScript constants are generated from it
+(protocol/typescript.py), and tests/protocol/test_vocabulary.py fails when they, the
+AsyncAPI document or docs/protocol.md drift from these enums.
 Close codes pair with the rule a client follows (centrifuge's disconnect.go does the
 same): `CLOSE_RECONNECTS` lists those after which reconnecting is right.
 """
@@ -57,6 +58,7 @@ class ErrorCode(StrEnum):
     SOURCE_UNAVAILABLE = "source_unavailable"
     UPSTREAM_BUSY = "upstream_busy"
     NOT_FOUND = "not_found"
+    HTTP_ERROR = "http_error"  # any other HTTP status without a code of its own
     # HTTP edges (docs/protocol.md#http-limits).
     REQUEST_TIMEOUT = "request_timeout"
     URI_TOO_LONG = "uri_too_long"
