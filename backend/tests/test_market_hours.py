@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from stockfeed import market_hours
-from stockfeed.market_hours import MarketClock, MarketStatus, Session
+from stockfeed.market_hours import MarketClock, MarketSession, Session
 
 NY = ZoneInfo("America/New_York")
 
@@ -75,7 +75,9 @@ def test_equity_sessions(
     clock: MarketClock, at: datetime, session: Session, next_open: datetime, next_close: datetime
 ) -> None:
     is_open = session == "regular"  # the contract: open means the regular session only
-    assert clock.status("AAPL", at) == MarketStatus("XNYS", is_open, session, next_open, next_close)
+    assert clock.status("AAPL", at) == MarketSession(
+        "XNYS", is_open, session, next_open, next_close
+    )
     assert clock.is_trading("AAPL", at) is (session != "closed")
 
 
@@ -100,7 +102,7 @@ def test_is_trading_follows_the_session(clock: MarketClock) -> None:
 
 def test_crypto_is_always_open(clock: MarketClock) -> None:
     for at in (et(2026, 11, 29, 3), et(2026, 11, 26, 12), et(2026, 11, 24, 23, 59)):
-        assert clock.status("BTC-USD", at) == MarketStatus("CRYPTO", True, "regular", None, None)
+        assert clock.status("BTC-USD", at) == MarketSession("CRYPTO", True, "regular", None, None)
     # Needs no calendar, so "now" is safe to check here: the answer cannot depend on it.
     assert clock.status("ETH-USDT").is_open is True
 
@@ -127,7 +129,7 @@ def test_fx_week(
 ) -> None:
     session: Session = "regular" if is_open else "closed"
     status = clock.status("EURUSD=X", at)
-    assert status == MarketStatus("FX", is_open, session, next_open, next_close)
+    assert status == MarketSession("FX", is_open, session, next_open, next_close)
     assert clock.is_trading("EURUSD=X", at) is is_open
 
 
@@ -160,11 +162,11 @@ def test_message_marks_a_stale_source(clock: MarketClock) -> None:
 
 
 def test_message_drops_sub_second_parts_and_uses_null() -> None:
-    status = MarketStatus(
+    status = MarketSession(
         "XNYS", False, "pre", datetime(2026, 7, 14, 9, 30, 0, 123456, tzinfo=NY), None
     )
     assert status.message()["next_open"] == "2026-07-14T13:30:00Z"
-    crypto = MarketStatus("CRYPTO", True, "regular", None, None).message()
+    crypto = MarketSession("CRYPTO", True, "regular", None, None).message()
     assert crypto["next_open"] is None and crypto["next_close"] is None
 
 

@@ -38,7 +38,7 @@ _LOOKAHEAD = timedelta(days=31)
 
 
 @dataclass(frozen=True, slots=True)
-class MarketStatus:
+class MarketSession:
     market: str  # "XNYS" (or another calendar name) for equities, "CRYPTO", "FX"
     is_open: bool  # True only in the regular session
     session: Session
@@ -129,12 +129,12 @@ class MarketClock:
         except xcals.errors.InvalidCalendarName:
             raise ValueError(f"unknown exchange calendar {calendar!r}") from None
 
-    def status(self, ticker: str, at: datetime | None = None) -> MarketStatus:
+    def status(self, ticker: str, at: datetime | None = None) -> MarketSession:
         """The market status of `ticker` at `at` (default: now)."""
         moment = _utc(at)
         kind = asset_class(ticker)
         if kind == "crypto":
-            return MarketStatus("CRYPTO", True, "regular", None, None)
+            return MarketSession("CRYPTO", True, "regular", None, None)
         if kind == "fx":
             return self._fx(moment)
         return self._equity(moment)
@@ -152,14 +152,14 @@ class MarketClock:
             return sessions
         return _sessions(self._calendar, at.year - 1, at.year + 2)
 
-    def _equity(self, at: datetime) -> MarketStatus:
+    def _equity(self, at: datetime) -> MarketSession:
         sessions = self._window(at)
         # The first session whose close is strictly after `at`: the one running now or next.
         i = bisect_right(sessions.closes, at)
         open_, close = sessions.opens[i], sessions.closes[i]
         next_open = sessions.opens[bisect_right(sessions.opens, at)]
         if open_ <= at:
-            return MarketStatus(self._calendar, True, "regular", next_open, close)
+            return MarketSession(self._calendar, True, "regular", next_open, close)
 
         session: Session = "closed"
         local_day = at.astimezone(sessions.tz).date()
@@ -169,15 +169,15 @@ class MarketClock:
             local_day, _PRE_OPEN, sessions.tz
         ):
             session = "pre"
-        return MarketStatus(self._calendar, False, session, next_open, close)
+        return MarketSession(self._calendar, False, session, next_open, close)
 
-    def _fx(self, at: datetime) -> MarketStatus:
+    def _fx(self, at: datetime) -> MarketSession:
         # Holidays are ignored: the FX market has no single calendar and banks' closures
         # rarely stop quoting altogether.
         next_open = _next_weekly(at, _SUNDAY, _FX_ROLL, _NEW_YORK)
         next_close = _next_weekly(at, _FRIDAY, _FX_ROLL, _NEW_YORK)
         # Open exactly when the week's close comes before the next open.
         is_open = next_close < next_open
-        return MarketStatus(
+        return MarketSession(
             "FX", is_open, "regular" if is_open else "closed", next_open, next_close
         )

@@ -50,8 +50,10 @@ _EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES51
 MIN_RSA_BITS = 2048
 
 
-class AuthError(Exception):
-    """A refusal: `code` is a wire error code, `message` is safe to show the client."""
+class Refusal(Exception):
+    """A token or connection refused: `code` is a wire error code (ErrorCode), `message`
+    is safe to show the client. (The Python client has its own AuthError: what a client
+    sees when a server refuses it.)"""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -78,20 +80,20 @@ class TickerScope:
     @classmethod
     def parse(cls, claim: object) -> TickerScope:
         if not isinstance(claim, list) or not all(isinstance(t, str) for t in claim):
-            raise AuthError(UNAUTHORIZED, "malformed token: tickers claim must be a list")
+            raise Refusal(UNAUTHORIZED, "malformed token: tickers claim must be a list")
         exact: set[str] = set()
         patterns: list[str] = []
         for raw in claim:
             item = raw.strip().upper()
             if "*" in item or "?" in item:
                 if not _PATTERN_CHARS.match(item):
-                    raise AuthError(UNAUTHORIZED, "malformed token: bad tickers pattern")
+                    raise Refusal(UNAUTHORIZED, "malformed token: bad tickers pattern")
                 patterns.append(item)
                 continue
             try:
                 exact.add(normalize_ticker(item))
             except InvalidTicker:
-                raise AuthError(UNAUTHORIZED, "malformed token: bad ticker in claim") from None
+                raise Refusal(UNAUTHORIZED, "malformed token: bad ticker in claim") from None
         return cls(frozenset(exact), tuple(patterns))
 
 
@@ -145,7 +147,7 @@ class Verifier:
 
     def verify(self, token: str) -> Principal:
         if not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
-            raise AuthError(UNAUTHORIZED, "malformed token")
+            raise Refusal(UNAUTHORIZED, "malformed token")
         try:
             claims = jwt.decode(
                 token,
@@ -157,27 +159,27 @@ class Verifier:
                 options=self._options,
             )
         except jwt.ExpiredSignatureError:
-            raise AuthError(UNAUTHORIZED, "token expired") from None
+            raise Refusal(UNAUTHORIZED, "token expired") from None
         except jwt.InvalidAlgorithmError:
-            raise AuthError(
+            raise Refusal(
                 UNAUTHORIZED, f"algorithm not allowed (expected {self.algorithm})"
             ) from None
         except jwt.InvalidSignatureError:
-            raise AuthError(UNAUTHORIZED, "bad signature") from None
+            raise Refusal(UNAUTHORIZED, "bad signature") from None
         except jwt.InvalidIssuerError:
-            raise AuthError(UNAUTHORIZED, "wrong issuer") from None
+            raise Refusal(UNAUTHORIZED, "wrong issuer") from None
         except jwt.InvalidAudienceError:
-            raise AuthError(UNAUTHORIZED, "wrong audience") from None
+            raise Refusal(UNAUTHORIZED, "wrong audience") from None
         except jwt.ImmatureSignatureError:
-            raise AuthError(UNAUTHORIZED, "token not valid yet") from None
+            raise Refusal(UNAUTHORIZED, "token not valid yet") from None
         except jwt.MissingRequiredClaimError as exc:
-            raise AuthError(UNAUTHORIZED, f"token lacks the {exc.claim} claim") from None
+            raise Refusal(UNAUTHORIZED, f"token lacks the {exc.claim} claim") from None
         except jwt.PyJWTError:
             # DecodeError and friends: their text may quote parts of the token.
-            raise AuthError(UNAUTHORIZED, "malformed token") from None
+            raise Refusal(UNAUTHORIZED, "malformed token") from None
         exp = claims.get("exp")
         if not isinstance(exp, int | float) or isinstance(exp, bool):
-            raise AuthError(UNAUTHORIZED, "malformed token: exp must be a number")
+            raise Refusal(UNAUTHORIZED, "malformed token: exp must be a number")
         subject = claims.get("sub")
         scope = claims.get(TICKERS_CLAIM)
         return Principal(

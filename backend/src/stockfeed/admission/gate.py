@@ -39,8 +39,8 @@ from stockfeed.admission.auth import (
     BEARER_CHALLENGE,
     QUERY_PARAM,
     UNAUTHORIZED,
-    AuthError,
     Principal,
+    Refusal,
     Verifier,
     bearer_token,
     build_verifier,
@@ -208,13 +208,13 @@ class Gate:
         subprotocol = AUTH_SUBPROTOCOL if AUTH_SUBPROTOCOL in offered else None
         query = scope.get("query_string", b"")
         principal: Principal | None = None
-        failure: AuthError | None = None
+        failure: Refusal | None = None
         if self.verifier is not None:
             authorization = headers.get("authorization")
             if authorization is not None:
                 token = bearer_token(authorization)
                 if token is None:
-                    failure = AuthError(UNAUTHORIZED, "Authorization must be 'Bearer <token>'")
+                    failure = Refusal(UNAUTHORIZED, "Authorization must be 'Bearer <token>'")
             elif subprotocol is not None:
                 token = _offered_token(offered)
             else:
@@ -222,9 +222,9 @@ class Gate:
             if failure is None:
                 try:
                     if not token:
-                        raise AuthError(UNAUTHORIZED, "missing token")
+                        raise Refusal(UNAUTHORIZED, "missing token")
                     principal = self.verifier.verify(token)
-                except AuthError as exc:
+                except Refusal as exc:
                     failure = exc
             if failure is not None and authorization is not None:
                 await _deny(websocket, 401, failure.code, failure.message, BEARER_CHALLENGE)
@@ -238,7 +238,7 @@ class Gate:
         if not exempt:
             if not self.limits.acquire(ip):
                 message = f"at most {self.limits.max_connections} connections per address"
-                refusal = AuthError(ErrorCode.TOO_MANY_CONNECTIONS, message)
+                refusal = Refusal(ErrorCode.TOO_MANY_CONNECTIONS, message)
                 await _accept_then_close(websocket, subprotocol, refusal, CLOSE_TOO_MANY)
                 return None
             slot_ip = ip
@@ -272,7 +272,7 @@ async def _deny(
 
 
 async def _accept_then_close(
-    websocket: WebSocket, subprotocol: str | None, refusal: AuthError, close_code: int
+    websocket: WebSocket, subprotocol: str | None, refusal: Refusal, close_code: int
 ) -> None:
     log.debug("connection refused %d: %s", close_code, refusal.message)
     await websocket.accept(subprotocol=subprotocol)

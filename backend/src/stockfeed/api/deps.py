@@ -12,8 +12,8 @@ from stockfeed.admission.auth import (
     FORBIDDEN_TICKER,
     QUERY_PARAM,
     UNAUTHORIZED,
-    AuthError,
     Principal,
+    Refusal,
     bearer_token,
     redact_query,
 )
@@ -99,9 +99,9 @@ async def authorized(request: Request) -> Principal | None:
         return None
     try:
         if not token:
-            raise AuthError(UNAUTHORIZED, "missing token")
+            raise Refusal(UNAUTHORIZED, "missing token")
         principal = verifier.verify(token)
-    except AuthError as exc:
+    except Refusal as exc:
         raise api_error(401, exc.code, exc.message, headers=BEARER_CHALLENGE) from None
     if principal.tickers is not None:
         named = [request.path_params.get("ticker")]

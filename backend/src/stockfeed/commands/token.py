@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import serialization
 
 from stockfeed.admission.auth import (
     TICKERS_CLAIM,
-    AuthError,
     KeyProblem,
+    Refusal,
     TickerScope,
     algorithm_for_key,
 )
@@ -86,7 +86,7 @@ def mint(args: argparse.Namespace) -> str:
         tickers = [t.strip().upper() for t in args.tickers.split(",") if t.strip()]
         try:
             TickerScope.parse(tickers)  # the server would refuse what does not parse
-        except AuthError:
+        except Refusal:
             raise ValueError(f"bad --tickers {args.tickers!r}") from None
         claims[TICKERS_CLAIM] = tickers
     return jwt.encode(claims, key, algorithm=algorithm)
