@@ -112,7 +112,7 @@ def load_settings(overrides: dict[str, object]) -> Settings:
 def preflight(settings: Settings) -> None:
     """Checks that need more than the settings themselves, before anything starts."""
     if settings.source == "replay" and settings.replay_file:
-        from stockfeed.sources.replay import load_jsonl
+        from stockfeed.sources.replay_format import load_jsonl
 
         try:
             load_jsonl(settings.replay_file)

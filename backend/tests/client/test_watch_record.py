@@ -25,7 +25,7 @@ from stockfeed.client import (
     UnknownMessage,
     parse_message,
 )
-from stockfeed.sources.replay import load_jsonl
+from stockfeed.sources.replay_format import load_jsonl
 
 pytestmark = pytest.mark.process
 

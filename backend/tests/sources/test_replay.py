@@ -15,12 +15,8 @@ import pytest
 import stockfeed
 from stockfeed.models import Tick
 from stockfeed.sources.base import UnknownTicker
-from stockfeed.sources.replay import (
-    ReplaySource,
-    load_jsonl,
-    ticks_from_history_csv,
-    write_jsonl,
-)
+from stockfeed.sources.replay import ReplaySource, ticks_from_history_csv
+from stockfeed.sources.replay_format import load_jsonl, write_jsonl
 
 BUNDLED = Path(stockfeed.__file__).parent / "data" / "ea-15m.jsonl"
 YAHOO_CSV = Path("/work/shared/fixtures/yahoo/EA-15m-history.csv")

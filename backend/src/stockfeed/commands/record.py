@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import signal
 import sys
 import time
@@ -43,6 +42,8 @@ from stockfeed.client.cli_support import (
     run_command,
     server_watchlist,
 )
+from stockfeed.models import Tick
+from stockfeed.sources.replay_format import format_line
 
 
 def register(subparsers: Any) -> None:
@@ -85,20 +86,20 @@ def _check_out(path: Path) -> None:
 def tick_line(msg: PriceUpdate | Snapshot, market_time: int) -> str:
     """One replay-format line (fields the server did not have are left out)."""
     data = msg.data
-    record: dict[str, object] = {
-        "ticker": msg.ticker,
-        "price": data.price,
-        "market_time": market_time,
-        "volume": data.volume,
-        "open": data.open,
-        "high": data.high,
-        "low": data.low,
-        "prev_close": data.prev_close,
-        "change": data.change,
-        "change_percent": data.change_percent,
-    }
-    compact = {k: v for k, v in record.items() if v is not None}
-    return json.dumps(compact, separators=(",", ":")) + "\n"
+    return format_line(
+        Tick(
+            ticker=msg.ticker,
+            price=data.price,
+            market_time=market_time,
+            volume=data.volume,
+            open=data.open,
+            high=data.high,
+            low=data.low,
+            prev_close=data.prev_close,
+            change=data.change,
+            change_percent=data.change_percent,
+        )
+    )
 
 
 class Recorder:

@@ -1,23 +1,6 @@
 """The replay source: plays a recorded file of ticks back at a chosen speed.
 
-File format
------------
-JSON Lines (UTF-8), one tick per line::
-
-    {"ticker":"EA","price":199.85,"market_time":1779782400000,"volume":0,
-     "open":170.0712,"high":200.8117,"low":170.0712,"prev_close":null}
-
-- `ticker` (string, a valid ticker; upper-cased), `price` (number > 0) and `market_time`
-  (epoch milliseconds, integer) are required.
-- `volume` (the ticker's cumulative volume of the day, integer >= 0), `open`, `high`, `low`,
-  `prev_close`, `change` and `change_percent` (numbers) are optional; missing or `null`
-  means the recording did not have them, and they are sent on as `null`. Other keys are
-  ignored.
-- Lines are sorted by `market_time` (ties allowed). Blank lines and lines starting with `#`
-  are ignored.
-
-The whole file is checked when the source is created: a malformed line raises `ValueError`
-naming the file and the line number, so a bad recording fails at start-up, not mid-demo.
+The file format is replay_format.py's (docs/protocol.md#replay-file-format).
 
 Playback
 --------
@@ -40,7 +23,8 @@ Playback
   UTC buckets, `1d` by UTC date), so a chart joins the live ticks without a jump.
 
 `ticks_from_history_csv` turns a yfinance history CSV into such a tick sequence and
-`write_jsonl` writes one; the bundled `stockfeed/data/ea-15m.jsonl` was made with them.
+`replay_format.write_jsonl` writes one; the bundled `stockfeed/data/ea-15m.jsonl`
+was made with them.
 """
 
 from __future__ import annotations
@@ -48,12 +32,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import itertools
-import json
 import math
 import re
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -68,10 +51,10 @@ from stockfeed.sources.base import (
     Wanted,
     check_history_params,
 )
-from stockfeed.tickers import InvalidTicker, normalize_ticker
+from stockfeed.sources.replay_format import load_jsonl
+from stockfeed.tickers import normalize_ticker
 
 DEFAULT_MAX_WAIT_S = 5.0
-_OPTIONAL_FLOATS = ("open", "high", "low", "prev_close", "change", "change_percent")
 
 # Bars are kept at two resolutions: 1-minute bars for as long as an intraday interval may
 # reach back (1mo), hourly bars for the longest range (1y), so memory stays bounded however
@@ -81,124 +64,6 @@ _FINE_S = 60
 _COARSE_S = 3600
 _FINE_KEEP_S = (RANGE_DAYS["1mo"] + 1) * 86400
 _COARSE_KEEP_S = (RANGE_DAYS["1y"] + 1) * 86400
-
-
-def load_jsonl(path: str | Path) -> list[Tick]:
-    """Read and validate a replay file; raise ValueError naming the file and line on error."""
-    path = Path(path)
-    ticks: list[Tick] = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read replay file: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: replay file is not UTF-8 text: {exc}") from exc
-    previous_time: int | None = None
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        try:
-            tick = _parse_line(stripped)
-        except ValueError as exc:
-            raise ValueError(f"{path}:{lineno}: {exc}") from None
-        assert tick.market_time is not None
-        if previous_time is not None and tick.market_time < previous_time:
-            raise ValueError(
-                f"{path}:{lineno}: market_time {tick.market_time} is earlier than the line "
-                f"before ({previous_time}); lines must be sorted by market_time"
-            )
-        previous_time = tick.market_time
-        ticks.append(tick)
-    if not ticks:
-        raise ValueError(f"{path}: replay file holds no ticks")
-    return ticks
-
-
-def _parse_line(line: str) -> Tick:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(obj, dict):
-        raise ValueError("expected a JSON object")
-    for key in ("ticker", "price", "market_time"):
-        if obj.get(key) is None:
-            raise ValueError(f"missing required field {key!r}")
-    try:
-        ticker = normalize_ticker(obj["ticker"])
-    except InvalidTicker as exc:
-        raise ValueError(str(exc)) from None
-    price = _number(obj, "price")
-    assert price is not None
-    if price <= 0:
-        raise ValueError(f"price must be positive, got {price}")
-    market_time = _integer(obj, "market_time")
-    volume = _integer(obj, "volume")
-    if volume is not None and volume < 0:
-        raise ValueError(f"volume must not be negative, got {volume}")
-    floats = {key: _number(obj, key) for key in _OPTIONAL_FLOATS}
-    return Tick(
-        ticker=ticker,
-        price=price,
-        market_time=market_time,
-        volume=volume,
-        open=floats["open"],
-        high=floats["high"],
-        low=floats["low"],
-        prev_close=floats["prev_close"],
-        change=floats["change"],
-        change_percent=floats["change_percent"],
-    )
-
-
-def _number(obj: dict[str, object], key: str) -> float | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{key} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{key} must be finite, got {value!r}")
-    return float(value)
-
-
-def _integer(obj: dict[str, object], key: str) -> int | None:
-    value = _number(obj, key)
-    if value is None:
-        return None
-    if not value.is_integer():
-        raise ValueError(f"{key} must be a whole number, got {obj[key]!r}")
-    return int(value)
-
-
-def write_jsonl(ticks: Iterable[Tick], path: str | Path, header: str | None = None) -> int:
-    """Write ticks in the replay format (None fields left out); return how many were written.
-
-    `header` lines are written first as `#` comments, e.g. to say where the data came from.
-    """
-    count = 0
-    with Path(path).open("w", encoding="utf-8", newline="\n") as out:
-        if header:
-            for line in header.splitlines():
-                out.write(f"# {line}".rstrip() + "\n")
-        for tick in ticks:
-            record: dict[str, object] = {
-                "ticker": tick.ticker,
-                "price": tick.price,
-                "market_time": tick.market_time,
-                "volume": tick.volume,
-                "open": tick.open,
-                "high": tick.high,
-                "low": tick.low,
-                "prev_close": tick.prev_close,
-                "change": tick.change,
-                "change_percent": tick.change_percent,
-            }
-            compact = {k: v for k, v in record.items() if v is not None}
-            out.write(json.dumps(compact, separators=(",", ":")) + "\n")
-            count += 1
-    return count
 
 
 _CSV_NAME = re.compile(r"^(?P<ticker>.+?)-\d+(?:m|h|d|wk|mo)(?:-history)?$", re.IGNORECASE)
