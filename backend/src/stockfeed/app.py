@@ -19,7 +19,7 @@ from stockfeed.api.rest_limits import RestRateLimit
 from stockfeed.config import Settings
 from stockfeed.dashboard import mount_dashboard
 from stockfeed.protocol.codes import ErrorCode
-from stockfeed.server.asgi import WebSocketLane
+from stockfeed.server.asgi import AsgiEntry
 from stockfeed.server.gc_tuning import tune_gc
 from stockfeed.services import Services
 from stockfeed.spec import router as spec_router
@@ -90,11 +90,11 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     return app
 
 
-def create_asgi(settings: Settings | None = None, *, server_process: bool = False) -> WebSocketLane:
-    """What the server runs: the app behind the WebSocket lane (see lane.py)."""
-    return WebSocketLane(create_app(settings, server_process=server_process))
+def create_asgi(settings: Settings | None = None, *, server_process: bool = False) -> AsgiEntry:
+    """What the server runs: the app behind the WebSocket entry (see entry.py)."""
+    return AsgiEntry(create_app(settings, server_process=server_process))
 
 
-def create_asgi_from_env() -> WebSocketLane:
+def create_asgi_from_env() -> AsgiEntry:
     """Factory for uvicorn workers: each worker reads the same STOCKFEED_* environment."""
     return create_asgi(Settings(), server_process=True)

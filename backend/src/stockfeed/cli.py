@@ -214,7 +214,7 @@ def serve(settings: Settings) -> None:
         # state would cost ~46 KiB a connection (measured) and defeat encode-once.
         "ws_per_message_deflate": False,
         "backlog": 8192,
-        **UVICORN_OPTIONS,  # see lane.py
+        **UVICORN_OPTIONS,  # see server/asgi.py
         **_edge_options(settings, open_files),
         "timeout_graceful_shutdown": 5,
         "lifespan": "on",

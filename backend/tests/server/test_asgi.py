@@ -1,4 +1,4 @@
-"""The WebSocket lane applies X-Forwarded-* itself (uvicorn's proxy_headers is off)."""
+"""The WebSocket entry applies X-Forwarded-* itself (uvicorn's proxy_headers is off)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from stockfeed.server.asgi import WebSocketLane
+from stockfeed.server.asgi import AsgiEntry
 
 
 def scope(client: str, *headers: tuple[bytes, bytes]) -> dict[str, Any]:
@@ -14,21 +14,21 @@ def scope(client: str, *headers: tuple[bytes, bytes]) -> dict[str, Any]:
 
 
 def test_forwarded_headers_only_from_trusted_proxies() -> None:
-    lane = WebSocketLane(FastAPI(), trusted="10.0.0.1")
+    entry = AsgiEntry(FastAPI(), trusted="10.0.0.1")
     trusted = scope(
         "10.0.0.1", (b"x-forwarded-for", b"203.0.113.7"), (b"x-forwarded-proto", b"https")
     )
-    lane._forwarded(trusted)
+    entry._forwarded(trusted)
     assert trusted["client"] == ("203.0.113.7", 0) and trusted["scheme"] == "wss"
     # Anyone else claiming to be someone else is not believed.
     spoofed = scope("198.51.100.9", (b"x-forwarded-for", b"203.0.113.7"))
-    lane._forwarded(spoofed)
+    entry._forwarded(spoofed)
     assert spoofed["client"] == ("198.51.100.9", 5000) and spoofed["scheme"] == "ws"
     # A chain: the client is the last address not of a trusted proxy.
     chain = scope("10.0.0.1", (b"x-forwarded-for", b"203.0.113.7, 198.51.100.9"))
-    lane._forwarded(chain)
+    entry._forwarded(chain)
     assert chain["client"][0] == "198.51.100.9"
     # Junk in the proto header leaves the scheme alone.
     junk = scope("10.0.0.1", (b"x-forwarded-proto", b"gopher"))
-    lane._forwarded(junk)
+    entry._forwarded(junk)
     assert junk["scheme"] == "ws"

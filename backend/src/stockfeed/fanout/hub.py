@@ -46,6 +46,24 @@ class Latest:
 
 
 class Hub:
+    """One per process: between the broker and this process's client connections.
+
+    Broker side: `on_message(ticker, message)` is the broker's handler for every message
+    on `market:{T}`. It reads only `ticker` and `seq`, frames the text once, keeps it in
+    the ticker's resume history and offers the same bytes to every subscriber without
+    awaiting any (a slow client is conflated or dropped by its own connection). A seq
+    jump (the broker was away) holds the clients that missed updates and backfills them
+    from the store's history, or sends a gap snapshot; a seq that goes back (a publisher
+    restarted its count) starts a new epoch for the ticker.
+
+    Client side: `async with hub.session(conn)`, then `subscribe` (a replay for a resume,
+    else a snapshot, live updates held back meanwhile so nothing is lost or repeated)
+    and `unsubscribe`. A ticker nobody holds any more lingers (still subscribed on the
+    broker, its history kept) as long as it was watched, within `linger_min` and
+    `resume_window`; at most `max_tickers` are held at once. Background tasks send
+    heartbeats, market-session changes and the tickers this process wants to the updater.
+    """
+
     def __init__(
         self,
         *,
@@ -143,6 +161,7 @@ class Hub:
     # -- broker side -------------------------------------------------------------------
 
     def on_message(self, channel_ticker: str, message: str | bytes) -> None:
+        """A message the broker relayed from `market:{channel_ticker}` (never awaits)."""
         if isinstance(message, str):
             raw, payload = message, message.encode()
         else:

@@ -1,17 +1,18 @@
-"""The WebSocket lane: WebSocket connections skip FastAPI's per-request machinery.
+"""The ASGI entry point uvicorn runs: WebSocket connections skip FastAPI's per-request
+machinery, everything else goes to the FastAPI app.
 
 Each open WebSocket keeps its ASGI call stack alive for as long as it is connected.
 Through FastAPI's router that stack holds dependency-injection state, three
-AsyncExitStacks and the exception-middleware frames: about 10 KiB per connection
-(measured with tracemalloc), a third of all it costs. This thin ASGI wrapper sends the
+AsyncExitStacks and the exception-middleware frames: a large share of what a connection
+costs (docs/performance.md). This thin ASGI wrapper sends the
 two stream endpoints straight to the same handlers (`api/ws.py`) and everything else,
 lifespan included, to the FastAPI app. The routes stay registered on the app too, so
-the app works the same without the lane (tests, other servers).
+the app works the same without this entry point (tests, other servers).
 
-The lane also applies `X-Forwarded-For` / `X-Forwarded-Proto` from trusted proxies
+The entry point also applies `X-Forwarded-For` / `X-Forwarded-Proto` from trusted proxies
 itself (uvicorn's `proxy_headers` is off): uvicorn's ProxyHeadersMiddleware is an
 `async def` around the app, so its frame (~0.3 KiB) would stay on every connection's
-stack. For WebSockets the lane runs that same middleware around an empty app just to
+stack. For WebSockets it runs that same middleware around an empty app just to
 rewrite the scope, then returns the handler's coroutine, leaving no frame of either
 behind. HTTP requests go through the middleware as before.
 """
@@ -42,7 +43,7 @@ def trusted_proxies() -> str:
     return os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 
-class WebSocketLane:
+class AsgiEntry:
     """Run it under uvicorn with `UVICORN_OPTIONS`."""
 
     def __init__(self, app: FastAPI, trusted: str | None = None) -> None:
@@ -78,7 +79,7 @@ class WebSocketLane:
         except StopIteration:
             return
         step.close()
-        raise RuntimeError("uvicorn's ProxyHeadersMiddleware now awaits: see lane.py")
+        raise RuntimeError("uvicorn's ProxyHeadersMiddleware now awaits: see server/asgi.py")
 
 
 async def _rewritten(scope: Any, receive: Any, send: Any) -> None:

@@ -63,9 +63,9 @@ class _Flusher:
 
     # A flush shorter than this is followed by the next at once (the latency a client
     # sees under light load is untouched); a longer one by a rest as long as it took.
-    # 5 ms is about a thousand writes. With 2 ms a server at a quarter of its capacity
-    # sometimes fell into resting for good (each rest makes the next flush longer):
-    # p99 at 50,000 msg/s 2-30 ms from run to run, against 2-8 ms with 5 ms.
+    # 5 ms is about a thousand writes. Much shorter, and a server at a quarter of its
+    # capacity can fall into resting for good, since each rest makes the next flush
+    # longer (docs/performance.md has the runs that chose it).
     REST_AFTER = 0.005
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
