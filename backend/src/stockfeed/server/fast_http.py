@@ -1,29 +1,15 @@
-"""The fast fan-out path: pre-framed bytes, one write per client per loop turn.
+"""The HTTP side of the fast path: uvicorn's httptools protocol, with the HTTP edges.
 
-uvicorn takes its WebSocket protocol as a class. Ours subclasses uvicorn's
-websockets-sansio protocol and, once a handshake is accepted, offers the app a `Sink`
-through the ASGI scope's `extensions` (the standard way for a server to offer extra
-abilities). The hub builds each server->client text frame once (unmasked, so the same
-bytes are valid for every client) and hands the same bytes to every sink. A sink only
-appends to a list; one `call_soon` callback per loop turn writes every dirty
-connection's frames with a single `transport.write`, so a burst costs one syscall per
-client, not one per message. After a flush that took long, the next one waits as long
-(`_Flusher`), so overload degrades into bigger writes instead of more of them and
-seconds of queued latency.
-
-The opening handshake itself is answered from httptools' parse of the request
-(`handshake.py`, `FastHttpProtocol.handle_websocket_upgrade`) instead of websockets
-parsing the same request a second time; unusual requests still go uvicorn's way.
-
-`FastHttpProtocol` also holds the HTTP edges (`EdgeLimits`): a deadline for the request
-head, byte and count limits on the URL and headers checked while httptools parses, and
-a process-wide cap on open connections, each answered with a status and a JSON body.
-They live on the connection-setup and request-parse path only; nothing of them runs per
+`FastHttpProtocol` answers a plain WebSocket upgrade from httptools' parse (handshake.py),
+hands the transport to `FastWebSocketProtocol` (fast_websocket.py) and then frees itself
+at once. It also holds the HTTP edges (`EdgeLimits`): a deadline for the request head,
+byte and count limits on the URL and headers checked while httptools parses, and a
+process-wide cap on open connections, each answered with a status and a JSON body. They
+live on the connection-setup and request-parse path only; nothing of them runs per
 broadcast message.
 
-This leans on uvicorn internals (pinned in pyproject.toml). `tests/test_fastpath.py`
-fails loudly when an upgrade breaks it, and without the extension (another server,
-the test client) the app falls back to ordinary `send_text` through a bounded queue.
+This leans on uvicorn internals (pinned in pyproject.toml);
+tests/server/test_fast_http.py fails loudly when an upgrade breaks it.
 """
 
 from __future__ import annotations

@@ -15,15 +15,10 @@ The opening handshake itself is answered from httptools' parse of the request
 (`handshake.py`, `FastHttpProtocol.handle_websocket_upgrade`) instead of websockets
 parsing the same request a second time; unusual requests still go uvicorn's way.
 
-`FastHttpProtocol` also holds the HTTP edges (`EdgeLimits`): a deadline for the request
-head, byte and count limits on the URL and headers checked while httptools parses, and
-a process-wide cap on open connections, each answered with a status and a JSON body.
-They live on the connection-setup and request-parse path only; nothing of them runs per
-broadcast message.
-
-This leans on uvicorn internals (pinned in pyproject.toml). `tests/test_fastpath.py`
-fails loudly when an upgrade breaks it, and without the extension (another server,
-the test client) the app falls back to ordinary `send_text` through a bounded queue.
+This leans on uvicorn internals (pinned in pyproject.toml); tests/server/
+test_fast_websocket.py fails loudly when an upgrade breaks it, and without the extension
+(another server, the test client) the app falls back to ordinary `send_text` through a
+bounded queue (fanout.connections.QueuedConnection).
 """
 
 from __future__ import annotations
