@@ -13,64 +13,34 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
 
 import httpx
 import redis.asyncio as aioredis
+from stockfeed.testing.processes import StockfeedServer
 from websockets.asyncio.client import connect
 
 from bench.procstat import rss_bytes
-from bench.servers import free_port
+from bench.servers import BENCH
 
 TICKERS = 10
 RATE = 500  # messages/s, all tickers together
 SECONDS = 45.0
 PAD = "x" * 3800  # ~3.9 KB per message
+LOGS = BENCH / "results" / "logs"
 
 
 def rss_mib(pid: int) -> float:
     return rss_bytes([pid]) / 2**20
 
 
-async def wait_http(url: str, limit: float = 30.0) -> None:
-    deadline = time.monotonic() + limit
-    async with httpx.AsyncClient() as http:
-        while True:
-            try:
-                if (await http.get(url, timeout=1)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-            await asyncio.sleep(0.2)
-
-
-def launch_env(overrides: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKFEED_")}
-    env.update(overrides)
-    return env
-
-
 async def run(overrides: dict[str, str]) -> None:
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        ".venv/bin/stockfeed",
-        "serve",
-        "--source",
-        "none",
-        "--broker",
-        "redis://127.0.0.1:6379/0",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        env=launch_env(overrides),
-    )
-    base_url = f"http://127.0.0.1:{port}"
+    args = ["--source", "none", "--broker", "redis://127.0.0.1:6379/0", "--log-level", "warning"]
+    server = StockfeedServer(args, LOGS / "history_memory.log", env=overrides).start()
+    port, base_url = server.port, server.base
     try:
-        await wait_http(base_url + "/api/ws/health")
+        await asyncio.to_thread(server.wait_ready)
         tag = int(time.time()) % 100_000
         tickers = [f"HM{tag}X{i}" for i in range(TICKERS)]
         redis = aioredis.Redis()
@@ -85,7 +55,7 @@ async def run(overrides: dict[str, str]) -> None:
 
             reader = asyncio.create_task(read())
             await asyncio.sleep(1.0)
-            base = peak = rss_mib(proc.pid)
+            base = peak = rss_mib(server.pid)
             seq = dict.fromkeys(tickers, 0)
             start = time.monotonic()
             sent = 0
@@ -109,9 +79,9 @@ async def run(overrides: dict[str, str]) -> None:
                 await pipe.execute()
                 sent += len(tickers)
                 await asyncio.sleep(max(0.0, start + sent / RATE - time.monotonic()))
-                peak = max(peak, rss_mib(proc.pid))
+                peak = max(peak, rss_mib(server.pid))
             await asyncio.sleep(1.0)
-            peak = max(peak, rss_mib(proc.pid))
+            peak = max(peak, rss_mib(server.pid))
             reader.cancel()
             await redis.aclose()
         async with httpx.AsyncClient() as http:
@@ -124,8 +94,7 @@ async def run(overrides: dict[str, str]) -> None:
             f"{history['max_bytes'] / 2**20:.0f} MiB budget, {history['shed']} updates shed"
         )
     finally:
-        proc.terminate()
-        await proc.wait()
+        server.stop()
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""The servers under test: how to start each one on a free port, wait for it, and stop it."""
+"""The servers under test: how to start each one on a free port, wait for it, and stop it
+(with stockfeed.testing.processes, which the tests and chaos use too)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,13 @@ import base64
 import contextlib
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from stockfeed.testing.processes import ManagedProcess, ProcessFailed, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -23,8 +23,8 @@ HOST = "127.0.0.1"
 READY_TIMEOUT_S = 60.0
 
 
-class ServerFailed(RuntimeError):
-    """A server did not start, or died: the message says why (with its log's tail)."""
+# A server did not start, or died: the message says why (with its log's tail).
+ServerFailed = ProcessFailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +103,6 @@ SERVERS: dict[str, ServerSpec] = {
 SUBJECT = "stockfeed"  # the server the others are compared with
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _handshake_ok(port: int) -> bool:
     """One WebSocket upgrade on /ws/stocks/READY answered with 101."""
     key = base64.b64encode(os.urandom(16)).decode()
@@ -126,78 +119,23 @@ def _handshake_ok(port: int) -> bool:
     return head.startswith(b"HTTP/1.1 101")
 
 
-class RunningServer:
-    def __init__(self, spec: ServerSpec, port: int, process: subprocess.Popen[bytes], log: Path):
+class RunningServer(ManagedProcess):
+    """One server of the benchmark on a free port, in its own process group; stopped with
+    SIGTERM, then SIGKILL after 10 s, to that group only."""
+
+    def __init__(self, spec: ServerSpec, redis_url: str, log_dir: Path) -> None:
         self.spec = spec
-        self.port = port
-        self.process = process
-        self.log = log
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join(text[-lines:])
-
-    def check(self) -> None:
-        if not self.alive():
-            raise ServerFailed(
-                f"{self.name} exited with code {self.process.returncode}; its log "
-                f"({self.log}) ends with:\n{self.log_tail()}"
-            )
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 10 s, to this server's own process group only."""
-        if not self.alive():
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
+        self.port = free_port(HOST)
+        log = log_dir / f"{spec.name}-{self.port}.log"
+        super().__init__(spec.argv(self.port, redis_url), log, cwd=REPO, name=spec.name)
 
 
 @contextlib.contextmanager
 def launch(spec: ServerSpec, redis_url: str, log_dir: Path) -> Iterator[RunningServer]:
     """Start `spec` on a free port, wait until it answers a WebSocket upgrade, stop it after."""
-    port = free_port()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"{spec.name}-{port}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            spec.argv(port, redis_url),
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = RunningServer(spec, port, process, log)
+    server = RunningServer(spec, redis_url, log_dir)
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not _handshake_ok(port):
-            server.check()
-            if time.monotonic() > deadline:
-                raise ServerFailed(
-                    f"{spec.name} did not accept a WebSocket on port {port} within "
-                    f"{READY_TIMEOUT_S:.0f} s; log:\n{server.log_tail()}"
-                )
-            time.sleep(0.1)
+        server.start().wait_ready(lambda: _handshake_ok(server.port), READY_TIMEOUT_S, 0.1)
         yield server
     finally:
-        server.stop()
+        server.stop(timeout=10)

@@ -6,17 +6,15 @@ import io
 import json
 import logging
 import re
-import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import IN_CI, free_port, redis_available
+from conftest import RedisServer
 from websockets.asyncio.client import connect
 from wsutil import recv_until
 
@@ -31,25 +29,10 @@ TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2lnbmF0dXJlLXNlY3JldA"
 @pytest.fixture
 def redis_with_password(tmp_path: Path) -> Iterator[int]:
     """A real redis-server of the test's own that needs a password."""
-    if shutil.which("redis-server") is None:
-        if IN_CI:
-            pytest.fail("redis-server is required under CI (.ci/run installs it)")
-        pytest.skip("no redis-server binary")
-    port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path), "--requirepass", PASSWORD],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://:{PASSWORD}@127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while not redis_available(url):
-        assert time.monotonic() < deadline and proc.poll() is None, "redis-server did not start"
-        time.sleep(0.05)
-    yield port
-    proc.kill()
-    proc.wait(5)
+    RedisServer.require()
+    server = RedisServer(tmp_path, password=PASSWORD).start()
+    yield server.port
+    server.stop()
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

@@ -1,0 +1,262 @@
+"""Real processes on free ports for the tests, chaos scenarios and the benchmark.
+
+`ManagedProcess` starts a command in its own process group with its output in a log file,
+waits until a check says it is ready (failing with the log's tail when it exits or times
+out) and stops it: a signal to the group, then SIGKILL. `StockfeedServer` is a `stockfeed
+serve`, `RedisServer` a redis-server that keeps nothing on disk. No pytest in here: the
+tests' conftest turns `forbid_processes` on for tests not marked `pytest.mark.process`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import httpx
+import redis
+
+HOST = "127.0.0.1"
+
+_forbidden: str | None = None
+
+
+class ProcessFailed(RuntimeError):
+    """A process did not become ready, or died: the message ends with its log's tail."""
+
+
+class ProcessNotAllowed(RuntimeError):
+    """A process was started while `forbid_processes` was on."""
+
+
+def forbid_processes(reason: str | None) -> None:
+    """From now on `ManagedProcess.start` raises `ProcessNotAllowed(reason)`; None allows."""
+    global _forbidden
+    _forbidden = reason
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class ManagedProcess:
+    """`argv` in a process group of its own, stdout and stderr in `log_path`."""
+
+    stop_signal: int = signal.SIGTERM
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        log_path: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self.name = name or Path(self.argv[0]).name
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+        self.ready_s = 0.0  # seconds from start() until wait_ready() saw it ready
+        self._starts = 0
+
+    def start(self) -> Self:
+        """Start (or start again: the log is appended to then) without waiting."""
+        if _forbidden is not None:
+            raise ProcessNotAllowed(f"{_forbidden}: {self.name} ({' '.join(self.argv)})")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab" if self._starts else "wb") as log:
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._starts += 1
+        self.started = time.monotonic()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, f"{self.name} was not started"
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self._reap() is None
+
+    def is_ready(self) -> bool:
+        """The default check of `wait_ready`."""
+        return True
+
+    def wait_ready(
+        self,
+        check: Callable[[], bool] | None = None,
+        timeout: float = 30.0,
+        interval: float = 0.05,
+    ) -> Self:
+        """Poll `check` (else `is_ready`; raising counts as not ready) until it holds. The
+        process exiting or `timeout` passing stops it and raises ProcessFailed."""
+        probe = check or self.is_ready
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while True:
+            self.check()
+            try:
+                if probe():
+                    self.ready_s = time.monotonic() - self.started
+                    return self
+            except Exception as exc:
+                last = exc
+            if time.monotonic() > deadline:
+                self.stop(signal.SIGKILL)
+                why = f" (last: {type(last).__name__}: {last})" if last else ""
+                raise ProcessFailed(
+                    f"{self.name} not ready in {timeout:g}s{why}; {self._tail_text()}"
+                )
+            time.sleep(interval)
+
+    def check(self) -> None:
+        """Raise ProcessFailed if the process has exited."""
+        if self.proc is not None and self._reap() is not None:
+            raise ProcessFailed(
+                f"{self.name} exited with code {self.proc.returncode}; {self._tail_text()}"
+            )
+
+    def stop(self, sig: int | None = None, timeout: float = 15.0) -> int | None:
+        """`sig` (default `stop_signal`) to the process group, then SIGKILL to the group
+        after `timeout` s, or to what is left of it; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self._reap() is None:
+            self._signal(self.stop_signal if sig is None else sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self.proc.wait(5)
+            self._signal(signal.SIGKILL)  # children left behind
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def _reap(self) -> int | None:
+        """poll(); the call that sees the exit SIGKILLs what is left of the group at once
+        (later its id could belong to someone else)."""
+        assert self.proc is not None
+        if self.proc.returncode is not None:
+            return self.proc.returncode
+        code = self.proc.poll()
+        if code is not None:
+            self._signal(signal.SIGKILL)
+        return code
+
+    def _signal(self, sig: int) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def _tail_text(self) -> str:
+        return f"its log ({self.log_path}) ends with:\n{self.log_tail()}"
+
+
+class StockfeedServer(ManagedProcess):
+    """`stockfeed serve --port PORT *args` on 127.0.0.1. Its environment is ours without
+    any STOCKFEED_* variable, plus `DEFAULT_ENV`, plus `env`. Ready when
+    /api/ws/health answers 200."""
+
+    DEFAULT_ENV: Mapping[str, str] = {
+        "PYTHONUNBUFFERED": "1",
+        "STOCKFEED_YAHOO_PROBE_TIMEOUT": "1",  # `auto` decides fast when Yahoo is away
+        "STOCKFEED_SIM_SEED": "7",
+    }
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        log_path: Path,
+        *,
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+        name: str = "stockfeed",
+    ) -> None:
+        self.port = port or free_port()
+        self.base = f"http://{HOST}:{self.port}"
+        self.ws = f"ws://{HOST}:{self.port}"
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKFEED_")}
+        full_env.update(self.DEFAULT_ENV)
+        full_env.update(env or {})
+        argv = [sys.executable, "-m", "stockfeed.cli", "serve", "--port", str(self.port)]
+        super().__init__([*argv, *args], log_path, env=full_env, name=name)
+
+    def is_ready(self) -> bool:
+        return httpx.get(self.base + "/api/ws/health", timeout=1).status_code == 200
+
+    def health(self, timeout: float = 5.0) -> dict[str, Any]:
+        body: dict[str, Any] = httpx.get(self.base + "/api/ws/health", timeout=timeout).json()
+        return body
+
+
+class RedisServer(ManagedProcess):
+    """redis-server on 127.0.0.1 (a free port unless given) with nothing on disk, so one
+    started again after `stop()` (SIGKILL: there is nothing to lose) comes back empty.
+    `start()` waits until it answers PING."""
+
+    stop_signal = signal.SIGKILL
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        password: str | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}{HOST}:{self.port}/0"
+        argv = ["redis-server", "--port", str(self.port), "--bind", HOST]
+        argv += ["--save", "", "--appendonly", "no", "--dir", str(workdir)]
+        if password:
+            argv += ["--requirepass", password]
+        log = log_path or workdir / f"redis-{self.port}.log"
+        super().__init__(argv, log, name=f"redis-server :{self.port}")
+
+    def start(self, timeout: float = 10.0) -> Self:
+        super().start()
+        return self.wait_ready(timeout=timeout)
+
+    def ping(self) -> bool:
+        try:
+            with redis.Redis.from_url(self.url, socket_connect_timeout=0.5) as client:
+                return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+    def is_ready(self) -> bool:
+        return self.ping()
