@@ -20,6 +20,7 @@ import abc
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import time
 from collections import deque
@@ -223,10 +224,14 @@ class QueuedConnection(Connection):
             return
         kept: deque[tuple[str | None, str]] = deque()
         dropped = 0
+        earlier = 0  # skips this ticker's queued notices already told of
+        notice_prefix = f'{{"type":"conflated","ticker":"{ticker}",'
         for item in self._queue:
             if item[0] == ticker:
                 dropped += 1
-            elif not (item[0] is None and item[1].startswith('{"type":"conflated"')):
+            elif item[0] is None and item[1].startswith(notice_prefix):
+                earlier += int(json.loads(item[1])["dropped"])
+            else:
                 kept.append(item)
         if dropped == 0:
             # Full of other tickers' updates and control messages: nothing to fold.
@@ -234,7 +239,7 @@ class QueuedConnection(Connection):
             self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
             return
         self.conflated += dropped
-        kept.append((None, conflated_notice(ticker, dropped)))
+        kept.append((None, conflated_notice(ticker, earlier + dropped)))
         self._queue = kept
 
     def abort(self, code: int, reason: str) -> None:

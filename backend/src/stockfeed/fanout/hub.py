@@ -229,8 +229,12 @@ class Hub:
         entries = await self._stored_entries(ticker, frames_after=oldest_seen, below=seq) or []
         for client in clients:
             try:
-                missed = replay_after(entries, client.last_seq.get(ticker, 0))
-                if missed is None:
+                last = client.last_seq.get(ticker, 0)
+                missed = replay_after(entries, last)
+                reached = missed[-1].seq if missed else last
+                if missed is None or reached < seq - 1:
+                    # Not all of what went by is in the history (it may also end before
+                    # the jump): a gap snapshot, never a silent jump in seq.
                     client.gap_next(ticker, self.epoch_for(ticker))
                     self.gaps += 1
                     continue
@@ -435,6 +439,8 @@ class Hub:
             pass
 
     async def unsubscribe(self, client: Connection, ticker: str) -> None:
+        if ticker not in client.tickers:
+            return  # not this client's: must not touch another's linger or its order
         client.tickers.discard(ticker)
         client.last_seq.pop(ticker, None)
         subs = self.subscribers.get(ticker)
