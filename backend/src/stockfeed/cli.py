@@ -22,8 +22,13 @@ from stockfeed.logs import logging_config, redact, setup_logging
 _FLAGS: dict[str, tuple[str, type, str]] = {
     "--host": ("host", str, "interface to listen on (default 127.0.0.1)"),
     "--port": ("port", int, "TCP port (default 8000)"),
-    "--workers": ("workers", int, "worker processes sharing the port (needs --broker redis://)"),
-    "--broker": ("broker", str, "memory:// (default) or redis://HOST:PORT/DB"),
+    "--workers": ("workers", int, "worker processes sharing the port (needs a Redis --broker)"),
+    "--broker": (
+        "broker",
+        str,
+        "memory:// (default), redis://HOST:PORT/DB, redis+cluster://HOST:PORT[,...] "
+        "or redis+sentinel://HOST:PORT[,...]/MASTER[/DB]",
+    ),
     "--source": ("source", str, "auto (default), sim, yfinance, replay or none (relay only)"),
     "--tickers": ("tickers", str, "comma-separated default watchlist"),
     "--poll-interval": ("poll_interval", float, "seconds between yfinance polls (default 15)"),

@@ -194,9 +194,18 @@ class Settings(BaseSettings):
     def _valid_broker(cls, value: str) -> str:
         if value == "memory://" or value == "memory":
             return "memory://"
-        if value.startswith(("redis://", "rediss://", "unix://")):
-            return value
-        raise ValueError("use memory:// or redis://HOST:PORT/DB")
+        from stockfeed.broker import urls
+
+        if urls.redis_mode(value) is None:
+            raise ValueError(
+                "use memory://, redis://HOST:PORT/DB, redis+cluster://HOST:PORT[,HOST:PORT...]"
+                " or redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB]"
+            )
+        try:
+            urls.parse(value)
+        except urls.BadBrokerURL as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -219,4 +228,5 @@ class Settings(BaseSettings):
 
     @property
     def uses_redis(self) -> bool:
+        """Any Redis deployment: one server, a Cluster, or Sentinel-managed replicas."""
         return self.broker != "memory://"

@@ -27,9 +27,19 @@ log = logging.getLogger(__name__)
 
 def build_broker_and_store(settings: Settings) -> tuple[Broker, SharedStore]:
     if settings.uses_redis:
+        from stockfeed.broker import urls
         from stockfeed.broker.redis import RedisBroker
-        from stockfeed.store.redis import RedisStore
+        from stockfeed.store.redis import RedisStore, cluster_store, sentinel_store
 
+        target = urls.parse(settings.broker)
+        if target.mode == "cluster":
+            from stockfeed.broker.cluster import RedisClusterBroker
+
+            return RedisClusterBroker(target), cluster_store(target)
+        if target.mode == "sentinel":
+            from stockfeed.broker.sentinel import SentinelBroker
+
+            return SentinelBroker(target), sentinel_store(target)
         return RedisBroker(settings.broker), RedisStore(settings.broker)
     from stockfeed.broker.memory import MemoryBroker
     from stockfeed.store.memory import MemoryStore

@@ -1,4 +1,9 @@
-"""The broker interface: one channel per ticker, messages are the contract's text."""
+"""The broker interface: one channel per ticker, messages are the contract's text.
+
+The channel is `market:TICKER` (`market:AAPL`); on a Redis Cluster the ticker is a
+hash tag written with its braces, `market:{AAPL}` (broker/cluster.py), so that the
+channel lives in the slot of the ticker's keys.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ class Broker(abc.ABC):
     """Subscriptions are per ticker and per process; the hub shares them among clients."""
 
     kind: str
+    mode: str | None = None  # Redis: single, cluster or sentinel
 
     def __init__(self) -> None:
         self._handler: MessageHandler | None = None
@@ -68,8 +74,11 @@ class Broker(abc.ABC):
     async def unsubscribe(self, ticker: str) -> None: ...
 
     def describe(self) -> dict[str, object]:
+        head: dict[str, object] = {"kind": self.kind}
+        if self.mode is not None:
+            head["mode"] = self.mode
         return {
-            "kind": self.kind,
+            **head,
             "state": self.state,
             "since": round(self.state_since, 3),
             "last_error": self.last_error,

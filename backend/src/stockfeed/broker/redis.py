@@ -26,16 +26,20 @@ _PUBLISH_TIMEOUT = 3.0
 
 class RedisBroker(Broker):
     kind = "redis"
+    mode = "single"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, client: aioredis.Redis | None = None) -> None:
+        """One Redis at `url`, or `client` (broker/sentinel.py: the current primary)."""
         super().__init__()
         self.url = url
         # Separate clients: the pub/sub connection is held by the listener, and a
         # publish must not queue behind it.
         # No socket_timeout (see store/redis.py): publish is bounded by asyncio.timeout.
-        self._client: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_connect_timeout=2, socket_timeout=None, health_check_interval=0
-        )
+        if client is None:
+            client = aioredis.Redis.from_url(
+                url, socket_connect_timeout=2, socket_timeout=None, health_check_interval=0
+            )
+        self._client: aioredis.Redis = client
         self._channels: set[str] = set()
         self._pending: dict[str, asyncio.Future[None]] = {}
         self._pubsub: Any = None

@@ -4,19 +4,39 @@ Keys: `quote:{T}` (fresh, TTL), `quote_last:{T}` (last known, no expiry), `seq:{
 `history:{T}` (recent updates, newest first, capped), `stockfeed:epoch` (the seq space),
 `stockfeed:leader` (lock with TTL), `stockfeed:interest` (sorted set: ticker -> expiry),
 `stockfeed:source_status` (leader's source status, TTL).
+
+On a Redis Cluster the same keys carry hash tags, so that one ticker's keys (and its
+broker channel `market:{T}`) live in one slot, on one shard: `quote:{AAPL}`,
+`seq:{AAPL}`, ..., with the braces written; the deployment-wide ones share the slot of
+`{stockfeed}`: `{stockfeed}:leader`, `{stockfeed}:epoch`, ... (`cluster_store`).
+
+Behind Sentinel (`sentinel_store`) the keys are those of one Redis; the client follows
+the promoted replica.
+
+With replicas (cluster and Sentinel) a failover can lose the last writes the old primary
+acknowledged (replication is asynchronous), or leave a `seq` taken that no update was
+written for. The recent history is therefore kept contiguous: an update whose `seq` does
+not follow the newest one in `history:{T}` starts the history again, so a replay across
+the hole is impossible and the client gets a gap snapshot instead of a silent jump.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
+from dataclasses import dataclass
 from typing import TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import BlockingConnectionPool
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.exceptions import RedisClusterException, RedisError
 
+from stockfeed.broker.urls import RedisTarget
 from stockfeed.store.base import HISTORY_LENGTH, SharedStore, StoredQuote, StoreUnavailable
 
 T = TypeVar("T")
@@ -26,6 +46,30 @@ INTEREST_KEY = "stockfeed:interest"
 STATUS_KEY = "stockfeed:source_status"
 EPOCH_KEY = "stockfeed:epoch"
 COMMAND_TIMEOUT = 3.0
+# Commands in flight per process against a cluster (its per-node pools do not queue).
+CLUSTER_MAX_IN_FLIGHT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    leader: str
+    interest: str
+    status: str
+    epoch: str
+    tagged: bool  # ticker keys as `kind:{T}` (a hash tag) rather than `kind:T`
+
+    def of(self, kind: str, ticker: str) -> str:
+        return f"{kind}:{{{ticker}}}" if self.tagged else f"{kind}:{ticker}"
+
+
+SINGLE_KEYS = KeySpace(LEADER_KEY, INTEREST_KEY, STATUS_KEY, EPOCH_KEY, tagged=False)
+CLUSTER_KEYS = KeySpace(
+    "{stockfeed}:leader",
+    "{stockfeed}:interest",
+    "{stockfeed}:source_status",
+    "{stockfeed}:epoch",
+    tagged=True,
+)
 
 # Renew only if we still own the lock; take it only if free. One round trip, atomic.
 _LEAD = """
@@ -48,10 +92,58 @@ local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
 return redis.call('INCR', KEYS[1])
 """
+# put_quote with replicas: the history stays one run of consecutive seqs (see above).
+# KEYS: quote, quote_last, history. ARGV: raw, ttl ms, seq ('' when unknown), length.
+_PUT_CONTIGUOUS = """
+local seq = tonumber(ARGV[3])
+if seq then
+  local head = redis.call('LINDEX', KEYS[3], 0)
+  if head then
+    local ok, prev = pcall(cjson.decode, head)
+    local prev_seq = nil
+    if ok and type(prev) == 'table' then prev_seq = tonumber(prev['seq']) end
+    if prev_seq ~= seq - 1 then redis.call('DEL', KEYS[3]) end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('LPUSH', KEYS[3], ARGV[1])
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+return 1
+"""
+
+
+def _seq_of(raw: str) -> int | None:
+    try:
+        seq = json.loads(raw).get("seq")
+    except (ValueError, AttributeError):
+        return None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+
+
+class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Sentinel's pool (connections go to the current primary) that queues for a
+    connection like RedisStore's single-Redis pool, instead of failing."""
 
 
 class RedisStore(SharedStore):
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        client: aioredis.Redis | RedisCluster | None = None,
+        keys: KeySpace = SINGLE_KEYS,
+        contiguous_history: bool = False,
+        max_in_flight: int | None = None,
+    ) -> None:
+        """One Redis at `url`; `cluster_store` / `sentinel_store` pass their own client."""
+        self.keys = keys
+        self._contiguous = contiguous_history
+        self._gate = asyncio.Semaphore(max_in_flight) if max_in_flight else None
+        self._sentinel: Sentinel | None = None
+        if client is not None:
+            self._r: aioredis.Redis | RedisCluster = client
+            return
         # socket_timeout=None (redis-py 8 defaults to 5 s): with one, redis-py wraps each
         # write in asyncio.wait_for, and on Python 3.11 cancelling a task inside it can
         # hang forever (seen here: a server that never finished its SIGTERM). `_call`
@@ -68,35 +160,64 @@ class RedisStore(SharedStore):
             socket_timeout=None,
             decode_responses=True,
         )
-        self._r: aioredis.Redis = aioredis.Redis.from_pool(pool)
+        self._r = aioredis.Redis.from_pool(pool)
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
         try:
             async with asyncio.timeout(COMMAND_TIMEOUT):
-                return await awaitable
-        except (RedisError, OSError, TimeoutError) as exc:
+                if self._gate is None:
+                    return await awaitable
+                # A cluster's per-node pools fail past their size instead of queueing:
+                # queue here (within the same timeout).
+                async with self._gate:
+                    return await awaitable
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
+            # RedisClusterException: no cluster node reachable (not a RedisError).
             raise StoreUnavailable(str(exc) or "Redis did not answer in time") from exc
+        finally:
+            if isinstance(awaitable, Coroutine):
+                awaitable.close()  # never started when the timeout hit in the queue
 
     async def put_quote(self, ticker: str, raw: str, ttl: float) -> None:
+        keys = self.keys
+        if self._contiguous:
+            seq = _seq_of(raw)
+            result = self._r.eval(
+                _PUT_CONTIGUOUS,
+                3,
+                keys.of("quote", ticker),
+                keys.of("quote_last", ticker),
+                keys.of("history", ticker),
+                raw,
+                int(ttl * 1000),
+                "" if seq is None else seq,
+                HISTORY_LENGTH,
+            )
+            await self._call(result)
+            return
         pipe = self._r.pipeline(transaction=False)
-        pipe.set(f"quote:{ticker}", raw, px=int(ttl * 1000))
-        pipe.set(f"quote_last:{ticker}", raw)
-        pipe.lpush(f"history:{ticker}", raw)
-        pipe.ltrim(f"history:{ticker}", 0, HISTORY_LENGTH - 1)
+        pipe.set(keys.of("quote", ticker), raw, px=int(ttl * 1000))
+        pipe.set(keys.of("quote_last", ticker), raw)
+        pipe.lpush(keys.of("history", ticker), raw)
+        pipe.ltrim(keys.of("history", ticker), 0, HISTORY_LENGTH - 1)
         await self._call(pipe.execute())
 
     async def recent(self, ticker: str) -> list[str]:
-        items = await self._call(self._r.lrange(f"history:{ticker}", 0, HISTORY_LENGTH - 1))
+        key = self.keys.of("history", ticker)
+        items = await self._call(self._r.lrange(key, 0, HISTORY_LENGTH - 1))
         return [str(item) for item in reversed(items)]
 
     async def epoch(self) -> str:
         # Whoever finds it missing creates it; a flushed Redis therefore gets a new one.
-        await self._call(self._r.set(EPOCH_KEY, secrets.token_hex(4), nx=True))
-        value = await self._call(self._r.get(EPOCH_KEY))
+        await self._call(self._r.set(self.keys.epoch, secrets.token_hex(4), nx=True))
+        value = await self._call(self._r.get(self.keys.epoch))
         return str(value)
 
     async def get_quote(self, ticker: str) -> StoredQuote | None:
-        fresh, last = await self._call(self._r.mget(f"quote:{ticker}", f"quote_last:{ticker}"))
+        keys = self.keys
+        fresh, last = await self._call(
+            self._r.mget(keys.of("quote", ticker), keys.of("quote_last", ticker))
+        )
         if fresh is not None:
             return StoredQuote(str(fresh), fresh=True)
         if last is not None:
@@ -104,44 +225,89 @@ class RedisStore(SharedStore):
         return None
 
     async def next_seq(self, ticker: str) -> int:
-        return int(await self._call(self._r.incr(f"seq:{ticker}")))
+        return int(await self._call(self._r.incr(self.keys.of("seq", ticker))))
 
     async def raise_seq(self, ticker: str, at_least: int) -> int:
-        result = self._r.eval(_RAISE_SEQ, 1, f"seq:{ticker}", at_least)
+        result = self._r.eval(_RAISE_SEQ, 1, self.keys.of("seq", ticker), at_least)
         return int(await self._call(result))
 
     async def try_lead(self, owner: str, ttl: float) -> bool:
-        result = self._r.eval(_LEAD, 1, LEADER_KEY, owner, int(ttl * 1000))
+        result = self._r.eval(_LEAD, 1, self.keys.leader, owner, int(ttl * 1000))
         return bool(await self._call(result))
 
     async def release_lead(self, owner: str) -> None:
-        result = self._r.eval(_RELEASE, 1, LEADER_KEY, owner)
+        result = self._r.eval(_RELEASE, 1, self.keys.leader, owner)
         await self._call(result)
 
     async def leader(self) -> str | None:
-        value = await self._call(self._r.get(LEADER_KEY))
+        value = await self._call(self._r.get(self.keys.leader))
         return None if value is None else str(value)
 
     async def add_interest(self, tickers: set[str], ttl: float) -> None:
         if not tickers:
             return
         until = time.time() + ttl
-        await self._call(self._r.zadd(INTEREST_KEY, dict.fromkeys(tickers, until)))
+        await self._call(self._r.zadd(self.keys.interest, dict.fromkeys(tickers, until)))
 
     async def interest(self) -> set[str]:
         now = time.time()
         pipe = self._r.pipeline(transaction=False)
-        pipe.zremrangebyscore(INTEREST_KEY, "-inf", now)
-        pipe.zrange(INTEREST_KEY, 0, -1)
+        pipe.zremrangebyscore(self.keys.interest, "-inf", now)
+        pipe.zrange(self.keys.interest, 0, -1)
         _, members = await self._call(pipe.execute())
         return {str(m) for m in members}
 
     async def put_status(self, status: str, ttl: float) -> None:
-        await self._call(self._r.set(STATUS_KEY, status, px=int(ttl * 1000)))
+        await self._call(self._r.set(self.keys.status, status, px=int(ttl * 1000)))
 
     async def get_status(self) -> str | None:
-        value = await self._call(self._r.get(STATUS_KEY))
+        value = await self._call(self._r.get(self.keys.status))
         return None if value is None else str(value)
 
     async def close(self) -> None:
         await self._r.aclose()
+        if self._sentinel is not None:
+            await self._sentinel.aclose()
+
+
+def cluster_store(target: RedisTarget) -> RedisStore:
+    """The store on a Redis Cluster: hash-tagged keys, one shard per ticker."""
+    client = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],
+        username=target.username,
+        password=target.password,
+        decode_responses=True,
+        # As for one Redis: no socket_timeout (see RedisStore), `_call` bounds commands.
+        socket_connect_timeout=2,
+        socket_timeout=None,
+        # A shard without a reachable primary must not stop the others being served.
+        require_full_coverage=False,
+    )
+    return RedisStore(
+        target.url,
+        client=client,
+        keys=CLUSTER_KEYS,
+        contiguous_history=True,
+        max_in_flight=CLUSTER_MAX_IN_FLIGHT,
+    )
+
+
+def sentinel_store(target: RedisTarget) -> RedisStore:
+    """The store behind Sentinel: the keys of one Redis, on whichever node is primary."""
+    assert target.master_name is not None
+    from stockfeed.broker.sentinel import make_sentinel
+
+    sentinel = make_sentinel(target)
+    client = sentinel.master_for(
+        target.master_name,
+        connection_pool_class=_BlockingSentinelPool,
+        max_connections=64,
+        timeout=None,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        decode_responses=True,
+    )
+    store = RedisStore(target.url, client=client, contiguous_history=True)
+    store._sentinel = sentinel
+    return store
