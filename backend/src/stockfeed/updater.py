@@ -21,6 +21,17 @@ from stockfeed.store import SharedStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
+# Longest run of emits without a yield to the event loop (seconds). With the embedded
+# broker and store an emit never waits, so a source delivering a round of many tickers
+# (the simulator's every second, a Yahoo poll) would publish them all in one loop turn:
+# the round's first update is stamped, then waits for the whole round (~30 us an emit,
+# hundreds of held tickers: tens of ms) before the fan-out's flush (a `call_soon`
+# callback) writes anything. Yielding once this long has passed since the last yield
+# bounds that wait whatever an emit costs (one with many subscribers costs more), and
+# keeps the flush's batching: ~30 emits a turn, not one. A small round (the default
+# 6 tickers) yields once, at its first emit (a sleep(0): ~4 us).
+YIELD_AFTER = 0.001
+
 
 class Updater:
     def __init__(
@@ -50,6 +61,7 @@ class Updater:
         self._last_seq: dict[str, int] = {}
         self._stream: asyncio.Task[None] | None = None
         self._last_failure_log = 0.0
+        self._yielded_at = 0.0  # time.monotonic() of the last yield to the loop
 
     def wanted(self) -> frozenset[str]:
         return self._wanted
@@ -108,6 +120,10 @@ class Updater:
         """Stamp, cache and publish one tick (called by the source)."""
         if not self.is_leader:
             return
+        if time.monotonic() - self._yielded_at >= YIELD_AFTER:
+            # Let the loop write out what was published before stamping more (see above).
+            await asyncio.sleep(0)
+            self._yielded_at = time.monotonic()
         try:
             seq = await self.store.next_seq(tick.ticker)
             last = self._last_seq.get(tick.ticker, 0)

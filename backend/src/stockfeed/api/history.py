@@ -4,11 +4,21 @@ Answers are kept in the process's answer cache (api/answer_cache.py) as the enco
 body: a hit is sent as is, with no re-serialisation, and the cache's byte budget counts
 exactly what it holds. Concurrent identical requests share one source call; an unknown
 ticker is remembered too (NEGATIVE_TTL), so repeating it does not reach the source.
+
+An answer can be thousands of bars (1m over 5d: 7,200), ~100 ms of pure Python to draw
+(simulator) and encode. So no answer holds the event loop for long (the source draws, and
+`_encode` encodes, in chunks with a yield between), at most SLOTS are computed at once
+with QUEUE more waiting (then 503 `upstream_busy`), and the per-IP REST budget charges a
+request for its bars (api/rest_limits.py), so a flood of heavy requests meets 429 sooner.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import weakref
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +26,9 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from stockfeed.api.answer_cache import AnswerCache, Fill
 from stockfeed.api.deps import answer_cache, api_error, authorized, services, ticker_param
+from stockfeed.api.rest_limits import HISTORY_DEFAULT_INTERVAL, HISTORY_DEFAULT_RANGE
 from stockfeed.models import Bar
+from stockfeed.protocol.codes import ErrorCode
 from stockfeed.services import Services
 from stockfeed.sources.base import (
     INTERVAL_SECONDS,
@@ -34,6 +46,16 @@ router = APIRouter(prefix="/api", tags=["history"], dependencies=[Depends(author
 NEGATIVE_TTL = 600.0
 # A bar's time, but at most this: daily bars still pick up the live day's changes.
 MAX_TTL = 3600.0
+# Bars JSON-encoded between yields to the event loop (~0.5 ms at ~4 us a bar).
+ENCODE_CHUNK = 125
+# Distinct history answers computed (source call and encoding) at once per process, and
+# how many more may wait for a slot; past that: 503 upstream_busy with Retry-After. Each
+# computation yields between chunks, so two at once cost a WebSocket client at most two
+# chunks (~1 ms) per loop turn, however many requests arrive. Requests for an answer
+# already being computed join it (single flight) and take no slot.
+SLOTS = 2
+QUEUE = 16
+BUSY_RETRY_AFTER = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,47 +63,103 @@ class _Unknown:
     message: str
 
 
-def _encode(ticker: str, interval: str, bars: list[Bar]) -> bytes:
-    # The same bytes FastAPI's JSONResponse would send for the dict, without its
-    # jsonable_encoder walk (5x the time of the dumps itself on 7,200 bars).
-    body = {"ticker": ticker, "interval": interval, "bars": [b.as_dict() for b in bars]}
-    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+async def _encode(ticker: str, interval: str, bars: list[Bar]) -> bytes:
+    """The same bytes FastAPI's JSONResponse would send for the dict, without its
+    jsonable_encoder walk (5x the time of the dumps itself on 7,200 bars), encoded
+    ENCODE_CHUNK bars at a time with a yield to the loop between chunks."""
+    head = _dumps({"ticker": ticker, "interval": interval, "bars": []})
+    parts = [head[:-2]]  # up to and including '"bars":['
+    for i in range(0, len(bars), ENCODE_CHUNK):
+        if i:
+            await asyncio.sleep(0)
+            parts.append(",")
+        parts.append(_dumps([b.as_dict() for b in bars[i : i + ENCODE_CHUNK]])[1:-1])
+    parts.append(head[-2:])
+    return "".join(parts).encode()
+
+
+class _Slots:
+    """History answers computed at once in this process (SLOTS), and a bounded queue."""
+
+    def __init__(self) -> None:
+        self.semaphore = asyncio.Semaphore(SLOTS)
+        self.waiting = 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self.semaphore.locked() and self.waiting >= QUEUE:
+            raise UpstreamBusy(
+                f"too many history requests being computed; try again in {BUSY_RETRY_AFTER} s",
+                BUSY_RETRY_AFTER,
+            )
+        self.waiting += 1
+        try:
+            await self.semaphore.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            yield
+        finally:
+            self.semaphore.release()
+
+
+# One per event loop (a semaphore belongs to the loop it first waits on; tests run many).
+_slots_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Slots] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _slots() -> _Slots:
+    loop = asyncio.get_running_loop()
+    slots = _slots_by_loop.get(loop)
+    if slots is None:
+        slots = _slots_by_loop[loop] = _Slots()
+    return slots
 
 
 async def _load(source: Source, ticker: str, interval: str, range_: str) -> Fill[bytes | _Unknown]:
     """One source call; SourceError (UpstreamBusy included) propagates: not cached."""
-    try:
-        bars = await source.history(ticker, interval, range_)
-    except UnknownTicker as exc:
-        message = str(exc) or f"unknown ticker {ticker}"
-        return Fill(_Unknown(message), len(message), NEGATIVE_TTL)
-    body = _encode(ticker, interval, bars)
+    async with _slots().slot():
+        try:
+            bars = await source.history(ticker, interval, range_)
+        except UnknownTicker as exc:
+            message = str(exc) or f"unknown ticker {ticker}"
+            return Fill(_Unknown(message), len(message), NEGATIVE_TTL)
+        body = await _encode(ticker, interval, bars)
     return Fill(body, len(body), min(float(INTERVAL_SECONDS[interval]), MAX_TTL))
 
 
 @router.get("/history/{ticker}", summary="OHLCV bars", response_model=dict[str, Any])
 async def get_history(
     ticker: str = Depends(ticker_param),
-    interval: str = Query("5m", description="1m | 5m | 15m | 1h | 1d"),
-    range_: str = Query("1d", alias="range", description="1d | 5d | 1mo | 6mo | 1y"),
+    interval: str = Query(HISTORY_DEFAULT_INTERVAL, description="1m | 5m | 15m | 1h | 1d"),
+    range_: str = Query(
+        HISTORY_DEFAULT_RANGE, alias="range", description="1d | 5d | 1mo | 6mo | 1y"
+    ),
     svc: Services = Depends(services),
     cache: AnswerCache = Depends(answer_cache),
 ) -> Response:
     problem = check_history_params(interval, range_)
     if problem is not None:
-        raise api_error(422, "bad_request", problem)
+        raise api_error(422, ErrorCode.BAD_REQUEST, problem)
     source = svc.source
     if source is None:
-        raise api_error(503, "no_history", "this server relays only (source none): no history")
+        raise api_error(
+            503, ErrorCode.NO_HISTORY, "this server relays only (source none): no history"
+        )
     key = ("history", source.name, ticker, interval, range_)
     try:
         answer = await cache.get_or_load(key, lambda: _load(source, ticker, interval, range_))
     except UpstreamBusy as exc:
         raise api_error(
-            503, "upstream_busy", str(exc), headers={"Retry-After": str(exc.retry_after)}
+            503, ErrorCode.UPSTREAM_BUSY, str(exc), headers={"Retry-After": str(exc.retry_after)}
         ) from None
     except SourceError as exc:
-        raise api_error(503, "source_unavailable", str(exc)) from None
+        raise api_error(503, ErrorCode.SOURCE_UNAVAILABLE, str(exc)) from None
     if isinstance(answer, _Unknown):
-        raise api_error(404, "unknown_ticker", answer.message)
+        raise api_error(404, ErrorCode.UNKNOWN_TICKER, answer.message)
     return Response(answer, media_type="application/json")

@@ -6,10 +6,15 @@ request) in front of the whole app. It counts only HTTP requests to `/api/`, exc
 not under `/api/`. Refused requests get 429, `Retry-After` and the app's JSON error body
 `{"error":{"code":"rate_limited","message":...}}`, before routing and auth run.
 
-The client IP is `scope["client"]` (the lane applies `X-Forwarded-For` from trusted
+The client IP is `scope["client"]` (server/asgi.py applies `X-Forwarded-For` from trusted
 proxies first), and IPs in `limit_exempt_ips` skip the limit, as for WebSockets
 (guard.py). At most MAX_TRACKED_IPS buckets are kept: many addresses evict the least
 recently seen (which start with a full burst again) instead of growing memory.
+
+A request costs what it asks the server to do: one token, and a history request one more
+per BARS_PER_TOKEN bars its interval and range ask for (`request_cost`, known from the
+query before anything is computed; 1m over 5d, 7,200 bars: 8 tokens). A flood of heavy
+requests meets 429 that much sooner; a dashboard's chart (at most ~4,400 bars) stays cheap.
 """
 
 from __future__ import annotations
@@ -18,15 +23,40 @@ import ipaddress
 import json
 import math
 from collections import OrderedDict
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stockfeed.admission.gate import MAX_TRACKED_IPS
 from stockfeed.admission.token_bucket import TokenBucket
 from stockfeed.config import Settings
+from stockfeed.sources.base import INTERVAL_SECONDS, RANGE_DAYS, check_history_params
 
 API_PREFIX = "/api/"
 UNLIMITED_PATHS = frozenset({"/api/ws/health"})
+HISTORY_PREFIX = "/api/history/"
+# The history route's defaults (api/history.py uses these), for pricing a request.
+HISTORY_DEFAULT_INTERVAL = "5m"
+HISTORY_DEFAULT_RANGE = "1d"
+BARS_PER_TOKEN = 1000
+
+
+def request_cost(path: str, query_string: bytes) -> int:
+    """Tokens a request takes: 1, plus bars // BARS_PER_TOKEN for history. A request
+    the route will refuse (bad interval or range: 422) costs 1."""
+    if not path.startswith(HISTORY_PREFIX) or path.count("/") != 3:
+        return 1
+    interval, range_ = HISTORY_DEFAULT_INTERVAL, HISTORY_DEFAULT_RANGE
+    # The last value of a repeated parameter wins, as in the route.
+    for name, value in parse_qsl(query_string.decode("latin-1")):
+        if name == "interval":
+            interval = value
+        elif name == "range":
+            range_ = value
+    if check_history_params(interval, range_) is not None:
+        return 1
+    bars = RANGE_DAYS[range_] * 86400 // INTERVAL_SECONDS[interval]
+    return 1 + bars // BARS_PER_TOKEN
 
 
 class RestRateLimiter:
@@ -49,7 +79,11 @@ class RestRateLimiter:
     @property
     def retry_after(self) -> int:
         """Whole seconds until a refused IP has a token again (at most)."""
-        return max(1, math.ceil(1.0 / self.rate))
+        return self.retry_after_for(1)
+
+    def retry_after_for(self, cost: int) -> int:
+        """Whole seconds until a refused IP has `cost` tokens again (at most)."""
+        return max(1, math.ceil(min(cost, self.burst) / self.rate))
 
     def exempt(self, ip: str) -> bool:
         if not self.exempt_networks:
@@ -67,7 +101,8 @@ class RestRateLimiter:
             self._exempt[ip] = known
         return known
 
-    def allow(self, ip: str) -> bool:
+    def allow(self, ip: str, cost: int = 1) -> bool:
+        """Take `cost` tokens (at most the burst, so any request can pass) or none."""
         if self.exempt(ip):
             return True
         bucket = self._buckets.get(ip)
@@ -77,8 +112,14 @@ class RestRateLimiter:
                 self._buckets.popitem(last=False)
         else:
             self._buckets.move_to_end(ip)
-        if bucket.take():
+        cost = max(1, min(cost, self.burst))
+        taken = 0
+        while taken < cost and bucket.take():
+            taken += 1
+        if taken == cost:
             return True
+        for _ in range(taken):
+            bucket.give_back()
         self.refused += 1
         return False
 
@@ -98,8 +139,9 @@ class RestRateLimit:
                 client = scope.get("client")
                 if svc is not None and client is not None:
                     limiter: RestRateLimiter = svc.rest_limits
-                    if not limiter.allow(client[0]):
-                        await _refuse(send, limiter.retry_after)
+                    cost = request_cost(path, scope.get("query_string", b""))
+                    if not limiter.allow(client[0], cost):
+                        await _refuse(send, limiter.retry_after_for(cost))
                         return
         await self.app(scope, receive, send)
 

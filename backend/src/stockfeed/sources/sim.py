@@ -95,6 +95,10 @@ def _cents(price: float) -> float:
 
 
 MAX_IDLE_WALKS = 1000
+# History bars drawn between yields to the event loop: ~0.5 ms of pure Python each (about
+# 9 us a bar), so a 7,200-bar answer never holds the loop (and every WebSocket client's
+# updates) for the ~65 ms it takes in all. A yield costs ~4 us: under 1 % more in all.
+HISTORY_CHUNK = 50
 
 
 @dataclass(slots=True)
@@ -235,6 +239,8 @@ class SimSource(Source):
         bars: list[Bar] = []
         # Walk backwards from the live price so the newest bar's close is exactly it.
         for i in range(count):
+            if i and i % HISTORY_CHUNK == 0:
+                await asyncio.sleep(0)
             start = last_start - i * step
             raw_open = close * math.exp(-(sigma * rng.gauss(0.0, 1.0) - 0.5 * sigma * sigma))
             open_ = _cents(raw_open)

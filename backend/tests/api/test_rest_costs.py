@@ -1,0 +1,140 @@
+"""Heavy REST requests are paid for: a history request takes tokens for its bars from its
+IP's budget, at most a couple of history answers are computed at once (a short queue,
+then 503), and an answer is encoded in chunks with the same bytes as in one go."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from stockfeed.api import history
+from stockfeed.api.rest_limits import RestRateLimiter, request_cost
+from stockfeed.app import create_app
+from stockfeed.config import Settings
+from stockfeed.models import Bar
+from stockfeed.services import Services
+from stockfeed.sources.sim import SimSource
+
+ATTACKER = ("127.0.0.2", 40000)  # not exempt by default
+
+
+@asynccontextmanager
+async def app_with(
+    source: Any, client: tuple[str, int] = ("127.0.0.1", 40000), **settings: Any
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    app = create_app(Settings(source="none", tickers=["AAPL"], **settings))
+    async with app.router.lifespan_context(app):
+        svc: Services = app.state.services
+        svc.source = source
+        transport = httpx.ASGITransport(app=app, client=client)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield app, http
+
+
+def test_a_history_request_costs_one_token_and_one_per_thousand_bars() -> None:
+    assert request_cost("/api/quotes/AAPL", b"") == 1
+    assert request_cost("/api/tickers", b"interval=1m&range=5d") == 1
+    assert request_cost("/api/history/AAPL", b"") == 1  # 5m over 1d: 288 bars
+    assert request_cost("/api/history/AAPL", b"interval=1m&range=5d") == 8  # 7,200 bars
+    assert request_cost("/api/history/AAPL", b"range=1mo&interval=5m") == 9  # 8,928
+    assert request_cost("/api/history/AAPL", b"interval=1h&range=1y") == 9  # 8,784
+    assert request_cost("/api/history/AAPL", b"interval=1d&range=1y") == 1
+    assert request_cost("/api/history/AAPL", b"interval=1m&range=1d") == 2  # dashboard's
+    # The route reads the last of a repeated parameter; so does the price.
+    assert request_cost("/api/history/AAPL", b"interval=1d&interval=1m&range=5d") == 8
+    # What the route refuses (422) is cheap.
+    assert request_cost("/api/history/AAPL", b"interval=1m&range=1y") == 1
+    assert request_cost("/api/history/AAPL", b"interval=2m") == 1
+    assert request_cost("/api/history/A/B", b"interval=1m&range=5d") == 1  # no such route
+
+
+def test_a_costly_request_takes_all_its_tokens_or_none() -> None:
+    limiter = RestRateLimiter(Settings(api_rate=0.001, api_burst=10, limit_exempt_ips=[]))
+    assert limiter.allow("10.0.0.1", 8)
+    assert not limiter.allow("10.0.0.1", 8)  # 2 left: refused, and the 2 are kept
+    assert limiter.allow("10.0.0.1", 2)
+    assert not limiter.allow("10.0.0.1", 1)
+    assert limiter.refused == 2
+    # A cost above the burst is charged as the burst: such a request can still pass.
+    assert limiter.allow("10.0.0.2", 50)
+    assert not limiter.allow("10.0.0.2", 1)
+    assert limiter.retry_after_for(8) == 8000 and limiter.retry_after_for(50) == 10000
+    assert RestRateLimiter(Settings()).retry_after_for(8) == 1  # 20/s
+
+
+async def test_heavy_history_requests_meet_429_sooner() -> None:
+    # 1 token a second: what comes back during the test is under one.
+    async with app_with(SimSource(seed=1), client=ATTACKER, api_rate=1.0) as (_app, http):
+        url = "/api/history/ZR001?interval=1m&range=5d"
+        # The price is known before the answer: a cached answer costs the same.
+        statuses = [(await http.get(url)).status_code for _ in range(8)]
+        # A burst of 60 tokens at 8 a request: 7 answers, then 429 (not after 60).
+        assert statuses == [200] * 7 + [429]
+        refused = await http.get(url)
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "8"
+        assert refused.json()["error"]["code"] == "rate_limited"
+        # A cheap request still fits in what is left.
+        assert (await http.get("/api/history/ZR001")).status_code == 200
+
+
+async def test_chunked_encoding_is_the_one_shot_encoding() -> None:
+    bars = await SimSource(seed=2).history("ZR00001", "1m", "5d")
+    for some in (bars, bars[:1], bars[: history.ENCODE_CHUNK], bars[: history.ENCODE_CHUNK + 1]):
+        body = {"ticker": "ZR00001", "interval": "1m", "bars": [b.as_dict() for b in some]}
+        expected = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        assert await history._encode("ZR00001", "1m", some) == expected.encode()
+    assert await history._encode("X", "1d", []) == b'{"ticker":"X","interval":"1d","bars":[]}'
+
+
+class GatedSource(SimSource):
+    """History that waits for the test's word, counting how many wait at once."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=1)
+        self.release = asyncio.Event()
+        self.running = 0
+        self.most = 0
+
+    async def history(self, ticker: str, interval: str, range_: str) -> list[Bar]:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await self.release.wait()
+            return await super().history(ticker, interval, range_)
+        finally:
+            self.running -= 1
+
+
+async def test_at_most_a_couple_of_history_answers_are_computed_at_once() -> None:
+    source = GatedSource()
+    async with app_with(source) as (_app, http):
+        admitted = history.SLOTS + history.QUEUE
+        requests = [
+            asyncio.create_task(http.get(f"/api/history/ZR{i:03d}?interval=1h&range=5d"))
+            for i in range(admitted)
+        ]
+        for _ in range(200):
+            await asyncio.sleep(0.005)
+            if history._slots().waiting == history.QUEUE:
+                break
+        assert source.running == history.SLOTS
+        # The queue is full: one more distinct answer is refused at once, not queued...
+        busy = await http.get("/api/history/ZR999?interval=1h&range=5d")
+        assert busy.status_code == 503
+        assert busy.headers["retry-after"] == str(history.BUSY_RETRY_AFTER)
+        assert busy.json()["error"]["code"] == "upstream_busy"
+        # ...while one being computed is joined (single flight), taking no slot.
+        joined = asyncio.create_task(http.get("/api/history/ZR000?interval=1h&range=5d"))
+        source.release.set()
+        answers = await asyncio.gather(*requests, joined)
+        assert [r.status_code for r in answers] == [200] * (admitted + 1)
+        assert source.most == history.SLOTS
+        assert answers[-1].content == answers[0].content
+        # The failure was not kept: asking again computes it.
+        assert (await http.get("/api/history/ZR999?interval=1h&range=5d")).status_code == 200
