@@ -25,7 +25,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -47,7 +46,7 @@ from stockfeed.admission.auth import (
     redact_query,
 )
 from stockfeed.admission.subscription_limits import SubscriptionLimits
-from stockfeed.admission.token_bucket import TokenBucket
+from stockfeed.admission.token_bucket import BucketsByKey
 from stockfeed.config import Settings
 from stockfeed.protocol.codes import CloseCode, ErrorCode
 
@@ -56,9 +55,6 @@ log = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = CloseCode.UNAUTHORIZED
 CLOSE_FORBIDDEN = CloseCode.FORBIDDEN
 CLOSE_TOO_MANY = CloseCode.TOO_MANY
-# Handshake buckets kept at most: an attacker with many addresses evicts the oldest
-# (which then start with a full burst again) instead of growing memory without bound.
-MAX_TRACKED_IPS = 16_384
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
@@ -73,7 +69,7 @@ class IpLimits:
             ipaddress.ip_network(item, strict=False) for item in settings.limit_exempt_ips
         ]
         self.open: dict[str, int] = {}  # only IPs with open connections: bounded by them
-        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._buckets = BucketsByKey(self.rate, self.burst)
 
     def exempt(self, ip: str) -> bool:
         if not self.exempt_networks:
@@ -85,14 +81,7 @@ class IpLimits:
         return any(address in net for net in self.exempt_networks)
 
     def handshake_allowed(self, ip: str) -> bool:
-        bucket = self._buckets.get(ip)
-        if bucket is None:
-            bucket = self._buckets[ip] = TokenBucket(self.rate, self.burst)
-            if len(self._buckets) > MAX_TRACKED_IPS:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(ip)
-        return bucket.take()
+        return self._buckets.get(ip).take()
 
     @property
     def retry_after(self) -> int:

@@ -14,19 +14,15 @@ the per-connection ones.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 
-from stockfeed.admission.token_bucket import TokenBucket
+from stockfeed.admission.token_bucket import BucketsByKey, TokenBucket
 from stockfeed.config import Settings
 from stockfeed.protocol.codes import ErrorCode
 
 NEW_TICKER_RATE = ErrorCode.NEW_TICKER_RATE
 SUBSCRIPTION_LIMIT = ErrorCode.SUBSCRIPTION_LIMIT
 TICKER_LIMIT = ErrorCode.TICKER_LIMIT
-# New-ticker buckets kept per IP at most: an attacker with many addresses evicts the
-# oldest (which then start with a full burst again) instead of growing memory.
-MAX_TRACKED_IPS = 16_384
 
 
 class SubscriptionLimits:
@@ -40,21 +36,14 @@ class SubscriptionLimits:
         self.max_per_ip = settings.max_subscriptions_per_ip
         self.max_per_connection = settings.max_subscriptions
         self._exempt = exempt
-        self._ip_buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._ip_buckets = BucketsByKey(self.per_ip_rate, self.per_ip_burst)
         self.ip_subscriptions: dict[str, int] = {}  # only IPs holding some: bounded by them
 
     def for_connection(self, ip: str) -> ClientBudget:
         return ClientBudget(self, ip, self._exempt(ip))
 
     def _ip_bucket(self, ip: str) -> TokenBucket:
-        bucket = self._ip_buckets.get(ip)
-        if bucket is None:
-            bucket = self._ip_buckets[ip] = TokenBucket(self.per_ip_rate, self.per_ip_burst)
-            if len(self._ip_buckets) > MAX_TRACKED_IPS:
-                self._ip_buckets.popitem(last=False)
-        else:
-            self._ip_buckets.move_to_end(ip)
-        return bucket
+        return self._ip_buckets.get(ip)
 
 
 class ClientBudget:

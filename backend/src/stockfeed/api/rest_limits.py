@@ -8,7 +8,7 @@ not under `/api/`. Refused requests get 429, `Retry-After` and the app's JSON er
 
 The client IP is `scope["client"]` (server/asgi.py applies `X-Forwarded-For` from trusted
 proxies first), and IPs in `limit_exempt_ips` skip the limit, as for WebSockets
-(guard.py). At most MAX_TRACKED_IPS buckets are kept: many addresses evict the least
+(guard.py). At most MAX_TRACKED_KEYS buckets are kept: many addresses evict the least
 recently seen (which start with a full burst again) instead of growing memory.
 
 A request costs what it asks the server to do: one token, and a history request one more
@@ -22,13 +22,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
-from collections import OrderedDict
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from stockfeed.admission.gate import MAX_TRACKED_IPS
-from stockfeed.admission.token_bucket import TokenBucket
+from stockfeed.admission.token_bucket import MAX_TRACKED_KEYS, BucketsByKey
 from stockfeed.config import Settings
 from stockfeed.sources.base import INTERVAL_SECONDS, RANGE_DAYS, check_history_params
 
@@ -68,7 +66,7 @@ class RestRateLimiter:
         self.exempt_networks = [
             ipaddress.ip_network(item, strict=False) for item in settings.limit_exempt_ips
         ]
-        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._buckets = BucketsByKey(self.rate, self.burst)
         self._exempt: dict[str, bool] = {}  # per IP seen, bounded like the buckets
         self.refused = 0
 
@@ -96,7 +94,7 @@ class RestRateLimiter:
                 known = False
             else:
                 known = any(address in net for net in self.exempt_networks)
-            if len(self._exempt) >= MAX_TRACKED_IPS:
+            if len(self._exempt) >= MAX_TRACKED_KEYS:
                 self._exempt.clear()
             self._exempt[ip] = known
         return known
@@ -106,12 +104,6 @@ class RestRateLimiter:
         if self.exempt(ip):
             return True
         bucket = self._buckets.get(ip)
-        if bucket is None:
-            bucket = self._buckets[ip] = TokenBucket(self.rate, self.burst)
-            if len(self._buckets) > MAX_TRACKED_IPS:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(ip)
         cost = max(1, min(cost, self.burst))
         taken = 0
         while taken < cost and bucket.take():
