@@ -4,8 +4,10 @@ Scenarios (chaos/scenarios.py): a Redis outage under load, the updater's process
 with SIGKILL among three workers, a reconnect storm after a restart, a leak check, and
 `hostile`: hostile clients (ticker flood, REST flood, slowloris, subscribe churn, many
 connections from one IP; chaos/hostile.py), each against a fresh server with a
-well-behaved client alongside. Everything runs on free ports (with its own redis-server
-where Redis is needed); logs go to chaos/logs/.
+well-behaved client alongside, and `cluster-failover` / `sentinel-failover`: a Redis
+Cluster primary, or the Sentinel primary, SIGKILLed under 200 resuming clients of two
+processes (chaos/failover.py). Everything runs on free ports (with its own redis-server,
+cluster or Sentinel set where Redis is needed); logs go to chaos/logs/.
 """
 
 from __future__ import annotations

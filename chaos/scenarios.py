@@ -1,7 +1,8 @@
 """The fault scenarios. Each returns rows of (measure, value) for the report.
 
 Four break the deployment (Redis, the updater, a restart, a leak check); `hostile` is the
-set of hostile clients (chaos/hostile.py).
+set of hostile clients (chaos/hostile.py); `cluster-failover` and `sentinel-failover`
+SIGKILL a Redis primary under load (chaos/failover.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 from chaos.clients import FeedClient, start_all, stop_all, total, wait_until
+from chaos.failover import cluster_failover, sentinel_failover
 from chaos.hostile import hostile
 from chaos.procs import RedisProc, ServerProc, free_port
 
@@ -31,6 +33,7 @@ class Sizes:
     outage_clients: int = 200
     outage_seconds: float = 8.0
     kill_clients: int = 150
+    failover_clients: int = 200  # cluster-failover, sentinel-failover (chaos/failover.py)
     storm_clients: int = 3000
     leak_cycles: int = 10_000
     leak_sub_cycles: int = 1000
@@ -60,6 +63,7 @@ class Sizes:
             outage_clients=100,
             outage_seconds=5.0,
             kill_clients=60,
+            failover_clients=100,
             storm_clients=600,
             leak_cycles=2000,
             leak_sub_cycles=200,
@@ -444,4 +448,6 @@ SCENARIOS = {
     "reconnect-storm": reconnect_storm,
     "leak": leak_check,
     "hostile": hostile,
+    "cluster-failover": cluster_failover,
+    "sentinel-failover": sentinel_failover,
 }

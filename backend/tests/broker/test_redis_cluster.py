@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import redis
 from conftest import IN_CI
-from redis_topologies import ClusterTopology, have_redis_server
 from test_broker_store import (
     pair,
     test_interest_expires,
@@ -35,6 +34,7 @@ from wsutil import check_server_message, contract_update, recv_until, recv_updat
 from stockfeed.broker import urls
 from stockfeed.broker.cluster import RedisClusterBroker
 from stockfeed.config import Settings
+from stockfeed.testing.redis_topologies import ClusterTopology, have_redis_server
 
 pytestmark = pytest.mark.process
 

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from redis_topologies import SentinelTopology
 from test_broker_store import (
     pair,
     test_interest_expires,
@@ -24,6 +23,8 @@ from test_broker_store import (
     test_status_roundtrip_and_ttl,
 )
 from test_redis_cluster import ARGS, Feed, require_tools
+
+from stockfeed.testing.redis_topologies import SentinelTopology
 
 pytestmark = pytest.mark.process
 

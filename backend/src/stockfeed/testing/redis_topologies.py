@@ -1,45 +1,51 @@
 """Real Redis topologies on free ports: a Cluster (primaries + replicas) and a Sentinel
-deployment (primary, replica, three Sentinels). Each node has its own directory and
-nothing on disk beyond the cluster's `nodes.conf` and the Sentinels' rewritten configs.
+deployment (primary, replica, three Sentinels). Each node is a `ManagedProcess` (its own
+process group, its log in its own directory) and keeps nothing on disk beyond the
+cluster's `nodes.conf` and the Sentinels' rewritten configs.
 
-No pytest in here: the tests use it through fixtures, and a chaos scenario or a
-benchmark can start the same topologies. Run it to get one for trying things out:
+No pytest in here: the tests use it through fixtures (tests/broker/test_redis_cluster.py,
+test_redis_sentinel.py), the chaos scenarios (chaos/failover.py) and the scale benchmark
+(bench/redis_scale.py) start the same topologies. Run it to get one for trying things out:
 
-    .venv/bin/python backend/tests/redis_topologies.py cluster    # prints the broker URL
-    .venv/bin/python backend/tests/redis_topologies.py sentinel
+    .venv/bin/python -m stockfeed.testing.redis_topologies cluster   # prints the --broker
+    .venv/bin/python -m stockfeed.testing.redis_topologies sentinel
 """
 
 from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 from redis.crc import key_slot
 
+from stockfeed.testing.processes import HOST, ManagedProcess, ProcessFailed, free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = [
+    "ClusterTopology",
+    "Node",
+    "SentinelTopology",
+    "have_redis_server",
+    "main",
+]
 
 
 def have_redis_server() -> bool:
     return shutil.which("redis-server") is not None and shutil.which("redis-cli") is not None
 
 
-def _wait(what: str, check: object, timeout: float) -> None:
+def _wait(what: str, check: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if check():  # type: ignore[operator]
+            if check():
                 return
         except (redis.RedisError, OSError):
             pass
@@ -50,62 +56,52 @@ def _wait(what: str, check: object, timeout: float) -> None:
 
 @dataclass
 class Node:
-    """One redis-server (or Sentinel) process on its own port and directory."""
+    """One redis-server (or Sentinel) on its own port and directory. `args` may change
+    until the first `start()`; a killed node starts again on the same port and
+    directory (its log is appended to)."""
 
     dir: Path
     args: list[str]
     port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
+    process: ManagedProcess | None = None
 
     @property
     def name(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{HOST}:{self.port}"
+
+    @property
+    def argv(self) -> list[str]:
+        return ["redis-server", *self.args, "--port", str(self.port)]
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None and self.alive else None
 
     def client(self, timeout: float = 2.0) -> redis.Redis:
-        return redis.Redis(
-            host="127.0.0.1", port=self.port, socket_timeout=timeout, decode_responses=True
-        )
+        return redis.Redis(host=HOST, port=self.port, socket_timeout=timeout, decode_responses=True)
 
     def ping(self) -> bool:
         with self.client(0.5) as c:
             return bool(c.ping())
 
     def start(self, timeout: float = 10.0) -> None:
+        """Start it and wait until it answers PING (ProcessFailed, with its log, if not)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        log = (self.dir / "server.log").open("ab")
-        self.proc = subprocess.Popen(
-            ["redis-server", *self.args, "--port", str(self.port)],
-            cwd=self.dir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if self.ping():
-                    return
-            except (redis.RedisError, OSError):
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                tail = (self.dir / "server.log").read_text(errors="replace")[-2000:]
-                self.kill()
-                raise RuntimeError(f"redis-server on port {self.port} did not start:\n{tail}")
-            time.sleep(0.05)
+        if self.process is None or self.process.argv != self.argv:
+            self.process = ManagedProcess(
+                self.argv, self.dir / "server.log", cwd=self.dir, name=f"redis-server {self.name}"
+            )
+            self.process.stop_signal = signal.SIGKILL  # nothing on disk to lose
+        self.process.start()
+        self.process.wait_ready(self.ping, timeout=timeout)
 
     @property
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.process is not None and self.process.alive()
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.alive:
-            assert self.proc is not None
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.process is not None:
+            self.process.stop(sig, timeout=5)
 
 
 class ClusterTopology:
@@ -125,7 +121,7 @@ class ClusterTopology:
             bus = free_port()
             args = [
                 "--bind",
-                "127.0.0.1",
+                HOST,
                 "--cluster-enabled",
                 "yes",
                 "--cluster-config-file",
@@ -219,6 +215,23 @@ class ClusterTopology:
     def primary_nodes(self) -> list[Node]:
         return [self.by_name(p) for p in sorted({s[2] for s in self._slots()})]
 
+    def replicas_of(self, primary: Node) -> list[Node]:
+        """The nodes that replicate `primary`, from its CLUSTER NODES (CLUSTER SLOTS
+        leaves out a replica whose replication offset is still 0: nothing written yet)."""
+        with primary.client() as c:
+            me = c.execute_command("CLUSTER MYID")
+            nodes = c.execute_command("CLUSTER NODES")  # {"ip:port": {...}}
+        names = {addr for addr, info in nodes.items() if info["master_id"] == me}
+        return [self.by_name(n) for n in sorted(names)]
+
+    def slot_owners(self) -> dict[int, str]:
+        """Every covered slot -> the name of its primary (16384 entries when healthy)."""
+        return {
+            slot: primary
+            for start, end, primary, _ in self._slots()
+            for slot in range(start, end + 1)
+        }
+
     def healthy(self) -> bool:
         """Every live node says ok, agrees on the slots, and every live replica is synced."""
         live = self.live()
@@ -279,7 +292,7 @@ class ClusterTopology:
             dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
             src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
             for k in src.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000):
-                src.migrate("127.0.0.1", to.port, [k], 0, 5000)
+                src.migrate(HOST, to.port, [k], 0, 5000)
             dst.execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
             src.execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
         for node in self.primary_nodes():
@@ -316,7 +329,7 @@ class SentinelTopology:
         self.master_name = master_name
         self.down_after_ms = down_after_ms
         self.failover_timeout_ms = failover_timeout_ms
-        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        common = ["--bind", HOST, "--save", "", "--appendonly", "no"]
         common += ["--protected-mode", "no"]
         self.servers = [Node(workdir / "primary", list(common))]
         for i in range(replicas):
@@ -334,7 +347,7 @@ class SentinelTopology:
             primary = self.servers[0]
             primary.start()
             for replica in self.servers[1:]:
-                replica.args += ["--replicaof", "127.0.0.1", str(primary.port)]
+                replica.args += ["--replicaof", HOST, str(primary.port)]
                 replica.start()
             for sentinel in self.sentinels:
                 sentinel.dir.mkdir(parents=True, exist_ok=True)
@@ -342,11 +355,11 @@ class SentinelTopology:
                 conf.write_text(
                     "\n".join(
                         [
-                            "bind 127.0.0.1",
+                            f"bind {HOST}",
                             "protected-mode no",
                             f"port {sentinel.port}",
                             f"dir {sentinel.dir}",
-                            f"sentinel monitor {self.master_name} 127.0.0.1 {primary.port} "
+                            f"sentinel monitor {self.master_name} {HOST} {primary.port} "
                             f"{self.quorum}",
                             f"sentinel down-after-milliseconds {self.master_name} "
                             f"{self.down_after_ms}",
@@ -430,7 +443,8 @@ class SentinelTopology:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[1] not in ("cluster", "sentinel"):
-        print("usage: redis_topologies.py cluster|sentinel", file=sys.stderr)
+        usage = "usage: python -m stockfeed.testing.redis_topologies cluster|sentinel"
+        print(usage, file=sys.stderr)
         return 2
     if not have_redis_server():
         print("redis-server and redis-cli are needed (apt-get install redis)", file=sys.stderr)
@@ -442,7 +456,12 @@ def main(argv: list[str]) -> int:
     else:
         topology = SentinelTopology(workdir)
     print(f"starting a Redis {argv[1]} in {workdir} ...", file=sys.stderr, flush=True)
-    topology.start()
+    try:
+        topology.start()
+    except (ProcessFailed, RuntimeError, subprocess.SubprocessError) as exc:
+        print(f"could not start it: {exc}", file=sys.stderr)
+        shutil.rmtree(workdir, ignore_errors=True)
+        return 1
     print(f"--broker {topology.url}", flush=True)
     print("Ctrl-C stops it", file=sys.stderr, flush=True)
     try:
