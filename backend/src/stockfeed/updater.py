@@ -62,6 +62,7 @@ class Updater:
         self._stream: asyncio.Task[None] | None = None
         self._last_failure_log = 0.0
         self._yielded_at = 0.0  # time.monotonic() of the last yield to the loop
+        self._lease_until = 0.0  # time.monotonic() until which the lock we renewed holds
 
     def wanted(self) -> frozenset[str]:
         return self._wanted
@@ -78,10 +79,18 @@ class Updater:
                     await self.store.release_lead(self.owner)
 
     async def _step(self) -> None:
+        asked = time.monotonic()
         try:
             leader = await self.store.try_lead(self.owner, self.leader_ttl)
         except StoreUnavailable:
-            leader = False
+            # The lock's store cannot answer (e.g. its cluster shard failing over). The
+            # lock last renewed is ours until it lapses, and nobody can take it before:
+            # keep producing until then rather than pause every ticker, whose own shards
+            # may be fine, for the whole failover.
+            leader = self.is_leader and time.monotonic() < self._lease_until
+        else:
+            if leader:
+                self._lease_until = asked + self.leader_ttl
         if leader and not self.is_leader:
             log.info("this process (%s) is now the updater", self.owner)
         elif not leader and self.is_leader:
