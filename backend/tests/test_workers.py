@@ -72,7 +72,10 @@ async def test_one_updater_same_stream_and_takeover(start_server: Any, redis_url
 
 
 async def test_workers_flag_shares_the_port(start_server: Any, redis_url: str) -> None:
-    server = start_server(*ARGS, "--broker", redis_url, "--workers", "2")
+    # Each worker is a fresh interpreter importing everything: on a loaded machine that
+    # alone took 18 s once, so this start gets a longer wait than the others.
+    server = start_server(*ARGS, "--broker", redis_url, "--workers", "2", wait=False)
+    server.wait_ready(timeout=90)
     pids: set[str] = set()
     deadline = time.monotonic() + 20
     while len(pids) < 2 and time.monotonic() < deadline:
