@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stockfeed import __version__
-from stockfeed.api import health, history, market, quotes, ws
+from stockfeed.api import health, history, market, quotes, symbols, ws
 from stockfeed.api import metrics as metrics_api
 from stockfeed.api.rest_limits import RestRateLimit
 from stockfeed.config import Settings
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = await Services.create(settings)
         app.state.services = svc
+        svc.hub.bars.base = history.base_bars(svc)  # a first bar book's history
         await svc.start()
         if server_process:
             tune_gc()
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.include_router(metrics_api.router)
     app.include_router(spec_router)
     app.include_router(market.router)
+    app.include_router(symbols.router)
     # The dashboard at / (frontend/dist, or a page saying how to build it): see dashboard.py.
     mount_dashboard(app)
     return app

@@ -34,7 +34,9 @@ class Settings(BaseSettings):
     # Simulator
     sim_seed: int | None = None
     sim_tick_interval: float = Field(1.0, gt=0, le=3600)
-    sim_market_hours: bool = False
+    # On: each instrument trades its market's hours (closed markets are quiet); off: every
+    # instrument trades around the clock (demos at night), and market_status says so.
+    sim_market_hours: bool = True
 
     # Replay
     replay_file: str | None = None  # default: the bundled real EA recording
@@ -63,6 +65,9 @@ class Settings(BaseSettings):
     client_messages_per_second: float = Field(20.0, gt=0)
     client_message_burst: int = Field(40, ge=1)
     max_subscriptions: int = Field(50, ge=1, le=10_000)
+    # (ticker, interval) bar streams per connection (a subscribe's `bars`): what one
+    # subscribe can make the server send at once (a `bars` message is up to 120 bars).
+    max_bar_streams: int = Field(20, ge=0, le=10_000)
     shutdown_retry_after_ms: int = Field(2500, ge=0, le=600_000)
 
     # Security (auth.py, guard.py; docs/protocol.md#authentication). Auth is on as soon as

@@ -1,11 +1,13 @@
-"""The dashboard at `/`: the built React app (`frontend/dist`), or a plain page saying how
-to build it.
+"""The dashboard at `/`: the built React app, or a plain page saying how to build it.
+
+Which build: `STOCKFEED_DASHBOARD_DIR` when set (tests, another build); in a checkout
+(`frontend/` beside `backend/`), its `frontend/dist`, built or not yet; otherwise the copy
+an installed package carries (`stockfeed/static/`, put there by `make dist`).
 
 Vite writes `index.html` and content-hashed files under `assets/`. The index is read from
 disk on each request and never cached by browsers (it names the current assets); the hashed
 assets never change under their names, so they are cached for a year. The directory is
 looked up per request, so building the frontend while the server runs just works.
-`STOCKFEED_DASHBOARD_DIR` points at another build (tests, packaging).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 # backend/src/stockfeed/dashboard.py -> the repository root is three levels above src/.
-_REPO_DIST = Path(__file__).resolve().parents[3] / "frontend" / "dist"
+_REPO_FRONTEND = Path(__file__).resolve().parents[3] / "frontend"
+# The build inside the package (wheel, sdist): make dist copies frontend/dist here.
+PACKAGED_DIST = Path(__file__).resolve().parent / "static"
 
 FALLBACK_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>stockfeed</title>
 <style>body{background:#0b0e12;color:#d6dde6;font:14px/1.5 system-ui,sans-serif;margin:40px}
@@ -38,7 +42,11 @@ _IMMUTABLE = "public, max-age=31536000, immutable"
 
 def dashboard_dir() -> Path:
     configured = os.environ.get("STOCKFEED_DASHBOARD_DIR")
-    return Path(configured) if configured else _REPO_DIST
+    if configured:
+        return Path(configured)
+    if (_REPO_FRONTEND / "package.json").is_file():
+        return _REPO_FRONTEND / "dist"
+    return PACKAGED_DIST
 
 
 class _HashedAssets(StaticFiles):

@@ -301,6 +301,27 @@ class FeedCollector:
                 "Seconds since the source last produced a good tick: its freshness.",
                 max(0.0, time.time() - last / 1000.0),
             )
+        # Per-ticker liveness (fanout/liveness.py): silent while its market is open.
+        liveness = self.svc.hub.liveness
+        stale = liveness.stale_tickers()
+        yield _gauge(
+            "stockfeed_tickers_stale",
+            "Tickers whose market is open but that have had no update for longer than usual.",
+            len(stale),
+        )
+        named = GaugeMetricFamily(
+            "stockfeed_ticker_stale",
+            "1 for each stale ticker (silent while its market is open), by ticker.",
+            labels=["ticker"],
+        )
+        for ticker in stale:
+            named.add_metric([ticker], 1.0)
+        yield named
+        yield _counter(
+            "stockfeed_ticker_stale_events",
+            "Times a ticker went stale.",
+            liveness.went_stale,
+        )
 
     def _rest(self) -> Iterator[Metric]:
         svc = self.svc

@@ -24,6 +24,7 @@ class Tick:
     prev_close: float | None = None
     change: float | None = None  # when the source gives change but not prev_close
     change_percent: float | None = None
+    price_decimals: int | None = None  # decimals the instrument quotes in, when known
 
 
 @dataclass(slots=True, frozen=True)

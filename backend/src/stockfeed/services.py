@@ -71,6 +71,8 @@ class Services:
         broker, store = build_broker_and_store(settings)
         clock = MarketClock()
         source = await build_source(settings, clock)
+        if source is not None and source.market_clock is not None:
+            clock = source.market_clock  # the hours its prices follow (sim: always open)
         owner = f"{socket.gethostname()}:{os.getpid()}"
         updater = None
         watchlist = list(settings.tickers)

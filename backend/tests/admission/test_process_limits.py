@@ -52,32 +52,32 @@ async def test_ticker_limit_evicts_lingering_then_refuses(start_server: Any) -> 
         *FAST_SIM, env={"STOCKFEED_MAX_TICKERS": "3", "STOCKFEED_RESUME_WINDOW": "300"}
     )
     async with connect(server.ws + "/ws") as a, connect(server.ws + "/ws") as b:
-        got = await subscribe(a, "ZA", "ZB", "ZC")
+        got = await subscribe(a, "DE", "DG", "DIS")
         assert got["errors"] == {}
         # All three held and watched: a fourth has nowhere to go.
-        got = await subscribe(b, "ZD")
-        assert got["errors"]["ZD"]["code"] == "ticker_limit"
-        assert "3 tickers" in got["errors"]["ZD"]["message"]
+        got = await subscribe(b, "DOW")
+        assert got["errors"]["DOW"]["code"] == "ticker_limit"
+        assert "3 tickers" in got["errors"]["DOW"]["message"]
         assert got["ack"]["tickers"] == []
         # One is left: it lingers, and a new ticker takes its place.
-        await unsubscribe(a, "ZA")
-        got = await subscribe(b, "ZD")
+        await unsubscribe(a, "DE")
+        got = await subscribe(b, "DOW")
         assert got["errors"] == {}
-        assert (await recv_until(b, "price_update"))["ticker"] == "ZD"
+        assert (await recv_until(b, "price_update"))["ticker"] == "DOW"
         health = server.health()
         assert health["tickers"] == {"held": 3, "lingering": 0, "max": 3, "evicted": 1}
         assert health["refused"] == {"ticker_limit": 1}
         # A ticker already held costs nothing: always accepted.
-        got = await subscribe(b, "ZB")
+        got = await subscribe(b, "DG")
         assert got["errors"] == {}
     # The single-ticker endpoint: an error naming the ticker, then 1013 (try again later).
     async with connect(server.ws + "/ws") as c:
-        await subscribe(c, "ZA", "ZB", "ZC")
-        async with connect(server.ws + "/ws/stocks/ZE") as d:
+        await subscribe(c, "DE", "DG", "DIS")
+        async with connect(server.ws + "/ws/stocks/DUK") as d:
             error = await recv_json(d)
             with pytest.raises(ConnectionClosed) as info:
                 await recv_json(d)
-        assert error["code"] == "ticker_limit" and error["ticker"] == "ZE"
+        assert error["code"] == "ticker_limit" and error["ticker"] == "DUK"
         assert info.value.rcvd is not None and info.value.rcvd.code == 1013
 
 
@@ -87,14 +87,14 @@ async def test_new_ticker_rate_per_connection(start_server: Any) -> None:
         env={"STOCKFEED_NEW_TICKER_BURST": "3", "STOCKFEED_NEW_TICKERS_PER_MINUTE": "0.01"},
     )
     async with connect(server.ws + "/ws") as a, connect(server.ws + "/ws") as b:
-        got = await subscribe(a, "NA", "NB", "NC", "ND", "NE")
-        assert set(got["errors"]) == {"ND", "NE"}
+        got = await subscribe(a, "NEE", "NEM", "NET", "NFLX", "NKE")
+        assert set(got["errors"]) == {"NFLX", "NKE"}
         assert {e["code"] for e in got["errors"].values()} == {"new_ticker_rate"}
-        assert got["ack"]["tickers"] == ["NA", "NB", "NC"]
+        assert got["ack"]["tickers"] == ["NEE", "NEM", "NET"]
         # Tickers the process already holds are not new: another connection gets them
         # without spending its own budget, then still has its whole burst for new ones.
-        got = await subscribe(b, "NA", "NB", "NC", "ND", "NE", "NF", "NG")
-        assert set(got["errors"]) == {"NG"}
+        got = await subscribe(b, "NEE", "NEM", "NET", "NFLX", "NKE", "NOC", "NOW")
+        assert set(got["errors"]) == {"NOW"}
         # Loopback is exempt from per-IP limits, never from per-connection ones.
         assert server.health()["refused"] == {"new_ticker_rate": 3}
         # The refused connection keeps streaming what it holds.
@@ -114,15 +114,15 @@ async def test_new_ticker_rate_per_ip(start_server: Any) -> None:
     url = server.ws + "/ws"
     async with connect(url, **from_ip("203.0.113.7")) as a:
         async with connect(url, **from_ip("203.0.113.7")) as b:
-            assert (await subscribe(a, "PA", "PB", "PC"))["errors"] == {}
-            got = await subscribe(b, "PD", "PE")
-            assert got["errors"]["PE"]["code"] == "new_ticker_rate"
-            assert "per address" in got["errors"]["PE"]["message"]
+            assert (await subscribe(a, "PEP", "PFE", "PG"))["errors"] == {}
+            got = await subscribe(b, "PGR", "PH")
+            assert got["errors"]["PH"]["code"] == "new_ticker_rate"
+            assert "per address" in got["errors"]["PH"]["message"]
             # Another address has a budget of its own.
             async with connect(url, **from_ip("203.0.113.8")) as c:
-                assert (await subscribe(c, "PE"))["errors"] == {}
+                assert (await subscribe(c, "PH"))["errors"] == {}
             # The single-ticker endpoint: the error, then 4429.
-            async with connect(server.ws + "/ws/stocks/PF", **from_ip("203.0.113.7")) as d:
+            async with connect(server.ws + "/ws/stocks/PLD", **from_ip("203.0.113.7")) as d:
                 error = await recv_json(d)
                 with pytest.raises(ConnectionClosed) as info:
                     await recv_json(d)
@@ -163,8 +163,8 @@ async def test_a_flood_touched_ticker_lingers_briefly(start_server: Any) -> None
         *FAST_SIM, env={"STOCKFEED_RESUME_WINDOW": "300", "STOCKFEED_LINGER_MIN": "1"}
     )
     async with connect(server.ws + "/ws") as ws:
-        await subscribe(ws, "FLA", "FLB")
-        await unsubscribe(ws, "FLA", "FLB")
+        await subscribe(ws, "F", "FDX")
+        await unsubscribe(ws, "F", "FDX")
         health = await wait_health(server, lambda h: h["tickers"]["lingering"] == 2, 5)
         # Watched for a moment: gone after `linger_min`, not after the 300 s window.
         health = await wait_health(server, lambda h: h["tickers"]["held"] == 0, 10)
@@ -181,10 +181,10 @@ async def test_resume_history_keeps_to_its_byte_budget(start_server: Any) -> Non
         env={"STOCKFEED_RESUME_HISTORY_BYTES": str(budget), "STOCKFEED_RESUME_HISTORY": "100000"},
     )
     async with connect(server.ws + "/ws") as ws:
-        got = await subscribe(ws, "HA", "HB", "HC")
-        epoch = got["ack"]["epochs"]["HA"]
+        got = await subscribe(ws, "HD", "HON", "HPQ")
+        epoch = got["ack"]["epochs"]["HD"]
         first = await recv_until(ws, "price_update")
-        while first["ticker"] != "HA":
+        while first["ticker"] != "HD":
             first = await recv_until(ws, "price_update")
         health = await wait_health(server, lambda h: h["history"]["shed"] > 0, 20)
         assert health["history"]["bytes"] <= budget
@@ -193,17 +193,17 @@ async def test_resume_history_keeps_to_its_byte_budget(start_server: Any) -> Non
     async with connect(server.ws + "/ws") as ws:
         point = {"seq": first["seq"], "epoch": epoch}
         await ws.send(
-            json.dumps({"action": "subscribe", "tickers": ["HA"], "resume": {"HA": point}})
+            json.dumps({"action": "subscribe", "tickers": ["HD"], "resume": {"HD": point}})
         )
         snap = await recv_until(ws, "snapshot")
         assert snap["gap"] is True
     # A resume within what was kept replays exactly the updates after it.
     async with connect(server.ws + "/ws") as ws:
-        await subscribe(ws, "HA")
+        await subscribe(ws, "HD")
         recent = await recv_until(ws, "price_update")
     async with connect(server.ws + "/ws") as ws:
         await ws.send(
-            json.dumps({"action": "subscribe", "tickers": ["HA"], "resume": {"HA": recent["seq"]}})
+            json.dumps({"action": "subscribe", "tickers": ["HD"], "resume": {"HD": recent["seq"]}})
         )
         msg = await recv_json(ws)
         while msg["type"] in ("subscribed", "market_status"):

@@ -174,6 +174,12 @@ GOOD_UPDATE: dict[str, Any] = {
         ({"type": "conflated", "ticker": "AAPL", "dropped": 0}, "dropped"),
         ({"type": "subscribed", "tickers": ["AAPL"]}, "epochs"),
         ({"type": "server_shutdown", "retry_after_ms": -1}, "retry_after_ms"),
+        ({"type": "bar", "ticker": "AAPL", "interval": "2m", "seq": 1,
+          "bar": {"time": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1,
+                  "final": False}}, "2m"),
+        ({"type": "bars", "ticker": "AAPL", "interval": "1m", "seq": 1,
+          "bars": [{"time": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1}]},
+         "final"),
         ({"type": "no_such_type"}, "not in the AsyncAPI document"),
         ([1, 2], "not a JSON object"),
     ],
@@ -195,6 +201,7 @@ def test_client_messages_the_server_accepts_fit_the_document() -> None:
         {"action": "subscribe", "tickers": ["AAPL"], "resume": {"AAPL": 1041}},
         {"action": "subscribe", "tickers": ["AAPL"], "resume": {"AAPL": {"seq": 1, "epoch": "k"}}},
         {"action": "unsubscribe", "tickers": ["MSFT"]},
+        {"action": "subscribe", "tickers": ["AAPL"], "bars": ["1m", "5m"]},
     ]:
         assert checked.errors(good, from_server=False) == [], good
     for bad in [
@@ -202,6 +209,8 @@ def test_client_messages_the_server_accepts_fit_the_document() -> None:
         {"action": "subscribe", "tickers": ["AAPL"], "resume": {"AAPL": -1}},
         {"action": "subscribe"},
         {"action": "resubscribe", "tickers": ["AAPL"]},
+        {"action": "subscribe", "tickers": ["AAPL"], "bars": ["2m"]},
+        {"action": "subscribe", "tickers": ["AAPL"], "bars": "1m"},
     ]:
         assert checked.errors(bad, from_server=False), bad
 
@@ -237,6 +246,10 @@ async def test_every_server_message_type_matches_the_document(start_server: Any)
         await recv_until(ws, "subscribed")
         await recv_until(ws, "snapshot")
         await recv_until(ws, "price_update")
+        # Candles (v1.1), added to a ticker the connection holds: `bars`, then each `bar`.
+        await send(ws, {"action": "subscribe", "tickers": ["BTC-USD"], "bars": ["1m"]})
+        assert (await recv_until(ws, "bars"))["interval"] == "1m"
+        assert (await recv_until(ws, "bar"))["ticker"] == "BTC-USD"
         await send(ws, {"action": "unsubscribe", "tickers": ["MSFT"]})
         assert (await recv_until(ws, "unsubscribed"))["tickers"] == ["BTC-USD", "EURUSD=X"]
         # A resume from another epoch cannot replay: a gap snapshot stands in.

@@ -78,3 +78,20 @@ def test_not_built_says_how_then_serves_a_later_build(start_server: Any, tmp_pat
     build(dist)  # `npm run build` while the server runs
     assert "built-marker-71" in httpx.get(server.base + "/").text
     assert httpx.get(server.base + "/assets/index-Ab12Cd.js").text == ASSET
+
+
+def test_which_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The variable, else a checkout's frontend/dist (built or not), else the package's."""
+    from stockfeed import dashboard
+
+    checkout = tmp_path / "frontend"
+    checkout.mkdir()
+    monkeypatch.setattr(dashboard, "_REPO_FRONTEND", checkout)
+    monkeypatch.delenv("STOCKFEED_DASHBOARD_DIR", raising=False)
+    assert dashboard.dashboard_dir() == dashboard.PACKAGED_DIST  # installed: no checkout
+    assert dashboard.PACKAGED_DIST.name == "static"
+    assert dashboard.PACKAGED_DIST.parent == Path(dashboard.__file__).resolve().parent
+    (checkout / "package.json").write_text("{}")
+    assert dashboard.dashboard_dir() == checkout / "dist"  # a checkout, even before a build
+    monkeypatch.setenv("STOCKFEED_DASHBOARD_DIR", str(tmp_path / "elsewhere"))
+    assert dashboard.dashboard_dir() == tmp_path / "elsewhere"

@@ -42,10 +42,17 @@ def test_quotes_history_tickers_health(start_server: Any, broker_url: str) -> No
     hist = httpx.get(f"{base}/api/history/AAPL", params={"interval": "5m", "range": "1d"}).json()
     assert hist["ticker"] == "AAPL" and hist["interval"] == "5m"
     bars = hist["bars"]
-    assert len(bars) == 288
+    # 1d: the current session (the test servers' simulator: today's UTC date, so far).
+    assert 1 <= len(bars) <= 288
+    assert len({b["time"] // 86400 for b in bars}) == 1
     assert set(bars[0]) == {"time", "open", "high", "low", "close", "volume"}
     assert all(b["time"] % 300 == 0 for b in bars)
     assert [b["time"] for b in bars] == sorted(b["time"] for b in bars)
+    # A range longer than the interval has is served the longest it has (1m: 5d).
+    long = httpx.get(f"{base}/api/history/AAPL", params={"interval": "1m", "range": "1y"})
+    five_days = httpx.get(f"{base}/api/history/AAPL", params={"interval": "1m", "range": "5d"})
+    assert long.status_code == 200 and 0 < len(long.json()["bars"]) <= 7200
+    assert long.json()["bars"] == five_days.json()["bars"]
 
     tickers = httpx.get(f"{base}/api/tickers").json()
     assert tickers["watchlist"] == ["AAPL", "MSFT"]
@@ -74,7 +81,6 @@ def test_quotes_history_tickers_health(start_server: Any, broker_url: str) -> No
         ("/api/quotes", 422, "bad_request"),
         ("/api/history/AAPL?interval=2m", 422, "bad_request"),
         ("/api/history/AAPL?range=10y", 422, "bad_request"),
-        ("/api/history/AAPL?interval=1m&range=1y", 422, "bad_request"),
         ("/api/history/%3Cscript%3E", 422, "invalid_ticker"),
         ("/api/nothing-here", 404, "not_found"),
     ],

@@ -25,6 +25,7 @@ from stockfeed.services import Services
 from stockfeed.sources.base import SourceError, UnknownTicker
 from stockfeed.sources.budget import ClientBudget, UpstreamBusy
 from stockfeed.sources.sim import SimSource
+from stockfeed.sources.symbols import Directory
 from stockfeed.sources.yahoo import YahooSource
 
 pytestmark = pytest.mark.process
@@ -32,6 +33,8 @@ pytestmark = pytest.mark.process
 FLOOD_REQUESTS = 300
 FLOOD_CONCURRENCY = 8
 FLOOD_RSS_LIMIT_MIB = 100
+# Distinct tickers the simulator quotes (it lists real symbols only).
+LISTED = Directory.bundled().symbols()
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -45,12 +48,17 @@ class Clock:
         return self.now
 
 
+# A moment one minute before 00:00 UTC: 5 days of 1-minute bars of a simulator trading
+# around the clock (its days are UTC dates) are then 7,200 bars.
+LAST_MINUTE_OF_A_DAY = 1_795_564_799.5  # 2026-11-24 23:59:59.5 UTC
+
+
 class CountingSource(SimSource):
     """The simulator's bars, but slow (so requests overlap) and counted; `unknown` tickers
     are refused the way a real source refuses them."""
 
     def __init__(self, unknown: frozenset[str] = frozenset(), fail: bool = False) -> None:
-        super().__init__(seed=7)
+        super().__init__(seed=7, market_hours=False, now=lambda: LAST_MINUTE_OF_A_DAY)
         self.calls: list[tuple[str, str, str]] = []
         self.lookups: list[str] = []
         self.unknown = unknown
@@ -185,12 +193,12 @@ async def test_cache_a_caller_that_gives_up_does_not_cancel_the_others() -> None
 async def test_concurrent_identical_history_requests_make_one_source_call() -> None:
     source = CountingSource()
     async with app_with(source) as (app, client):
-        url = "/api/history/ZZZ?interval=1m&range=5d"
+        url = "/api/history/AAPL?interval=1m&range=5d"
         answers = await asyncio.gather(*(client.get(url) for _ in range(20)))
         assert [r.status_code for r in answers] == [200] * 20
-        assert source.calls == [("ZZZ", "1m", "5d")]
+        assert source.calls == [("AAPL", "1m", "5d")]
         assert len({r.content for r in answers}) == 1
-        assert answers[0].json()["ticker"] == "ZZZ" and len(answers[0].json()["bars"]) == 7200
+        assert answers[0].json()["ticker"] == "AAPL" and len(answers[0].json()["bars"]) == 7200
         # Later: a hit, same bytes, still no source call.
         again = await client.get(url)
         assert again.content == answers[0].content and len(source.calls) == 1
@@ -361,7 +369,7 @@ def test_rest_rate_limit_per_ip_answers_429_with_retry_after(start_server: Any) 
 
 @pytest.mark.timeout(400)
 def test_rest_flood_of_distinct_history_requests_stays_bounded(start_server: Any) -> None:
-    """300 requests for 5 days of 1-minute bars (7,200 bars, ~640 KB each), each for another
+    """300 requests for 5 days of 1-minute bars (up to 7,200 bars, ~640 KB), each for another
     ticker, 8 at a time: the server's RSS grows by the cache's budget (32 MiB) and change,
     not by every answer (before: +515 MiB)."""
     server = start_server("--source", "sim")
@@ -370,7 +378,7 @@ def test_rest_flood_of_distinct_history_requests_stays_bounded(start_server: Any
     async def flood() -> tuple[dict[int, int], float, dict[str, Any]]:
         statuses: dict[int, int] = {}
         async with httpx.AsyncClient(base_url=server.base, timeout=120) as client:
-            warm = await client.get("/api/history/WARM?interval=1m&range=5d")
+            warm = await client.get(f"/api/history/{LISTED[-1]}?interval=1m&range=5d")
             assert warm.status_code == 200
             await asyncio.sleep(0.5)
             before = vm_rss_mib(pid)
@@ -378,7 +386,7 @@ def test_rest_flood_of_distinct_history_requests_stays_bounded(start_server: Any
 
             async def one(i: int) -> None:
                 async with slots:
-                    r = await client.get(f"/api/history/T{i:03d}?interval=1m&range=5d")
+                    r = await client.get(f"/api/history/{LISTED[i]}?interval=1m&range=5d")
                     statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
 
             await asyncio.gather(*(one(i) for i in range(FLOOD_REQUESTS)))

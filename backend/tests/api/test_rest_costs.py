@@ -20,8 +20,11 @@ from stockfeed.config import Settings
 from stockfeed.models import Bar
 from stockfeed.services import Services
 from stockfeed.sources.sim import SimSource
+from stockfeed.sources.symbols import Directory
 
 ATTACKER = ("127.0.0.2", 40000)  # not exempt by default
+# Distinct tickers the simulator quotes (it lists real symbols only).
+LISTED = Directory.bundled().symbols()
 
 
 @asynccontextmanager
@@ -48,8 +51,9 @@ def test_a_history_request_costs_one_token_and_one_per_thousand_bars() -> None:
     assert request_cost("/api/history/AAPL", b"interval=1m&range=1d") == 2  # dashboard's
     # The route reads the last of a repeated parameter; so does the price.
     assert request_cost("/api/history/AAPL", b"interval=1d&interval=1m&range=5d") == 8
+    # Served as 1m over 5d (the longest 1m has): priced so.
+    assert request_cost("/api/history/AAPL", b"interval=1m&range=1y") == 8
     # What the route refuses (422) is cheap.
-    assert request_cost("/api/history/AAPL", b"interval=1m&range=1y") == 1
     assert request_cost("/api/history/AAPL", b"interval=2m") == 1
     assert request_cost("/api/history/A/B", b"interval=1m&range=5d") == 1  # no such route
 
@@ -71,7 +75,7 @@ def test_a_costly_request_takes_all_its_tokens_or_none() -> None:
 async def test_heavy_history_requests_meet_429_sooner() -> None:
     # 1 token a second: what comes back during the test is under one.
     async with app_with(SimSource(seed=1), client=ATTACKER, api_rate=1.0) as (_app, http):
-        url = "/api/history/ZR001?interval=1m&range=5d"
+        url = "/api/history/MSFT?interval=1m&range=5d"
         # The price is known before the answer: a cached answer costs the same.
         statuses = [(await http.get(url)).status_code for _ in range(8)]
         # A burst of 60 tokens at 8 a request: 7 answers, then 429 (not after 60).
@@ -80,15 +84,15 @@ async def test_heavy_history_requests_meet_429_sooner() -> None:
         assert refused.status_code == 429 and refused.headers["retry-after"] == "8"
         assert refused.json()["error"]["code"] == "rate_limited"
         # A cheap request still fits in what is left.
-        assert (await http.get("/api/history/ZR001")).status_code == 200
+        assert (await http.get("/api/history/MSFT")).status_code == 200
 
 
 async def test_chunked_encoding_is_the_one_shot_encoding() -> None:
-    bars = await SimSource(seed=2).history("ZR00001", "1m", "5d")
+    bars = await SimSource(seed=2).history("AAPL", "1m", "5d")
     for some in (bars, bars[:1], bars[: history.ENCODE_CHUNK], bars[: history.ENCODE_CHUNK + 1]):
-        body = {"ticker": "ZR00001", "interval": "1m", "bars": [b.as_dict() for b in some]}
+        body = {"ticker": "AAPL", "interval": "1m", "bars": [b.as_dict() for b in some]}
         expected = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        assert await history._encode("ZR00001", "1m", some) == expected.encode()
+        assert await history._encode("AAPL", "1m", some) == expected.encode()
     assert await history._encode("X", "1d", []) == b'{"ticker":"X","interval":"1d","bars":[]}'
 
 
@@ -116,7 +120,7 @@ async def test_at_most_a_couple_of_history_answers_are_computed_at_once() -> Non
     async with app_with(source) as (_app, http):
         admitted = history.SLOTS + history.QUEUE
         requests = [
-            asyncio.create_task(http.get(f"/api/history/ZR{i:03d}?interval=1h&range=5d"))
+            asyncio.create_task(http.get(f"/api/history/{LISTED[i]}?interval=1h&range=5d"))
             for i in range(admitted)
         ]
         for _ in range(200):
@@ -125,16 +129,18 @@ async def test_at_most_a_couple_of_history_answers_are_computed_at_once() -> Non
                 break
         assert source.running == history.SLOTS
         # The queue is full: one more distinct answer is refused at once, not queued...
-        busy = await http.get("/api/history/ZR999?interval=1h&range=5d")
+        busy = await http.get(f"/api/history/{LISTED[99]}?interval=1h&range=5d")
         assert busy.status_code == 503
         assert busy.headers["retry-after"] == str(history.BUSY_RETRY_AFTER)
         assert busy.json()["error"]["code"] == "upstream_busy"
         # ...while one being computed is joined (single flight), taking no slot.
-        joined = asyncio.create_task(http.get("/api/history/ZR000?interval=1h&range=5d"))
+        joined = asyncio.create_task(http.get(f"/api/history/{LISTED[0]}?interval=1h&range=5d"))
         source.release.set()
         answers = await asyncio.gather(*requests, joined)
         assert [r.status_code for r in answers] == [200] * (admitted + 1)
         assert source.most == history.SLOTS
         assert answers[-1].content == answers[0].content
         # The failure was not kept: asking again computes it.
-        assert (await http.get("/api/history/ZR999?interval=1h&range=5d")).status_code == 200
+        assert (
+            await http.get(f"/api/history/{LISTED[99]}?interval=1h&range=5d")
+        ).status_code == 200

@@ -24,6 +24,7 @@ DATA_FIELDS = [
     "low",
     "prev_close",
     "market_time",
+    "price_decimals",  # v1.1: the instrument's precision (the simulator always knows it)
 ]
 
 
@@ -51,7 +52,8 @@ async def test_snapshot_then_consecutive_updates(start_server: Any, broker_url: 
         check_update_shape(first, "AAPL")
         status = await recv_json(ws)
         assert status["type"] == "market_status"
-        assert status["market"] == "XNYS"
+        # The test servers' simulator trades around the clock: market SIM, for AAPL.
+        assert (status["market"], status["ticker"]) == ("SIM", "AAPL")
         updates = await recv_updates(ws, 20)
     for msg in updates:
         check_update_shape(msg, "AAPL")
@@ -61,9 +63,9 @@ async def test_snapshot_then_consecutive_updates(start_server: Any, broker_url: 
 
 async def test_on_demand_ticker_outside_watchlist(start_server: Any) -> None:
     server = start_server(*FAST_SIM, "--tickers", "AAPL")
-    async with connect(server.ws + "/ws/stocks/BRK.B") as ws:
+    async with connect(server.ws + "/ws/stocks/brk-b") as ws:
         updates = await recv_updates(ws, 3, types=("price_update", "snapshot"))
-    assert {u["ticker"] for u in updates} == {"BRK.B"}
+    assert {u["ticker"] for u in updates} == {"BRK-B"}
     assert server.health()["subscribers"] == {}
 
 

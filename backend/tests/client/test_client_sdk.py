@@ -24,6 +24,9 @@ from websockets.asyncio.server import ServerConnection, serve
 from stockfeed.client import (
     AuthError,
     Backoff,
+    Bar,
+    BarData,
+    Bars,
     ConnectError,
     ConnectionState,
     ErrorMessage,
@@ -263,6 +266,11 @@ def test_backoff_grows_with_jitter_and_caps() -> None:
         '{"type":"conflated","ticker":"AAPL","dropped":1.5}',
         '{"type":"error","code":"x"}',
         '{"type":"pong","id":[1]}',
+        '{"type":"bars","ticker":"AAPL","interval":"1m","seq":1,"bars":{}}',
+        '{"type":"bar","ticker":"AAPL","interval":"1m","seq":1,"bar":{"time":1,"open":1,'
+        '"high":1,"low":1,"close":1,"volume":1}}',
+        '{"type":"bar","ticker":"AAPL","interval":"1m","seq":1,"bar":{"time":1,"open":"1",'
+        '"high":1,"low":1,"close":1,"volume":1,"final":false}}',
         "[" * 100_000,
     ],
 )
@@ -292,6 +300,17 @@ def test_messages_parse_to_types() -> None:
     assert msg.raw == raw and msg.type == "snapshot"
     future = parse_message('{"type":"new_thing","x":1}')
     assert isinstance(future, UnknownMessage) and future.fields == {"type": "new_thing", "x": 1}
+
+
+def test_bars_parse_to_types_and_the_option_is_checked() -> None:
+    bar = '{"time":60,"open":1,"high":2.5,"low":1,"close":2,"volume":null,"final":false}'
+    head = '"ticker":"AAPL","interval":"1m"'
+    bars = parse_message(f'{{"type":"bars",{head},"seq":4,"bars":[{bar}]}}')
+    assert bars == Bars("AAPL", "1m", 4, (BarData(60, 1.0, 2.5, 1.0, 2.0, None, False),))
+    one = parse_message(f'{{"type":"bar",{head},"seq":5,"bar":{bar}}}')
+    assert isinstance(one, Bar) and one.bar.high == 2.5 and one.type == "bar"
+    with pytest.raises(ValueError, match="unknown interval"):
+        StockfeedClient("ws://127.0.0.1:1", ["AAPL"], bars=["2m"])
 
 
 # -- a scripted server -----------------------------------------------------------------
@@ -413,3 +432,69 @@ async def test_token_is_sent_and_refusals_are_final(start_server: Any) -> None:
     with pytest.raises(AuthError, match="HTTP 403"):
         async with StockfeedClient(server.ws + "/not-here", ["AAPL"], token=token):
             pass
+
+
+def bar_frame(kind: str, seq: int, *bars: tuple[int, float, bool]) -> str:
+    items = [
+        {"time": t, "open": c, "high": c, "low": c, "close": c, "volume": 10, "final": f}
+        for t, c, f in bars
+    ]
+    body: dict[str, Any] = {"type": kind, "ticker": "AAPL", "interval": "1m", "seq": seq}
+    if kind == "bars":
+        body["bars"] = items
+    else:
+        body["bar"] = items[0]
+    return json.dumps(body)
+
+
+async def test_bars_are_asked_for_again_after_a_reconnect_and_merged_by_time() -> None:
+    requests: list[dict[str, Any]] = []
+    connections = 0
+
+    async def handler(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        while True:
+            frame = json.loads(await ws.recv())
+            if "action" in frame:
+                requests.append(frame)
+                break
+        await ws.send('{"type":"subscribed","tickers":["AAPL"],"epochs":{"AAPL":"e1"}}')
+        if connections == 1:
+            for frame in [
+                snapshot(5, "e1"),
+                bar_frame("bars", 5, (0, 1.0, True), (60, 2.0, False)),
+                update(6),
+                bar_frame("bar", 6, (60, 2.5, False)),
+            ]:
+                await ws.send(frame)
+            await ws.close(1012)  # a restart: reconnect
+        else:
+            # After the resume: the replay, then the bars afresh (the minute went final).
+            for frame in [
+                update(7),
+                bar_frame("bars", 7, (60, 2.75, True), (120, 3.0, False)),
+                update(8),
+            ]:
+                await ws.send(frame)
+            await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        client = StockfeedClient(
+            f"ws://127.0.0.1:{port}", ["AAPL"], bars=["1m"], backoff=quick_backoff()
+        )
+        async with client:
+            got = await read_until(client, lambda m: isinstance(m, PriceUpdate) and m.seq == 8)
+            candles = client.candles("aapl", "1m")
+    assert [type(m).__name__ for m in got if isinstance(m, Bars | Bar)] == ["Bars", "Bar", "Bars"]
+    assert requests == [
+        {"action": "subscribe", "tickers": ["AAPL"], "bars": ["1m"]},
+        {"action": "subscribe", "tickers": ["AAPL"], "bars": ["1m"],
+         "resume": {"AAPL": {"seq": 6, "epoch": "e1"}}},
+    ]  # fmt: skip
+    assert [(b.time, b.close, b.final) for b in candles] == [
+        (0, 1.0, True),
+        (60, 2.75, True),
+        (120, 3.0, False),
+    ]

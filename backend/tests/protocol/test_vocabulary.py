@@ -1,7 +1,7 @@
 """The protocol's vocabulary has one home (stockfeed.protocol.codes); everything else that
 names a message type, an error code or a close code must agree with it. Each test fails
 when one of them drifts: the AsyncAPI document, docs/protocol.md, the Python client's
-parsers and the dashboard's generated TypeScript constants."""
+parsers and the TypeScript client's generated constants (clients/js, used by the dashboard)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from stockfeed.protocol.typescript import render_typescript
 ROOT = Path(__file__).parents[3]
 SPEC = yaml.safe_load(Path(spec.__file__).with_name("asyncapi.yaml").read_text())
 PROTOCOL_MD = (ROOT / "docs" / "protocol.md").read_text()
-TS_CONSTANTS = ROOT / "frontend" / "src" / "lib" / "protocol.ts"
+TS_CONSTANTS = ROOT / "clients" / "js" / "src" / "protocol.ts"
 
 
 def _schema_consts(kind: str) -> set[str]:
@@ -68,8 +68,8 @@ def test_python_client_parses_every_message_type() -> None:
     assert set(client_messages._PARSERS) == {m.value for m in MessageType}
 
 
-def test_dashboard_constants_are_generated_from_the_enums() -> None:
+def test_typescript_constants_are_generated_from_the_enums() -> None:
     assert TS_CONSTANTS.read_text() == render_typescript(), (
-        "frontend/src/lib/protocol.ts is stale: "
-        "run `.venv/bin/python -m stockfeed.protocol.typescript > frontend/src/lib/protocol.ts`"
+        "clients/js/src/protocol.ts is stale: "
+        "run `.venv/bin/python -m stockfeed.protocol.typescript > clients/js/src/protocol.ts`"
     )

@@ -17,6 +17,7 @@ from stockfeed import updater as updater_module
 from stockfeed.broker.memory import MemoryBroker
 from stockfeed.sources import sim as sim_module
 from stockfeed.sources.sim import SimSource
+from stockfeed.sources.symbols import Directory
 from stockfeed.store.memory import MemoryStore
 from stockfeed.updater import Updater
 
@@ -71,12 +72,14 @@ async def subscribed_broker(fan_out: FanOut, tickers: list[str]) -> MemoryBroker
 
 
 async def test_a_big_round_is_flushed_as_it_goes_not_after_it() -> None:
-    tickers = [f"ZQ{n:06d}" for n in range(300)]
+    tickers = sorted(Directory.bundled().symbols()[:300])  # what the simulator quotes
     fan_out = FanOut(cost=0.0002)  # 300 x 0.2 ms: a 60 ms round
     broker = await subscribed_broker(fan_out, tickers)
-    source = SimSource(seed=1, tick_interval=30.0)  # one round within the test
+    # Every market open, whatever the hour the test runs.
+    source = SimSource(seed=1, tick_interval=30.0, market_hours=False)
     updater = leading_updater(source, broker, tickers)
-    task = asyncio.create_task(source.stream(lambda: frozenset(tickers), updater.emit))
+    rounds = iter([frozenset(tickers)])  # one round (the grid's next point may come soon)
+    task = asyncio.create_task(source.stream(lambda: next(rounds, frozenset()), updater.emit))
     try:
         for _ in range(500):
             await asyncio.sleep(0.01)
@@ -101,7 +104,7 @@ async def test_a_small_round_yields_at_most_once(monkeypatch: pytest.MonkeyPatch
     tickers = ["AAPL", "AMZN", "GOOGL", "MSFT", "NVDA", "TSLA"]
     fan_out = FanOut(cost=0.0)
     broker = await subscribed_broker(fan_out, tickers)
-    source = SimSource(seed=1)
+    source = SimSource(seed=1, market_hours=False)
     updater = leading_updater(source, broker, tickers)
     sleeps: list[float] = []
     real_sleep = asyncio.sleep
@@ -113,8 +116,12 @@ async def test_a_small_round_yields_at_most_once(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(updater_module.asyncio, "sleep", counting_sleep)
     for _ in range(3):  # three rounds, a second apart as far as the updater can tell
         updater._yielded_at -= 1.0
-        for ticker in tickers:
-            await updater.emit(source.next_tick(ticker))
+        # The round's ticks first: what is measured is the updater's yields, not the
+        # source's own time.
+        ticks = [source.next_tick(ticker) for ticker in tickers]
+        for tick in ticks:
+            assert tick is not None
+            await updater.emit(tick)
     monkeypatch.undo()
     assert updater.published == 18
     assert len(sleeps) <= 3
@@ -123,7 +130,7 @@ async def test_a_small_round_yields_at_most_once(monkeypatch: pytest.MonkeyPatch
 async def test_history_draws_its_bars_in_chunks_between_yields(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    source = SimSource(seed=3, now=lambda: START)
+    source = SimSource(seed=3, now=lambda: START, market_hours=False)
     turns = 0
     done = False
 
@@ -135,13 +142,16 @@ async def test_history_draws_its_bars_in_chunks_between_yields(
 
     counter = asyncio.create_task(count_turns())
     await asyncio.sleep(0)
-    bars = await source.history("ZR00001", "1m", "5d")
+    bars = await source.history("AAPL", "1m", "5d")
     done = True
     await counter
-    assert len(bars) == 7200
-    # The other task ran between the chunks (HISTORY_CHUNK bars: 50), never waited for
-    # all 7,200 bars (~65 ms) at once.
-    assert turns >= 70
+    # Five UTC days (market hours off): four whole ones and today's to 08:00, the minute
+    # that begins at 08:00 included.
+    assert len(bars) == 4 * 1440 + 8 * 60 + 1
+    # The other task ran between the chunks (a day, or HISTORY_CHUNK bars: 50), never
+    # waited for all 6,241 bars at once.
+    assert turns >= len(bars) // sim_module.HISTORY_CHUNK
     # Chunking changes nothing about the bars: the same as a source that never yields.
     monkeypatch.setattr(sim_module, "HISTORY_CHUNK", 10**9)
-    assert await SimSource(seed=3, now=lambda: START).history("ZR00001", "1m", "5d") == bars
+    again = SimSource(seed=3, now=lambda: START, market_hours=False)
+    assert await again.history("AAPL", "1m", "5d") == bars

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Path, Query, Request
 from starlette.requests import HTTPConnection
 
 from stockfeed.admission.auth import (
@@ -19,6 +19,7 @@ from stockfeed.admission.auth import (
 )
 from stockfeed.admission.gate import Gate
 from stockfeed.api.answer_cache import AnswerCache
+from stockfeed.api.openapi import MAX_TICKERS_PER_REQUEST, TICKER_DESCRIPTION, TICKER_SCHEMA
 from stockfeed.protocol.codes import ErrorCode
 from stockfeed.services import Services
 from stockfeed.tickers import InvalidTicker, normalize_ticker
@@ -51,14 +52,13 @@ def api_error(
     return HTTPException(status, detail=detail, headers=headers)
 
 
-MAX_TICKERS_PER_REQUEST = 50
-
-
 def ticker_list(tickers: str) -> list[str]:
-    """A `tickers=A,B` query parameter, normalised, or the 422 the REST API answers."""
-    names = [t for t in (p.strip() for p in tickers.split(",")) if t]
-    if not names:
+    """A `tickers=A,B` query parameter, normalised, or the 422 the REST API answers: 1 to
+    MAX_TICKERS_PER_REQUEST tickers, each exactly as the document's pattern says (no
+    spaces, no empty items)."""
+    if not tickers:
         raise api_error(422, ErrorCode.BAD_REQUEST, "tickers must name at least one ticker")
+    names = tickers.split(",")
     if len(names) > MAX_TICKERS_PER_REQUEST:
         raise api_error(
             422, ErrorCode.BAD_REQUEST, f"at most {MAX_TICKERS_PER_REQUEST} tickers per request"
@@ -66,15 +66,26 @@ def ticker_list(tickers: str) -> list[str]:
     out: list[str] = []
     for name in names:
         try:
-            out.append(normalize_ticker(name))
+            out.append(normalize_ticker(name, exact=True))
         except InvalidTicker as exc:
             raise api_error(422, ErrorCode.INVALID_TICKER, str(exc)) from None
     return out
 
 
-def ticker_param(ticker: str) -> str:
+def ticker_list_param(tickers: Annotated[str, Query(include_in_schema=False)]) -> list[str]:
+    """The `tickers` query parameter as a dependency; its route documents it with
+    `openapi_extra=TICKERS_QUERY` (api/openapi.py)."""
+    return ticker_list(tickers)
+
+
+def ticker_param(
+    ticker: Annotated[str, Path(description=TICKER_DESCRIPTION, json_schema_extra=TICKER_SCHEMA)],
+) -> str:
+    """A `{ticker}` path parameter, upper-cased, or 422 `invalid_ticker`. Checked here
+    rather than by FastAPI so that the code is `invalid_ticker`; the document carries
+    the same pattern and length (json_schema_extra)."""
     try:
-        return normalize_ticker(ticker)
+        return normalize_ticker(ticker, exact=True)
     except InvalidTicker as exc:
         raise api_error(422, ErrorCode.INVALID_TICKER, str(exc)) from None
 
@@ -127,5 +138,6 @@ __all__ = [
     "process_gate",
     "services",
     "ticker_list",
+    "ticker_list_param",
     "ticker_param",
 ]

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 
 from stockfeed import __version__
 from stockfeed.api.deps import services
+from stockfeed.api.openapi import error_responses
 from stockfeed.server.sink_connection import SinkConnection
 from stockfeed.services import Services
 from stockfeed.store import StoreUnavailable
@@ -16,7 +17,11 @@ from stockfeed.store import StoreUnavailable
 router = APIRouter(prefix="/api", tags=["health"])
 
 
-@router.get("/ws/health", summary="Feed health: source freshness, broker, updater, clients")
+@router.get(
+    "/ws/health",
+    summary="Feed health: source freshness, broker, updater, clients",
+    responses=error_responses(),
+)
 async def health(svc: Services = Depends(services)) -> dict[str, Any]:
     source = await svc.source_status()
     broker = svc.broker.describe()
@@ -65,6 +70,7 @@ async def health(svc: Services = Depends(services)) -> dict[str, Any]:
             "shed": svc.hub.history.shed,
         },
         "refused": dict(sorted(svc.hub.refused.items())),
+        "bars": svc.hub.bars.stats(),
         "relayed": svc.hub.relayed,
         "rejected": svc.hub.rejected,
         "rest_cache": svc.answers.stats(),

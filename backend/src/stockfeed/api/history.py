@@ -10,6 +10,10 @@ An answer can be thousands of bars (1m over 5d: 7,200), ~100 ms of pure Python t
 `_encode` encodes, in chunks with a yield between), at most SLOTS are computed at once
 with QUEUE more waiting (then 503 `upstream_busy`), and the per-IP REST budget charges a
 request for its bars (api/rest_limits.py), so a flood of heavy requests meets 429 sooner.
+
+Where the process builds bars of the ticker and interval for WebSocket clients (a bar
+book, fanout/bar_feed.py), the answer ends with the book's bars instead of the source's:
+REST and the wire never disagree, and a polling client sees the same candles.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,16 +31,19 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from stockfeed.api.answer_cache import AnswerCache, Fill
 from stockfeed.api.deps import answer_cache, api_error, authorized, services, ticker_param
+from stockfeed.api.openapi import API_ERRORS, error_responses
 from stockfeed.api.rest_limits import HISTORY_DEFAULT_INTERVAL, HISTORY_DEFAULT_RANGE
 from stockfeed.models import Bar
 from stockfeed.protocol.codes import ErrorCode
 from stockfeed.services import Services
 from stockfeed.sources.base import (
     INTERVAL_SECONDS,
+    RANGE_DAYS,
     Source,
     SourceError,
     UnknownTicker,
     check_history_params,
+    clamp_range,
 )
 from stockfeed.sources.budget import UpstreamBusy
 
@@ -133,16 +141,39 @@ async def _load(source: Source, ticker: str, interval: str, range_: str) -> Fill
     return Fill(body, len(body), min(float(INTERVAL_SECONDS[interval]), MAX_TTL))
 
 
-@router.get("/history/{ticker}", summary="OHLCV bars", response_model=dict[str, Any])
+@router.get(
+    "/history/{ticker}",
+    summary="OHLCV bars",
+    response_model=dict[str, Any],
+    responses=error_responses(
+        *API_ERRORS,
+        403,
+        404,
+        422,
+        503,
+        s503="`no_history` (relay-only server), `source_unavailable`, or `upstream_busy` "
+        "(with `Retry-After`)",
+    ),
+)
 async def get_history(
     ticker: str = Depends(ticker_param),
-    interval: str = Query(HISTORY_DEFAULT_INTERVAL, description="1m | 5m | 15m | 1h | 1d"),
+    interval: str = Query(
+        HISTORY_DEFAULT_INTERVAL,
+        description="Bar width: 1m | 5m | 15m | 1h | 1d",
+        json_schema_extra={"enum": list(INTERVAL_SECONDS)},
+    ),
     range_: str = Query(
-        HISTORY_DEFAULT_RANGE, alias="range", description="1d | 5d | 1mo | 6mo | 1y"
+        HISTORY_DEFAULT_RANGE,
+        alias="range",
+        description="How far back: 1d | 5d | 1mo | 6mo | 1y",
+        json_schema_extra={"enum": list(RANGE_DAYS)},
     ),
     svc: Services = Depends(services),
     cache: AnswerCache = Depends(answer_cache),
 ) -> Response:
+    # A longer range than the interval has is served the longest it has (the document
+    # cannot say which pairs go together, so every pair of its values is accepted).
+    range_ = clamp_range(interval, range_)
     problem = check_history_params(interval, range_)
     if problem is not None:
         raise api_error(422, ErrorCode.BAD_REQUEST, problem)
@@ -162,4 +193,60 @@ async def get_history(
         raise api_error(503, ErrorCode.SOURCE_UNAVAILABLE, str(exc)) from None
     if isinstance(answer, _Unknown):
         raise api_error(404, ErrorCode.UNKNOWN_TICKER, answer.message)
+    live = svc.hub.bars.live_bars(ticker, interval)
+    if live:
+        answer = with_live_bars(answer, live, range_)
     return Response(answer, media_type="application/json")
+
+
+# The range of the source's bars a first bar book starts from (fanout/bar_feed.py): at
+# least the 120 bars a book keeps where the source has them.
+BASE_RANGE = {"1m": "1d", "5m": "5d", "15m": "5d", "1h": "1mo", "1d": "1y"}
+
+
+def base_bars(svc: Services) -> Callable[[str, str], Awaitable[list[dict[str, Any]]]]:
+    """What the hub's bar books start from: the same source call and cached answer as
+    `GET /api/history` (so a flood of first books cannot hammer the source either)."""
+
+    async def load(ticker: str, interval: str) -> list[dict[str, Any]]:
+        source = svc.source
+        if source is None:
+            return []
+        range_ = BASE_RANGE[interval]
+        key = ("history", source.name, ticker, interval, range_)
+        answer = await svc.answers.get_or_load(key, lambda: _load(source, ticker, interval, range_))
+        if isinstance(answer, _Unknown):
+            return []
+        bars: list[dict[str, Any]] = json.loads(answer)["bars"]
+        return bars
+
+    return load
+
+
+def with_live_bars(body: bytes, live: list[tuple[int, str]], range_: str) -> bytes:
+    """The source's answer with the process's own bars (the bar book, as the WebSocket
+    sends them) in place of the source's from the book's first bar on, so REST and the
+    wire never disagree. `live` is (time, REST bar text), oldest first; `body` is what
+    `_encode` made (`{"ticker":..,"interval":..,"bars":[{"time":N,...},...]}`), read from
+    its end: only the bars the book replaces are looked at."""
+    start = body.index(b'"bars":[') + len(b'"bars":[')
+    end = body.rindex(b"]")
+    marker = b'{"time":'
+    cut = end
+    while True:
+        found = body.rfind(marker, start, cut)
+        if found < 0:
+            break
+        number = found + len(marker)
+        if int(body[number : body.index(b",", number)]) < live[0][0]:
+            break
+        cut = found
+    kept = body[start:cut].rstrip(b",")
+    if body[start : start + len(marker)] == marker:  # the range begins at the source's first bar
+        number = start + len(marker)
+        first = int(body[number : body.index(b",", number)])
+    else:
+        first = int(time.time()) - RANGE_DAYS[range_] * 86400
+    texts = [text for when, text in live if when >= first]
+    joined = ",".join(texts).encode()
+    return body[:start] + kept + (b"," if kept and joined else b"") + joined + body[end:]

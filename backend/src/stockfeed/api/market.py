@@ -10,22 +10,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
-from stockfeed.api.deps import authorized, services, ticker_list
+from stockfeed.api.deps import authorized, services, ticker_list_param
+from stockfeed.api.openapi import API_ERRORS, TICKERS_QUERY, error_responses
 from stockfeed.services import Services
 
 router = APIRouter(prefix="/api", tags=["market"], dependencies=[Depends(authorized)])
 
 
-@router.get("/market-status", summary="Market session of each ticker's market")
+@router.get(
+    "/market-status",
+    summary="Market session of each ticker's market",
+    openapi_extra=TICKERS_QUERY,
+    responses=error_responses(*API_ERRORS, 403, 422),
+)
 async def get_market_status(
-    tickers: str = Query(..., max_length=2000, description="Comma-separated, e.g. AAPL,BTC-USD"),
+    tickers: list[str] = Depends(ticker_list_param),
     svc: Services = Depends(services),
 ) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     stale_since = svc.hub.stale_since()
-    for ticker in ticker_list(tickers):
+    for ticker in tickers:
         # The calendar is built at start-up (services.py), so this is a bisect, not I/O.
-        out[ticker] = svc.clock.status(ticker).message(stale_since)
+        # With the ticker's own stale mark when it went silent (fanout/liveness.py).
+        out[ticker] = svc.hub.liveness.status(ticker, stale_since)
     return out

@@ -6,10 +6,11 @@ import asyncio
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
 from stockfeed.api.answer_cache import Fill
-from stockfeed.api.deps import api_error, authorized, services, ticker_list, ticker_param
+from stockfeed.api.deps import api_error, authorized, services, ticker_list_param, ticker_param
+from stockfeed.api.openapi import API_ERRORS, TICKERS_QUERY, error_responses
 from stockfeed.protocol.codes import ErrorCode
 from stockfeed.services import Services
 from stockfeed.sources.base import Source, UnknownTicker
@@ -69,10 +70,23 @@ async def _quote(svc: Services, ticker: str, wait: bool) -> dict[str, Any] | Non
             found = await svc.hub.latest_update(ticker)
     if found is None:
         return None
-    return _present(*found)
+    update, fresh = found
+    # Stale too when its market is open but it has been silent for longer than usual.
+    return _present(update, fresh and not svc.hub.liveness.is_stale(ticker))
 
 
-@router.get("/quotes/{ticker}", summary="Latest quote of one ticker")
+@router.get(
+    "/quotes/{ticker}",
+    summary="Latest quote of one ticker",
+    responses=error_responses(
+        *API_ERRORS,
+        403,
+        404,
+        422,
+        503,
+        s404="`unknown_ticker`: the source cannot quote it; `no_quote`: none came in 3 s",
+    ),
+)
 async def get_quote(
     ticker: str = Depends(ticker_param), svc: Services = Depends(services)
 ) -> dict[str, Any]:
@@ -82,18 +96,27 @@ async def get_quote(
     return quote
 
 
-@router.get("/quotes", summary="Latest quotes of several tickers")
+@router.get(
+    "/quotes",
+    summary="Latest quotes of several tickers",
+    openapi_extra=TICKERS_QUERY,
+    responses=error_responses(*API_ERRORS, 403, 422),
+)
 async def get_quotes(
-    tickers: str = Query(..., max_length=2000, description="Comma-separated, e.g. AAPL,MSFT"),
+    tickers: list[str] = Depends(ticker_list_param),
     svc: Services = Depends(services),
 ) -> dict[str, dict[str, Any] | None]:
     out: dict[str, dict[str, Any] | None] = {}
-    for ticker in ticker_list(tickers):
+    for ticker in tickers:
         out[ticker] = await _quote(svc, ticker, wait=False)
     return out
 
 
-@router.get("/tickers", summary="The default watchlist and the tickers being streamed")
+@router.get(
+    "/tickers",
+    summary="The default watchlist and the tickers being streamed",
+    responses=error_responses(*API_ERRORS),
+)
 async def get_tickers(svc: Services = Depends(services)) -> dict[str, list[str]]:
     active = sorted(set(svc.hub.subscribers) | set(svc.hub.latest))
     return {"watchlist": list(svc.watchlist), "active": active}

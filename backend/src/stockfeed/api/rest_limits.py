@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stockfeed.admission.token_bucket import MAX_TRACKED_KEYS, BucketsByKey
 from stockfeed.config import Settings
-from stockfeed.sources.base import INTERVAL_SECONDS, RANGE_DAYS, check_history_params
+from stockfeed.sources.base import INTERVAL_SECONDS, RANGE_DAYS, check_history_params, clamp_range
 
 API_PREFIX = "/api/"
 UNLIMITED_PATHS = frozenset({"/api/ws/health"})
@@ -51,6 +51,7 @@ def request_cost(path: str, query_string: bytes) -> int:
             interval = value
         elif name == "range":
             range_ = value
+    range_ = clamp_range(interval, range_)  # as the route serves it
     if check_history_params(interval, range_) is not None:
         return 1
     bars = RANGE_DAYS[range_] * 86400 // INTERVAL_SECONDS[interval]

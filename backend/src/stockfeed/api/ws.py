@@ -30,6 +30,7 @@ from stockfeed.admission.subscription_limits import (
 )
 from stockfeed.admission.token_bucket import TokenBucket
 from stockfeed.api.deps import process_gate, services
+from stockfeed.fanout.bars import BadBars, parse_bars
 from stockfeed.fanout.connections import Connection, make_connection
 from stockfeed.fanout.resume import BadResume, parse_resume
 from stockfeed.protocol.codes import CloseCode, ErrorCode
@@ -139,22 +140,47 @@ async def ws_single(websocket: WebSocket, ticker: str) -> None:
     if admission is None:
         return
     try:
-        name = await _single_ticker(svc, gate, admission, websocket, ticker)
+        bars = await _query_bars(svc, websocket, ticker)
+        name = (
+            None if bars is None else await _single_ticker(svc, gate, admission, websocket, ticker)
+        )
     except BaseException:
         gate.release(admission)
         raise
-    if name is None:
+    if name is None or bars is None:
         gate.release(admission)
         return
     async with _Connected(svc, gate, admission, websocket) as conn:
         client = conn.client
-        if not await svc.hub.subscribe(client, name):
+        if not await svc.hub.subscribe(client, name, bars=bars):
             svc.hub.refused[TICKER_LIMIT] += 1
             client.send(protocol.error(TICKER_LIMIT, _ticker_limit_message(svc), name))
             await client.close(CLOSE_TRY_AGAIN_LATER, TICKER_LIMIT)
             return
         conn.caller.budget.added()
         await _receive_loop(svc, client, multiplexed=False, caller=conn.caller)
+
+
+async def _query_bars(svc: Services, websocket: WebSocket, ticker: str) -> tuple[str, ...] | None:
+    """The intervals of `?bars=1m,5m`, or None after refusing them (error + close 4400)."""
+    raw = websocket.query_params.get("bars")
+    if raw is None:
+        return ()
+    try:
+        bars = parse_bars(raw.split(",")) if raw else ()
+    except BadBars as exc:
+        await _refuse(websocket, ErrorCode.BAD_MESSAGE, str(exc), None)
+        return None
+    if len(bars) > svc.settings.max_bar_streams:
+        message = _bar_streams_message(svc)
+        await _refuse(websocket, ErrorCode.BAD_MESSAGE, message, None)
+        return None
+    return bars
+
+
+def _bar_streams_message(svc: Services) -> str:
+    limit = svc.settings.max_bar_streams
+    return f"bars: at most {limit} bar streams (tickers x intervals) per connection"
 
 
 async def _single_ticker(
@@ -305,10 +331,15 @@ async def _subscription(
         return
     try:
         resume = parse_resume(msg.get("resume")) if action == "subscribe" else {}
-    except BadResume as exc:
+        bars = parse_bars(msg.get("bars")) if action == "subscribe" else ()
+    except (BadResume, BadBars) as exc:
         client.send(protocol.error(ErrorCode.BAD_MESSAGE, str(exc)))
         return
+    if bars and not _bars_fit(svc, client, tickers, bars):
+        client.send(protocol.error(ErrorCode.BAD_MESSAGE, _bar_streams_message(svc)))
+        return
     accepted: list[str] = []
+    more_bars: list[str] = []  # tickers held already, that get bars now
     for raw in tickers:
         try:
             ticker = normalize_ticker(raw)
@@ -322,6 +353,8 @@ async def _subscription(
             await svc.hub.unsubscribe(client, ticker)
             continue
         if ticker in client.tickers or ticker in accepted:
+            if bars and ticker in client.tickers and ticker not in more_bars:
+                more_bars.append(ticker)
             continue
         if principal is not None and not principal.may(ticker):
             client.send(
@@ -367,14 +400,30 @@ async def _subscription(
             }
         )
     )
+    for ticker in more_bars:
+        await svc.hub.subscribe(client, ticker, bars=bars)
     for ticker in accepted:
-        if await svc.hub.subscribe(client, ticker, resume.get(ticker)):
+        if await svc.hub.subscribe(client, ticker, resume.get(ticker), bars):
             caller.budget.added()
         else:
             # Others filled the process between the check above and now (rare): this
             # ticker is not held after all, whatever the acknowledgement listed.
             svc.hub.refused[TICKER_LIMIT] += 1
             client.send(protocol.error(TICKER_LIMIT, _ticker_limit_message(svc), ticker))
+
+
+def _bars_fit(svc: Services, client: Connection, tickers: list[Any], bars: tuple[str, ...]) -> bool:
+    """Whether the connection stays within `max_bar_streams` if every valid ticker of the
+    subscribe gets these intervals (checked before anything is subscribed)."""
+    names: set[str] = set()
+    for raw in tickers:
+        try:
+            names.add(normalize_ticker(raw))
+        except InvalidTicker:
+            continue
+    held = svc.hub.bars.streams_of(client)
+    new = {(name, interval) for name in names for interval in bars} - held
+    return len(held) + len(new) <= svc.settings.max_bar_streams
 
 
 def _ticker_limit_message(svc: Services) -> str:

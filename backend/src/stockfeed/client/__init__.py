@@ -18,6 +18,9 @@ from stockfeed.client.core import (
     ws_url,
 )
 from stockfeed.client.messages import (
+    Bar,
+    BarData,
+    Bars,
     Conflated,
     ErrorMessage,
     Heartbeat,
@@ -38,6 +41,9 @@ from stockfeed.client.messages import (
 __all__ = [
     "AuthError",
     "Backoff",
+    "Bar",
+    "BarData",
+    "Bars",
     "Conflated",
     "ConnectError",
     "ConnectionState",

@@ -17,6 +17,10 @@ through to the caller. Duplicates (a `seq` at or below the last one seen in the 
 epoch) are dropped here, so the caller sees every `seq` of a ticker at most once and in
 increasing order, except after a gap snapshot that opens a new epoch (a new seq space).
 
+With `bars=["1m", ...]` every subscribe (the first and each resume) asks for candles too:
+`Bars` and `Bar` messages, merged by `time` into `candles(ticker, interval)`. The server
+sends `bars` afresh after a resume or a gap, so the merged bars end as the server's.
+
 Application-level pings (`{"type":"ping"}`) measure `latency_ms` and detect a dead
 connection: no frame for `ping_interval + ping_timeout` while we are reading closes it
 and reconnects. The websockets library's own keepalive is off, because it would also
@@ -40,6 +44,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 from stockfeed import __version__
 from stockfeed.client.backoff import Backoff
 from stockfeed.client.messages import (
+    Bar,
+    BarData,
+    Bars,
     ErrorMessage,
     Message,
     Pong,
@@ -52,6 +59,7 @@ from stockfeed.client.messages import (
     parse_message,
 )
 from stockfeed.protocol.codes import CloseCode
+from stockfeed.sources.base import INTERVALS
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +77,8 @@ _REFUSED_TICKER_CODES = {
 }
 # A subscribe frame must stay under the server's 4096-byte limit, resume points included.
 _TICKERS_PER_SUBSCRIBE = 25
+# Bars kept per ticker and interval by `candles()` (the oldest go first).
+MAX_CANDLES = 5000
 
 
 class ConnectionState(enum.StrEnum):
@@ -143,11 +153,18 @@ class StockfeedClient:
         backoff: Backoff | None = None,
         queue_size: int = 1024,
         max_message_bytes: int = 1 << 20,
+        bars: Iterable[str] = (),
     ) -> None:
         """`retry_first_connect=False` makes entering the client fail at once with
         `ConnectError` when the server cannot be reached (a wrong URL shows up right away);
         drops after that are always retried, `max_reconnect_attempts` times in a row at most
-        (None: forever), unless `reconnect=False`."""
+        (None: forever), unless `reconnect=False`. `bars` (intervals: "1m", "5m", "15m",
+        "1h", "1d") asks for candles of every ticker: `Bars` / `Bar` messages, merged by
+        time into `candles(ticker, interval)`."""
+        self.bar_intervals = tuple(dict.fromkeys(bars))
+        unknown = [i for i in self.bar_intervals if i not in INTERVALS]
+        if unknown:
+            raise ValueError(f"bars: unknown interval {unknown[0]!r}: use {', '.join(INTERVALS)}")
         self.url = ws_url(url)
         self._connect_url = ws_url(url, token)
         self._wanted: dict[str, None] = dict.fromkeys(_normalize(t) for t in tickers)
@@ -182,6 +199,7 @@ class StockfeedClient:
         self._ping_counter = 0
         self._last_heard = 0.0
         self._blocked = False  # the reader waits for the caller (not the network)
+        self._candles: dict[tuple[str, str], dict[int, BarData]] = {}
 
     # -- public API ----------------------------------------------------------------------
 
@@ -191,6 +209,12 @@ class StockfeedClient:
         if self._retry_at is None:
             return None
         return max(0.0, self._retry_at - asyncio.get_running_loop().time())
+
+    def candles(self, ticker: str, interval: str) -> list[BarData]:
+        """The bars received so far for a ticker and interval, oldest first: each `Bars`
+        and `Bar` merged by `time` (a later one replaces an earlier one of the same time)."""
+        book = self._candles.get((_normalize(ticker), interval), {})
+        return [book[t] for t in sorted(book)]
 
     @property
     def tickers(self) -> tuple[str, ...]:
@@ -256,6 +280,8 @@ class StockfeedClient:
             del self._wanted[ticker]
             self.last_seq.pop(ticker, None)
             self.epochs.pop(ticker, None)
+            for interval in self.bar_intervals:
+                self._candles.pop((ticker, interval), None)
         if gone:
             await self._send_quietly([{"action": "unsubscribe", "tickers": gone}])
 
@@ -288,7 +314,9 @@ class StockfeedClient:
 
     def _unwanted(self, msg: Message) -> bool:
         # Queued before an unsubscribe: the caller no longer wants it.
-        return isinstance(msg, PriceUpdate | Snapshot) and msg.ticker not in self._wanted
+        return (
+            isinstance(msg, PriceUpdate | Snapshot | Bars | Bar) and msg.ticker not in self._wanted
+        )
 
     async def recv(self) -> Message:
         """The next message (StopAsyncIteration once the client is closed, the client's
@@ -417,6 +445,8 @@ class StockfeedClient:
         for start in range(0, len(tickers), _TICKERS_PER_SUBSCRIBE):
             chunk = tickers[start : start + _TICKERS_PER_SUBSCRIBE]
             frame: dict[str, object] = {"action": "subscribe", "tickers": chunk}
+            if self.bar_intervals:
+                frame["bars"] = list(self.bar_intervals)
             points: dict[str, object] = {}
             for ticker in chunk if resume else ():
                 seq = self.last_seq.get(ticker)
@@ -474,6 +504,15 @@ class StockfeedClient:
             return True
         if isinstance(msg, Snapshot):
             return self._accept_snapshot(msg)
+        if isinstance(msg, Bars | Bar):
+            if msg.ticker not in self._wanted:
+                return False
+            book = self._candles.setdefault((msg.ticker, msg.interval), {})
+            for bar in msg.bars if isinstance(msg, Bars) else (msg.bar,):
+                book[bar.time] = bar
+            while len(book) > MAX_CANDLES:
+                del book[min(book)]
+            return True
         if isinstance(msg, Pong) and isinstance(msg.id, str):
             sent = self._pending_pings.pop(msg.id, None)
             if sent is not None:

@@ -17,6 +17,9 @@ from typing import Any
 from stockfeed.protocol.codes import MessageType
 
 __all__ = [
+    "Bar",
+    "BarData",
+    "Bars",
     "Conflated",
     "ErrorMessage",
     "Heartbeat",
@@ -55,6 +58,8 @@ class PriceData:
     low: float | None
     prev_close: float | None
     market_time: int | None
+    # v1.1: decimals the instrument quotes in (EUR/USD 5), when the source says.
+    price_decimals: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,9 @@ class MarketStatus:
     next_close: str | None
     stale: bool = False
     last_good: float | None = None
+    # v1.1: the ticker it is about; with `stale`, that ticker is silent while its market
+    # is open (without a ticker, `stale` means the source is failing).
+    ticker: str | None = None
     raw: str = _raw()
     type: str = field(default="market_status", init=False, repr=False)
 
@@ -150,6 +158,46 @@ class ErrorMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class BarData:
+    """One candle: `time` is the bucket start (epoch s; a `1d` bar's is 00:00 UTC of the
+    session's date), `volume` the volume traded in it (None when the source has none),
+    `final` once it will not change any more."""
+
+    time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int | None
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Bars:
+    """The recent bars of a ticker and interval as of `seq`, oldest first, ending with the
+    forming one: sent after a subscribe with `bars`, and afresh after a gap."""
+
+    ticker: str
+    interval: str
+    seq: int
+    bars: tuple[BarData, ...]
+    raw: str = _raw()
+    type: str = field(default="bars", init=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """A bar that changed; one with a `time` already seen replaces it."""
+
+    ticker: str
+    interval: str
+    seq: int
+    bar: BarData
+    raw: str = _raw()
+    type: str = field(default="bar", init=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownMessage:
     """A message type this client version does not know; `fields` holds the object."""
 
@@ -169,6 +217,8 @@ Message = (
     | Conflated
     | ServerShutdown
     | ErrorMessage
+    | Bars
+    | Bar
     | UnknownMessage
 )
 
@@ -245,6 +295,7 @@ def _data(obj: dict[str, Any]) -> PriceData:
             low=_opt_num(data, "low"),
             prev_close=_opt_num(data, "prev_close"),
             market_time=_opt_int(data, "market_time"),
+            price_decimals=_opt_int(data, "price_decimals"),
         )
     except ProtocolError as exc:
         raise ProtocolError(f"data.{exc}") from None
@@ -283,6 +334,7 @@ def _market_status(obj: dict[str, Any], raw: str) -> MarketStatus:
         next_close=_opt_str(obj, "next_close"),
         stale=_bool(obj, "stale"),
         last_good=_opt_num(obj, "last_good"),
+        ticker=_opt_str(obj, "ticker"),
         raw=raw,
     )
 
@@ -294,6 +346,49 @@ def _subscribed(obj: dict[str, Any], raw: str) -> Subscribed:
     ):
         raise ProtocolError("epochs must map tickers to strings")
     return Subscribed(tickers=_str_list(obj, "tickers"), epochs=dict(epochs), raw=raw)
+
+
+def _bar_data(obj: object) -> BarData:
+    if not isinstance(obj, dict):
+        raise ProtocolError("a bar must be an object")
+    final = obj.get("final")
+    if not isinstance(final, bool):
+        raise ProtocolError(f"bar.final must be true or false, got {final!r:.40}")
+    try:
+        return BarData(
+            time=_int(obj, "time"),
+            open=_num(obj, "open"),
+            high=_num(obj, "high"),
+            low=_num(obj, "low"),
+            close=_num(obj, "close"),
+            volume=_opt_int(obj, "volume"),
+            final=final,
+        )
+    except ProtocolError as exc:
+        raise ProtocolError(f"bar.{exc}") from None
+
+
+def _bars(obj: dict[str, Any], raw: str) -> Bars:
+    items = obj.get("bars")
+    if not isinstance(items, list):
+        raise ProtocolError("bars must be a list")
+    return Bars(
+        ticker=_str(obj, "ticker"),
+        interval=_str(obj, "interval"),
+        seq=_int(obj, "seq"),
+        bars=tuple(_bar_data(item) for item in items),
+        raw=raw,
+    )
+
+
+def _bar(obj: dict[str, Any], raw: str) -> Bar:
+    return Bar(
+        ticker=_str(obj, "ticker"),
+        interval=_str(obj, "interval"),
+        seq=_int(obj, "seq"),
+        bar=_bar_data(obj.get("bar")),
+        raw=raw,
+    )
 
 
 def _pong(obj: dict[str, Any], raw: str) -> Pong:
@@ -320,6 +415,8 @@ _PARSERS: dict[str, Callable[[dict[str, Any], str], Message]] = {
     MessageType.ERROR: lambda o, r: ErrorMessage(
         code=_str(o, "code"), message=_str(o, "message"), ticker=_opt_str(o, "ticker"), raw=r
     ),
+    MessageType.BARS: _bars,
+    MessageType.BAR: _bar,
 }
 
 

@@ -140,6 +140,12 @@ class Connection(abc.ABC):
     def send(self, text: str) -> None:
         """A control message (snapshot, error, pong...): never conflated."""
 
+    def send_frame(self, text: str, frame: bytes) -> None:
+        """A message built once for many clients (`bars`, `bar`), as its text and its
+        frame: the fast path writes the shared frame, the others send the text. Never
+        conflated, like a control message (a stuck client is still closed in time)."""
+        self.send(text)
+
     def start(self) -> None:  # noqa: B027 - optional hook
         pass
 

@@ -10,7 +10,9 @@ What clients can make the hub hold is bounded for the whole process: at most
 `max_tickers` tickers at once (subscribed plus lingering; a new one evicts the ticker
 that has lingered longest, or is refused when none lingers), a ticker lingers only as
 long as it was watched (at least `linger_min`, at most `resume_window`), and the
-resume history of all tickers shares one byte budget (resume.History).
+resume history of all tickers shares one byte budget (resume.History). Bars (candles)
+are built per ticker and interval once per process, for the clients that ask
+(fanout/bar_feed.py); a ticker nobody asked bars of costs nothing more.
 """
 
 from __future__ import annotations
@@ -20,18 +22,19 @@ import json
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from stockfeed import protocol
 from stockfeed.broker import Broker
+from stockfeed.fanout.bar_feed import BarFeed
 from stockfeed.fanout.connections import CLOSE_SLOW_CONSUMER, Connection
 from stockfeed.fanout.frames import text_frame
+from stockfeed.fanout.liveness import Liveness
 from stockfeed.fanout.resume import Entry, History, ResumePoint, replay_after
 from stockfeed.market_hours import MarketClock
 from stockfeed.store import SharedStore, StoreUnavailable
-from stockfeed.tickers import asset_class
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +119,7 @@ class Hub:
         self._locks: dict[str, asyncio.Lock] = {}
         self._listening: set[str] = set()  # tickers the broker subscription is up for
         self._sessions: dict[str, str] = {}
-        self._status_cache: dict[str, tuple[float, str]] = {}
+        self._status_cache: dict[str, tuple[float, bool, str]] = {}
         # Tickers whose stored quote was read since the hub subscribed to them: from then
         # on the relayed updates are newer than anything in the store.
         self._store_checked: set[str] = set()
@@ -127,6 +130,9 @@ class Hub:
         self._linger_until: OrderedDict[str, float] = OrderedDict()
         self._watched_since: dict[str, float] = {}  # loop time a ticker's first client came
         self._evicting: set[str] = set()  # dropped early, their broker unsubscribe pending
+        self.liveness = Liveness(clock, quote_ttl=quote_ttl)  # per-ticker stale marks
+        self.bars = BarFeed(self)
+        self.bar_books = self.bars.books  # ticker -> its books; read for every update
         broker.set_handler(self.on_message)
 
     async def refresh_epoch(self) -> None:
@@ -140,6 +146,7 @@ class Hub:
             self.epoch = epoch
             self._restarts.clear()
             self.history.clear()
+            self.bars.reset_all()
 
     def epoch_for(self, ticker: str) -> str:
         restarts = self._restarts.get(ticker)
@@ -151,6 +158,7 @@ class Hub:
             asyncio.create_task(self._heartbeats(), name="hub-heartbeats"),
             asyncio.create_task(self._interest(), name="hub-interest"),
             asyncio.create_task(self._market_watch(), name="hub-market-watch"),
+            asyncio.create_task(self.liveness.run(self, self.stale_since), name="hub-liveness"),
         ]
 
     async def stop(self) -> None:
@@ -193,17 +201,19 @@ class Hub:
             self._seq_restarted(ticker, seq, update)
             return
         self.relayed += 1
+        self.liveness.seen(ticker)
         ring = self.history.get(ticker)
         if ring is not None:
             self.history.append(ring, seq, frame)
         subscribers = self.subscribers.get(ticker)
-        if not subscribers:
-            return
-        if latest is not None and seq > latest.seq + 1:
-            self._backfill(ticker, seq, subscribers)
-        self.fanned_out += len(subscribers)
-        for client in subscribers:
-            client.offer_update(ticker, seq, raw, frame)
+        if subscribers:
+            if latest is not None and seq > latest.seq + 1:
+                self._backfill(ticker, seq, subscribers)
+            self.fanned_out += len(subscribers)
+            for client in subscribers:
+                client.offer_update(ticker, seq, raw, frame)
+        if ticker in self.bar_books:
+            self.bars.on_update(ticker, seq, update)
 
     def _backfill(self, ticker: str, seq: int, subscribers: set[Connection]) -> None:
         """Updates went by unseen: the broker's subscription was down (e.g. Redis was
@@ -236,6 +246,7 @@ class Hub:
                     # Not all of what went by is in the history (it may also end before
                     # the jump): a gap snapshot, never a silent jump in seq.
                     client.gap_next(ticker, self.epoch_for(ticker))
+                    self.bars.after_gap(client, ticker)
                     self.gaps += 1
                     continue
                 for entry in missed:
@@ -257,6 +268,7 @@ class Hub:
                 self.epoch_for(ticker),
             )
         self.history.clear(ticker)
+        self.bars.reset(ticker)  # fresh `bars` follow the gap snapshot
         text = protocol.snapshot(update, gap=True, epoch=self.epoch_for(ticker))
         for client in self.subscribers.get(ticker, ()):
             client.last_seq[ticker] = seq
@@ -326,14 +338,22 @@ class Hub:
         return ticker not in self.subscribers or ticker in self._evicting
 
     async def subscribe(
-        self, client: Connection, ticker: str, resume: ResumePoint | None = None
+        self,
+        client: Connection,
+        ticker: str,
+        resume: ResumePoint | None = None,
+        bars: Sequence[str] = (),
     ) -> bool:
         """Attach a client to a ticker, then send it a replay (resume), a snapshot, or
         nothing when it is up to date. Live updates are held back meanwhile, so nothing
         is lost or repeated in between (the client also drops duplicates by seq).
+        With `bars` (intervals), a `bars` message each follows, then every `bar`; on a
+        ticker the client holds already, that is all that happens.
         False, with nothing sent, when the process holds `max_tickers` and none can
         make room (the caller refuses with `ticker_limit`)."""
         if ticker in client.tickers:
+            if bars:
+                self.bars.attach_soon(client, ticker, bars)
             return True
         if not self.has_room(ticker):
             return False
@@ -381,6 +401,8 @@ class Hub:
             client.release(ticker)
             client.send(self.market_status(ticker))
             self.statuses_sent += 1
+            if bars:
+                self.bars.attach_soon(client, ticker, bars)
         return True
 
     async def _replay(self, client: Connection, ticker: str, point: ResumePoint) -> bool:
@@ -443,6 +465,8 @@ class Hub:
             return  # not this client's: must not touch another's linger or its order
         client.tickers.discard(ticker)
         client.last_seq.pop(ticker, None)
+        if ticker in self.bar_books:
+            self.bars.detach(client, ticker)
         subs = self.subscribers.get(ticker)
         if subs is None:
             return
@@ -496,8 +520,11 @@ class Hub:
             del self.subscribers[ticker]
             self._evicting.discard(ticker)
             self.history.drop(ticker)
+            self.bars.drop(ticker)
             self.latest.pop(ticker, None)
             self._sessions.pop(ticker, None)
+            self._status_cache.pop(ticker, None)
+            self.liveness.forget(ticker)
             self._store_checked.discard(ticker)
             if ticker in self._listening:
                 self._listening.discard(ticker)
@@ -545,19 +572,21 @@ class Hub:
         if found is None:
             return None
         update, fresh = found
-        text = protocol.snapshot(update, stale=not fresh, gap=gap, epoch=self.epoch_for(ticker))
+        stale = not fresh or self.liveness.is_stale(ticker)
+        text = protocol.snapshot(update, stale=stale, gap=gap, epoch=self.epoch_for(ticker))
         return int(update["seq"]), text
 
     def market_status(self, ticker: str) -> str:
-        # Every new subscriber gets one: the text is cached per market for a second
-        # rather than recomputed (calendar lookups, JSON) for each of a connect burst.
-        kind = asset_class(ticker)
+        # Every new subscriber gets one: the text (naming the ticker, with its stale
+        # mark: fanout/liveness.py) is cached per ticker for a second rather than
+        # recomputed (calendar lookups, JSON) for each of a connect burst.
         now = time.monotonic()
-        cached = self._status_cache.get(kind)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        text = protocol.dumps(self.clock.status(ticker).message(self.stale_since()))
-        self._status_cache[kind] = (now + 1.0, text)
+        stale = self.liveness.is_stale(ticker)
+        cached = self._status_cache.get(ticker)
+        if cached is not None and cached[0] > now and cached[1] == stale:
+            return cached[2]
+        text = protocol.dumps(self.liveness.status(ticker, self.stale_since()))
+        self._status_cache[ticker] = (now + 1.0, stale, text)
         return text
 
     async def shutdown(self, retry_after_ms: int) -> None:
@@ -610,7 +639,7 @@ class Hub:
                 previous = self._sessions.get(ticker)
                 self._sessions[ticker] = key
                 if previous is not None and previous != key:
-                    text = protocol.dumps(status.message(self.stale_since()))
+                    text = protocol.dumps(self.liveness.status(ticker, self.stale_since()))
                     for client in subs:
                         client.send(text)
                     self.statuses_sent += len(subs)

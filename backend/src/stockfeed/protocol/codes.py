@@ -27,6 +27,8 @@ class MessageType(StrEnum):
     MARKET_STATUS = "market_status"
     SERVER_SHUTDOWN = "server_shutdown"
     ERROR = "error"
+    BARS = "bars"  # protocol v1.1: candles, after a subscribe with `bars`
+    BAR = "bar"
 
 
 class ClientMessage(StrEnum):

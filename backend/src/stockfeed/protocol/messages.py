@@ -8,6 +8,7 @@ bytes, so only the few fields the server needs (`type`, `ticker`, `seq`) are eve
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from stockfeed.models import Tick, now_ms
@@ -30,17 +31,22 @@ def price_update(tick: Tick, seq: int, timestamp_ms: float | None = None) -> str
     if tick.prev_close is not None and tick.prev_close > 0:
         change = tick.price - tick.prev_close
         change_percent = change / tick.prev_close * 100.0
-    data = {
+    # Prices in 5 decimals (EUR/USD) keep them in `change` and `prev_close`.
+    digits = max(4, tick.price_decimals or 0)
+    data: dict[str, object] = {
         "price": tick.price,
-        "change": _round(change, 4),
+        "change": _round(change, digits),
         "change_percent": _round(change_percent, 4),
         "volume": tick.volume,
         "open": tick.open,
         "high": tick.high,
         "low": tick.low,
-        "prev_close": _round(tick.prev_close, 4),
+        "prev_close": _round(tick.prev_close, digits),
         "market_time": tick.market_time,
     }
+    if tick.price_decimals is not None:
+        # v1.1, additive: how many decimals the instrument quotes in (snapshots keep it).
+        data["price_decimals"] = tick.price_decimals
     ts = round(now_ms() if timestamp_ms is None else timestamp_ms, 3)
     return dumps(
         {"type": "price_update", "ticker": tick.ticker, "seq": seq, "timestamp": ts, "data": data}
@@ -101,3 +107,15 @@ def pong(message_id: object) -> str:
 
 def server_shutdown(retry_after_ms: int) -> str:
     return dumps({"type": "server_shutdown", "retry_after_ms": retry_after_ms})
+
+
+def bars(ticker: str, interval: str, seq: int, bar_texts: Iterable[str]) -> str:
+    """`bars`: the recent bars (already encoded BAR objects), oldest first."""
+    head = dumps({"type": "bars", "ticker": ticker, "interval": interval, "seq": seq})
+    return head[:-1] + ',"bars":[' + ",".join(bar_texts) + "]}"
+
+
+def bar(ticker: str, interval: str, seq: int, bar_text: str) -> str:
+    """`bar`: one changed bar (an already encoded BAR object)."""
+    head = dumps({"type": "bar", "ticker": ticker, "interval": interval, "seq": seq})
+    return head[:-1] + ',"bar":' + bar_text + "}"

@@ -12,8 +12,9 @@ from stockfeed.protocol.codes import (
 
 
 def render_typescript() -> str:
-    """The same vocabulary as TypeScript constants, for the dashboard (and any TS
-    client): `python -m stockfeed.protocol.typescript > frontend/src/lib/protocol.ts`.
+    """The same vocabulary as TypeScript constants, for the TypeScript client package
+    `@stockfeed/client` (which the dashboard uses):
+    `python -m stockfeed.protocol.typescript > clients/js/src/protocol.ts`.
     tests/protocol/test_vocabulary.py fails when the committed file differs."""
     lines = [
         "// Generated from backend/src/stockfeed/protocol/codes.py by",

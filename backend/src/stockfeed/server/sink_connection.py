@@ -103,6 +103,10 @@ class SinkConnection(Connection):
         if not self.closed:
             self.sink.write(text_frame(text.encode()))
 
+    def send_frame(self, text: str, frame: bytes) -> None:
+        if not self.closed:
+            self.sink.write(frame)
+
     def abort(self, code: int, reason: str) -> None:
         if self.closed:
             return

@@ -6,7 +6,9 @@ import abc
 from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
+from stockfeed.market_hours import MarketClock
 from stockfeed.models import Bar, SourceHealth, Tick
+from stockfeed.sources.symbols import SymbolInfo
 
 Emit = Callable[[Tick], Awaitable[None]]
 Wanted = Callable[[], frozenset[str]]
@@ -40,9 +42,22 @@ def check_history_params(interval: str, range_: str) -> str | None:
     return None
 
 
+def clamp_range(interval: str, range_: str) -> str:
+    """The range a REST history request is served: the one asked for, cut to the longest
+    its interval has (1m over 1y: 5d). Unknown values are returned as they are."""
+    limit = MAX_RANGE_FOR_INTERVAL.get(interval)
+    if limit is not None and range_ in RANGE_DAYS and RANGE_DAYS[range_] > RANGE_DAYS[limit]:
+        return limit
+    return range_
+
+
 class Source(abc.ABC):
     name: ClassVar[str]
     simulated: ClassVar[bool] = False
+    # The market hours the source's prices follow, when they are not the real ones (the
+    # simulator without market hours: one market open around the clock). The process's
+    # `market_status` and liveness use it instead of the real calendar.
+    market_clock: MarketClock | None = None
 
     def __init__(self) -> None:
         self.health = SourceHealth()
@@ -61,6 +76,12 @@ class Source(abc.ABC):
     async def can_quote(self, ticker: str) -> bool | None:
         """True/False when the source knows; None when it cannot tell right now."""
         return True
+
+    async def search_symbols(self, query: str, limit: int) -> list[SymbolInfo]:
+        """Instruments matching `query` (symbol or name), best first, at most `limit`.
+        Raises SourceError (UpstreamBusy included) when the source cannot answer now.
+        The default: the source has no directory."""
+        return []
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and threads."""

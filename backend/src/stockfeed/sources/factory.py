@@ -54,10 +54,22 @@ async def build_source(settings: Settings, clock: MarketClock) -> Source | None:
 def _sim(settings: Settings, clock: MarketClock) -> Source:
     from stockfeed.sources.sim import SimSource
 
+    if settings.sim_market_hours:
+        log.info(
+            "simulator: each instrument trades its market's hours (XNYS sessions with pre- "
+            "and post-market, crypto 24/7, FX 24/5); STOCKFEED_SIM_MARKET_HOURS=false "
+            "trades everything around the clock"
+        )
+    else:
+        log.warning(
+            "simulator: market hours OFF (STOCKFEED_SIM_MARKET_HOURS=false): every "
+            "instrument trades around the clock; market_status says market SIM, always open"
+        )
     return SimSource(
         seed=settings.sim_seed,
         tick_interval=settings.sim_tick_interval,
-        is_trading=clock.is_trading if settings.sim_market_hours else None,
+        market_hours=settings.sim_market_hours,
+        clock=clock,
     )
 
 

@@ -23,6 +23,7 @@ from yfinance.exceptions import YFPricesMissingError, YFRateLimitError, YFTzMiss
 from stockfeed.models import Bar, Tick
 from stockfeed.sources.base import Emit, Source, SourceError, UnknownTicker, Wanted
 from stockfeed.sources.budget import ClientBudget
+from stockfeed.sources.symbols import SymbolInfo, symbol_from_yahoo
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ _MAX_KNOWN = 16_384
 
 QuoteFetcher = Callable[[list[str]], dict[str, Tick]]
 HistoryFetcher = Callable[[str, str, str], pd.DataFrame]
+SearchFetcher = Callable[[str, int], list[dict[str, Any]]]
+# How long a symbol search may take (yfinance's own request timeout is the same).
+_SEARCH_TIMEOUT_S = 10.0
 IsTrading = Callable[[str], bool]
 MessageHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -108,7 +112,14 @@ def tick_from_message(message: Mapping[str, Any]) -> Tick | None:
         prev_close=prev_close,
         change=change,
         change_percent=_number(message.get("change_percent")),
+        price_decimals=_decimals(message.get("price_hint")),
     )
+
+
+def _decimals(hint: object) -> int | None:
+    """Yahoo's `price_hint` / `priceHint`: the decimals the instrument quotes in."""
+    value = _integer(hint)
+    return value if value is not None and 0 <= value <= 10 else None
 
 
 def _epoch_seconds(index: pd.Index) -> list[int]:
@@ -194,6 +205,7 @@ def quote_from_chart(ticker: str, frame: pd.DataFrame, meta: Mapping[str, Any]) 
         high=_price(meta.get("regularMarketDayHigh")),
         low=_price(meta.get("regularMarketDayLow")),
         prev_close=prev_close,
+        price_decimals=_decimals(meta.get("priceHint")),
     )
 
 
@@ -265,6 +277,22 @@ def fetch_history(ticker: str, interval: str, range_: str) -> pd.DataFrame:
         raise_errors=True,
     )
     return frame
+
+
+def fetch_search(query: str, limit: int) -> list[dict[str, Any]]:
+    """Yahoo's symbol search (`quotes` of /v1/finance/search) through yfinance. Blocking;
+    raises when Yahoo fails (no news, lists or research asked for)."""
+    found = yf.Search(
+        query,
+        max_results=limit,
+        news_count=0,
+        lists_count=0,
+        include_cb=False,
+        recommended=0,
+        timeout=_SEARCH_TIMEOUT_S,
+        raise_errors=True,
+    )
+    return [quote for quote in found.quotes if isinstance(quote, dict)]
 
 
 # --- streamer client ------------------------------------------------------------------------
@@ -347,6 +375,7 @@ class YahooSource(Source):
         is_trading: IsTrading | None = None,
         quote_fetcher: QuoteFetcher | None = None,
         history_fetcher: HistoryFetcher | None = None,
+        search_fetcher: SearchFetcher | None = None,
         reconnect_backoff: tuple[float, float] = (1.0, 60.0),
         rate_limit_backoff: tuple[float, float] = (30.0, 600.0),
         check_interval: float = 1.0,
@@ -367,6 +396,7 @@ class YahooSource(Source):
         self._is_trading = is_trading
         self._quote_fetcher: QuoteFetcher = quote_fetcher or fetch_quotes
         self._history_fetcher: HistoryFetcher = history_fetcher or fetch_history
+        self._search_fetcher: SearchFetcher = search_fetcher or fetch_search
         self._reconnect_min, self._reconnect_max = reconnect_backoff
         self._rate_min, self._rate_max = rate_limit_backoff
         self._check_interval = min(check_interval, poll_interval)
@@ -428,6 +458,33 @@ class YahooSource(Source):
         if not bars:
             raise SourceError(f"no history from Yahoo for {ticker} ({interval}, {range_})")
         return bars
+
+    async def search_symbols(self, query: str, limit: int) -> list[SymbolInfo]:
+        """Yahoo's search, within the client budget (UpstreamBusy at once when it is
+        spent or Yahoo asked us to back off); SourceError when Yahoo fails. The caller
+        caches answers (api/symbols.py)."""
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._rate_limited_until:
+            raise self.client_budget.refuse(
+                "rate limited by Yahoo: symbol search is unavailable for a while",
+                self._rate_limited_until - loop.time(),
+            )
+        job = self.client_budget.start(f"search for {query!r}", self._search_fetcher, query, limit)
+        try:
+            quotes = await asyncio.wait_for(job, _SEARCH_TIMEOUT_S)
+        except TimeoutError:
+            raise SourceError("Yahoo did not answer the symbol search in time") from None
+        except YFRateLimitError as exc:
+            raise SourceError("rate limited by Yahoo: symbol search is unavailable") from exc
+        except Exception as exc:
+            log.warning("symbol search for %r failed: %s", query, _describe(exc))
+            raise SourceError(f"could not search Yahoo ({_describe(exc)})") from exc
+        found: dict[str, SymbolInfo] = {}
+        for quote in quotes:
+            info = symbol_from_yahoo(quote)
+            if info is not None and info.symbol not in found:
+                found[info.symbol] = info
+        return list(found.values())[:limit]
 
     async def can_quote(self, ticker: str) -> bool | None:
         """Raises UpstreamBusy when the answer needs a lookup the client budget cannot

@@ -14,10 +14,27 @@ from typing import Any
 
 import yaml
 from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from stockfeed.api.openapi import error_responses
 
 router = APIRouter(tags=["protocol"])
 
 YAML_TYPE = "application/yaml"
+
+
+class YamlResponse(Response):
+    """Declares `application/yaml` to the OpenAPI document, as the answer says."""
+
+    media_type = YAML_TYPE
+
+
+class _JsonText(JSONResponse):
+    """JSON already encoded (the document's own indentation), sent as is."""
+
+    def render(self, content: object) -> bytes:
+        assert isinstance(content, str)
+        return content.encode("utf-8")
 
 
 @cache
@@ -37,11 +54,24 @@ def load() -> dict[str, Any]:
     return doc
 
 
-@router.get("/asyncapi.yaml", summary="The WebSocket protocol as an AsyncAPI 3 document")
-async def asyncapi_yaml() -> Response:
-    return Response(text(), media_type=YAML_TYPE)
+_DOCUMENT = {"type": "object", "description": "An AsyncAPI 3.0 document"}
 
 
-@router.get("/asyncapi.json", summary="The same AsyncAPI 3 document in JSON")
-async def asyncapi_json() -> Response:
-    return Response(_json(), media_type="application/json")
+@router.get(
+    "/asyncapi.yaml",
+    summary="The WebSocket protocol as an AsyncAPI 3 document",
+    response_class=YamlResponse,
+    responses={200: {"content": {YAML_TYPE: {"schema": _DOCUMENT}}}, **error_responses()},
+)
+async def asyncapi_yaml() -> YamlResponse:
+    return YamlResponse(text())
+
+
+@router.get(
+    "/asyncapi.json",
+    summary="The same AsyncAPI 3 document in JSON",
+    response_class=_JsonText,
+    responses={200: {"content": {"application/json": {"schema": _DOCUMENT}}}, **error_responses()},
+)
+async def asyncapi_json() -> _JsonText:
+    return _JsonText(_json())

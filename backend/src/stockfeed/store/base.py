@@ -70,6 +70,27 @@ class SharedStore(abc.ABC):
     async def interest(self) -> set[str]: ...
 
     @abc.abstractmethod
+    async def get_bars(self, ticker: str, interval: str) -> tuple[str, str] | None:
+        """(epoch, checkpoint) of a bar book (fanout/bar_feed.py), None when none is kept."""
+
+    @abc.abstractmethod
+    async def put_bars(
+        self,
+        ticker: str,
+        interval: str,
+        epoch: str,
+        seq: int,
+        checkpoint: str,
+        ttl: float,
+        *,
+        create: int | None,
+    ) -> bool:
+        """Keep a bar book's checkpoint as of `seq` for `ttl` seconds. `create=None`: only
+        over an older one (or another epoch's); `create=N`: only when none kept can be
+        continued by a process whose updates start at seq N (none, another epoch's, or
+        older than N - 1). True when written."""
+
+    @abc.abstractmethod
     async def put_status(self, status: str, ttl: float) -> None:
         """The leader's source status (JSON text) for every process's health."""
 

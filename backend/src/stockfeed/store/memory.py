@@ -2,8 +2,9 @@
 
 It keeps no history of its own: in one process the hub's resume history (resume.History,
 under its byte budget) is the only one, so each update is held once. The per-ticker
-state (latest quote, seq counter) is kept for at most `max_tickers` tickers, least
-recently published forgotten first, so tickers once asked for cost nothing forever.
+state (latest quote, seq counter, bar books' checkpoints) is kept for at most
+`max_tickers` tickers, least recently used forgotten first, so tickers once asked for
+cost nothing forever.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ class MemoryStore(SharedStore):
         self._interest: dict[str, float] = {}
         self._status: tuple[str, float] | None = None
         self._epoch = secrets.token_hex(4)  # nothing outlives the process: new seq space
+        # Bar books' checkpoints (ticker -> interval -> (epoch, seq, checkpoint, expires
+        # at)), for as many tickers as quotes, least recently written forgotten first.
+        self._bars: OrderedDict[str, dict[str, tuple[str, int, str, float]]] = OrderedDict()
 
     async def put_quote(self, ticker: str, raw: str, ttl: float) -> None:
         self._quotes[ticker] = (raw, time.monotonic() + ttl)
@@ -38,6 +42,7 @@ class MemoryStore(SharedStore):
     def _forget(self, ticker: str) -> None:
         self._quotes.pop(ticker, None)
         self._seq_floor = max(self._seq_floor, self._seq.pop(ticker, 0))
+        self._bars.pop(ticker, None)
 
     async def recent(self, ticker: str) -> list[str]:
         return []
@@ -83,6 +88,38 @@ class MemoryStore(SharedStore):
         for ticker in [t for t, until in self._interest.items() if until < now]:
             del self._interest[ticker]
         return set(self._interest)
+
+    async def get_bars(self, ticker: str, interval: str) -> tuple[str, str] | None:
+        kept = self._bars.get(ticker, {}).get(interval)
+        if kept is None or kept[3] < time.monotonic():
+            return None
+        return kept[0], kept[2]
+
+    async def put_bars(
+        self,
+        ticker: str,
+        interval: str,
+        epoch: str,
+        seq: int,
+        checkpoint: str,
+        ttl: float,
+        *,
+        create: int | None,
+    ) -> bool:
+        books = self._bars.get(ticker)
+        if books is None:
+            books = self._bars[ticker] = {}
+            if len(self._bars) > self.max_tickers:
+                self._bars.popitem(last=False)
+        self._bars.move_to_end(ticker)
+        kept = books.get(interval)
+        if kept is not None and kept[0] == epoch and kept[3] >= time.monotonic():
+            if create is not None and kept[1] + 1 >= create:
+                return False
+            if create is None and kept[1] >= seq:
+                return False
+        books[interval] = (epoch, seq, checkpoint, time.monotonic() + ttl)
+        return True
 
     async def put_status(self, status: str, ttl: float) -> None:
         self._status = (status, time.monotonic() + ttl)

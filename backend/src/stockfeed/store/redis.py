@@ -1,7 +1,8 @@
 """Redis-backed store: shared by every process and machine on the same Redis.
 
 Keys: `quote:{T}` (fresh, TTL), `quote_last:{T}` (last known, no expiry), `seq:{T}`,
-`history:{T}` (recent updates, newest first, capped), `stockfeed:epoch` (the seq space),
+`history:{T}` (recent updates, newest first, capped), `bars:{T}:{interval}` (bar books'
+checkpoints, a hash with a TTL), `stockfeed:epoch` (the seq space),
 `stockfeed:leader` (lock with TTL), `stockfeed:interest` (sorted set: ticker -> expiry),
 `stockfeed:source_status` (leader's source status, TTL).
 
@@ -109,6 +110,24 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SET', KEYS[2], ARGV[1])
 redis.call('LPUSH', KEYS[3], ARGV[1])
 redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+return 1
+"""
+
+# A bar book's checkpoint (fanout/bar_feed.py), a hash {epoch, seq, state}. ARGV: epoch,
+# seq, state, ttl s, create ('' for an update over an older one; else N: write only when
+# no kept checkpoint of this epoch can be continued from seq N, i.e. none at N - 1 or later).
+_PUT_BARS = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if epoch == ARGV[1] then
+  local kept = tonumber(redis.call('HGET', KEYS[1], 'seq') or '-1')
+  if ARGV[5] == '' then
+    if kept >= tonumber(ARGV[2]) then return 0 end
+  elseif kept + 1 >= tonumber(ARGV[5]) then
+    return 0
+  end
+end
+redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'seq', ARGV[2], 'state', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 
@@ -256,6 +275,40 @@ class RedisStore(SharedStore):
         pipe.zrange(self.keys.interest, 0, -1)
         _, members = await self._call(pipe.execute())
         return {str(m) for m in members}
+
+    def _bars_key(self, ticker: str, interval: str) -> str:
+        return f"{self.keys.of('bars', ticker)}:{interval}"  # the ticker's slot on a cluster
+
+    async def get_bars(self, ticker: str, interval: str) -> tuple[str, str] | None:
+        epoch, state = await self._call(
+            self._r.hmget(self._bars_key(ticker, interval), ["epoch", "state"])
+        )
+        if epoch is None or state is None:
+            return None
+        return str(epoch), str(state)
+
+    async def put_bars(
+        self,
+        ticker: str,
+        interval: str,
+        epoch: str,
+        seq: int,
+        checkpoint: str,
+        ttl: float,
+        *,
+        create: int | None,
+    ) -> bool:
+        result = self._r.eval(
+            _PUT_BARS,
+            1,
+            self._bars_key(ticker, interval),
+            epoch,
+            seq,
+            checkpoint,
+            max(1, int(ttl)),
+            "" if create is None else create,
+        )
+        return bool(await self._call(result))
 
     async def put_status(self, status: str, ttl: float) -> None:
         await self._call(self._r.set(self.keys.status, status, px=int(ttl * 1000)))

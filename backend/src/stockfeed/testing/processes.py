@@ -194,6 +194,9 @@ class StockfeedServer(ManagedProcess):
         "PYTHONUNBUFFERED": "1",
         "STOCKFEED_YAHOO_PROBE_TIMEOUT": "1",  # `auto` decides fast when Yahoo is away
         "STOCKFEED_SIM_SEED": "7",
+        # Tests stream at any hour: the simulator trades around the clock (market SIM).
+        # Market hours themselves are tested in-process on a fixed clock (tests/sources).
+        "STOCKFEED_SIM_MARKET_HOURS": "false",
     }
 
     def __init__(
