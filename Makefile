@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: setup run test lint format check-python bench bench-resume chaos clean frontend frontend-check
+.PHONY: setup run test lint format check-python bench bench-resume bench-redis-scale chaos clean client client-check frontend frontend-check dist
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "stockfeed needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
@@ -19,8 +19,30 @@ $(STAMP): backend/pyproject.toml | check-python
 
 setup: $(STAMP)
 
+# The TypeScript client (clients/js, the package @stockfeed/client) comes first: the
+# dashboard depends on it (`file:../clients/js`) for all its feed logic. Same rules: `npm ci`
+# when its lockfile changed, `tsc` into clients/js/dist when a source changed.
+JS := clients/js
+JS_STAMP := $(JS)/node_modules/.ci-stamp
+JS_SRC := $(shell find $(JS)/src -type f 2>/dev/null) $(JS)/package.json $(JS)/tsconfig.json $(JS)/tsconfig.build.json
+
+$(JS_STAMP): $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund
+	touch $(JS_STAMP)
+
+$(JS)/dist/index.js: $(JS_STAMP) $(JS_SRC)
+	cd $(JS) && npm run build
+
+client: $(JS)/dist/index.js
+
+# The package's tsc, eslint and vitest (against real `stockfeed serve` processes: restart,
+# resume, gap, auth refusal; the React hooks in jsdom).
+client-check: setup client
+	cd $(JS) && npm run typecheck && npm run lint && npm test
+
 # The dashboard (frontend/, served at /): `npm ci` only when the lockfile changed (stamp),
-# a build only when a frontend source changed (dist/index.html is the target).
+# a build only when a frontend source (or the client package) changed (dist/index.html is
+# the target).
 FE := frontend
 FE_STAMP := $(FE)/node_modules/.ci-stamp
 FE_SRC := $(shell find $(FE)/src -type f 2>/dev/null) $(FE)/index.html $(FE)/vite.config.ts $(FE)/tsconfig.json $(FE)/package.json
@@ -29,14 +51,29 @@ $(FE_STAMP): $(FE)/package-lock.json
 	cd $(FE) && npm ci --no-audit --no-fund
 	touch $(FE_STAMP)
 
-$(FE)/dist/index.html: $(FE_STAMP) $(FE_SRC)
+$(FE)/dist/index.html: $(FE_STAMP) $(FE_SRC) $(JS)/dist/index.js
 	cd $(FE) && npm run build
 
 frontend: $(FE)/dist/index.html
 
-# tsc, eslint, vitest, then the browser tests against a real server (frontend/e2e/run.mjs).
-frontend-check: setup frontend
+# The client package's checks, then the dashboard's: tsc, eslint, vitest, then the browser
+# tests against a real server (frontend/e2e: the dashboard, and the README's example app
+# built from the packed client tarball).
+frontend-check: setup client-check frontend
 	cd $(FE) && npm run typecheck && npm run lint && npm test && npm run e2e
+
+# The server as a package: a wheel and an sdist in dist/, with the built dashboard inside
+# (frontend/dist copied to stockfeed/static/, which git ignores). Then, anywhere:
+# `pip install dist/stockfeed-*.whl && stockfeed serve` (no Node, no checkout).
+DIST := dist
+PKG_STATIC := backend/src/stockfeed/static
+
+dist: setup frontend
+	rm -rf $(PKG_STATIC) $(DIST) backend/build
+	mkdir -p $(PKG_STATIC) && cp -R $(FE)/dist/. $(PKG_STATIC)/
+	$(BIN)/python -m build --no-isolation --outdir $(DIST) backend
+	rm -rf backend/build
+	$(BIN)/twine check --strict $(DIST)/*
 
 run: setup frontend
 	$(BIN)/stockfeed serve $(ARGS)
@@ -49,7 +86,8 @@ lint: setup
 format: setup
 	cd backend && ../$(BIN)/ruff format src tests && ../$(BIN)/ruff check --fix src tests
 
-test: setup lint frontend-check
+# dist first: tests/test_dist.py installs that wheel into a new virtualenv and drives it.
+test: setup lint frontend-check dist
 	cd backend && ../$(BIN)/pytest -q
 
 # The fan-out benchmark against peer servers (not part of `make test`; needs Redis on
@@ -61,6 +99,10 @@ bench: setup
 bench-resume: setup
 	bash bench/setup.sh && $(BIN)/python -m bench.resume $(ARGS)
 
+# One Redis vs a 3-shard Redis Cluster under the same publish load (docs/scaling.md).
+bench-redis-scale: setup
+	$(BIN)/python -m bench.redis_scale $(ARGS)
+
 # Fault injection (not part of `make test`; needs redis-server, starts its own): a Redis
 # outage under load, the updater SIGKILLed, a reconnect storm, a leak check, and hostile
 # clients (floods, slowloris, churn, many connections from one IP; ~3 min of the total).
@@ -69,4 +111,4 @@ chaos: setup
 	$(BIN)/python -m chaos.run $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(FE)/node_modules $(FE)/dist
+	rm -rf $(VENV) $(FE)/node_modules $(FE)/dist $(JS)/node_modules $(JS)/dist $(DIST) $(PKG_STATIC) backend/build

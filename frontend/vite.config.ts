@@ -8,6 +8,9 @@ const backend = process.env.STOCKFEED_URL ?? "http://127.0.0.1:8000";
 
 export default defineConfig({
   plugins: [react()],
+  // @stockfeed/client is linked from ../clients/js, which has its own React (for its tests):
+  // one copy of React for the page, whichever package imports it.
+  resolve: { dedupe: ["react", "react-dom"] },
   build: { outDir: "dist", emptyOutDir: true, sourcemap: false },
   server: {
     proxy: {

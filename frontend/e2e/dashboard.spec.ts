@@ -1,6 +1,7 @@
 // What a user sees, against a real server (simulator) in Debian's Chromium: the page loads,
-// the status dot goes green, prices move; the server stops: yellow, then red with a polling
-// toast; it starts again on the same port: green; the real-time toggle survives a reload.
+// the status dot goes green, prices move; the server stops: yellow, then red (server
+// unreachable: the polls fail too) with a toast; it starts again on the same port: green; the
+// real-time toggle (blue: polling by choice) survives a reload.
 // One page through all the tests, in order (each step starts where the last one left off);
 // after a failure the rest do not run. Screenshots land in test-results/.
 import { join } from "node:path";
@@ -50,7 +51,7 @@ test("the dashboard loads (watchlist, chart, metrics, simulated badge)", async (
 
 test("the status dot turns green (WebSocket live) with a spoken label", async () => {
   await expectDot("green", "connected", 15_000);
-  await expect(dot()).toHaveAttribute("aria-label", /Live \(WebSocket\)/);
+  await expect(dot()).toHaveAccessibleName(/^Live.*prices stream over WebSocket/);
   await expect(page.locator('[data-metric="latency"]')).toHaveText(/\d+ ms/, { timeout: 10_000 });
 });
 
@@ -71,14 +72,15 @@ test("screenshot of the live dashboard", async () => {
 test("server stopped: the dot turns yellow (reconnecting)", async ({ server }) => {
   await server.stop();
   await expectDot("yellow", "reconnecting", 10_000);
-  await expect(dot()).toHaveAttribute("aria-label", /attempt \d of 3/);
+  await expect(dot()).toHaveAccessibleName(/attempt \d of 3/);
 });
 
-test("then red, polling, with a toast", async () => {
+test("then red, server unreachable (the polls fail too), with a toast", async () => {
   // 3 attempts at 2 s, 4 s, 8 s (plus jitter, and the server's retry_after_ms).
-  await expectDot("red", "polling", 40_000);
+  await expectDot("red", "disconnected", 40_000);
+  await expect(dot()).toHaveAttribute("data-kind", "unreachable");
   await expect(toasts(/polling/i)).not.toHaveCount(0);
-  await expect(page.getByTestId("mode-label")).toHaveText(/Polling/);
+  await expect(page.getByTestId("mode-label")).toHaveText(/server unreachable/);
   await page.screenshot({ path: join(results, "dashboard-polling.png") });
 });
 
@@ -94,12 +96,12 @@ test("the real-time toggle survives a reload", async () => {
   const toggle = page.getByTestId("realtime-toggle");
   await toggle.click();
   await expect(toggle).toHaveAttribute("aria-checked", "false");
-  await expectDot("red", "polling", 5_000);
+  await expectDot("blue", "polling", 5_000);
   await page.reload({ waitUntil: "load" });
   await expect(toggle).toBeVisible();
   // Read at once, not waited for: the toggle must come back off, not turn off later.
   expect(await toggle.getAttribute("aria-checked"), "the toggle after the reload").toBe("false");
-  await expectDot("red", "polling", 5_000);
+  await expectDot("blue", "polling", 5_000);
   await expect(page.getByTestId("mode-label")).toHaveText(/Polling/);
   await toggle.click();
   await page.reload({ waitUntil: "load" });

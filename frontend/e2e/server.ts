@@ -22,7 +22,12 @@ export class StockfeedServer {
   private proc: ChildProcess | null = null;
   private starts = 0;
 
-  constructor(readonly port: number) {}
+  /** `dashboard`: the directory served at / (default: the built dashboard); `name`: the
+   * logs' prefix. */
+  constructor(
+    readonly port: number,
+    private readonly opts: { dashboard?: string; name?: string } = {},
+  ) {}
 
   get url(): string {
     return `http://127.0.0.1:${this.port}/`;
@@ -31,10 +36,12 @@ export class StockfeedServer {
   /** Start and wait until /api/ws/health answers (30 s at most). */
   async start(): Promise<void> {
     this.starts += 1;
-    const log = `server-${this.starts}.log`;
+    const log = `${this.opts.name ?? "server"}-${this.starts}.log`;
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("STOCKFEED_")));
-    env.STOCKFEED_DASHBOARD_DIR = dist;
+    env.STOCKFEED_DASHBOARD_DIR = this.opts.dashboard ?? dist;
     env.PYTHONUNBUFFERED = "1";
+    // Every ticker trades at any hour the tests run (the simulator's market SIM).
+    env.STOCKFEED_SIM_MARKET_HOURS = "false";
     const out = createWriteStream(join(results, log));
     const proc = spawn(
       stockfeedBin,

@@ -1,26 +1,40 @@
-// The dashboard: header, watchlist + connection metrics, chart toolbar + chart, toasts.
+// The dashboard: header (always visible), the chart first, then the watchlist and panels —
+// beside the chart on a desktop, under it on a tablet, in tabs under it on a phone
+// (hooks/useLayout.ts). One feed status (lib/feedStatus.ts) speaks for the connection
+// everywhere; one time-zone choice (lib/timezone.ts) dates everything.
 
 import { useCallback, useEffect, useMemo, useState } from "react";
+import { Announcer } from "./components/Announcer";
 import { ChartToolbar } from "./components/ChartToolbar";
 import { DashboardHeader } from "./components/DashboardHeader";
 import { PriceChart } from "./components/PriceChart";
 import { QuoteDetails } from "./components/QuoteDetails";
+import { Tabs } from "./components/Tabs";
 import { Toasts } from "./components/Toasts";
 import { Watchlist } from "./components/Watchlist";
 import { WebSocketMetrics } from "./components/WebSocketMetrics";
+import { useLayout } from "./hooks/useLayout";
 import { useMarketData } from "./hooks/useMarketData";
 import { useNow } from "./hooks/useNow";
 import { usePersistentState } from "./hooks/usePersistentState";
+import { useReachability } from "./hooks/useReachability";
+import { useReconnectStats } from "./hooks/useReconnectStats";
 import { useServerInfo } from "./hooks/useServerInfo";
+import { statusFor, useTickerStatus } from "./hooks/useTickerStatus";
 import { getJson, readToken } from "./lib/api";
 import { INTERVALS, type Interval } from "./lib/candles";
+import { feedStatus, type FeedKind } from "./lib/feedStatus";
+import { defaultDecimals, formatAge } from "./lib/format";
 import { marketOf } from "./lib/market";
-import { connectionView, isStale } from "./lib/status";
+import { PrecisionBook } from "./lib/precision";
+import { quoteStanding, type QuoteStanding } from "./lib/quoteStanding";
 import { isBool, isString, isStringArray } from "./lib/storage";
+import { exchangeZone, formatTime, isZoneChoice, localZone, zoneFor, type ZoneChoice } from "./lib/timezone";
 import type { Quote } from "./lib/types";
 
 const FALLBACK_WATCHLIST = ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "NVDA"];
 const MAX_TICKERS = 50;
+const NO_TICKERS: string[] = [];
 const isInterval = (v: unknown): v is Interval => typeof v === "string" && (INTERVALS as string[]).includes(v);
 const isMaybeList = (v: unknown): v is string[] | null => v === null || isStringArray(v);
 
@@ -29,6 +43,16 @@ function secondsParam(name: string, fallback: number): number {
   const v = Number(new URLSearchParams(window.location.search).get(name));
   return Number.isFinite(v) && v >= 0.5 && v <= 3600 ? v * 1000 : fallback;
 }
+
+const SPOKEN: Record<FeedKind, string> = {
+  live: "Live",
+  connecting: "Connecting",
+  reconnecting: "Reconnecting: the live feed dropped",
+  "polling-auto": "Polling automatically: WebSocket is down",
+  "polling-manual": "Polling: real-time is off",
+  unreachable: "Server unreachable: no data",
+  paused: "Paused by you",
+};
 
 export function App() {
   const [token] = useState(() => readToken());
@@ -39,6 +63,11 @@ export function App() {
   const [realtime, setRealtime] = usePersistentState("realtime", true, isBool);
   const [interval, setInterval] = usePersistentState<Interval>("interval", "5m", isInterval);
   const [selectedPref, setSelected] = usePersistentState<string>("selected", "", isString);
+  const [zoneChoice, setZoneChoice] = usePersistentState<ZoneChoice>("timezone", "exchange", isZoneChoice);
+  const [paused, setPaused] = useState(false);
+  const [tab, setTab] = useState("watchlist");
+  const [book] = useState(() => new PrecisionBook());
+  const layout = useLayout();
 
   // Nothing stored yet: start from the server's configured watchlist.
   useEffect(() => {
@@ -53,95 +82,214 @@ export function App() {
   const tickers = useMemo(() => stored ?? serverList ?? [], [stored, serverList]);
   const selected = tickers.includes(selectedPref) ? selectedPref : (tickers[0] ?? "");
 
-  const data = useMarketData({ tickers, enableRealTime: realtime, token, pollIntervalMs: pollMs, probeIntervalMs: probeMs });
+  // Paused: no socket and no polls (no tickers to poll); the quotes on screen stay as they were.
+  const data = useMarketData({
+    tickers: paused ? NO_TICKERS : tickers,
+    enableRealTime: realtime && !paused,
+    token,
+    pollIntervalMs: pollMs,
+    probeIntervalMs: probeMs,
+  });
   const info = useServerInfo(token);
   const now = useNow(1000);
+  const conn = data.connection;
+  const socketCarries = conn.state === "connected";
+  const reach = useReachability({
+    active: !paused && !socketCarries && (data.fallback || !realtime),
+    periodMs: Math.min(pollMs, probeMs),
+    token,
+  });
+  const stats = useReconnectStats(conn.state, conn.attempt);
 
-  const market = data.markets[marketOf(selected || "AAPL")] ?? null;
+  const status = feedStatus({
+    paused,
+    realtimeEnabled: realtime,
+    wsState: conn.state,
+    attempt: conn.attempt,
+    maxAttempts: conn.maxAttempts,
+    fallback: data.fallback,
+    restReachable: reach.reachable,
+    pollSeconds: Math.round(pollMs / 1000),
+    probeSeconds: Math.round(probeMs / 1000),
+  });
+
+  const byTicker = useTickerStatus(data.markets);
+  const marketFor = useCallback((t: string) => statusFor(t, byTicker, data.markets, marketOf), [byTicker, data.markets]);
+  const market = marketFor(selected);
+  // The market the server names for the ticker (its own, e.g. SIM), else the rule's guess.
+  const selectedMarket = market?.market ?? marketOf(selected || "AAPL");
+  const zone = zoneFor(zoneChoice, selectedMarket);
+  const lastDataAt = data.metrics.lastUpdateAt;
+  const lastData = lastDataAt === null ? null : `${formatTime(lastDataAt, zone)} (${formatAge(now - lastDataAt)} ago)`;
+
   // Prices are expected to move when the feed is simulated or the market is in session.
+  const sessionOf = useCallback((t: string) => marketFor(t)?.session ?? null, [marketFor]);
   const pricesExpected = useCallback(
     (t: string) => {
       if (info.simulated) return true;
-      const m = data.markets[marketOf(t)];
-      return m ? m.session !== "closed" : false;
+      const s = sessionOf(t);
+      return s !== null && s !== "closed";
     },
-    [info.simulated, data.markets],
+    [info.simulated, sessionOf],
   );
-  const expectedMs = data.mode === "realtime" ? 30_000 : pollMs + 30_000;
-  const staleOf = useCallback(
-    (q: Quote) => isStale(q, now, expectedMs, pricesExpected(q.ticker)),
-    [now, expectedMs, pricesExpected],
+  const expectedMs = data.mode === "realtime" ? 30_000 : pollMs + 15_000;
+  const standingOf = useCallback(
+    (q: Quote): QuoteStanding => {
+      const own = byTicker[q.ticker];
+      // The server's liveness mark on the ticker counts like its mark on the quote, until an
+      // update newer than its last good one arrives.
+      const marked = own?.stale === true && !(typeof own.last_good === "number" && q.timestamp > own.last_good);
+      return quoteStanding(
+        { stale: q.stale || marked, timestamp: q.timestamp },
+        {
+          now,
+          expectedMs,
+          pricesExpected: pricesExpected(q.ticker),
+          session: marketFor(q.ticker)?.market === "CRYPTO" ? null : sessionOf(q.ticker),
+        },
+      );
+    },
+    [now, expectedMs, pricesExpected, sessionOf, marketFor, byTicker],
   );
-  const staleCount = tickers.filter((t) => data.quotes[t] && staleOf(data.quotes[t])).length;
+  const staleCount = tickers.filter((t) => data.quotes[t] && standingOf(data.quotes[t]) === "stale").length;
 
-  const view = connectionView({
-    ...data.connection,
-    realtimeEnabled: realtime,
-    fallback: data.fallback,
-    lastMessageAgeMs: data.metrics.lastMessageAt === null ? null : now - data.metrics.lastMessageAt,
-  });
+  for (const q of Object.values(data.quotes)) book.note(q);
+  const decimalsOf = useCallback((t: string) => book.get(t), [book]);
+  const selectedQuote = data.quotes[selected];
+  const chartDecimals = book.get(selected) ?? defaultDecimals(selectedQuote?.data.price ?? selectedQuote?.data.prev_close ?? 100);
 
   const add = useCallback((t: string) => setWatchlist([...tickers, t]), [tickers, setWatchlist]);
   const remove = useCallback((t: string) => setWatchlist(tickers.filter((x) => x !== t)), [tickers, setWatchlist]);
 
+  const openDetails = useCallback(() => {
+    if (layout === "phone") {
+      setTab("connection");
+      requestAnimationFrame(() => document.getElementById("tab-connection")?.scrollIntoView({ block: "nearest" }));
+    } else {
+      const el = document.getElementById("connection-details");
+      el?.scrollIntoView({ block: "nearest" });
+      el?.focus();
+    }
+  }, [layout]);
+
+  const sessionWords = market ? (market.market === "CRYPTO" ? "" : market.session === "closed" ? " Market closed." : "") : "";
+  const spoken = `${SPOKEN[status.kind]}.${sessionWords}`;
+
+  const watchlist = (
+    <Watchlist
+      tickers={tickers}
+      quotes={data.quotes}
+      selected={selected}
+      now={now}
+      standingOf={standingOf}
+      decimalsOf={decimalsOf}
+      errors={data.tickerErrors}
+      onSelect={setSelected}
+      onAdd={add}
+      onRemove={remove}
+      maxTickers={MAX_TICKERS}
+    />
+  );
+  const details = <QuoteDetails ticker={selected} quote={selectedQuote} decimals={book.get(selected)} zone={zone} />;
+  const metrics = (
+    <WebSocketMetrics
+      status={status}
+      latencyMs={conn.latencyMs}
+      latencyCurrent={stats.latencyCurrent}
+      reconnections={stats.reconnections}
+      failedAttempts={stats.failedAttempts}
+      messagesPerSec={data.metrics.messagesPerSec}
+      lastUpdateAt={data.metrics.lastUpdateAt}
+      lastMessageAt={data.metrics.lastMessageAt}
+      now={now}
+      zone={zone}
+    />
+  );
+
+  const banner =
+    status.kind === "unreachable" ? (
+      <div className="no-data" data-testid="no-data" data-kind={status.kind}>
+        <b>No data</b>: the server is unreachable. {lastData ? `Last good data ${lastData}.` : "Nothing received yet."}
+      </div>
+    ) : status.kind === "paused" ? (
+      <div className="no-data paused" data-testid="no-data" data-kind={status.kind}>
+        <b>Paused</b>: prices frozen{lastData ? ` as of ${lastData}` : ""}. Press Resume for live prices.
+      </div>
+    ) : null;
+
   return (
-    <div className="app">
+    <div className={`app layout-${layout}`} data-layout={layout}>
       <DashboardHeader
         info={info}
         market={market}
-        marketName={marketOf(selected || "AAPL")}
-        connection={view}
-        latencyMs={data.connection.latencyMs}
+        marketName={selectedMarket}
+        zone={zone}
+        status={status}
+        latencyMs={stats.latencyCurrent ? conn.latencyMs : null}
+        lastData={lastData}
         staleCount={staleCount}
         now={now}
         authError={data.authError}
+        onOpenDetails={openDetails}
       />
       <main className="main">
-        <aside className="side">
-          <Watchlist
-            tickers={tickers}
-            quotes={data.quotes}
-            selected={selected}
-            now={now}
-            staleOf={staleOf}
-            errors={data.tickerErrors}
-            onSelect={setSelected}
-            onAdd={add}
-            onRemove={remove}
-            maxTickers={MAX_TICKERS}
-          />
-          <QuoteDetails ticker={selected} quote={data.quotes[selected]} />
-          <WebSocketMetrics
-            latencyMs={data.connection.latencyMs}
-            reconnectCount={data.connection.reconnectCount}
-            messagesPerSec={data.metrics.messagesPerSec}
-            mode={data.mode}
-            state={data.connection.state}
-            lastUpdateAt={data.metrics.lastUpdateAt}
-            lastMessageAt={data.metrics.lastMessageAt}
-            now={now}
-          />
-        </aside>
-        <section className="center">
+        <section className="center" aria-label="Chart">
           <ChartToolbar
             ticker={selected || "—"}
             interval={interval}
             onInterval={setInterval}
             realtime={realtime}
             onRealtime={setRealtime}
-            mode={data.mode}
-            pollSeconds={Math.round(pollMs / 1000)}
+            status={status}
+            paused={paused}
+            onPaused={setPaused}
+            zoneChoice={zoneChoice}
+            onZoneChoice={setZoneChoice}
+            exchangeLabel={exchangeZone(selectedMarket).label}
+            localLabel={localZone().label}
           />
           {selected ? (
-            <PriceChart ticker={selected} interval={interval} token={token} subscribeTicks={data.subscribeTicks} />
+            <PriceChart
+              ticker={selected}
+              interval={interval}
+              token={token}
+              subscribeTicks={data.subscribeTicks}
+              decimals={chartDecimals}
+              prevClose={selectedQuote?.data.prev_close ?? null}
+              zone={zone}
+            >
+              {banner}
+            </PriceChart>
           ) : (
             <div className="chart-wrap empty" data-testid="price-chart">
               Add a ticker to see its chart.
+              {banner}
             </div>
           )}
         </section>
+        {layout === "phone" ? (
+          <Tabs
+            label="Panels"
+            active={tab}
+            onChange={setTab}
+            tabs={[
+              { id: "watchlist", label: "Watchlist", panel: watchlist },
+              { id: "day", label: "Day", panel: details },
+              { id: "connection", label: "Connection", panel: metrics },
+            ]}
+          />
+        ) : (
+          <aside className="side" aria-label="Watchlist and details">
+            {watchlist}
+            <div className="side-panels">
+              {details}
+              {metrics}
+            </div>
+          </aside>
+        )}
       </main>
       <Toasts toasts={data.toasts} onDismiss={data.dismissToast} />
+      <Announcer message={spoken} />
     </div>
   );
 }

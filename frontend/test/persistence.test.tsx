@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { ChartToolbar } from "../src/components/ChartToolbar";
 import { usePersistentState } from "../src/hooks/usePersistentState";
 import { readToken } from "../src/lib/api";
+import { feedStatus } from "../src/lib/feedStatus";
 import { isBool } from "../src/lib/storage";
 
 function Toolbar() {
@@ -14,8 +15,23 @@ function Toolbar() {
       onInterval={() => {}}
       realtime={realtime}
       onRealtime={setRealtime}
-      mode={realtime ? "realtime" : "polling"}
-      pollSeconds={60}
+      status={feedStatus({
+        paused: false,
+        realtimeEnabled: realtime,
+        wsState: realtime ? "connected" : "closed",
+        attempt: 0,
+        maxAttempts: 3,
+        fallback: false,
+        restReachable: null,
+        pollSeconds: 60,
+        probeSeconds: 10,
+      })}
+      paused={false}
+      onPaused={() => {}}
+      zoneChoice="exchange"
+      onZoneChoice={() => {}}
+      exchangeLabel="ET"
+      localLabel="CET"
     />
   );
 }

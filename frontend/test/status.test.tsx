@@ -1,7 +1,4 @@
-import { render, screen } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
-import { ConnectionStatus } from "../src/components/ConnectionStatus";
-import { wsUrl } from "../src/lib/api";
 import { connectionView, isStale, type ConnectionInput } from "../src/lib/status";
 
 const base: ConnectionInput = {
@@ -29,15 +26,10 @@ describe("connectionView", () => {
     expect(connectionView({ ...base, state: "closed" })).toMatchObject({ color: "red", state: "disconnected" });
   });
 
-  it("says state, latency, reconnects and last message age in words", () => {
+  it("says state, latency, reconnects and last message age in words (the chip: feedStatus.test.tsx)", () => {
     expect(connectionView(base).detail).toBe(
       "Connection: Live (WebSocket), latency 12 ms, 2 reconnects, last message 1.5s ago",
     );
-    render(<ConnectionStatus view={connectionView({ ...base, state: "reconnecting", attempt: 1 })} latencyMs={12} />);
-    const el = screen.getByTestId("connection-status");
-    expect(el.getAttribute("data-state")).toBe("reconnecting");
-    expect(el.getAttribute("aria-label")).toMatch(/^Connection: Reconnecting \(attempt 1 of 3\), latency 12 ms/);
-    expect(el.getAttribute("title")).toBe(el.getAttribute("aria-label"));
   });
 });
 
@@ -51,10 +43,3 @@ describe("isStale", () => {
   });
 });
 
-describe("wsUrl", () => {
-  it("adds the token as access_token", () => {
-    const loc = { protocol: "https:", host: "example.test:8443" } as Location;
-    expect(wsUrl(null, loc)).toBe("wss://example.test:8443/ws");
-    expect(wsUrl("a b", loc)).toBe("wss://example.test:8443/ws?access_token=a%20b");
-  });
-});

@@ -1,7 +1,9 @@
-// Interval selector and the real-time toggle (WebSocket vs polling), with its mode label.
+// Over the chart: the ticker, the interval buttons, how prices arrive now (the feed status's
+// words), the time-zone choice, pause, and the real-time switch (WebSocket vs polling).
 
 import { INTERVALS, type Interval } from "../lib/candles";
-import type { Mode } from "../hooks/useMarketData";
+import type { FeedStatusView } from "../lib/feedStatus";
+import type { ZoneChoice } from "../lib/timezone";
 
 interface Props {
   ticker: string;
@@ -9,48 +11,81 @@ interface Props {
   onInterval: (i: Interval) => void;
   realtime: boolean;
   onRealtime: (on: boolean) => void;
-  mode: Mode;
-  pollSeconds: number;
+  status: FeedStatusView;
+  paused: boolean;
+  onPaused: (on: boolean) => void;
+  zoneChoice: ZoneChoice;
+  onZoneChoice: (z: ZoneChoice) => void;
+  exchangeLabel: string;
+  localLabel: string;
 }
 
-export function ChartToolbar({ ticker, interval, onInterval, realtime, onRealtime, mode, pollSeconds }: Props) {
-  const modeLabel = mode === "realtime" ? "Real-time · WebSocket" : `Polling · every ${pollSeconds} s`;
+export function ChartToolbar(p: Props) {
   return (
     <div className="toolbar" data-testid="chart-toolbar">
-      <span className="tb-ticker">{ticker}</span>
-      <div className="seg" role="group" aria-label="Interval">
+      <span className="tb-ticker" data-testid="chart-ticker">
+        {p.ticker}
+      </span>
+      <div className="seg" role="group" aria-label="Bar interval">
         {INTERVALS.map((i) => (
           <button
             key={i}
             type="button"
-            className={i === interval ? "on" : ""}
-            aria-pressed={i === interval}
+            className={i === p.interval ? "on" : ""}
+            aria-pressed={i === p.interval}
             data-testid={`interval-${i}`}
-            onClick={() => onInterval(i)}
+            onClick={() => p.onInterval(i)}
           >
             {i === "1d" ? "1D" : i}
           </button>
         ))}
       </div>
-      <div className="tb-spacer" />
-      <span className={`mode-label mode-${mode}`} data-testid="mode-label">
-        {modeLabel}
+      <span className={`mode-label mode-${p.status.color}`} data-testid="mode-label" data-kind={p.status.kind}>
+        {p.status.mode}
       </span>
-      <label className="switch" title="Real-time over WebSocket, or poll the REST API">
+      <div className="tb-controls">
+        <label className="tz">
+          <span>Times</span>
+          <select
+            value={p.zoneChoice}
+            onChange={(e) => p.onZoneChoice(e.target.value === "local" ? "local" : "exchange")}
+            data-testid="tz-select"
+          >
+            <option value="exchange">Exchange ({p.exchangeLabel})</option>
+            <option value="local">Local ({p.localLabel})</option>
+          </select>
+        </label>
         <button
           type="button"
-          role="switch"
-          aria-checked={realtime}
-          aria-label="Real-time updates"
-          data-testid="realtime-toggle"
-          data-checked={realtime}
-          className={realtime ? "on" : ""}
-          onClick={() => onRealtime(!realtime)}
+          className={`pause ${p.paused ? "on" : ""}`}
+          aria-pressed={p.paused}
+          data-testid="pause-toggle"
+          onClick={() => p.onPaused(!p.paused)}
+          title={p.paused ? "Resume live updates" : "Freeze the prices on screen"}
         >
-          <span className="knob" />
+          {p.paused ? "▶ Resume" : "❚❚ Pause"}
         </button>
-        <span>Real-time</span>
-      </label>
+        <div className="switch">
+          <button
+            type="button"
+            role="switch"
+            aria-checked={p.realtime}
+            aria-labelledby="rt-label"
+            data-testid="realtime-toggle"
+            data-checked={p.realtime}
+            className={`sw ${p.realtime ? "on" : ""}`}
+            onClick={() => p.onRealtime(!p.realtime)}
+            title="Real-time over WebSocket, or poll the REST API"
+          >
+            <span className="track" aria-hidden="true">
+              <span className="knob" />
+            </span>
+          </button>
+          <span id="rt-label" className="sw-label">
+            Real-time
+          </span>
+        </div>
+      </div>
     </div>
   );
 }

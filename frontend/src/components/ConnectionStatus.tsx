@@ -1,22 +1,40 @@
-import type { ConnectionView } from "../lib/status";
+// The connection chip, always on screen: a coloured dot and words (never colour alone).
+// A button: it opens the connection details (the panel on a desktop, the tab on a phone).
 
-export function ConnectionStatus({ view, latencyMs }: { view: ConnectionView; latencyMs: number | null }) {
+import type { FeedStatusView } from "../lib/feedStatus";
+
+interface Props {
+  view: FeedStatusView;
+  /** The open connection's latency; null when there is none (no old figure shown as current). */
+  latencyMs: number | null;
+  /** "last data 14:32:05 ET" when nothing is arriving. */
+  lastData?: string | null;
+  onOpenDetails?: () => void;
+}
+
+export function ConnectionStatus({ view, latencyMs, lastData, onOpenDetails }: Props) {
+  const extra = !view.flowing && lastData ? ` Last data ${lastData}.` : "";
   return (
-    <div
+    <button
+      type="button"
       className={`conn conn-${view.color}`}
       data-testid="connection-status"
       data-state={view.state}
       data-color={view.color}
-      role="status"
-      aria-label={view.detail}
-      title={view.detail}
-      tabIndex={0}
+      data-kind={view.kind}
+      title={`${view.detail}${extra}`}
+      onClick={onOpenDetails}
     >
       <span className="conn-dot" aria-hidden="true" />
       <span className="conn-title">{view.title}</span>
-      {view.state === "connected" && latencyMs !== null && (
-        <span className="conn-latency">{Math.round(latencyMs)} ms</span>
-      )}
-    </div>
+      {view.kind === "live" && latencyMs !== null && <span className="conn-latency">{Math.round(latencyMs)} ms</span>}
+      {!view.flowing && lastData && <span className="conn-last">last data {lastData}</span>}
+      {/* The full sentence for screen readers, after the visible words (which stay part of the name). */}
+      <span className="sr-only">
+        {" "}
+        — {view.detail}
+        {extra} Show connection details.
+      </span>
+    </button>
   );
 }

@@ -1,7 +1,9 @@
-// The bar that is always visible: name, data-source badge, market session, connection.
+// The bar that is always visible (sticky on small screens): name, data-source badge,
+// market session and clock in the chosen zone, stale count, connection.
 
-import { describeMarket, exchangeClock } from "../lib/market";
-import type { ConnectionView } from "../lib/status";
+import { describeMarket } from "../lib/market";
+import type { FeedStatusView } from "../lib/feedStatus";
+import { formatTime, type Zone } from "../lib/timezone";
 import type { MarketStatus } from "../lib/types";
 import type { ServerInfo } from "../hooks/useServerInfo";
 import { ConnectionStatus } from "./ConnectionStatus";
@@ -10,53 +12,64 @@ interface Props {
   info: ServerInfo;
   market: MarketStatus | null;
   marketName: string;
-  connection: ConnectionView;
+  zone: Zone;
+  status: FeedStatusView;
   latencyMs: number | null;
+  lastData: string | null;
   staleCount: number;
   now: number;
   authError: string | null;
+  onOpenDetails: () => void;
 }
 
-export function DashboardHeader({ info, market, marketName, connection, latencyMs, staleCount, now, authError }: Props) {
-  const m = market ? describeMarket(market) : null;
+export function DashboardHeader(p: Props) {
+  const { info, market } = p;
+  const m = market ? describeMarket(market, p.zone) : null;
+  const session = market ? (market.market === "CRYPTO" ? "open" : market.session) : "unknown";
   return (
     <header className="hdr">
       <div className="hdr-brand">
         <span className="logo" aria-hidden="true">◢</span>
-        <span className="name">stockfeed</span>
+        <h1 className="name">stockfeed</h1>
         {info.simulated && (
           <span className="badge badge-sim" data-testid="simulated-badge" title="Prices come from the simulator, not a market">
-            Simulated data
+            Simulated
           </span>
         )}
         {info.source && !info.simulated && <span className="badge">{info.source}</span>}
         {info.sourceStale && <span className="badge badge-warn">Source stale</span>}
       </div>
-      <div className="hdr-market" data-testid="market-status" aria-live="polite">
-        <span className="muted">{market?.market ?? marketName}</span>
-        <span className="hdr-clock">{exchangeClock(now, market?.market ?? marketName)}</span>
+      <div className="hdr-market" data-testid="market-status" data-session={session}>
+        <span className="muted">{market?.market ?? p.marketName}</span>
+        <span className="hdr-clock" data-testid="clock">
+          {formatTime(p.now, p.zone)}
+        </span>
         {m ? (
           <>
-            <span className={market?.is_open ? "mkt-open" : "mkt-closed"}>{m.label}</span>
-            {m.detail && <span className="muted">{m.detail}</span>}
-            {market?.stale && <span className="badge badge-warn">feed stale</span>}
+            <span className={`mkt mkt-${session}`} data-testid="market-session">
+              {session === "closed" ? "Market closed" : m.label}
+            </span>
+            {m.detail && <span className="muted mkt-detail">{m.detail}</span>}
+            {/* A stale mark naming a ticker is that ticker's (its row says so); without one, the market's feed. */}
+            {market?.stale && !(market as { ticker?: string }).ticker && <span className="badge badge-warn">feed stale</span>}
           </>
         ) : (
           <span className="muted">market status …</span>
         )}
       </div>
       <div className="hdr-right">
-        {authError && (
-          <span className="badge badge-err" data-testid="auth-error" role="alert" title={authError}>
+        {p.authError && (
+          <span className="badge badge-err" data-testid="auth-error" role="alert" title={p.authError}>
             Not authorised: open with ?token=…
           </span>
         )}
-        {staleCount > 0 && (
-          <span className="badge badge-warn" data-testid="stale-warning" role="alert">
-            ⚠ {staleCount} stale quote{staleCount === 1 ? "" : "s"}
+        {p.staleCount > 0 && (
+          <span className="badge badge-warn" data-testid="stale-warning">
+            ⚠ {p.staleCount} stale
+            <span className="sr-only"> quote{p.staleCount === 1 ? "" : "s"}</span>
           </span>
         )}
-        <ConnectionStatus view={connection} latencyMs={latencyMs} />
+        <ConnectionStatus view={p.status} latencyMs={p.latencyMs} lastData={p.lastData} onOpenDetails={p.onOpenDetails} />
       </div>
     </header>
   );

@@ -1,24 +1,34 @@
 // Candles and volume (lightweight-charts v5). History is set once per ticker/interval;
 // after that every tick goes through CandleBuilder and series.update(): the forming candle
 // is replaced in place or a new one appended, so nothing flickers or jumps.
+//
+// Each ticker/interval's bars and zoom are kept in lib/chartCache.ts when the chart moves
+// on, and shown at once on the way back while fresh history is fetched and merged in.
+// The legend reads the bar under the crosshair (mouse, touch, or the arrow keys when the
+// chart has focus): OHLC, volume and the change from the bar before.
 
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useId, useRef, useState, type KeyboardEvent, type ReactNode } from "react";
 import {
   CandlestickSeries,
   ColorType,
   CrosshairMode,
   HistogramSeries,
+  LineStyle,
   TickMarkType,
   createChart,
   type IChartApi,
+  type IPriceLine,
   type ISeriesApi,
+  type LogicalRange,
+  type MouseEventParams,
   type Time,
   type UTCTimestamp,
 } from "lightweight-charts";
 import { getJson } from "../lib/api";
 import { CandleBuilder, INTERVAL_RANGE, type Interval } from "../lib/candles";
-import { formatPrice } from "../lib/format";
-import { marketOf } from "../lib/market";
+import { ChartCache, chartCache, mergeBars, rangeFor, viewOf } from "../lib/chartCache";
+import { formatCount, formatPrice, formatSigned } from "../lib/format";
+import { secondsFormatter, sessionDate, type Zone } from "../lib/timezone";
 import type { Bar, Tick } from "../lib/types";
 
 const UP = "#26a69a";
@@ -29,6 +39,12 @@ interface Props {
   interval: Interval;
   token: string | null;
   subscribeTicks: (fn: (t: Tick) => void) => () => void;
+  /** The instrument's precision (axis, legend, price line). */
+  decimals: number;
+  prevClose: number | null;
+  zone: Zone;
+  /** Overlays drawn over the chart (the "no data" banner). */
+  children?: ReactNode;
 }
 
 interface Parts {
@@ -37,20 +53,70 @@ interface Parts {
   volume: ISeriesApi<"Histogram">;
 }
 
-function zoneOf(ticker: string): string {
-  return marketOf(ticker) === "CRYPTO" ? "UTC" : "America/New_York";
-}
+const intervalLabel = (i: Interval) => (i === "1d" ? "1D" : i);
+const candle = (b: Bar) => ({ time: b.time as UTCTimestamp, open: b.open, high: b.high, low: b.low, close: b.close });
+const volumeBar = (b: Bar) => ({
+  time: b.time as UTCTimestamp,
+  value: b.volume ?? 0,
+  color: b.close >= b.open ? `${UP}66` : `${DOWN}66`,
+});
 
-function makeFormatter(zone: string, opts: Intl.DateTimeFormatOptions) {
-  const f = new Intl.DateTimeFormat("en-GB", { timeZone: zone, hour12: false, ...opts });
-  return (t: Time) => f.format(new Date((t as number) * 1000));
-}
-
-export function PriceChart({ ticker, interval, token, subscribeTicks }: Props) {
+export function PriceChart({ ticker, interval, token, subscribeTicks, decimals, prevClose, zone, children }: Props) {
   const box = useRef<HTMLDivElement>(null);
   const legend = useRef<HTMLDivElement>(null);
   const parts = useRef<Parts | null>(null);
+  // The bars on screen, oldest first (the series' logical index is the array index).
+  const bars = useRef<Bar[]>([]);
+  // The bar under the crosshair, mouse or keyboard (null: none, the legend shows the last bar).
+  const cursor = useRef<number | null>(null);
+  const keyboard = useRef(false);
+  const fmt = useRef({ decimals, zone, interval, ticker });
   const [status, setStatus] = useState<{ loading: boolean; error: string | null }>({ loading: true, error: null });
+  const [summary, setSummary] = useState("");
+  const summaryId = useId();
+
+  useEffect(() => {
+    fmt.current = { decimals, zone, interval, ticker };
+  });
+
+  /** The legend for bar `i` (or the last one). Written to the DOM: no render per mouse move. */
+  const showLegend = (i: number | null) => {
+    const el = legend.current;
+    if (!el) return;
+    const list = bars.current;
+    const idx = i === null ? list.length - 1 : i;
+    const bar = list[idx];
+    const { decimals: d, zone: z, interval: iv, ticker: t } = fmt.current;
+    const set = (name: string, text: string, cls?: string) => {
+      const span = el.querySelector<HTMLElement>(`[data-f="${name}"]`);
+      if (!span) return;
+      span.textContent = text;
+      if (cls !== undefined) span.className = cls;
+    };
+    set("name", `${t} · ${intervalLabel(iv)}`);
+    if (!bar) {
+      for (const f of ["time", "o", "h", "l", "c", "v", "chg"]) set(f, "");
+      el.dataset.hovered = "";
+      return;
+    }
+    const prev = list[idx - 1];
+    const base = prev ? prev.close : bar.open;
+    const chg = bar.close - base;
+    const pct = base !== 0 ? (chg / base) * 100 : null;
+    const when = iv === "1d" ? sessionDate(bar.time) : `${secondsFormatter(z, { day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit" })(bar.time)} ${z.label}`;
+    set("time", when);
+    set("o", formatPrice(bar.open, d));
+    set("h", formatPrice(bar.high, d));
+    set("l", formatPrice(bar.low, d));
+    set("c", formatPrice(bar.close, d));
+    set("v", formatCount(bar.volume));
+    set("chg", `${formatSigned(chg, d)} (${formatSigned(pct, 2, "%")})`, chg > 0 ? "up" : chg < 0 ? "down" : "flat");
+    el.dataset.hovered = i === null ? "" : String(bar.time);
+  };
+  const legendRef = useRef(showLegend);
+  useEffect(() => {
+    legendRef.current = showLegend;
+  });
 
   // The chart itself: created once, sized by its box (autoSize uses a ResizeObserver).
   useEffect(() => {
@@ -60,7 +126,7 @@ export function PriceChart({ ticker, interval, token, subscribeTicks }: Props) {
       autoSize: true,
       layout: {
         background: { type: ColorType.Solid, color: "#0f1318" },
-        textColor: "#8b96a5",
+        textColor: "#9aa5b3",
         fontSize: 11,
         fontFamily: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace",
         attributionLogo: false,
@@ -69,6 +135,8 @@ export function PriceChart({ ticker, interval, token, subscribeTicks }: Props) {
       crosshair: { mode: CrosshairMode.Normal },
       rightPriceScale: { borderColor: "#262e3a" },
       timeScale: { borderColor: "#262e3a", timeVisible: true, secondsVisible: false, rightOffset: 4 },
+      // A vertical swipe scrolls the page (phones); a horizontal one pans the chart.
+      handleScroll: { vertTouchDrag: false },
     });
     const candles = chart.addSeries(CandlestickSeries, {
       upColor: UP,
@@ -84,52 +152,118 @@ export function PriceChart({ ticker, interval, token, subscribeTicks }: Props) {
       priceLineVisible: false,
     });
     volume.priceScale().applyOptions({ scaleMargins: { top: 0.82, bottom: 0 } });
-    candles.priceScale().applyOptions({ scaleMargins: { top: 0.08, bottom: 0.22 } });
+    candles.priceScale().applyOptions({ scaleMargins: { top: 0.12, bottom: 0.22 } });
+    const onMove = (param: MouseEventParams) => {
+      // Programmatic moves (the keyboard's) come without a source event: the key handler drew them.
+      if (!param.sourceEvent && keyboard.current) return;
+      keyboard.current = false;
+      const i = param.logical === undefined || param.time === undefined ? null : Math.round(param.logical);
+      cursor.current = i !== null && i >= 0 && i < bars.current.length ? i : null;
+      legendRef.current(cursor.current);
+    };
+    chart.subscribeCrosshairMove(onMove);
     parts.current = { chart, candles, volume };
     return () => {
       parts.current = null;
+      chart.unsubscribeCrosshairMove(onMove);
       chart.remove();
     };
   }, []);
 
-  // History for the ticker and interval, then live ticks.
+  // Axis and crosshair times in the chosen zone; daily bars as dates (never shifted).
   useEffect(() => {
     const p = parts.current;
     if (!p) return;
-    const zone = zoneOf(ticker);
     const daily = interval === "1d";
-    const timeFmt = makeFormatter(zone, daily ? { day: "2-digit", month: "short", year: "2-digit" } : { day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit" });
-    const hm = makeFormatter(zone, { hour: "2-digit", minute: "2-digit" });
-    const dm = makeFormatter(zone, { day: "2-digit", month: "short" });
-    const y = makeFormatter(zone, { year: "numeric" });
+    const full = secondsFormatter(zone, { day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit" });
+    const hm = secondsFormatter(zone, { hour: "2-digit", minute: "2-digit" });
+    const dm = secondsFormatter(zone, { day: "2-digit", month: "short" });
+    const y = secondsFormatter(zone, { year: "numeric" });
+    const s = (t: Time) => t as number;
     p.chart.applyOptions({
-      localization: { timeFormatter: timeFmt },
+      localization: {
+        timeFormatter: (t: Time) => (daily ? sessionDate(s(t)) : `${full(s(t))} ${zone.label}`),
+      },
       timeScale: {
         timeVisible: !daily,
-        tickMarkFormatter: (t: Time, kind: TickMarkType) =>
-          kind === TickMarkType.Year ? y(t) : kind === TickMarkType.Month || kind === TickMarkType.DayOfMonth ? dm(t) : hm(t),
+        tickMarkFormatter: (t: Time, kind: TickMarkType) => {
+          if (daily) return kind === TickMarkType.Year ? sessionDate(s(t), { year: "numeric" }) : sessionDate(s(t), { day: "2-digit", month: "short" });
+          return kind === TickMarkType.Year ? y(s(t)) : kind === TickMarkType.Month || kind === TickMarkType.DayOfMonth ? dm(s(t)) : hm(s(t));
+        },
       },
     });
+    legendRef.current(cursor.current);
+  }, [zone, interval]);
 
+  // The instrument's precision on the axis, with thousands separators.
+  useEffect(() => {
+    const p = parts.current;
+    if (!p) return;
+    p.candles.applyOptions({
+      priceFormat: { type: "custom", minMove: 10 ** -decimals, formatter: (v: number) => formatPrice(v, decimals) },
+    });
+    legendRef.current(cursor.current);
+  }, [decimals]);
+
+  // The previous close as a dashed line across the chart.
+  useEffect(() => {
+    const p = parts.current;
+    if (!p || prevClose === null || !Number.isFinite(prevClose)) return;
+    let line: IPriceLine | null = p.candles.createPriceLine({
+      price: prevClose,
+      color: "#8b96a5",
+      lineWidth: 1,
+      lineStyle: LineStyle.Dashed,
+      axisLabelVisible: true,
+      title: "Prev close",
+    });
+    return () => {
+      if (line && parts.current === p) p.candles.removePriceLine(line);
+      line = null;
+    };
+  }, [prevClose, ticker]);
+
+  // History for the ticker and interval (from the cache at once, then fresh), then live ticks.
+  useEffect(() => {
+    const p = parts.current;
+    if (!p) return;
+    const key = ChartCache.key(ticker, interval);
+    const cached = chartCache.get(key);
+    const list: Bar[] = cached ? cached.bars.slice() : [];
+    bars.current = list;
+    cursor.current = null;
     const builder = new CandleBuilder(interval);
     const early: Tick[] = [];
     let ready = false;
-    const showLegend = (bar: Bar | null) => {
-      if (!legend.current) return;
-      legend.current.textContent = bar
-        ? `${ticker} · ${interval === "1d" ? "1D" : interval}   O ${formatPrice(bar.open)}  H ${formatPrice(bar.high)}  L ${formatPrice(bar.low)}  C ${formatPrice(bar.close)}`
-        : `${ticker} · ${interval}`;
+    let range: LogicalRange | null = null;
+    const onRange = (r: LogicalRange | null) => {
+      range = r;
+      // How many bars are in view, for the browser tests (zoom kept per ticker and interval).
+      const wrap = box.current?.parentElement;
+      if (wrap && r) wrap.dataset.barsInView = String(Math.round(r.to - r.from));
     };
-    const draw = (bar: Bar) => {
-      const time = bar.time as UTCTimestamp;
-      p.candles.update({ time, open: bar.open, high: bar.high, low: bar.low, close: bar.close });
-      p.volume.update({ time, value: bar.volume, color: bar.close >= bar.open ? `${UP}66` : `${DOWN}66` });
-      showLegend(bar);
-    };
+
     const apply = (tick: Tick) => {
       const r = builder.apply(tick.time, tick.price, tick.volume);
-      if (r.kind !== "ignore") draw(r.bar);
+      if (r.kind === "ignore") return;
+      if (r.kind === "replace" && list.length > 0) list[list.length - 1] = r.bar;
+      else list.push(r.bar);
+      p.candles.update(candle(r.bar));
+      p.volume.update(volumeBar(r.bar));
+      if (cursor.current === null || cursor.current >= list.length - 2) legendRef.current(cursor.current);
     };
+
+    p.candles.setData(list.map(candle));
+    p.volume.setData(list.map(volumeBar));
+    if (cached) {
+      builder.load(list);
+      ready = true;
+      if (list.length > 0) p.chart.timeScale().setVisibleLogicalRange(rangeFor(list.length, cached.view));
+    }
+    legendRef.current(null);
+    p.chart.timeScale().subscribeVisibleLogicalRangeChange(onRange);
+    setStatus({ loading: !cached, error: null });
+
     const unsubscribe = subscribeTicks((tick) => {
       if (tick.ticker !== ticker) return;
       if (ready) apply(tick);
@@ -137,50 +271,156 @@ export function PriceChart({ ticker, interval, token, subscribeTicks }: Props) {
     });
 
     const ctl = new AbortController();
-    p.candles.setData([]);
-    p.volume.setData([]);
-    showLegend(null);
     const load = async () => {
-      setStatus({ loading: true, error: null });
-      let bars: Bar[] = [];
+      let fresh: Bar[] = [];
       let error: string | null = null;
       try {
-        const range = INTERVAL_RANGE[interval];
         const body = await getJson<{ bars: Bar[] }>(
-          `/api/history/${encodeURIComponent(ticker)}?interval=${interval}&range=${range}`,
+          `/api/history/${encodeURIComponent(ticker)}?interval=${interval}&range=${INTERVAL_RANGE[interval]}`,
           token,
           ctl.signal,
         );
-        bars = body.bars;
+        fresh = body.bars;
       } catch (e) {
         if (ctl.signal.aborted) return;
         error = e instanceof Error ? e.message : String(e);
       }
-      p.candles.setData(bars.map((b) => ({ time: b.time as UTCTimestamp, open: b.open, high: b.high, low: b.low, close: b.close })));
-      p.volume.setData(
-        bars.map((b) => ({ time: b.time as UTCTimestamp, value: b.volume, color: b.close >= b.open ? `${UP}66` : `${DOWN}66` })),
-      );
-      builder.load(bars);
-      showLegend(builder.current);
+      if (ctl.signal.aborted) return;
+      // Where the user is looking, counted from the newest bar, survives the merge.
+      const keep = cached ? viewOf(list.length, range) : null;
+      const merged = mergeBars(list, fresh);
+      list.splice(0, list.length, ...merged);
+      p.candles.setData(list.map(candle));
+      p.volume.setData(list.map(volumeBar));
+      builder.load(list);
       ready = true;
       for (const t of early.splice(0)) apply(t);
-      const n = bars.length;
-      if (n > 0) p.chart.timeScale().setVisibleLogicalRange({ from: Math.max(0, n - 150), to: n + 4 });
-      setStatus({ loading: false, error: error ? `No history: ${error}. Live ticks only.` : null });
+      if (list.length > 0 && (!cached || keep)) p.chart.timeScale().setVisibleLogicalRange(rangeFor(list.length, keep));
+      legendRef.current(cursor.current);
+      setStatus({ loading: false, error: error && list.length === 0 ? `No history: ${error}. Live ticks only.` : error ? `History not refreshed: ${error}.` : null });
+      setSummary(describe(ticker, interval, list, fmt.current.decimals, fmt.current.zone));
     };
+    if (cached) setSummary(describe(ticker, interval, list, fmt.current.decimals, fmt.current.zone));
     void load();
     return () => {
       ctl.abort();
       unsubscribe();
+      if (parts.current === p) p.chart.timeScale().unsubscribeVisibleLogicalRangeChange(onRange);
+      if (list.length > 0) chartCache.set(key, { bars: list, view: viewOf(list.length, range), savedAt: Date.now() });
     };
   }, [ticker, interval, token, subscribeTicks]);
 
+  /** Arrow keys walk the crosshair bar by bar (Shift: 10 at a time); Home/End; Escape leaves. */
+  const onKeyDown = (e: KeyboardEvent<HTMLDivElement>) => {
+    const p = parts.current;
+    const list = bars.current;
+    if (!p || list.length === 0) return;
+    const last = list.length - 1;
+    const at = cursor.current ?? last;
+    const step = e.shiftKey ? 10 : 1;
+    let next: number | null;
+    switch (e.key) {
+      case "ArrowLeft":
+        next = cursor.current === null ? last : Math.max(0, at - step);
+        break;
+      case "ArrowRight":
+        next = cursor.current === null ? last : Math.min(last, at + step);
+        break;
+      case "Home":
+        next = 0;
+        break;
+      case "End":
+        next = last;
+        break;
+      case "Escape":
+        cursor.current = null;
+        keyboard.current = false;
+        p.chart.clearCrosshairPosition();
+        showLegend(null);
+        return;
+      default:
+        return;
+    }
+    e.preventDefault();
+    cursor.current = next;
+    keyboard.current = true;
+    const bar = list[next];
+    if (!bar) return;
+    // Keep the bar in view.
+    const vis = p.chart.timeScale().getVisibleLogicalRange();
+    if (vis && (next < vis.from || next > vis.to)) {
+      const width = vis.to - vis.from;
+      const from = next < vis.from ? next - 2 : next - width + 2;
+      p.chart.timeScale().setVisibleLogicalRange({ from, to: from + width });
+    }
+    p.chart.setCrosshairPosition(bar.close, bar.time as UTCTimestamp, p.candles);
+    showLegend(next);
+  };
+
   return (
     <div className="chart-wrap" data-testid="price-chart" data-ticker={ticker} data-interval={interval}>
-      <div ref={box} className="chart-box" />
-      <div ref={legend} className="chart-legend" aria-hidden="true" />
-      {status.loading && <div className="chart-note">Loading {ticker} history…</div>}
-      {status.error && <div className="chart-note warn">{status.error}</div>}
+      <div
+        ref={box}
+        className="chart-box"
+        role="application"
+        tabIndex={0}
+        aria-label={`${ticker} ${intervalLabel(interval)} candlestick chart. Left and right arrow keys move the crosshair; Escape leaves it.`}
+        aria-describedby={summaryId}
+        data-testid="chart-canvas-box"
+        onKeyDown={onKeyDown}
+        onBlur={() => {
+          if (!keyboard.current) return;
+          keyboard.current = false;
+          cursor.current = null;
+          parts.current?.chart.clearCrosshairPosition();
+          showLegend(null);
+        }}
+      />
+      {/* Legend, notes and banners stack in one column clear of the price axis. */}
+      <div className="chart-overlays">
+        <div ref={legend} className="chart-legend" data-testid="chart-legend" aria-hidden="true">
+          <span data-f="name" className="lg-name" />
+          <span data-f="time" className="lg-time" />
+          <span className="lg-k">O</span>
+          <span data-f="o" />
+          <span className="lg-k">H</span>
+          <span data-f="h" />
+          <span className="lg-k">L</span>
+          <span data-f="l" />
+          <span className="lg-k">C</span>
+          <span data-f="c" />
+          <span className="lg-k">Vol</span>
+          <span data-f="v" />
+          <span data-f="chg" />
+        </div>
+        {status.loading && <div className="chart-note">Loading {ticker} history…</div>}
+        {status.error && <div className="chart-note warn">{status.error}</div>}
+        {children}
+      </div>
+      <p id={summaryId} className="sr-only" data-testid="chart-summary">
+        {summary}
+      </p>
     </div>
+  );
+}
+
+/** The chart in words, for screen readers: span, last close, range. */
+export function describe(ticker: string, interval: Interval, list: Bar[], decimals: number, zone: Zone): string {
+  const first = list[0];
+  const last = list[list.length - 1];
+  if (!first || !last) return `${ticker} ${intervalLabel(interval)} candlestick chart: no bars yet.`;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const b of list) {
+    lo = Math.min(lo, b.low);
+    hi = Math.max(hi, b.high);
+  }
+  const when = (b: Bar) =>
+    interval === "1d" ? sessionDate(b.time) : `${secondsFormatter(zone, { day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit" })(b.time)} ${zone.label}`;
+  const chg = last.close - first.open;
+  return (
+    `${ticker} ${intervalLabel(interval)} candlestick chart: ${list.length} bars from ${when(first)} to ${when(last)}. ` +
+    `Last close ${formatPrice(last.close, decimals)}, ${formatSigned(chg, decimals)} over the chart; ` +
+    `low ${formatPrice(lo, decimals)}, high ${formatPrice(hi, decimals)}.`
   );
 }

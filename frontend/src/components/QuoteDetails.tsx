@@ -1,32 +1,31 @@
 // The selected ticker's day at a glance: open, high, low, previous close, volume, seq.
 
-import { formatPrice, formatVolume } from "../lib/format";
-import { exchangeClock, marketOf } from "../lib/market";
+import { formatCount, formatPrice } from "../lib/format";
+import { formatDateTime, type Zone } from "../lib/timezone";
 import type { Quote } from "../lib/types";
 
-export function QuoteDetails({ ticker, quote }: { ticker: string; quote: Quote | undefined }) {
+export function QuoteDetails({ ticker, quote, decimals, zone }: { ticker: string; quote: Quote | undefined; decimals: number | null; zone: Zone }) {
   const d = quote?.data;
   const quotedAt = d?.market_time ?? quote?.timestamp ?? null;
   const range = d && d.high !== null && d.low !== null && d.high > d.low ? (d.price - d.low) / (d.high - d.low) : null;
   const rows: [string, string][] = [
-    ["Open", formatPrice(d?.open)],
-    ["Prev close", formatPrice(d?.prev_close)],
-    ["High", formatPrice(d?.high)],
-    ["Low", formatPrice(d?.low)],
-    ["Volume", formatVolume(d?.volume)],
-    ["Seq", quote ? String(quote.seq) : "—"],
-    // In the exchange's time, like the header and the chart's axis.
-    ["Quote time", quotedAt === null ? "—" : exchangeClock(quotedAt, marketOf(ticker))],
+    ["Open", formatPrice(d?.open, decimals)],
+    ["Prev close", formatPrice(d?.prev_close, decimals)],
+    ["High", formatPrice(d?.high, decimals)],
+    ["Low", formatPrice(d?.low, decimals)],
+    ["Volume", formatCount(d?.volume)],
+    ["Seq", quote ? formatCount(quote.seq) : "—"],
+    ["Quote time", quotedAt === null ? "—" : formatDateTime(quotedAt, zone)],
     ["Day range", range === null ? "—" : `${Math.round(range * 100)}%`],
   ];
   return (
-    <section className="panel details" data-testid="quote-details" aria-label={`${ticker} details`}>
+    <section className="panel details" data-testid="quote-details" aria-labelledby="qd-title">
       <div className="panel-head">
-        <h2>{ticker || "—"} · day</h2>
+        <h2 id="qd-title">{ticker || "—"} · day</h2>
       </div>
       <dl>
         {rows.map(([k, v]) => (
-          <div key={k} className="m-row">
+          <div key={k} className={k === "Quote time" ? "m-row wide" : "m-row"}>
             <dt>{k}</dt>
             <dd>{v}</dd>
           </div>

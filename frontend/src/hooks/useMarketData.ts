@@ -1,24 +1,20 @@
-// useMarketData: quotes for a watchlist, in real time over the one multiplexed socket or
-// by polling /api/quotes, with the fallback between them.
+// useMarketData: quotes for a watchlist, in real time or by polling, for the dashboard.
 //
-// - Real-time: subscribe on every open; on a reconnect, `resume` from the last seq (and
-//   epoch) seen per ticker, so the server replays what was missed (docs/protocol.md). That
-//   bookkeeping (seq, epochs, dedup, resume, held tickers) is lib/feedState.ts; this hook
-//   keeps the React side: state, timers, toasts, metrics.
-// - After the socket gives up (3 failed reconnects): poll, say so in a toast, and keep
-//   trying the socket in the background; when it opens, switch back with a toast.
-// - On every switch (and at start) the latest quotes are fetched over REST, so nothing
-//   published while switching is missed.
-// Quotes reach React state at most once per `flushMs`; the chart hears every tick through
-// `subscribeTicks` callbacks instead.
+// The feed itself is @stockfeed/client's StockfeedClient (clients/js): the socket, the
+// 2/4/8 s backoff and the server's shutdown hint, resume with seq and epoch, dedup, gap
+// snapshots, and the polling fallback (after 3 failed attempts: poll /api/quotes, keep
+// trying the socket in the background, switch back when it opens; real time turned off:
+// poll by choice). This hook is the React side only: one client for the page, the
+// watchlist and the real-time toggle handed to it, and what the page shows — quotes batched
+// into state at most once per `flushMs`, toasts on the switches, metrics once a second.
+// The chart hears every tick through `subscribeTicks` callbacks instead of renders.
 
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { ApiError, getJson, wsUrl as defaultWsUrl } from "../lib/api";
-import type { Jitter } from "../lib/backoff";
-import { FeedState, type FeedChange } from "../lib/feedState";
-import { CloseCode } from "../lib/protocol";
-import type { MarketStatus, PriceMessage, Quote, ServerMessage, Tick } from "../lib/types";
-import { useWebSocket, type WsState } from "./useWebSocket";
+import { StockfeedClient, type ConnectionInfo, type Jitter } from "@stockfeed/client";
+import { CloseCode } from "@stockfeed/client";
+import type { MarketStatus, Quote, Tick, WsState } from "../lib/types";
+
+export type { WsState } from "../lib/types";
 
 export type Mode = "realtime" | "polling";
 
@@ -32,6 +28,7 @@ export interface MarketDataOptions {
   tickers: string[];
   enableRealTime: boolean;
   token?: string | null;
+  /** The socket's address (default: `/ws` on this page's host). */
   url?: string;
   pollIntervalMs?: number;
   /** While polling after a failure, how often the socket is tried again. */
@@ -73,42 +70,72 @@ export interface MarketData {
   subscribeTicks: (fn: (tick: Tick) => void) => () => void;
 }
 
-type QuotesResponse = Record<string, PriceMessage | null>;
-type MarketResponse = Record<string, MarketStatus | null>;
-
 const EMPTY_METRICS: MarketMetrics = { messagesPerSec: 0, lastMessageAt: null, lastUpdateAt: null };
+
+/** The socket's state as the dashboard names it (the client says `polling` for both the
+ * fallback and the user's choice; the page tells them apart with `fallback`). */
+function wsStateOf(info: ConnectionInfo): WsState {
+  switch (info.state) {
+    case "polling":
+      return info.fallback ? "error" : "closed";
+    default:
+      return info.state;
+  }
+}
+
+const refused = (info: ConnectionInfo) => info.closeCode === CloseCode.unauthorized || info.closeCode === CloseCode.forbidden;
 
 export function useMarketData(options: MarketDataOptions): MarketData {
   const {
     tickers,
     enableRealTime,
     token = null,
+    url = "/ws",
     pollIntervalMs = 60_000,
     probeIntervalMs = 10_000,
     flushMs = 100,
     maxAttempts = 3,
+    baseDelayMs,
+    jitter,
+    pingIntervalMs,
+    pongTimeoutMs,
+    WebSocketImpl,
   } = options;
-  const url = options.url ?? defaultWsUrl(token);
 
+  // One client for the page: a new one only when where or how to connect changes (the
+  // functions among the options, jitter and WebSocketImpl, are taken from the first render).
+  // The real-time wish it starts with; later changes go through setRealtime().
+  const key = JSON.stringify([url, token, maxAttempts, baseDelayMs, pingIntervalMs, pongTimeoutMs, pollIntervalMs, probeIntervalMs]);
+  const create = () =>
+    new StockfeedClient(url, {
+      token,
+      maxAttempts,
+      baseDelayMs,
+      jitter,
+      pingIntervalMs,
+      pongTimeoutMs,
+      WebSocket: WebSocketImpl,
+      polling: { intervalMs: pollIntervalMs, probeIntervalMs },
+      realtime: enableRealTime,
+      httpUrl: "", // REST on this page's origin
+    });
+  const [held, setHeld] = useState(() => ({ key, client: create() }));
+  if (held.key !== key) setHeld({ key, client: create() }); // React's "adjust state while rendering"
+  const client = held.client;
+
+  const [info, setInfo] = useState<ConnectionInfo>(client.connection);
   const [quotes, setQuotes] = useState<Record<string, Quote>>({});
   const [markets, setMarkets] = useState<Record<string, MarketStatus>>({});
   const [toasts, setToasts] = useState<Toast[]>([]);
   const [metrics, setMetrics] = useState<MarketMetrics>(EMPTY_METRICS);
   const [tickerErrors, setTickerErrors] = useState<Record<string, string>>({});
-  const [restAuthError, setRestAuthError] = useState<string | null>(null);
 
   // Everything the message path touches lives outside state: no render per message.
-  const [feed] = useState(() => new FeedState());
   const pending = useRef(new Map<string, Quote>());
   const flushTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
   const tickListeners = useRef(new Set<(t: Tick) => void>());
   const updates = useRef({ count: 0, lastAt: null as number | null });
   const toastId = useRef(0);
-  const tickersRef = useRef(tickers);
-
-  useEffect(() => {
-    tickersRef.current = tickers;
-  });
 
   const toast = useCallback((kind: Toast["kind"], text: string) => {
     toastId.current += 1;
@@ -117,137 +144,64 @@ export function useMarketData(options: MarketDataOptions): MarketData {
   }, []);
   const dismissToast = useCallback((id: number) => setToasts((ts) => ts.filter((t) => t.id !== id)), []);
 
-  const flush = useCallback(() => {
-    flushTimer.current = null;
-    if (pending.current.size === 0) return;
-    const batch = Object.fromEntries(pending.current);
-    pending.current.clear();
-    setQuotes((q) => ({ ...q, ...batch }));
-  }, []);
-
-  /** A quote the feed took (socket or REST): to state (batched) and to the tick listeners. */
-  const deliver = useCallback(
-    (change: FeedChange) => {
-      if (change.kind !== "quote") return;
-      const { quote, tick } = change;
-      pending.current.set(quote.ticker, quote);
-      updates.current.lastAt = quote.receivedAt;
-      if (flushTimer.current === null) flushTimer.current = setTimeout(flush, flushMs);
-      if (tick) for (const fn of tickListeners.current) fn(tick);
-    },
-    [flush, flushMs],
-  );
-
-  const onMessage = useCallback(
-    (msg: ServerMessage) => {
-      if (msg.type === "price_update" || msg.type === "snapshot") updates.current.count += 1;
-      const change = feed.receive(msg);
-      switch (change.kind) {
-        case "quote":
-          deliver(change);
-          break;
-        case "market": {
-          const { status } = change;
-          setMarkets((m) => ({ ...m, [status.market]: status }));
-          break;
-        }
-        case "ticker_error": {
-          const { ticker, message } = change;
-          setTickerErrors((e) => ({ ...e, [ticker]: message }));
-          break;
-        }
-        default:
-          break;
-      }
-    },
-    [feed, deliver],
-  );
-
-  const fetchQuotes = useCallback(
-    async (signal?: AbortSignal) => {
-      const names = tickersRef.current;
-      if (names.length === 0) return;
-      const list = names.map(encodeURIComponent).join(",");
-      try {
-        const body = await getJson<QuotesResponse>(`/api/quotes?tickers=${list}`, token, signal);
-        for (const msg of Object.values(body)) if (msg) deliver(feed.receivePolled(msg));
-        setRestAuthError(null);
-      } catch (e) {
-        // Unreachable: the connection status says so. Refused: say why.
-        if (e instanceof ApiError && (e.status === 401 || e.status === 403)) setRestAuthError(e.message);
-      }
-      try {
-        const body = await getJson<MarketResponse>(`/api/market-status?tickers=${list}`, token, signal);
-        const next: Record<string, MarketStatus> = {};
-        for (const s of Object.values(body)) if (s) next[s.market] = s;
-        if (Object.keys(next).length > 0) setMarkets((m) => ({ ...m, ...next }));
-      } catch {
-        /* an older server without the endpoint: the socket's market_status only */
-      }
-    },
-    [feed, deliver, token],
-  );
-
-  const ws = useWebSocket({
-    url,
-    enabled: enableRealTime,
-    maxAttempts,
-    baseDelayMs: options.baseDelayMs,
-    jitter: options.jitter,
-    pingIntervalMs: options.pingIntervalMs,
-    pongTimeoutMs: options.pongTimeoutMs,
-    WebSocketImpl: options.WebSocketImpl,
-    onMessage,
-    onOpen: () => {
-      const frame = feed.connected(tickersRef.current);
-      if (frame) ws.send(frame);
-    },
-    // Giving up on the socket means polling, said out loud; so does coming back.
-    onStateChange: (prev, next, snap) => {
-      if (next === "error" && (snap.closeCode === CloseCode.unauthorized || snap.closeCode === CloseCode.forbidden)) {
-        toast("warn", `WebSocket refused (${snap.closeCode}: token missing, expired or not allowed): polling`);
-      } else if (next === "error") {
-        toast("warn", `Connection lost after ${maxAttempts} attempts: polling every ${Math.round(pollIntervalMs / 1000)} s`);
-      } else if (prev === "error" && next === "connected") {
-        toast("ok", "Real-time restored: back on WebSocket");
-      }
-    },
-  });
-  const { state, send, retry } = ws;
-  // Polling because the socket gave up (it keeps being retried in the background).
-  const fallback = enableRealTime && state === "error";
-
-  const mode: Mode = enableRealTime && !fallback ? "realtime" : "polling";
-
-  // Every switch, and the start: the latest quotes over REST. While polling, on a timer.
+  // The watchlist: subscribe the new, unsubscribe the removed (the client sends the frames,
+  // now or on the next connection; while polling it fetches the new ones at once).
   const tickerKey = tickers.join(",");
   useEffect(() => {
-    const ctl = new AbortController();
-    // A network request (its results set state later, when they arrive).
-    // eslint-disable-next-line react-hooks/set-state-in-effect
-    void fetchQuotes(ctl.signal);
-    if (mode !== "polling") return () => ctl.abort();
-    const timer = setInterval(() => void fetchQuotes(ctl.signal), pollIntervalMs);
-    return () => {
-      ctl.abort();
-      clearInterval(timer);
+    client.setTickers(tickerKey ? tickerKey.split(",") : []);
+  }, [client, tickerKey]);
+
+  // The client's events: quotes batched into state, ticks to the chart, the rest as is.
+  useEffect(() => {
+    const flush = () => {
+      flushTimer.current = null;
+      if (pending.current.size === 0) return;
+      const batch = Object.fromEntries(pending.current);
+      pending.current.clear();
+      setQuotes((q) => ({ ...q, ...batch }));
     };
-  }, [mode, pollIntervalMs, fetchQuotes, tickerKey]);
+    const offs = [
+      client.on("message", (m) => {
+        if (m.type === "price_update" || m.type === "snapshot") updates.current.count += 1;
+      }),
+      client.on("quote", (quote, ev) => {
+        pending.current.set(quote.ticker, quote);
+        updates.current.lastAt = quote.receivedAt;
+        if (flushTimer.current === null) flushTimer.current = setTimeout(flush, flushMs);
+        const { tick } = ev;
+        if (tick) for (const fn of tickListeners.current) fn(tick);
+      }),
+      client.on("market", () => setMarkets({ ...client.markets })),
+      client.on("tickerError", (e) => setTickerErrors((errs) => ({ ...errs, [e.ticker]: e.message }))),
+      // Giving up on the socket means polling, said out loud; so does coming back.
+      client.on("state", (next, prev) => {
+        setInfo(next);
+        if (next.fallback && !prev.fallback) {
+          toast(
+            "warn",
+            refused(next)
+              ? `WebSocket refused (${next.closeCode}: token missing, expired or not allowed): polling`
+              : `Connection lost after ${maxAttempts} attempts: polling every ${Math.round(pollIntervalMs / 1000)} s`,
+          );
+        } else if (prev.fallback && next.state === "connected") {
+          toast("ok", "Real-time restored: back on WebSocket");
+        }
+      }),
+    ];
+    void client.connect().catch(() => {
+      /* the state says why (refused, gave up); polling takes over */
+    });
+    return () => {
+      for (const off of offs) off();
+      client.close();
+      if (flushTimer.current !== null) clearTimeout(flushTimer.current);
+      flushTimer.current = null;
+    };
+  }, [client, flushMs, maxAttempts, pollIntervalMs, toast]);
 
-  // While in fallback, keep knocking on the socket.
   useEffect(() => {
-    if (!fallback || !enableRealTime) return;
-    const timer = setInterval(() => retry(), probeIntervalMs);
-    return () => clearInterval(timer);
-  }, [fallback, enableRealTime, probeIntervalMs, retry]);
-
-  // Watchlist edits while connected: subscribe the new, unsubscribe the removed.
-  useEffect(() => {
-    if (state !== "connected") return;
-    const { subscribe, unsubscribe } = feed.changes(tickerKey ? tickerKey.split(",") : []);
-    if (subscribe && send(subscribe)) feed.applied(subscribe);
-    if (unsubscribe && send(unsubscribe)) feed.applied(unsubscribe);
-  }, [tickerKey, state, send, feed]);
+    client.setRealtime(enableRealTime);
+  }, [client, enableRealTime]);
 
   // Once a second: messages per second and last-message times (one render, not per tick).
   useEffect(() => {
@@ -256,28 +210,16 @@ export function useMarketData(options: MarketDataOptions): MarketData {
       const count = updates.current.count;
       const next: MarketMetrics = {
         messagesPerSec: count - prevCount,
-        lastMessageAt: ws.stats().lastMessageAt,
+        lastMessageAt: client.stats().lastMessageAt,
         lastUpdateAt: updates.current.lastAt,
       };
       prevCount = count;
       setMetrics((m) =>
-        m.messagesPerSec === next.messagesPerSec &&
-        m.lastMessageAt === next.lastMessageAt &&
-        m.lastUpdateAt === next.lastUpdateAt
-          ? m
-          : next,
+        m.messagesPerSec === next.messagesPerSec && m.lastMessageAt === next.lastMessageAt && m.lastUpdateAt === next.lastUpdateAt ? m : next,
       );
     }, 1000);
     return () => clearInterval(timer);
-    // eslint-disable-next-line react-hooks/exhaustive-deps -- ws.stats is stable
-  }, []);
-
-  useEffect(
-    () => () => {
-      if (flushTimer.current !== null) clearTimeout(flushTimer.current);
-    },
-    [],
-  );
+  }, [client]);
 
   const subscribeTicks = useCallback((fn: (t: Tick) => void) => {
     tickListeners.current.add(fn);
@@ -286,29 +228,21 @@ export function useMarketData(options: MarketDataOptions): MarketData {
     };
   }, []);
 
-  const wsRefused = ws.closeCode === CloseCode.unauthorized || ws.closeCode === CloseCode.forbidden;
-  const authError = restAuthError ?? (wsRefused ? `WebSocket refused (${ws.closeCode})` : null);
-
+  const state = wsStateOf(info);
   const connection = useMemo(
-    () => ({
-      state: ws.state,
-      attempt: ws.attempt,
-      maxAttempts,
-      reconnectCount: ws.reconnectCount,
-      latencyMs: ws.latencyMs,
-    }),
-    [ws.state, ws.attempt, maxAttempts, ws.reconnectCount, ws.latencyMs],
+    () => ({ state, attempt: info.attempt, maxAttempts, reconnectCount: info.reconnects, latencyMs: info.latencyMs }),
+    [state, info.attempt, maxAttempts, info.reconnects, info.latencyMs],
   );
 
   return {
     quotes,
     markets,
-    mode,
-    fallback,
+    mode: info.state === "polling" || !enableRealTime ? "polling" : "realtime",
+    fallback: info.fallback,
     connection,
     metrics,
     tickerErrors,
-    authError,
+    authError: info.authError,
     toasts,
     dismissToast,
     subscribeTicks,

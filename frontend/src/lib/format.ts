@@ -1,15 +1,39 @@
-// Number and age formatting for dense, aligned columns.
+// Number and age formatting for dense, aligned columns: thousands separators everywhere,
+// and the instrument's own precision (`price_decimals`) when the server sends it.
 
-export function formatPrice(p: number | null | undefined): string {
-  if (p === null || p === undefined || !Number.isFinite(p)) return "—";
-  const digits = Math.abs(p) >= 1000 ? 2 : Math.abs(p) >= 1 ? 2 : 4;
-  return p.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+/** Decimals when the instrument's precision is unknown: cents, or 4 places under 1. */
+export function defaultDecimals(p: number): number {
+  return Math.abs(p) >= 1 ? 2 : 4;
 }
 
+const numberFormats = new Map<number, Intl.NumberFormat>();
+function numberFormat(decimals: number): Intl.NumberFormat {
+  let f = numberFormats.get(decimals);
+  if (!f) {
+    f = new Intl.NumberFormat("en-US", { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
+    numberFormats.set(decimals, f);
+  }
+  return f;
+}
+
+/** Clamp a precision from the wire to something Intl accepts. */
+export function validDecimals(d: unknown): number | null {
+  return typeof d === "number" && Number.isInteger(d) && d >= 0 && d <= 10 ? d : null;
+}
+
+/** "63,334.74"; "1.08523" with 5 decimals; "—" for nothing. */
+export function formatPrice(p: number | null | undefined, decimals?: number | null): string {
+  if (p === null || p === undefined || !Number.isFinite(p)) return "—";
+  return numberFormat(validDecimals(decimals) ?? defaultDecimals(p)).format(p);
+}
+
+/** "+1,234.50", "−0.0012" (a real minus sign), "—". */
 export function formatSigned(v: number | null | undefined, digits = 2, suffix = ""): string {
   if (v === null || v === undefined || !Number.isFinite(v)) return "—";
-  const sign = v > 0 ? "+" : v < 0 ? "−" : "";
-  return `${sign}${Math.abs(v).toFixed(digits)}${suffix}`;
+  const rounded = numberFormat(digits).format(Math.abs(v));
+  const zero = Number(rounded.replace(/,/g, "")) === 0;
+  const sign = zero ? "" : v > 0 ? "+" : "−";
+  return `${sign}${rounded}${suffix}`;
 }
 
 export function formatAge(ms: number | null): string {
@@ -24,15 +48,17 @@ export function formatAge(ms: number | null): string {
   return `${Math.floor(s / 86400)}d`;
 }
 
-export function formatClock(ms: number | null): string {
-  if (ms === null) return "—";
-  return new Date(ms).toLocaleTimeString("en-GB", { hour12: false });
-}
-
+/** "12.35K", "1.20M" for columns; see formatCount for the full figure. */
 export function formatVolume(v: number | null | undefined): string {
-  if (v === null || v === undefined) return "—";
+  if (v === null || v === undefined || !Number.isFinite(v)) return "—";
   if (v >= 1e9) return `${(v / 1e9).toFixed(2)}B`;
   if (v >= 1e6) return `${(v / 1e6).toFixed(2)}M`;
   if (v >= 1e3) return `${(v / 1e3).toFixed(1)}K`;
-  return String(v);
+  return numberFormat(0).format(v);
+}
+
+/** "1,234,567". */
+export function formatCount(v: number | null | undefined): string {
+  if (v === null || v === undefined || !Number.isFinite(v)) return "—";
+  return numberFormat(0).format(v);
 }

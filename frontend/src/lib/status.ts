@@ -1,7 +1,7 @@
 // What the connection dot says: a colour, a state name (the `data-state` attribute) and a
 // sentence for the tooltip and screen readers (never colour alone).
 
-import type { WsState } from "./socket";
+import type { WsState } from "./types";
 import { formatAge } from "./format";
 
 export type DotColor = "green" | "yellow" | "red";

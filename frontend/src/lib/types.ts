@@ -1,41 +1,13 @@
-// The wire messages of docs/protocol.md that the dashboard reads.
+// The wire messages and feed types the dashboard reads come from @stockfeed/client (the
+// package in clients/js, one source for the protocol's types); the chart's bar is its own.
 
-export interface QuoteData {
-  price: number;
-  change: number | null;
-  change_percent: number | null;
-  volume: number | null;
-  open: number | null;
-  high: number | null;
-  low: number | null;
-  prev_close: number | null;
-  market_time: number | null;
-}
+export type { MarketStatus, PriceMessage, Quote, QuoteData, ServerMessage, Tick } from "@stockfeed/client";
 
-/** A `price_update` or `snapshot` (REST quotes are `price_update`s too). */
-export interface PriceMessage {
-  type: "price_update" | "snapshot";
-  ticker: string;
-  seq: number;
-  timestamp: number;
-  data: QuoteData;
-  epoch?: string;
-  stale?: boolean;
-  age_ms?: number;
-  gap?: boolean;
-}
+/** The WebSocket's state as the dashboard shows it: `error` when it gave up (or was refused),
+ * `closed` when real time is off. */
+export type WsState = "connecting" | "connected" | "reconnecting" | "closed" | "error";
 
-export interface MarketStatus {
-  type: "market_status";
-  market: string;
-  is_open: boolean;
-  session: "closed" | "pre" | "regular" | "post";
-  next_open: string | null;
-  next_close: string | null;
-  stale?: boolean;
-  last_good?: number;
-}
-
+/** A candle as the chart draws it (REST history, or built from ticks). */
 export interface Bar {
   time: number; // bucket start, epoch seconds
   open: number;
@@ -44,32 +16,3 @@ export interface Bar {
   close: number;
   volume: number;
 }
-
-/** What the watchlist shows per ticker: the latest quote and when it arrived here. */
-export interface Quote {
-  ticker: string;
-  seq: number;
-  timestamp: number; // published, epoch ms
-  data: QuoteData;
-  stale: boolean; // the server marked it stale
-  receivedAt: number; // epoch ms, this browser
-}
-
-/** One tick as the chart needs it. */
-export interface Tick {
-  ticker: string;
-  time: number; // epoch ms of the quote
-  price: number;
-  volume: number | null; // cumulative day volume
-}
-
-export type ServerMessage =
-  | PriceMessage
-  | MarketStatus
-  | { type: "heartbeat"; timestamp: number }
-  | { type: "pong"; id: unknown }
-  | { type: "subscribed"; tickers: string[]; epochs?: Record<string, string> }
-  | { type: "unsubscribed"; tickers: string[] }
-  | { type: "conflated"; ticker: string; dropped: number }
-  | { type: "server_shutdown"; retry_after_ms: number }
-  | { type: "error"; code: string; message: string; ticker?: string };

@@ -1,12 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { FeedState, type FeedChange } from "../src/lib/feedState";
-import type { PriceMessage } from "../src/lib/types";
+import { FeedState, type FeedChange } from "../src/feedState.js";
+import type { BarInterval, BarMessage, BarsMessage, PriceMessage, Snapshot } from "../src/messages.js";
 
 const NOW = 1_764_101_234_567;
 
-function msg(type: PriceMessage["type"], seq: number, extra: Partial<PriceMessage> = {}): PriceMessage {
+function msg(type: PriceMessage["type"], seq: number, extra: Partial<Snapshot> = {}): PriceMessage {
   return {
     type,
+    epoch: type === "snapshot" ? "e1" : undefined,
     ticker: "AAPL",
     seq,
     timestamp: NOW + seq,
@@ -22,10 +23,10 @@ function msg(type: PriceMessage["type"], seq: number, extra: Partial<PriceMessag
       market_time: NOW - 1000 + seq,
     },
     ...extra,
-  };
+  } as PriceMessage;
 }
-const update = (seq: number, extra: Partial<PriceMessage> = {}) => msg("price_update", seq, extra);
-const snapshot = (seq: number, extra: Partial<PriceMessage> = {}) => msg("snapshot", seq, extra);
+const update = (seq: number, extra: Partial<Snapshot> = {}) => msg("price_update", seq, extra);
+const snapshot = (seq: number, extra: Partial<Snapshot> = {}) => msg("snapshot", seq, extra);
 const subscribed = (epochs: Record<string, string>) => ({ type: "subscribed" as const, tickers: Object.keys(epochs), epochs });
 
 /** The seqs of the quotes taken among `changes`. */
@@ -104,33 +105,40 @@ describe("FeedState", () => {
     expect(change).toMatchObject({ kind: "quote", gap: true, quote: { seq: 30 } });
     expect(feed.lastSeq("AAPL")).toBe(30);
     expect(feed.receive(update(31)).kind).toBe("quote");
-    // A plain snapshot is not a gap, and is taken too (it restarts).
-    expect(feed.receive(snapshot(12))).toMatchObject({ kind: "quote", gap: false });
-    expect(feed.lastSeq("AAPL")).toBe(12);
+    // A plain snapshot at or below the seq taken, same epoch: a duplicate.
+    expect(feed.receive(snapshot(31))).toMatchObject({ kind: "drop", reason: "duplicate" });
+    expect(feed.receive(snapshot(12))).toMatchObject({ kind: "drop", reason: "older" });
+    // A newer one is taken; one of another epoch restarts the seq.
+    expect(feed.receive(snapshot(40))).toMatchObject({ kind: "quote", gap: false, quote: { seq: 40 } });
+    expect(feed.receive(snapshot(3, { epoch: "e9" }))).toMatchObject({ kind: "quote", gap: false, quote: { seq: 3 } });
+    expect(feed.epoch("AAPL")).toBe("e9");
+    expect(feed.lastSeq("AAPL")).toBe(3);
   });
 
   it("resumes after a reconnect with seq and epoch, only where both are known", () => {
     const feed = new FeedState();
     // Before any epoch is known: a plain subscribe.
-    expect(feed.connected(["AAPL", "MSFT"])).toEqual({ action: "subscribe", tickers: ["AAPL", "MSFT"] });
+    expect(feed.connected(["AAPL", "MSFT"])).toEqual([{ action: "subscribe", tickers: ["AAPL", "MSFT"] }]);
     feed.receive(subscribed({ AAPL: "e1", MSFT: "m1" }));
     feed.receive(snapshot(41, { epoch: "e1" }));
     feed.receive(update(42));
     // MSFT has an epoch but no seq yet: not resumed.
     expect(feed.resumeMap()).toEqual({ AAPL: { seq: 42, epoch: "e1" } });
-    expect(feed.connected(["AAPL", "MSFT"])).toEqual({
-      action: "subscribe",
-      tickers: ["AAPL", "MSFT"],
-      resume: { AAPL: { seq: 42, epoch: "e1" } },
-    });
-    expect(feed.connected([])).toBeNull();
+    expect(feed.connected(["AAPL", "MSFT"])).toEqual([
+      {
+        action: "subscribe",
+        tickers: ["AAPL", "MSFT"],
+        resume: { AAPL: { seq: 42, epoch: "e1" } },
+      },
+    ]);
+    expect(feed.connected([])).toEqual([]);
   });
 
   it("a seq without an epoch (polled before subscribing) is not a resume point", () => {
     const feed = new FeedState();
     feed.receivePolled(update(10));
     expect(feed.lastSeq("AAPL")).toBe(10);
-    expect(feed.subscribeFrame(["AAPL"])).toEqual({ action: "subscribe", tickers: ["AAPL"] });
+    expect(feed.subscribeFrames(["AAPL"])).toEqual([{ action: "subscribe", tickers: ["AAPL"] }]);
   });
 
   it("turns watchlist edits into frames; unsubscribed tickers leave the resume map", () => {
@@ -139,23 +147,70 @@ describe("FeedState", () => {
     feed.receive(subscribed({ AAPL: "e1" }));
     feed.receive(update(5));
     const add = feed.changes(["AAPL", "MSFT"]);
-    expect(add).toEqual({ subscribe: { action: "subscribe", tickers: ["MSFT"] }, unsubscribe: null });
+    expect(add).toEqual({ subscribe: [{ action: "subscribe", tickers: ["MSFT"] }], unsubscribe: null });
     // Not sent (socket closed in between): nothing changes, the next edit asks again.
-    expect(feed.changes(["AAPL", "MSFT"]).subscribe?.tickers).toEqual(["MSFT"]);
-    feed.applied(add.subscribe!);
+    expect(feed.changes(["AAPL", "MSFT"]).subscribe[0]?.tickers).toEqual(["MSFT"]);
+    feed.applied(add.subscribe[0]!);
     feed.receive(subscribed({ AAPL: "e1", MSFT: "m1" }));
     feed.receive(update(7, { ticker: "MSFT" }));
     expect(feed.holding()).toEqual(["AAPL", "MSFT"]);
     expect(feed.resumeMap()).toEqual({ AAPL: { seq: 5, epoch: "e1" }, MSFT: { seq: 7, epoch: "m1" } });
 
     const drop = feed.changes(["MSFT"]);
-    expect(drop).toEqual({ subscribe: null, unsubscribe: { action: "unsubscribe", tickers: ["AAPL"] } });
+    expect(drop).toEqual({ subscribe: [], unsubscribe: { action: "unsubscribe", tickers: ["AAPL"] } });
     feed.applied(drop.unsubscribe!);
     expect(feed.holding()).toEqual(["MSFT"]);
     expect(feed.resumeMap()).toEqual({ MSFT: { seq: 7, epoch: "m1" } });
+    // What was in flight for the dropped ticker is not taken; its seq is forgotten, so
+    // asked for again it starts afresh (a plain snapshot, no old resume point).
+    expect(feed.receive(update(6))).toMatchObject({ kind: "drop", reason: "unwanted" });
+    expect(feed.lastSeq("AAPL")).toBeUndefined();
     // The reconnect subscribes the watchlist as it is now.
-    expect(feed.connected(["MSFT"])).toEqual({ action: "subscribe", tickers: ["MSFT"], resume: { MSFT: { seq: 7, epoch: "m1" } } });
-    expect(feed.changes(["MSFT"])).toEqual({ subscribe: null, unsubscribe: null });
+    expect(feed.connected(["MSFT"])).toEqual([{ action: "subscribe", tickers: ["MSFT"], resume: { MSFT: { seq: 7, epoch: "m1" } } }]);
+    expect(feed.changes(["MSFT"])).toEqual({ subscribe: [], unsubscribe: null });
+  });
+
+  it("asks for bars, grouped by intervals, and again for a held ticker wanting a new interval", () => {
+    const feed = new FeedState();
+    const want = new Map<string, BarInterval[]>([
+      ["AAPL", ["1m", "5m"]],
+      ["MSFT", ["1m", "5m"]],
+      ["TSLA", []],
+    ]);
+    expect(feed.connected(want)).toEqual([
+      { action: "subscribe", tickers: ["AAPL", "MSFT"], bars: ["1m", "5m"] },
+      { action: "subscribe", tickers: ["TSLA"] },
+    ]);
+    const more = feed.changes(new Map([...want, ["TSLA", ["1h"]]]));
+    expect(more).toEqual({ subscribe: [{ action: "subscribe", tickers: ["TSLA"], bars: ["1h"] }], unsubscribe: null });
+    feed.applied(more.subscribe[0]!);
+    expect(feed.changes(new Map([...want, ["TSLA", ["1h"]]]))).toEqual({ subscribe: [], unsubscribe: null });
+  });
+
+  it("splits a long subscribe into frames of 25 tickers", () => {
+    const feed = new FeedState();
+    const tickers = Array.from({ length: 60 }, (_, i) => `T${i}`);
+    expect(feed.connected(tickers).map((f) => f.tickers.length)).toEqual([25, 25, 10]);
+  });
+
+  it("takes bars: a bars message resets, a bar is dropped when already seen", () => {
+    const feed = new FeedState();
+    const bar = (time: number, close: number) => ({ time, open: 1, high: 2, low: 0.5, close, volume: 10, final: false });
+    const bars: BarsMessage = { type: "bars", ticker: "AAPL", interval: "1m", seq: 10, bars: [bar(60, 1), bar(120, 1.5)] };
+    const one = (seq: number, time: number, close: number): BarMessage => ({ type: "bar", ticker: "AAPL", interval: "1m", seq, bar: bar(time, close) });
+    expect(feed.receive(bars)).toMatchObject({ kind: "bars", reset: true, seq: 10, bars: bars.bars });
+    expect(feed.receive(one(11, 120, 1.6))).toMatchObject({ kind: "bars", reset: false, bars: [{ time: 120, close: 1.6 }] });
+    // One update closes a bar and opens the next: the same seq, two times.
+    expect(feed.receive(one(12, 120, 1.7))).toMatchObject({ kind: "bars" });
+    expect(feed.receive(one(12, 180, 1.7))).toMatchObject({ kind: "bars" });
+    // A replay repeats them: dropped.
+    expect(feed.receive(one(12, 180, 1.7))).toMatchObject({ kind: "drop", reason: "duplicate" });
+    expect(feed.receive(one(11, 120, 1.6))).toMatchObject({ kind: "drop", reason: "older" });
+    // Another interval keeps its own seqs.
+    expect(feed.receive({ ...one(11, 0, 1), interval: "5m" })).toMatchObject({ kind: "bars", interval: "5m" });
+    // A new epoch forgets them.
+    feed.receive(subscribed({ AAPL: "e2" }));
+    expect(feed.receive(one(2, 240, 1))).toMatchObject({ kind: "bars" });
   });
 
   it("merges polled quotes: only newer ones, which move the seq on", () => {

@@ -12,6 +12,8 @@ export const MessageType = {
   marketStatus: "market_status",
   serverShutdown: "server_shutdown",
   error: "error",
+  bars: "bars",
+  bar: "bar",
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 

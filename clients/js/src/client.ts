@@ -1,0 +1,719 @@
+// StockfeedClient: one connection to a stockfeed server's `/ws` endpoint that stays up.
+//
+//   const client = new StockfeedClient("ws://localhost:8000/ws", { tickers: ["AAPL"] });
+//   client.on("quote", (q) => console.log(q.ticker, q.seq, q.data.price));
+//   await client.connect();
+//
+// It reconnects by itself (2 s, 4 s, 8 s plus up to 20 % jitter, or when a `server_shutdown`
+// said to come back), subscribes again with `resume` (the last seq and epoch of each
+// ticker) so that the server replays what was missed, drops duplicates, and passes a gap
+// snapshot on (the `gap` event) when the server could not replay: each ticker's seq only
+// goes up, and a jump is always explained. The pieces: socket.ts (the socket's life),
+// feedState.ts (seq/epoch bookkeeping, frames), transport.ts (URL, token, WebSocket
+// implementation), rest.ts (the polling fallback's requests).
+
+import { BAR_INTERVALS, parseMessage, ProtocolError } from "./messages.js";
+import type { Bar, BarInterval, MarketStatus, PriceMessage, ServerMessage, Snapshot, UnknownMessage } from "./messages.js";
+import { FeedState, type FeedChange, type Quote, type QuoteSource, type Tick } from "./feedState.js";
+import { CloseCode, ErrorCode } from "./protocol.js";
+import { ApiError, getJson, type FetchLike } from "./rest.js";
+import { SocketController, type SocketSnapshot, type WebSocketConstructor } from "./socket.js";
+import {
+  AuthError,
+  ConnectError,
+  httpBase,
+  openSocket,
+  resolveToken,
+  resolveWebSocket,
+  socketUrl,
+  type TokenCarrier,
+  type TokenSource,
+} from "./transport.js";
+import type { Jitter } from "./backoff.js";
+
+/**
+ * - `connecting`, `connected`, `reconnecting`: the WebSocket's life;
+ * - `polling`: quotes come over REST, because the socket gave up (`fallback`) or because
+ *   real time was turned off (`realtime: false`);
+ * - `error`: gave up (refused token, or out of attempts) with no polling to fall back on;
+ * - `closed`: not started, or closed.
+ */
+export type ConnectionState = "closed" | "connecting" | "connected" | "reconnecting" | "polling" | "error";
+
+export interface ConnectionInfo {
+  state: ConnectionState;
+  /** The reconnect attempt in progress (1..maxAttempts), 0 when none. */
+  attempt: number;
+  maxAttempts: number;
+  /** Reconnect attempts made since the client was created. */
+  reconnects: number;
+  /** Round trip of the last answered ping, ms. */
+  latencyMs: number | null;
+  /** The close code the server refused us with (4401, 4403), and its reason. */
+  closeCode: number | null;
+  closeReason: string | null;
+  /** Real time wanted (false: polling by choice). */
+  realtime: boolean;
+  /** Polling because the socket gave up; it keeps being tried in the background. */
+  fallback: boolean;
+  /** The server refused the token (socket or REST): what it said. */
+  authError: string | null;
+}
+
+export interface PollingOptions {
+  /** How often quotes are fetched while polling (default 60 s). */
+  intervalMs?: number;
+  /** While polling after a failure, how often the socket is tried again (default 10 s). */
+  probeIntervalMs?: number;
+}
+
+export interface SubscribeOptions {
+  /** Bars wanted for these tickers (v1.1: `bars` then `bar` messages). */
+  bars?: readonly BarInterval[];
+}
+
+export interface StockfeedClientOptions {
+  /** Tickers to subscribe on connect. */
+  tickers?: readonly string[];
+  /** Bar intervals wanted for `tickers`. */
+  bars?: readonly BarInterval[];
+  /** A JWT when the server has auth on, or a function asked before each attempt. */
+  token?: TokenSource;
+  /** Where the token goes on the handshake (default `protocol`: the `bearer` subprotocol). */
+  tokenIn?: TokenCarrier;
+  /** The WebSocket implementation; default: the platform's, else the `ws` package. */
+  WebSocket?: WebSocketConstructor;
+  /** Reconnect attempts in a row before giving up (default: never give up). */
+  maxAttempts?: number;
+  /** First reconnect delay (default 2000 ms: 2 s, 4 s, 8 s, 8 s, …). */
+  baseDelayMs?: number;
+  /** Extra wait per attempt (default: up to 20 % of the delay, at random). */
+  jitter?: Jitter;
+  /** Ping period (default 30 s); the pong gives `latencyMs`. */
+  pingIntervalMs?: number;
+  /** No answer to a ping (and no message) for this long: the connection is dead (10 s). */
+  pongTimeoutMs?: number;
+  /** A second ping this long after open, for a settled latency figure (2 s; 0: none). */
+  settlePingMs?: number;
+  /** An attempt not open after this long fails (10 s). */
+  openTimeoutMs?: number;
+  /** Fall back to polling `/api/quotes` when the socket gives up (needs a finite
+   * `maxAttempts`, or a refused token), and allow `setRealtime(false)`. Off by default. */
+  polling?: boolean | PollingOptions;
+  /** Start polling by choice, not on the socket (with `polling`). */
+  realtime?: boolean;
+  /** The REST base (default: the WebSocket URL's host, http(s)). */
+  httpUrl?: string;
+  fetch?: FetchLike;
+  /** Bars kept per ticker and interval (default 1000). */
+  maxBars?: number;
+  now?: () => number;
+}
+
+export interface QuoteEvent {
+  source: QuoteSource;
+  /** For a chart; null when the quote has no price. */
+  tick: Tick | null;
+  gap: boolean;
+}
+
+export interface GapEvent {
+  ticker: string;
+  /** The `snapshot` with `gap: true` that stands in for the updates that were lost. */
+  snapshot: Snapshot;
+  quote: Quote;
+}
+
+export interface BarsEvent {
+  ticker: string;
+  interval: BarInterval;
+  /** Every bar held now, oldest first. */
+  bars: readonly Bar[];
+  /** What this message brought: the recent series (`whole`, a `bars` message) or the one
+   * bar that changed (a `bar`). */
+  changed: readonly Bar[];
+  whole: boolean;
+}
+
+export interface TickerErrorEvent {
+  ticker: string;
+  code: string;
+  message: string;
+}
+
+export interface ClientEvents {
+  /** Every typed server message, duplicates and the answers to the client's own pings left out. */
+  message: (msg: ServerMessage) => void;
+  /** The connection changed (state, attempt, latency, ...). */
+  state: (info: ConnectionInfo, prev: ConnectionInfo) => void;
+  /** A ticker's history broke: the server could not replay what was missed. */
+  gap: (ev: GapEvent) => void;
+  /** A quote taken (socket or REST), in seq order, never twice. */
+  quote: (quote: Quote, ev: QuoteEvent) => void;
+  /** Bars of a ticker and interval changed. */
+  bars: (ev: BarsEvent) => void;
+  /** A market's session changed (socket, or REST while polling). */
+  market: (status: MarketStatus) => void;
+  /** The server refused a ticker (`invalid_ticker`, `unknown_ticker`, `forbidden_ticker`, ...). */
+  tickerError: (ev: TickerErrorEvent) => void;
+  /** A message of a type this version does not know. */
+  unknown: (msg: UnknownMessage) => void;
+}
+
+export interface ClientStats {
+  /** Frames received on the socket. */
+  messages: number;
+  lastMessageAt: number | null;
+  /** Quotes and bars dropped as already seen. */
+  duplicates: number;
+  /** Frames that broke the protocol (skipped). */
+  malformed: number;
+  gaps: number;
+}
+
+/** Per-ticker errors after which a ticker is not asked for again (until subscribed anew). */
+const REFUSING = new Set<string>([ErrorCode.invalidTicker, ErrorCode.unknownTicker, ErrorCode.subscriptionLimit, ErrorCode.forbiddenTicker]);
+
+const normalize = (t: string) => t.trim().toUpperCase();
+const barKey = (ticker: string, interval: string) => `${ticker} ${interval}`;
+
+type Handlers = { [K in keyof ClientEvents]: Set<ClientEvents[K]> };
+
+export class StockfeedClient {
+  /** The `/ws` endpoint (without the token). */
+  readonly url: string;
+  /** The REST API's base. */
+  readonly httpUrl: string;
+
+  private readonly o: StockfeedClientOptions;
+  private readonly wsUrl: URL;
+  private readonly feed = new FeedState();
+  private readonly handlers: Handlers = {
+    message: new Set(),
+    state: new Set(),
+    gap: new Set(),
+    quote: new Set(),
+    bars: new Set(),
+    market: new Set(),
+    tickerError: new Set(),
+    unknown: new Set(),
+  };
+  private readonly explicit = new Map<string, Set<BarInterval>>();
+  private readonly retained = new Map<string, Map<BarInterval | "", number>>();
+  private readonly refused = new Set<string>();
+  private readonly barStore = new Map<string, readonly Bar[]>();
+  private marketStore: Readonly<Record<string, MarketStatus>> = {};
+  private socket: SocketController | null = null;
+  private socketSnap: SocketSnapshot | null = null;
+  private info: ConnectionInfo;
+  private running = false;
+  private realtime: boolean;
+  private restAuthError: string | null = null;
+  private carried = { reconnects: 0, messages: 0, lastMessageAt: null as number | null, latencyMs: null as number | null };
+  private counts = { duplicates: 0, malformed: 0, gaps: 0 };
+  private pollTimer: ReturnType<typeof setInterval> | null = null;
+  private probeTimer: ReturnType<typeof setInterval> | null = null;
+  private restAbort: AbortController | null = null;
+  private syncQueued = false;
+  /** The tickers the last REST refresh asked for. */
+  private polled = "";
+  private pending: { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void; settled: boolean } | null = null;
+
+  constructor(url: string, options: StockfeedClientOptions = {}) {
+    this.o = options;
+    this.wsUrl = socketUrl(url);
+    this.url = this.wsUrl.toString();
+    this.httpUrl = (options.httpUrl ?? httpBase(this.wsUrl)).replace(/\/$/, "");
+    this.realtime = options.realtime ?? true;
+    for (const t of options.tickers ?? []) this.explicit.set(normalize(t), new Set(options.bars ?? []));
+    this.info = this.compute();
+  }
+
+  // -- events ------------------------------------------------------------------------------
+
+  /** Listen to `event`; returns the function that stops listening. */
+  on<K extends keyof ClientEvents>(event: K, handler: ClientEvents[K]): () => void {
+    const set = this.handlers[event] as Set<ClientEvents[K]>;
+    set.add(handler);
+    return () => {
+      set.delete(handler);
+    };
+  }
+
+  private emit<K extends keyof ClientEvents>(event: K, ...args: Parameters<ClientEvents[K]>): void {
+    for (const fn of [...this.handlers[event]] as ((...a: Parameters<ClientEvents[K]>) => void)[]) {
+      try {
+        fn(...args);
+      } catch (err) {
+        // One listener's bug must not cost the others (or the client) this message.
+        setTimeout(() => {
+          throw err;
+        });
+      }
+    }
+  }
+
+  // -- reading the feed --------------------------------------------------------------------
+
+  /** The connection as it is now (the same object until something changes). */
+  get connection(): ConnectionInfo {
+    return this.info;
+  }
+
+  /** The latest quote of `ticker` (socket or REST), if any. */
+  quote(ticker: string): Quote | undefined {
+    return this.feed.quote(normalize(ticker));
+  }
+
+  /** The bars held for `ticker` and `interval`, oldest first (the same array until one changes). */
+  bars(ticker: string, interval: BarInterval): readonly Bar[] {
+    return this.barStore.get(barKey(normalize(ticker), interval)) ?? EMPTY_BARS;
+  }
+
+  /** Market sessions by market (`XNYS`, `CRYPTO`, `FX`): the same object until one changes. */
+  get markets(): Readonly<Record<string, MarketStatus>> {
+    return this.marketStore;
+  }
+
+  /** The last seq taken and its epoch, per ticker held: where a reconnect resumes from. */
+  resumePoints(): Record<string, { seq: number; epoch: string }> {
+    return this.feed.resumeMap();
+  }
+
+  /** The tickers the client asks for (explicitly or for a component), minus refused ones. */
+  get tickers(): string[] {
+    return [...this.want().keys()];
+  }
+
+  stats(): ClientStats {
+    const s = this.socket;
+    return {
+      messages: this.carried.messages + (s?.messages ?? 0),
+      lastMessageAt: s?.lastMessageAt ?? this.carried.lastMessageAt,
+      ...this.counts,
+    };
+  }
+
+  // -- lifecycle ---------------------------------------------------------------------------
+
+  /**
+   * Start: open the socket (or, with `realtime: false`, start polling). Resolves once data
+   * flows (the server answered on the socket, or polling took over); rejects with AuthError
+   * when the server refuses the token, ConnectError when the client gives up (only with a
+   * finite `maxAttempts` and no polling). Called again while running: the same promise.
+   */
+  connect(): Promise<void> {
+    if (this.running && this.pending && this.info.state !== "error") return this.pending.promise;
+    if (this.running) this.close(); // gave up: start again
+    let resolve!: () => void;
+    let reject!: (e: Error) => void;
+    const promise = new Promise<void>((ok, fail) => {
+      resolve = ok;
+      reject = fail;
+    });
+    this.pending = { promise, resolve, reject, settled: false };
+    this.running = true;
+    if (this.pollingEnabled()) void this.refresh();
+    if (this.realtime) void this.startSocket();
+    else this.startPolling(false);
+    this.publish();
+    return promise;
+  }
+
+  /** Close the socket and stop polling; `connect()` starts again (resuming). */
+  close(): void {
+    this.running = false;
+    this.stopSocket();
+    this.stopPolling();
+    this.restAbort?.abort();
+    this.restAbort = null;
+    this.settle(null);
+    this.publish();
+  }
+
+  /** Turn real time on (the socket) or off (polling by choice; needs `polling`). */
+  setRealtime(on: boolean): void {
+    if (on === this.realtime) return;
+    if (!on && !this.pollingEnabled()) throw new Error("setRealtime(false) needs the `polling` option");
+    this.realtime = on;
+    if (!this.running) {
+      this.publish();
+      return;
+    }
+    if (on) {
+      this.stopPolling();
+      void this.startSocket();
+    } else {
+      this.stopSocket();
+      this.startPolling(false);
+    }
+    // Every switch fetches the latest quotes, so nothing published meanwhile is missed.
+    void this.refresh();
+    this.publish();
+  }
+
+  // -- subscriptions -----------------------------------------------------------------------
+
+  /** Add tickers (with bars); sent now when connected, and on every reconnect. */
+  subscribe(tickers: string | readonly string[], opts: SubscribeOptions = {}): void {
+    for (const t of (typeof tickers === "string" ? [tickers] : tickers).map(normalize)) {
+      const bars = this.explicit.get(t) ?? new Set<BarInterval>();
+      for (const b of opts.bars ?? this.o.bars ?? []) bars.add(b);
+      this.explicit.set(t, bars);
+      this.refused.delete(t);
+    }
+    this.scheduleSync();
+  }
+
+  /** Remove tickers (a ticker a component still shows through a hook stays). */
+  unsubscribe(tickers: string | readonly string[]): void {
+    for (const t of (typeof tickers === "string" ? [tickers] : tickers).map(normalize)) this.explicit.delete(t);
+    this.scheduleSync();
+  }
+
+  /** Ask for exactly these tickers (a watchlist): subscribe the new, unsubscribe the gone. */
+  setTickers(tickers: readonly string[], opts: SubscribeOptions = {}): void {
+    const next = new Set(tickers.map(normalize));
+    for (const t of [...this.explicit.keys()]) if (!next.has(t)) this.explicit.delete(t);
+    const added = [...next].filter((t) => !this.explicit.has(t) || opts.bars);
+    if (added.length > 0) this.subscribe(added, opts);
+    else this.scheduleSync();
+  }
+
+  /** Want `ticker` (and bars of `interval`) until the returned function is called: what
+   * the React hooks use, so that a ticker is held while some component shows it. */
+  retain(ticker: string, interval?: BarInterval): () => void {
+    const t = normalize(ticker);
+    const key: BarInterval | "" = interval ?? "";
+    const counts = this.retained.get(t) ?? new Map<BarInterval | "", number>();
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    this.retained.set(t, counts);
+    this.scheduleSync();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (counts.get(key) ?? 1) - 1;
+      if (n > 0) counts.set(key, n);
+      else counts.delete(key);
+      if (counts.size === 0 && this.retained.get(t) === counts) this.retained.delete(t);
+      this.scheduleSync();
+    };
+  }
+
+  private want(): Map<string, BarInterval[]> {
+    const out = new Map<string, Set<BarInterval>>();
+    const add = (t: string, bars: Iterable<BarInterval | "">) => {
+      if (this.refused.has(t)) return;
+      const set = out.get(t) ?? new Set<BarInterval>();
+      for (const b of bars) if (b) set.add(b);
+      out.set(t, set);
+    };
+    for (const [t, bars] of this.explicit) add(t, bars);
+    for (const [t, counts] of this.retained) add(t, counts.keys());
+    return new Map([...out].map(([t, s]) => [t, BAR_INTERVALS.filter((b) => s.has(b))]));
+  }
+
+  private scheduleSync(): void {
+    if (this.syncQueued) return;
+    this.syncQueued = true;
+    // Once per turn: a render that mounts twenty hooks sends one frame, not twenty.
+    void Promise.resolve().then(() => {
+      this.syncQueued = false;
+      this.sync();
+    });
+  }
+
+  private sync(): void {
+    const socket = this.socket;
+    if (socket?.snapshot.state === "connected") {
+      const { subscribe, unsubscribe } = this.feed.changes(this.want());
+      for (const frame of [...(unsubscribe ? [unsubscribe] : []), ...subscribe]) {
+        if (socket.send(frame)) this.feed.applied(frame);
+      }
+    }
+    // While polling, tickers new to the list are fetched at once.
+    if (this.info.state === "polling" && [...this.want().keys()].join(",") !== this.polled) void this.refresh();
+  }
+
+  // -- the socket --------------------------------------------------------------------------
+
+  private async startSocket(): Promise<void> {
+    let Impl: WebSocketConstructor;
+    try {
+      Impl = await resolveWebSocket(this.o.WebSocket);
+    } catch (err) {
+      this.settle(err as Error);
+      return;
+    }
+    if (!this.running || !this.realtime || this.socket) return;
+    const socket = new SocketController(
+      {
+        open: async () => openSocket(Impl, this.wsUrl, await resolveToken(this.o.token), this.o.tokenIn ?? "protocol"),
+        maxAttempts: this.o.maxAttempts,
+        baseDelayMs: this.o.baseDelayMs,
+        jitter: this.o.jitter,
+        pingIntervalMs: this.o.pingIntervalMs,
+        pongTimeoutMs: this.o.pongTimeoutMs,
+        settlePingMs: this.o.settlePingMs,
+        openTimeoutMs: this.o.openTimeoutMs,
+        now: this.o.now,
+      },
+      {
+        onChange: (snap) => {
+          if (this.socket !== socket) return;
+          this.socketChanged(snap);
+        },
+        onText: (raw) => {
+          if (this.socket === socket) this.onText(raw);
+        },
+        onOpen: () => {
+          if (this.socket !== socket) return;
+          for (const frame of this.feed.connected(this.want())) socket.send(frame);
+        },
+        onPong: () => {
+          if (this.socket === socket) this.settle(null);
+        },
+      },
+    );
+    this.socket = socket;
+    this.socketSnap = socket.snapshot;
+    socket.start();
+  }
+
+  private stopSocket(): void {
+    const s = this.socket;
+    if (!s) return;
+    this.carried.reconnects += s.snapshot.reconnects;
+    this.carried.messages += s.messages;
+    this.carried.lastMessageAt = s.lastMessageAt ?? this.carried.lastMessageAt;
+    this.carried.latencyMs = s.snapshot.latencyMs ?? this.carried.latencyMs;
+    this.socket = null;
+    this.socketSnap = null;
+    s.close();
+  }
+
+  private socketChanged(snap: SocketSnapshot): void {
+    const before = this.socketSnap?.state;
+    this.socketSnap = snap;
+    if (snap.state === "error" && before !== "error" && this.pollingEnabled()) this.startPolling(true);
+    if (snap.state === "connected" && before !== "connected" && this.pollTimer !== null) {
+      // Back on the socket after a fallback: stop polling, and fetch once so that nothing
+      // published while switching is missed.
+      this.stopPolling();
+      void this.refresh();
+    }
+    this.publish();
+  }
+
+  private onText(raw: string): void {
+    let parsed: ReturnType<typeof parseMessage>;
+    try {
+      parsed = parseMessage(raw);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.counts.malformed += 1;
+      return;
+    }
+    if (!parsed.known) {
+      this.emit("unknown", parsed.message);
+      return;
+    }
+    const msg = parsed.message;
+    // The server is serving us (a refused token gets an `error`, then the close).
+    if (msg.type !== "error") this.settle(null);
+    if (msg.type === "server_shutdown") this.socket?.shutdownHint(msg.retry_after_ms);
+    else if (msg.type === "subscribed") this.socket?.healthy();
+    const change = this.feed.receive(msg, (this.o.now ?? Date.now)());
+    if (change.kind === "drop") {
+      if (change.reason === "duplicate" || change.reason === "older") this.counts.duplicates += 1;
+      return;
+    }
+    this.emit("message", msg);
+    this.apply(change, msg);
+  }
+
+  /** What a change taken from the socket or REST means for the stores and the events. */
+  private apply(change: FeedChange, msg: ServerMessage | PriceMessage): void {
+    switch (change.kind) {
+      case "quote":
+        this.emit("quote", change.quote, { source: change.source, tick: change.tick, gap: change.gap });
+        if (change.gap && msg.type === "snapshot") {
+          this.counts.gaps += 1;
+          this.emit("gap", { ticker: change.quote.ticker, snapshot: msg, quote: change.quote });
+        }
+        break;
+      case "bars": {
+        const key = barKey(change.ticker, change.interval);
+        const max = this.o.maxBars ?? 1000;
+        // Merged by time, a `bars` message too (after a resume it repeats recent bars):
+        // a bar of a known time replaces it, the rest keep their order.
+        const next = mergeBars(this.barStore.get(key) ?? EMPTY_BARS, change.bars, max);
+        this.barStore.set(key, next);
+        this.emit("bars", { ticker: change.ticker, interval: change.interval, bars: next, changed: change.bars, whole: change.reset });
+        break;
+      }
+      case "market":
+        this.setMarket(change.status);
+        break;
+      case "ticker_error":
+        if (REFUSING.has(change.code)) {
+          // Not asked for again after a reconnect (a new subscribe() asks again).
+          const t = normalize(change.ticker);
+          this.refused.add(t);
+          this.feed.refused(t);
+        }
+        this.emit("tickerError", { ticker: change.ticker, code: change.code, message: change.message });
+        break;
+      default:
+        break;
+    }
+  }
+
+  private setMarket(status: MarketStatus): void {
+    const prev = this.marketStore[status.market];
+    if (prev && JSON.stringify(prev) === JSON.stringify(status)) return;
+    this.marketStore = { ...this.marketStore, [status.market]: status };
+    this.emit("market", status);
+  }
+
+  // -- polling -----------------------------------------------------------------------------
+
+  private pollingEnabled(): boolean {
+    return this.o.polling !== undefined && this.o.polling !== false;
+  }
+
+  private pollingOptions(): Required<PollingOptions> {
+    const p = typeof this.o.polling === "object" ? this.o.polling : {};
+    return { intervalMs: p.intervalMs ?? 60_000, probeIntervalMs: p.probeIntervalMs ?? 10_000 };
+  }
+
+  private startPolling(fallback: boolean): void {
+    this.stopPolling();
+    const { intervalMs, probeIntervalMs } = this.pollingOptions();
+    if (fallback) void this.refresh();
+    this.pollTimer = setInterval(() => void this.refresh(), intervalMs);
+    // After a failure the socket keeps being tried; when it opens, polling stops.
+    if (fallback) this.probeTimer = setInterval(() => this.socket?.retry(), probeIntervalMs);
+  }
+
+  private stopPolling(): void {
+    if (this.pollTimer !== null) clearInterval(this.pollTimer);
+    if (this.probeTimer !== null) clearInterval(this.probeTimer);
+    this.pollTimer = this.probeTimer = null;
+  }
+
+  /** The latest quotes (and market sessions) of the tickers wanted, over REST. */
+  async refresh(): Promise<void> {
+    const names = [...this.want().keys()];
+    this.polled = names.join(",");
+    if (names.length === 0 || !this.running) return;
+    const ctl = new AbortController();
+    this.restAbort = ctl;
+    const list = names.map(encodeURIComponent).join(",");
+    const token = await resolveToken(this.o.token);
+    try {
+      const quotes = await this.getJson<Record<string, PriceMessage | null>>(`/api/quotes?tickers=${list}`, token, ctl.signal);
+      if (ctl.signal.aborted) return;
+      for (const msg of Object.values(quotes)) {
+        if (!msg) continue;
+        const change = this.feed.receivePolled(msg, (this.o.now ?? Date.now)());
+        if (change.kind === "quote") this.apply(change, msg);
+      }
+      this.setRestAuthError(null);
+    } catch (err) {
+      // Unreachable: the connection state says so. Refused: say why.
+      if (err instanceof ApiError && (err.status === 401 || err.status === 403)) this.setRestAuthError(err.message);
+      return;
+    }
+    try {
+      const body = await this.getJson<Record<string, MarketStatus | null>>(`/api/market-status?tickers=${list}`, token, ctl.signal);
+      if (ctl.signal.aborted) return;
+      for (const s of Object.values(body)) if (s) this.setMarket(s);
+    } catch {
+      /* an older server without the endpoint: the socket's market_status only */
+    }
+  }
+
+  /** GET a REST endpoint of this server (`/api/...`) with the client's token. */
+  async getJson<T>(path: string, token?: string | null, signal?: AbortSignal): Promise<T> {
+    const t = token === undefined ? await resolveToken(this.o.token) : token;
+    return getJson<T>(`${this.httpUrl}${path}`, t, signal, this.o.fetch);
+  }
+
+  private setRestAuthError(message: string | null): void {
+    if (this.restAuthError === message) return;
+    this.restAuthError = message;
+    this.publish();
+  }
+
+  // -- the connection's state --------------------------------------------------------------
+
+  private compute(): ConnectionInfo {
+    const s = this.socketSnap;
+    const pollingOn = this.pollingEnabled();
+    let state: ConnectionState;
+    if (!this.running) state = "closed";
+    else if (!this.realtime) state = "polling";
+    else if (!s) state = "connecting";
+    else if (s.state === "error") state = pollingOn ? "polling" : "error";
+    else state = s.state;
+    const refused = s && s.closeCode !== null ? s : null;
+    const socketAuth = refused ? `WebSocket refused (${refused.closeCode}${refused.closeReason ? `: ${refused.closeReason}` : ""})` : null;
+    return {
+      state,
+      attempt: s?.attempt ?? 0,
+      maxAttempts: this.o.maxAttempts ?? Infinity,
+      reconnects: this.carried.reconnects + (s?.reconnects ?? 0),
+      latencyMs: s?.latencyMs ?? this.carried.latencyMs,
+      closeCode: refused?.closeCode ?? null,
+      closeReason: refused?.closeReason ?? null,
+      realtime: this.realtime,
+      fallback: this.running && this.realtime && s?.state === "error" && pollingOn,
+      authError: this.restAuthError ?? socketAuth,
+    };
+  }
+
+  private publish(): void {
+    const prev = this.info;
+    const next = this.compute();
+    const keys = Object.keys(next) as (keyof ConnectionInfo)[];
+    if (keys.every((k) => next[k] === prev[k])) return;
+    this.info = next;
+    this.emit("state", next, prev);
+    // `connected` alone does not settle connect(): a server refusing the token accepts
+    // the socket first, then closes it; the first answer settles it (onText, onPong).
+    if (next.state === "polling") this.settle(null);
+    else if (next.state === "error") {
+      const err =
+        next.closeCode === CloseCode.unauthorized || next.closeCode === CloseCode.forbidden
+          ? new AuthError(`${this.url}: ${next.authError}`, next.closeCode, next.closeReason)
+          : new ConnectError(`cannot connect to ${this.url} (gave up after ${next.maxAttempts} attempts)`);
+      this.settle(err);
+    }
+  }
+
+  private settle(err: Error | null): void {
+    const p = this.pending;
+    if (!p || p.settled) return;
+    p.settled = true;
+    if (err) p.reject(err);
+    else p.resolve();
+  }
+}
+
+const EMPTY_BARS: readonly Bar[] = Object.freeze([]);
+
+/** `bars` into `list` (sorted by time): a bar of a time already there replaces it, the
+ * others are inserted in order; at most `max` kept (the newest). A new array. */
+function mergeBars(list: readonly Bar[], bars: readonly Bar[], max: number): readonly Bar[] {
+  const out = list.slice();
+  for (const bar of bars) {
+    let i = out.length - 1;
+    while (i >= 0 && out[i]!.time > bar.time) i -= 1;
+    if (i >= 0 && out[i]!.time === bar.time) out[i] = bar;
+    else out.splice(i + 1, 0, bar);
+  }
+  if (out.length > max) out.splice(0, out.length - max);
+  return out;
+}
