@@ -127,8 +127,8 @@ class Updater:
 
     async def emit(self, tick: Tick) -> None:
         """Stamp, cache and publish one tick (called by the source)."""
-        if not self.is_leader:
-            return
+        if not self.is_leader or time.monotonic() >= self._lease_until:
+            return  # not the updater, or its lock may have lapsed: another may lead now
         if time.monotonic() - self._yielded_at >= YIELD_AFTER:
             # Let the loop write out what was published before stamping more (see above).
             await asyncio.sleep(0)

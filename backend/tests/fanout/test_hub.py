@@ -150,6 +150,82 @@ async def test_seq_jump_with_store_history_ending_too_early_sends_gap_snapshot(
     assert client.stream(T)[-1] == ("snapshot", 7), "4 then 7: a silent jump in seq"
 
 
+async def test_seq_jump_while_held_for_a_backfill_is_backfilled_in_turn(
+    hub: Hub, store: ControlledStore
+) -> None:
+    client = RecordingConnection()
+    assert await hub.subscribe(client, T)
+    await publish(hub, T, 1, 2, 3)
+    gate = store.gate("recent")
+    await publish(hub, T, 6)  # 4 and 5 went by unseen: the backfill reads the store...
+    await store.entered["recent"].wait()
+    await publish(hub, T, 7, 11)  # ...and 8..10 go by too while the client is held
+    store.history[T] = [update(T, s) for s in range(1, 12)]
+    gate.set()
+    await settle(hub)
+    await publish(hub, T, 12)
+    assert client.stream(T) == [("price_update", s) for s in range(1, 13)], "7 -> 11 silently"
+    assert hub.replayed == 5 and hub.gaps == 0
+
+
+async def test_seq_jump_while_held_for_a_resume_from_store_sends_gap_snapshot(
+    store: ControlledStore,
+) -> None:
+    hub = await make_hub(store, resume_history=3)
+    try:
+        await _ticker_with_updates(hub, 5)  # the ring keeps 3..5
+        store.history[T] = [update(T, s) for s in range(1, 6)]
+        gate = store.gate("recent")
+        client = RecordingConnection()
+        task = asyncio.create_task(hub.subscribe(client, T, ResumePoint(1, hub.epoch_for(T))))
+        await store.entered["recent"].wait()
+        await publish(hub, T, 9)  # 6..8 went by unseen while the resume read the store
+        gate.set()
+        assert await task
+        await settle(hub)
+        expected = [("price_update", s) for s in range(2, 6)] + [("snapshot", 9)]
+        assert client.stream(T) == expected, "5 -> 9 silently"
+        assert client.of_type("snapshot")[0]["gap"] is True
+    finally:
+        await _teardown(hub)
+
+
+async def test_first_update_since_listening_that_jumps_is_backfilled(
+    store: ControlledStore,
+) -> None:
+    await store.put_quote(T, update(T, 5), 60.0)
+    hub = await make_hub(store)
+    try:
+        client = RecordingConnection()
+        assert await hub.subscribe(client, T)  # the stored quote as its snapshot
+        store.history[T] = [update(T, s) for s in range(1, 9)]
+        await publish(hub, T, 9)  # the hub's first update: 6..8 went by (broker away)
+        await settle(hub)
+        expected = [("snapshot", 5)] + [("price_update", s) for s in range(6, 10)]
+        assert client.stream(T) == expected, "5 -> 9 silently"
+    finally:
+        await _teardown(hub)
+
+
+async def test_seq_going_back_during_a_backfill_still_gaps_and_releases_everyone(
+    hub: Hub, store: ControlledStore
+) -> None:
+    a, b = RecordingConnection(), RecordingConnection()
+    assert await hub.subscribe(a, T)
+    await publish(hub, T, 1, 2, 3, 4, 5, 6)
+    assert await hub.subscribe(b, T)
+    store.history[T] = [update(T, s) for s in range(1, 8)]
+    gate = store.gate("recent")
+    await publish(hub, T, 8)  # a jump: both held for the backfill...
+    await store.entered["recent"].wait()
+    await publish(hub, T, 4)  # ...when seq goes back (a second publisher)
+    gate.set()
+    await settle(hub)
+    await publish(hub, T, 9)
+    for client in (a, b):
+        assert client.stream(T)[-3:] == [("snapshot", 4), ("snapshot", 8), ("price_update", 9)]
+
+
 # -- duplicates --------------------------------------------------------------------------
 
 

@@ -36,6 +36,7 @@ def leading_updater(source: SimSource, broker: MemoryBroker, tickers: list[str])
         owner="test",
     )
     updater.is_leader = True
+    updater._lease_until = float("inf")  # as if it held the lock (no _step: no stream task)
     return updater
 
 

@@ -8,6 +8,7 @@ reports `degraded` and publishing raises BrokerUnavailable (the caller decides).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -143,6 +144,12 @@ class RedisBroker(Broker):
             await pubsub.subscribe(*sorted(added_meanwhile))
         if self.state != "connected":
             log.info("Redis broker connected (%d channels)", len(self._channels))
+        if not self._publish_ok:
+            # A publish failed while Redis was away. A process that is no longer the
+            # updater never publishes again to clear that: ask the publishing side.
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(_PUBLISH_TIMEOUT):
+                    self._publish_ok = bool(await self._client.ping())
         if self._publish_ok:
             self._set_state("connected")
         prefix_len = len(CHANNEL_PREFIX)

@@ -545,14 +545,13 @@ class StockfeedClient:
         if ticker not in self._wanted:
             return False
         last = self.last_seq.get(ticker)
-        same_epoch = msg.epoch is None or msg.epoch == self.epochs.get(ticker, msg.epoch)
+        same_epoch = msg.epoch == self.epochs.get(ticker, msg.epoch)
         if not msg.gap and last is not None and msg.seq <= last and same_epoch:
             self.duplicates += 1
             return False
         # A gap snapshot is always passed on: it tells the caller history broke here.
         self.last_seq[ticker] = msg.seq
-        if msg.epoch is not None:
-            self.epochs[ticker] = msg.epoch
+        self.epochs[ticker] = msg.epoch
         return True
 
     async def _ping_loop(self, ws: ClientConnection) -> None:

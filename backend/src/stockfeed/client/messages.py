@@ -80,7 +80,7 @@ class Snapshot:
     seq: int
     timestamp: float
     data: PriceData
-    epoch: str | None = None
+    epoch: str  # the ticker's seq space (docs/protocol.md#resume-and-epochs)
     stale: bool = False
     age_ms: int | None = None
     gap: bool = False
@@ -317,7 +317,7 @@ def _snapshot(obj: dict[str, Any], raw: str) -> Snapshot:
         seq=_int(obj, "seq"),
         timestamp=_num(obj, "timestamp"),
         data=_data(obj),
-        epoch=_opt_str(obj, "epoch"),
+        epoch=_str(obj, "epoch"),
         stale=_bool(obj, "stale"),
         age_ms=_opt_int(obj, "age_ms"),
         gap=_bool(obj, "gap"),

@@ -131,8 +131,7 @@ class WatchView:
         row.error = None
         if isinstance(msg, Snapshot):
             previous = self.epochs.get(msg.ticker)
-            if msg.epoch is not None:
-                self.epochs[msg.ticker] = msg.epoch
+            self.epochs[msg.ticker] = msg.epoch
             if msg.gap and previous is not None and previous != msg.epoch:
                 self.note(now, f"{msg.ticker}: the server lost its history; new seq from {msg.seq}")
             elif msg.gap:

@@ -103,6 +103,30 @@ class Connection(abc.ABC):
         for seq, raw, frame in held:
             self.offer_update(ticker, seq, raw, frame)
 
+    def release_to_jump(self, ticker: str) -> int | None:
+        """`release`, but only up to a hole: an update that does not follow the last one
+        sent (the broker skipped some while this client was held) stays held with all
+        after it, and its seq is returned. None: everything held went out."""
+        if self._held_for_subscribe is None:
+            return None
+        held = self._held_for_subscribe.pop(ticker, [])
+        if not self._held_for_subscribe:
+            self._held_for_subscribe = None
+        for i, (seq, raw, frame) in enumerate(held):
+            last = self.last_seq.get(ticker)
+            if (
+                last is not None
+                and seq > last + 1
+                and not self.closed
+                and (self.gap_pending is None or ticker not in self.gap_pending)
+            ):
+                if self._held_for_subscribe is None:
+                    self._held_for_subscribe = {}
+                self._held_for_subscribe[ticker] = held[i:]
+                return seq
+            self.offer_update(ticker, seq, raw, frame)
+        return None
+
     def replay(self, ticker: str, entry: Entry) -> None:
         """An update from history: goes out now, in order, ahead of anything held."""
         if self.closed or entry.seq <= self.last_seq.get(ticker, 0):

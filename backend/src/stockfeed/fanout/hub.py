@@ -207,7 +207,9 @@ class Hub:
             self.history.append(ring, seq, frame)
         subscribers = self.subscribers.get(ticker)
         if subscribers:
-            if latest is not None and seq > latest.seq + 1:
+            if latest is None or seq > latest.seq + 1:
+                # None: the first update since the hub started listening, which may come
+                # later than the stored snapshot or replay its clients got (broker away).
                 self._backfill(ticker, seq, subscribers)
             self.fanned_out += len(subscribers)
             for client in subscribers:
@@ -223,7 +225,8 @@ class Hub:
         behind = [
             c
             for c in subscribers
-            # A client in the middle of its own subscribe is already held.
+            # A held client (its subscribe or a fill under way) is checked for jumps
+            # when it is released (_release).
             if c.last_seq.get(ticker, seq) < seq - 1 and not c.is_held_for_subscribe(ticker)
         ]
         if not behind:
@@ -237,12 +240,16 @@ class Hub:
     async def _fill(self, ticker: str, seq: int, clients: list[Connection]) -> None:
         oldest_seen = min(c.last_seq.get(ticker, 0) for c in clients)
         entries = await self._stored_entries(ticker, frames_after=oldest_seen, below=seq) or []
-        for client in clients:
-            try:
+        try:
+            for client in clients:
+                if ticker not in client.tickers:
+                    continue  # unsubscribed meanwhile
                 last = client.last_seq.get(ticker, 0)
                 missed = replay_after(entries, last)
                 reached = missed[-1].seq if missed else last
-                if missed is None or reached < seq - 1:
+                # `last < oldest_seen`: the seq went back meanwhile (_seq_restarted); the
+                # history may be of the old count (and has no frames that far back).
+                if missed is None or reached < seq - 1 or last < oldest_seen:
                     # Not all of what went by is in the history (it may also end before
                     # the jump): a gap snapshot, never a silent jump in seq.
                     client.gap_next(ticker, self.epoch_for(ticker))
@@ -252,8 +259,21 @@ class Hub:
                 for entry in missed:
                     client.replay(ticker, entry)
                 self.replayed += len(missed)
-            finally:
-                client.release(ticker)
+        finally:
+            self._release(ticker, clients)
+
+    def _release(self, ticker: str, clients: Sequence[Connection]) -> None:
+        """Send what the clients held since their subscribe or fill began. What arrived
+        meanwhile may itself jump in seq (the broker skipped updates again; _backfill
+        leaves held clients alone): from that jump on they stay held, and it is filled
+        in turn, so a jump never goes out silently."""
+        again: dict[int, list[Connection]] = {}
+        for client in clients:
+            jump = client.release_to_jump(ticker)
+            if jump is not None:
+                again.setdefault(jump, []).append(client)
+        for jump, behind in again.items():
+            self._spawn(self._fill(ticker, jump, behind))
 
     def _seq_restarted(self, ticker: str, seq: int, update: dict[str, Any]) -> None:
         """A publisher started `seq` again: new epoch for the ticker, gap for its clients."""
@@ -398,7 +418,7 @@ class Hub:
             if resume is not None:
                 self.gaps += 1
         finally:
-            client.release(ticker)
+            self._release(ticker, (client,))
             client.send(self.market_status(ticker))
             self.statuses_sent += 1
             if bars:
