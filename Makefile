@@ -88,7 +88,7 @@ format: setup
 
 # dist first: tests/test_dist.py installs that wheel into a new virtualenv and drives it.
 test: setup lint frontend-check dist
-	cd backend && ../$(BIN)/pytest -q
+	cd backend && ../$(BIN)/pytest -q -n 2
 
 # The fan-out benchmark against peer servers (not part of `make test`; needs Redis on
 # 127.0.0.1:6379 and npm). `make bench ARGS="--quick"`, `make bench ARGS="--find-max"`.
