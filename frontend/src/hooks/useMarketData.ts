@@ -181,7 +181,7 @@ export function useMarketData(options: MarketDataOptions): MarketData {
             "warn",
             refused(next)
               ? `WebSocket refused (${next.closeCode}: token missing, expired or not allowed): polling`
-              : `Connection lost after ${maxAttempts} attempts: polling every ${Math.round(pollIntervalMs / 1000)} s`,
+              : `WebSocket lost after ${maxAttempts} attempts: falling back to polling the REST API every ${Math.round(pollIntervalMs / 1000)} s`,
           );
         } else if (prev.fallback && next.state === "connected") {
           toast("ok", "Real-time restored: back on WebSocket");
