@@ -241,13 +241,6 @@ async def settle(hub: Hub) -> None:
         await asyncio.gather(*list(hub._in_flight), return_exceptions=True)
 
 
-async def teardown(hub: Hub) -> None:
-    """Cancel the linger timers and let background work end (every hub test's last step)."""
-    for timer in hub._lingering.values():
-        timer.cancel()
-    await settle(hub)
-
-
 async def until(condition: Callable[[], bool], timeout: float = 1.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
