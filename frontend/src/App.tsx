@@ -28,6 +28,7 @@ import { defaultDecimals, formatAge } from "./lib/format";
 import { marketOf } from "./lib/market";
 import { PrecisionBook } from "./lib/precision";
 import { quoteStanding, type QuoteStanding } from "./lib/quoteStanding";
+import { intervalFor, isRangePreset, presetFor, type RangePreset } from "./lib/ranges";
 import { isBool, isString, isStringArray } from "./lib/storage";
 import { exchangeZone, formatTime, isZoneChoice, localZone, zoneFor, type ZoneChoice } from "./lib/timezone";
 import type { Quote } from "./lib/types";
@@ -62,6 +63,16 @@ export function App() {
   const [serverList, setServerList] = useState<string[] | null>(null);
   const [realtime, setRealtime] = usePersistentState("realtime", true, isBool);
   const [interval, setInterval] = usePersistentState<Interval>("interval", "5m", isInterval);
+  const [presetPref, setPreset] = usePersistentState<RangePreset>("range", "5D", isRangePreset);
+  // A bar size and a range that do not go together are made to (lib/ranges.ts).
+  const preset = presetFor(interval, presetPref);
+  const choosePreset = useCallback(
+    (p: RangePreset) => {
+      setPreset(p);
+      setInterval(intervalFor(p, interval));
+    },
+    [interval, setPreset, setInterval],
+  );
   const [selectedPref, setSelected] = usePersistentState<string>("selected", "", isString);
   const [zoneChoice, setZoneChoice] = usePersistentState<ZoneChoice>("timezone", "exchange", isZoneChoice);
   const [paused, setPaused] = useState(false);
@@ -238,6 +249,8 @@ export function App() {
             ticker={selected || "—"}
             interval={interval}
             onInterval={setInterval}
+            preset={preset}
+            onPreset={choosePreset}
             realtime={realtime}
             onRealtime={setRealtime}
             status={status}
@@ -252,8 +265,11 @@ export function App() {
             <PriceChart
               ticker={selected}
               interval={interval}
+              preset={preset}
               token={token}
-              subscribeTicks={data.subscribeTicks}
+              client={data.client}
+              live={!paused}
+              market={selectedMarket}
               decimals={chartDecimals}
               prevClose={selectedQuote?.data.prev_close ?? null}
               zone={zone}

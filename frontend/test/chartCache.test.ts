@@ -8,10 +8,10 @@ const bar = (time: number, close: number): Bar => ({ time, open: close, high: cl
 describe("ChartCache", () => {
   it("keeps the most recently used entries", () => {
     const c = new ChartCache(2);
-    c.set("A|5m", { bars: [bar(1, 1)], view: null, savedAt: 0 });
-    c.set("B|5m", { bars: [], view: null, savedAt: 0 });
+    c.set("A|5m", { bars: [bar(1, 1)], view: null, preset: "5D", savedAt: 0 });
+    c.set("B|5m", { bars: [], view: null, preset: "5D", savedAt: 0 });
     c.get("A|5m");
-    c.set("C|5m", { bars: [], view: null, savedAt: 0 });
+    c.set("C|5m", { bars: [], view: null, preset: "5D", savedAt: 0 });
     expect(c.get("B|5m")).toBeUndefined();
     expect(c.get("A|5m")?.bars).toHaveLength(1);
     expect(c.size).toBe(2);

@@ -13,6 +13,8 @@ function Toolbar() {
       ticker="AAPL"
       interval="5m"
       onInterval={() => {}}
+      preset="5D"
+      onPreset={() => {}}
       realtime={realtime}
       onRealtime={setRealtime}
       status={feedStatus({

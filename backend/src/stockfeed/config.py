@@ -67,7 +67,9 @@ class Settings(BaseSettings):
     max_subscriptions: int = Field(50, ge=1, le=10_000)
     # (ticker, interval) bar streams per connection (a subscribe's `bars`): what one
     # subscribe can make the server send at once (a `bars` message is up to 120 bars).
-    max_bar_streams: int = Field(20, ge=0, le=10_000)
+    # Room for a full watchlist (max_subscriptions) with a sparkline stream per ticker,
+    # plus a chart's and a comparison's.
+    max_bar_streams: int = Field(64, ge=0, le=10_000)
     shutdown_retry_after_ms: int = Field(2500, ge=0, le=600_000)
 
     # Security (auth.py, guard.py; docs/protocol.md#authentication). Auth is on as soon as

@@ -215,7 +215,7 @@ export class StockfeedClient {
   private probeTimer: ReturnType<typeof setInterval> | null = null;
   private restAbort: AbortController | null = null;
   private syncQueued = false;
-  /** The tickers the last REST refresh asked for. */
+  /** What the last REST refresh asked for (tickers and their bar intervals). */
   private polled = "";
   private pending: { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void; settled: boolean } | null = null;
 
@@ -433,7 +433,7 @@ export class StockfeedClient {
       }
     }
     // While polling, tickers new to the list are fetched at once.
-    if (this.info.state === "polling" && [...this.want().keys()].join(",") !== this.polled) void this.refresh();
+    if (this.info.state === "polling" && wantKey(this.want()) !== this.polled) void this.refresh();
   }
 
   // -- the socket --------------------------------------------------------------------------
@@ -543,16 +543,9 @@ export class StockfeedClient {
           this.emit("gap", { ticker: change.quote.ticker, snapshot: msg, quote: change.quote });
         }
         break;
-      case "bars": {
-        const key = barKey(change.ticker, change.interval);
-        const max = this.o.maxBars ?? 1000;
-        // Merged by time, a `bars` message too (after a resume it repeats recent bars):
-        // a bar of a known time replaces it, the rest keep their order.
-        const next = mergeBars(this.barStore.get(key) ?? EMPTY_BARS, change.bars, max);
-        this.barStore.set(key, next);
-        this.emit("bars", { ticker: change.ticker, interval: change.interval, bars: next, changed: change.bars, whole: change.reset });
+      case "bars":
+        this.storeBars(change.ticker, change.interval, change.bars, change.reset);
         break;
-      }
       case "market":
         this.setMarket(change.status);
         break;
@@ -568,6 +561,16 @@ export class StockfeedClient {
       default:
         break;
     }
+  }
+
+  private storeBars(ticker: string, interval: BarInterval, bars: readonly Bar[], whole: boolean): void {
+    const key = barKey(ticker, interval);
+    const max = this.o.maxBars ?? 1000;
+    // Merged by time, a `bars` message too (after a resume it repeats recent bars):
+    // a bar of a known time replaces it, the rest keep their order.
+    const next = mergeBars(this.barStore.get(key) ?? EMPTY_BARS, bars, max);
+    this.barStore.set(key, next);
+    this.emit("bars", { ticker, interval, bars: next, changed: bars, whole });
   }
 
   private setMarket(status: MarketStatus): void {
@@ -603,10 +606,11 @@ export class StockfeedClient {
     this.pollTimer = this.probeTimer = null;
   }
 
-  /** The latest quotes (and market sessions) of the tickers wanted, over REST. */
+  /** The latest quotes (and market sessions, and bars) of the tickers wanted, over REST. */
   async refresh(): Promise<void> {
-    const names = [...this.want().keys()];
-    this.polled = names.join(",");
+    const want = this.want();
+    const names = [...want.keys()];
+    this.polled = wantKey(want);
     if (names.length === 0 || !this.running) return;
     const ctl = new AbortController();
     this.restAbort = ctl;
@@ -633,6 +637,31 @@ export class StockfeedClient {
     } catch {
       /* an older server without the endpoint: the socket's market_status only */
     }
+    await this.refreshBars(want, token, ctl.signal);
+  }
+
+  /**
+   * The bars wanted, over REST: `/api/history` ends with the bars the server builds for the
+   * socket, so merged by time they are the socket's bars (no hole after a polling spell, no
+   * flat candles from one sample a minute). Two requests at a time: a server computes few
+   * history answers at once, and a watchlist of sparklines is many pairs.
+   */
+  private async refreshBars(want: Map<string, BarInterval[]>, token: string | null, signal: AbortSignal): Promise<void> {
+    const pairs = [...want].flatMap(([ticker, intervals]) => intervals.map((interval) => ({ ticker, interval })));
+    const next = async (): Promise<void> => {
+      for (let pair = pairs.shift(); pair && !signal.aborted; pair = pairs.shift()) {
+        const { ticker, interval } = pair;
+        try {
+          const path = `/api/history/${encodeURIComponent(ticker)}?interval=${interval}&range=${POLL_RANGE[interval]}`;
+          const body = await this.getJson<{ bars?: Bar[] }>(path, token, signal);
+          if (signal.aborted || !Array.isArray(body.bars) || !this.want().get(ticker)?.includes(interval)) continue;
+          this.storeBars(ticker, interval, body.bars, false);
+        } catch {
+          /* unreachable or refused: the quotes' request says so; the next poll tries again */
+        }
+      }
+    };
+    await Promise.all([next(), next()]);
   }
 
   /** GET a REST endpoint of this server (`/api/...`) with the client's token. */
@@ -703,6 +732,12 @@ export class StockfeedClient {
 }
 
 const EMPTY_BARS: readonly Bar[] = Object.freeze([]);
+
+/** The history range a poll asks for, per interval: the span a socket's `bars` covers (120
+ * bars) or more, in as few bars as the server's ranges allow. */
+const POLL_RANGE: Record<BarInterval, string> = { "1m": "1d", "5m": "1d", "15m": "5d", "1h": "1mo", "1d": "6mo" };
+
+const wantKey = (want: Map<string, readonly BarInterval[]>): string => [...want].map(([t, i]) => `${t}:${i.join("+")}`).join(",");
 
 /** `bars` into `list` (sorted by time): a bar of a time already there replaces it, the
  * others are inserted in order; at most `max` kept (the newest). A new array. */

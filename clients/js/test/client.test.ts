@@ -347,6 +347,50 @@ describe("StockfeedClient: polling", () => {
     expect(r.quoteCalls()).toBe(4); // and polling stopped
   });
 
+  it("while polling, bars come over REST (two requests at a time), merged by time with the socket's", async () => {
+    const calls: string[] = [];
+    let inFlight = 0;
+    let most = 0;
+    const bar = (time: number, close: number) => ({ time, open: close, high: close, low: close, close, volume: 10 });
+    const fetch: FetchLike = async (url) => {
+      calls.push(url);
+      inFlight += 1;
+      most = Math.max(most, inFlight);
+      await Promise.resolve();
+      inFlight -= 1;
+      const body = url.includes("/api/quotes")
+        ? { AAPL: update("AAPL", 3), MSFT: update("MSFT", 3), TSLA: update("TSLA", 3) }
+        : url.includes("/api/history/")
+          ? { bars: [bar(60, 1), bar(120, 2)] }
+          : {};
+      return { ok: true, status: 200, statusText: "OK", json: async () => body };
+    };
+    const c = make({ tickers: ["AAPL", "MSFT"], bars: ["1m", "5m"], fetch, polling: { intervalMs: 5000 }, realtime: false });
+    const release = c.retain("TSLA", "1h");
+    const events: string[] = [];
+    c.on("bars", (ev) => events.push(`${ev.ticker} ${ev.interval} ${ev.bars.length} ${ev.whole}`));
+    void c.connect();
+    await tick();
+    const history = calls.filter((u) => u.includes("/api/history/"));
+    expect(history.sort()).toEqual([
+      "http://feed.test/api/history/AAPL?interval=1m&range=1d",
+      "http://feed.test/api/history/AAPL?interval=5m&range=1d",
+      "http://feed.test/api/history/MSFT?interval=1m&range=1d",
+      "http://feed.test/api/history/MSFT?interval=5m&range=1d",
+      "http://feed.test/api/history/TSLA?interval=1h&range=1mo",
+    ]);
+    expect(most).toBeLessThanOrEqual(3); // the quotes' request ended before the bars began: 2 at once
+    expect(events).toContain("AAPL 1m 2 false");
+    expect(c.bars("TSLA", "1h").map((b) => b.close)).toEqual([1, 2]);
+    // A pair no longer wanted is not fetched again.
+    release();
+    calls.length = 0;
+    await tick(5000);
+    expect(calls.some((u) => u.includes("TSLA"))).toBe(false);
+    // The change refreshed at once, then the poll: 4 pairs each.
+    expect(calls.filter((u) => u.includes("/api/history/"))).toHaveLength(8);
+  });
+
   it("polls by choice with setRealtime(false), with no socket and no probing", async () => {
     const r = rest();
     const c = make({ tickers: ["AAPL"], fetch: r.fetch, polling: { intervalMs: 5000 } });

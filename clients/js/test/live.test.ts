@@ -120,11 +120,14 @@ describe.skipIf(!haveStockfeed)(`against stockfeed serve (${stockfeedBin})`, () 
       proxy.refuse();
       const c = client(proxy.ws, {
         tickers: ["AAPL"],
+        bars: ["1m"],
         httpUrl: server.http,
         maxAttempts: 1,
         baseDelayMs: 100,
         polling: { intervalMs: 300, probeIntervalMs: 500 },
       });
+      const barEvents: boolean[] = [];
+      c.on("bars", (ev) => barEvents.push(ev.whole));
       const rest: number[] = [];
       c.on("quote", (q, ev) => ev.source === "rest" && rest.push(q.seq));
       await c.connect();
@@ -132,11 +135,18 @@ describe.skipIf(!haveStockfeed)(`against stockfeed serve (${stockfeedBin})`, () 
       expect(c.connection.fallback).toBe(true);
       await until(() => rest.length >= 3, 5_000, "3 polled quotes");
       expect(rest).toEqual([...rest].sort((a, b) => a - b));
+      // Bars too, over REST while polling: the server's history, 1m buckets in order.
+      await until(() => c.bars("AAPL", "1m").length > 0, 5_000, "polled bars");
+      expect(barEvents.every((whole) => !whole)).toBe(true);
+      const polled = c.bars("AAPL", "1m").map((b) => b.time);
+      expect(polled).toEqual([...new Set(polled)].sort((a, b) => a - b));
+      expect(polled.every((t) => t % 60 === 0)).toBe(true);
       proxy.accept();
       await until(() => c.connection.state === "connected", 5_000, "back on the socket");
       expect(c.connection.fallback).toBe(false);
       const seq = c.quote("AAPL")!.seq;
       await until(() => c.quote("AAPL")!.seq > seq + 5, 5_000, "live quotes again");
+      await until(() => barEvents.includes(true), 5_000, "a bars message on the socket again");
     } finally {
       await proxy.close();
     }

@@ -1,14 +1,21 @@
-// Over the chart: the ticker, the interval buttons, how prices arrive now (the feed status's
-// words), the time-zone choice, pause, and the real-time switch (WebSocket vs polling).
+// Over the chart: the ticker, the range presets and the bar size, how prices arrive now (the
+// feed status's words), the time-zone choice, pause, and the real-time switch (WebSocket vs
+// polling).
 
+import "../chart.css";
 import { INTERVALS, type Interval } from "../lib/candles";
+import { RANGE_PRESETS, type RangePreset } from "../lib/ranges";
 import type { FeedStatusView } from "../lib/feedStatus";
 import type { ZoneChoice } from "../lib/timezone";
+
+const RANGE_WORDS: Record<RangePreset, string> = { "1D": "day", "5D": "5 days", "1M": "month", "6M": "6 months", "1Y": "year" };
 
 interface Props {
   ticker: string;
   interval: Interval;
   onInterval: (i: Interval) => void;
+  preset: RangePreset;
+  onPreset: (p: RangePreset) => void;
   realtime: boolean;
   onRealtime: (on: boolean) => void;
   status: FeedStatusView;
@@ -26,7 +33,22 @@ export function ChartToolbar(p: Props) {
       <span className="tb-ticker" data-testid="chart-ticker">
         {p.ticker}
       </span>
-      <div className="seg" role="group" aria-label="Bar interval">
+      <div className="seg" role="group" aria-label="Range" data-label="Range">
+        {RANGE_PRESETS.map((r) => (
+          <button
+            key={r}
+            type="button"
+            className={r === p.preset ? "on" : ""}
+            aria-pressed={r === p.preset}
+            data-testid={`range-${r}`}
+            onClick={() => p.onPreset(r)}
+            title={`The last ${RANGE_WORDS[r]}`}
+          >
+            {r}
+          </button>
+        ))}
+      </div>
+      <div className="seg" role="group" aria-label="Bar size" data-label="Bars">
         {INTERVALS.map((i) => (
           <button
             key={i}
@@ -35,8 +57,9 @@ export function ChartToolbar(p: Props) {
             aria-pressed={i === p.interval}
             data-testid={`interval-${i}`}
             onClick={() => p.onInterval(i)}
+            aria-label={`${i === "1d" ? "Daily" : i} bars`}
           >
-            {i === "1d" ? "1D" : i}
+            {i === "1d" ? "D" : i}
           </button>
         ))}
       </div>

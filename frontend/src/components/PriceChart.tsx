@@ -1,6 +1,8 @@
-// Candles and volume (lightweight-charts v5). History is set once per ticker/interval;
-// after that every tick goes through CandleBuilder and series.update(): the forming candle
-// is replaced in place or a new one appended, so nothing flickers or jumps.
+// Candles and volume (lightweight-charts v5) of the server's bars: REST history for the
+// range preset, then the wire's bars (`bars`, `bar` upserts; over REST while polling) through
+// lib/candles.ts's BarList and series.update(): the forming candle is replaced in place or a
+// new one appended, so nothing flickers or jumps, and a reconnect leaves no hole.
+// Pre- and post-market bars are shaded (lib/sessions.ts).
 //
 // Each ticker/interval's bars and zoom are kept in lib/chartCache.ts when the chart moves
 // on, and shown at once on the way back while fresh history is fetched and merged in.
@@ -24,12 +26,15 @@ import {
   type Time,
   type UTCTimestamp,
 } from "lightweight-charts";
+import type { StockfeedClient } from "@stockfeed/client";
 import { getJson } from "../lib/api";
-import { CandleBuilder, INTERVAL_RANGE, type Interval } from "../lib/candles";
+import { BarList, INTERVAL_SECONDS, toBar, type Interval, type WireBar } from "../lib/candles";
 import { ChartCache, chartCache, mergeBars, rangeFor, viewOf } from "../lib/chartCache";
+import { historyRange, presetView, type RangePreset } from "../lib/ranges";
+import { sessionOf, shadable } from "../lib/sessions";
 import { formatCount, formatPrice, formatSigned } from "../lib/format";
 import { secondsFormatter, sessionDate, type Zone } from "../lib/timezone";
-import type { Bar, Tick } from "../lib/types";
+import type { Bar } from "../lib/types";
 
 const UP = "#26a69a";
 const DOWN = "#ef5350";
@@ -37,8 +42,15 @@ const DOWN = "#ef5350";
 interface Props {
   ticker: string;
   interval: Interval;
+  /** How far back the chart looks (lib/ranges.ts). */
+  preset: RangePreset;
   token: string | null;
-  subscribeTicks: (fn: (t: Tick) => void) => () => void;
+  /** The page's client: the chart holds its ticker's bars through it. */
+  client: StockfeedClient;
+  /** False while the page is paused: no bars wanted, the candles stay as they are. */
+  live: boolean;
+  /** The ticker's market (XNYS bars are shaded by session). */
+  market: string;
   /** The instrument's precision (axis, legend, price line). */
   decimals: number;
   prevClose: number | null;
@@ -51,7 +63,18 @@ interface Parts {
   chart: IChartApi;
   candles: ISeriesApi<"Candlestick">;
   volume: ISeriesApi<"Histogram">;
+  sessions: ISeriesApi<"Histogram">;
 }
+
+const SESSION_TINT = { pre: "rgba(86, 132, 210, 0.10)", post: "rgba(156, 110, 210, 0.10)" };
+/** A pre- or post-market bar's tint behind the candles (a regular one: whitespace). */
+const sessionBar = (b: Bar) => {
+  const s = sessionOf(b.time, "XNYS");
+  return s === "pre" || s === "post" ? { time: b.time as UTCTimestamp, value: 1, color: SESSION_TINT[s] } : { time: b.time as UTCTimestamp };
+};
+
+/** The chart's box element, with a read-only look at the bars drawn. */
+type ChartBox = HTMLDivElement & { stockfeedBars?: () => Bar[] };
 
 const intervalLabel = (i: Interval) => (i === "1d" ? "1D" : i);
 const candle = (b: Bar) => ({ time: b.time as UTCTimestamp, open: b.open, high: b.high, low: b.low, close: b.close });
@@ -61,7 +84,7 @@ const volumeBar = (b: Bar) => ({
   color: b.close >= b.open ? `${UP}66` : `${DOWN}66`,
 });
 
-export function PriceChart({ ticker, interval, token, subscribeTicks, decimals, prevClose, zone, children }: Props) {
+export function PriceChart({ ticker, interval, preset, token, client, live, market, decimals, prevClose, zone, children }: Props) {
   const box = useRef<HTMLDivElement>(null);
   const legend = useRef<HTMLDivElement>(null);
   const parts = useRef<Parts | null>(null);
@@ -70,13 +93,14 @@ export function PriceChart({ ticker, interval, token, subscribeTicks, decimals, 
   // The bar under the crosshair, mouse or keyboard (null: none, the legend shows the last bar).
   const cursor = useRef<number | null>(null);
   const keyboard = useRef(false);
-  const fmt = useRef({ decimals, zone, interval, ticker });
+  const fmt = useRef({ decimals, zone, interval, ticker, market });
+  const liveRef = useRef(live);
   const [status, setStatus] = useState<{ loading: boolean; error: string | null }>({ loading: true, error: null });
   const [summary, setSummary] = useState("");
   const summaryId = useId();
 
   useEffect(() => {
-    fmt.current = { decimals, zone, interval, ticker };
+    fmt.current = { decimals, zone, interval, ticker, market };
   });
 
   /** The legend for bar `i` (or the last one). Written to the DOM: no render per mouse move. */
@@ -95,7 +119,7 @@ export function PriceChart({ ticker, interval, token, subscribeTicks, decimals, 
     };
     set("name", `${t} · ${intervalLabel(iv)}`);
     if (!bar) {
-      for (const f of ["time", "o", "h", "l", "c", "v", "chg"]) set(f, "");
+      for (const f of ["time", "o", "h", "l", "c", "v", "chg", "sess"]) set(f, "");
       el.dataset.hovered = "";
       return;
     }
@@ -111,6 +135,8 @@ export function PriceChart({ ticker, interval, token, subscribeTicks, decimals, 
     set("c", formatPrice(bar.close, d));
     set("v", formatCount(bar.volume));
     set("chg", `${formatSigned(chg, d)} (${formatSigned(pct, 2, "%")})`, chg > 0 ? "up" : chg < 0 ? "down" : "flat");
+    const session = fmt.current.market === "XNYS" && shadable(INTERVAL_SECONDS[iv]) ? sessionOf(bar.time, "XNYS") : null;
+    set("sess", session === "pre" ? "Pre-market" : session === "post" ? "After hours" : "");
     el.dataset.hovered = i === null ? "" : String(bar.time);
   };
   const legendRef = useRef(showLegend);
@@ -138,6 +164,9 @@ export function PriceChart({ ticker, interval, token, subscribeTicks, decimals, 
       // A vertical swipe scrolls the page (phones); a horizontal one pans the chart.
       handleScroll: { vertTouchDrag: false },
     });
+    // Behind everything (added first): full-height tints for pre- and post-market bars.
+    const sessions = chart.addSeries(HistogramSeries, { priceScaleId: "sessions", lastValueVisible: false, priceLineVisible: false });
+    sessions.priceScale().applyOptions({ visible: false, scaleMargins: { top: 0, bottom: 0 } });
     const candles = chart.addSeries(CandlestickSeries, {
       upColor: UP,
       downColor: DOWN,
@@ -162,7 +191,9 @@ export function PriceChart({ ticker, interval, token, subscribeTicks, decimals, 
       legendRef.current(cursor.current);
     };
     chart.subscribeCrosshairMove(onMove);
-    parts.current = { chart, candles, volume };
+    parts.current = { chart, candles, volume, sessions };
+    // The bars on screen, for the browser tests and anyone curious in the console.
+    (el as ChartBox).stockfeedBars = () => bars.current.map((b) => ({ ...b }));
     return () => {
       parts.current = null;
       chart.unsubscribeCrosshairMove(onMove);
@@ -223,17 +254,32 @@ export function PriceChart({ ticker, interval, token, subscribeTicks, decimals, 
     };
   }, [prevClose, ticker]);
 
-  // History for the ticker and interval (from the cache at once, then fresh), then live ticks.
+  // Session shading (pre/post-market tints behind the candles), from the bars' times.
+  const shade = (list: Bar[]) => {
+    const p = parts.current;
+    if (!p) return;
+    const { market: m, interval: iv } = fmt.current;
+    const on = shadable(INTERVAL_SECONDS[iv]) && m === "XNYS";
+    p.sessions.setData(on ? list.map(sessionBar) : []);
+  };
+  const shadeRef = useRef(shade);
+  useEffect(() => {
+    shadeRef.current = shade;
+  });
+
+  // Where the bars come from: the server's (lib/candles.ts). History over REST for the
+  // range (the cache's at once), and the wire's bars for the ticker and interval, held by
+  // the page's client while the chart shows them: `bars` then `bar` upserts on the socket,
+  // the same bars over REST while polling.
   useEffect(() => {
     const p = parts.current;
     if (!p) return;
     const key = ChartCache.key(ticker, interval);
     const cached = chartCache.get(key);
-    const list: Bar[] = cached ? cached.bars.slice() : [];
+    const series = new BarList(cached ? cached.bars.slice() : []);
+    const list = series.bars;
     bars.current = list;
     cursor.current = null;
-    const builder = new CandleBuilder(interval);
-    const early: Tick[] = [];
     let ready = false;
     let range: LogicalRange | null = null;
     const onRange = (r: LogicalRange | null) => {
@@ -242,32 +288,40 @@ export function PriceChart({ ticker, interval, token, subscribeTicks, decimals, 
       const wrap = box.current?.parentElement;
       if (wrap && r) wrap.dataset.barsInView = String(Math.round(r.to - r.from));
     };
-
-    const apply = (tick: Tick) => {
-      const r = builder.apply(tick.time, tick.price, tick.volume);
-      if (r.kind === "ignore") return;
-      if (r.kind === "replace" && list.length > 0) list[list.length - 1] = r.bar;
-      else list.push(r.bar);
-      p.candles.update(candle(r.bar));
-      p.volume.update(volumeBar(r.bar));
+    const drawAll = () => {
+      p.candles.setData(list.map(candle));
+      p.volume.setData(list.map(volumeBar));
+      shadeRef.current(list);
+    };
+    const take = (incoming: readonly WireBar[]) => {
+      const change = series.apply(incoming);
+      if (change.kind === "none") return;
+      if (change.kind === "reset") drawAll();
+      else
+        for (const b of change.bars) {
+          p.candles.update(candle(b));
+          p.volume.update(volumeBar(b));
+          const shaded = sessionBar(b);
+          if (fmt.current.market === "XNYS" && shadable(INTERVAL_SECONDS[interval])) p.sessions.update(shaded);
+        }
       if (cursor.current === null || cursor.current >= list.length - 2) legendRef.current(cursor.current);
     };
 
-    p.candles.setData(list.map(candle));
-    p.volume.setData(list.map(volumeBar));
-    if (cached) {
-      builder.load(list);
+    drawAll();
+    const usable = cached && cached.preset === preset;
+    if (cached && list.length > 0) {
       ready = true;
-      if (list.length > 0) p.chart.timeScale().setVisibleLogicalRange(rangeFor(list.length, cached.view));
+      p.chart.timeScale().setVisibleLogicalRange(usable ? rangeFor(list.length, cached.view) : (presetView(list.map((b) => b.time), preset) ?? rangeFor(list.length, null)));
     }
     legendRef.current(null);
     p.chart.timeScale().subscribeVisibleLogicalRangeChange(onRange);
     setStatus({ loading: !cached, error: null });
 
-    const unsubscribe = subscribeTicks((tick) => {
-      if (tick.ticker !== ticker) return;
-      if (ready) apply(tick);
-      else early.push(tick);
+    // The wire's bars: taken as they come once the history is on screen (before that,
+    // they are read from the client's store when it is).
+    const offBars = client.on("bars", (ev) => {
+      if (!ready || !liveRef.current || ev.ticker !== ticker || ev.interval !== interval) return;
+      take(ev.changed);
     });
 
     const ctl = new AbortController();
@@ -275,40 +329,52 @@ export function PriceChart({ ticker, interval, token, subscribeTicks, decimals, 
       let fresh: Bar[] = [];
       let error: string | null = null;
       try {
-        const body = await getJson<{ bars: Bar[] }>(
-          `/api/history/${encodeURIComponent(ticker)}?interval=${interval}&range=${INTERVAL_RANGE[interval]}`,
+        const body = await getJson<{ bars: WireBar[] }>(
+          `/api/history/${encodeURIComponent(ticker)}?interval=${interval}&range=${historyRange(interval, preset)}`,
           token,
           ctl.signal,
         );
-        fresh = body.bars;
+        fresh = body.bars.map(toBar);
       } catch (e) {
         if (ctl.signal.aborted) return;
         error = e instanceof Error ? e.message : String(e);
       }
       if (ctl.signal.aborted) return;
       // Where the user is looking, counted from the newest bar, survives the merge.
-      const keep = cached ? viewOf(list.length, range) : null;
+      const keep = usable ? viewOf(list.length, range) : null;
       const merged = mergeBars(list, fresh);
       list.splice(0, list.length, ...merged);
-      p.candles.setData(list.map(candle));
-      p.volume.setData(list.map(volumeBar));
-      builder.load(list);
+      // The wire's bars are the newest word on the bars they hold.
+      series.apply(client.bars(ticker, interval));
+      drawAll();
       ready = true;
-      for (const t of early.splice(0)) apply(t);
-      if (list.length > 0 && (!cached || keep)) p.chart.timeScale().setVisibleLogicalRange(rangeFor(list.length, keep));
+      if (list.length > 0 && (!cached || keep || !usable))
+        p.chart.timeScale().setVisibleLogicalRange(keep ? rangeFor(list.length, keep) : (presetView(list.map((b) => b.time), preset) ?? rangeFor(list.length, null)));
       legendRef.current(cursor.current);
-      setStatus({ loading: false, error: error && list.length === 0 ? `No history: ${error}. Live ticks only.` : error ? `History not refreshed: ${error}.` : null });
+      setStatus({ loading: false, error: error && list.length === 0 ? `No history: ${error}. Live bars only.` : error ? `History not refreshed: ${error}.` : null });
       setSummary(describe(ticker, interval, list, fmt.current.decimals, fmt.current.zone));
     };
     if (cached) setSummary(describe(ticker, interval, list, fmt.current.decimals, fmt.current.zone));
     void load();
     return () => {
       ctl.abort();
-      unsubscribe();
+      offBars();
       if (parts.current === p) p.chart.timeScale().unsubscribeVisibleLogicalRangeChange(onRange);
-      if (list.length > 0) chartCache.set(key, { bars: list, view: viewOf(list.length, range), savedAt: Date.now() });
+      if (list.length > 0) chartCache.set(key, { bars: list, view: viewOf(list.length, range), preset, savedAt: Date.now() });
     };
-  }, [ticker, interval, token, subscribeTicks]);
+  }, [ticker, interval, preset, token, client]);
+
+  // The wire's bars of the ticker and interval, wanted while the chart shows them and the
+  // page is not paused (paused: no socket and no polls, the candles stay as they were).
+  useEffect(() => {
+    liveRef.current = live;
+    return live ? client.retain(ticker, interval) : undefined;
+  }, [client, ticker, interval, live]);
+
+  // Market known later than the bars (the first market_status): shade what is there.
+  useEffect(() => {
+    shadeRef.current(bars.current);
+  }, [market, interval]);
 
   /** Arrow keys walk the crosshair bar by bar (Shift: 10 at a time); Home/End; Escape leaves. */
   const onKeyDown = (e: KeyboardEvent<HTMLDivElement>) => {
@@ -392,6 +458,7 @@ export function PriceChart({ ticker, interval, token, subscribeTicks, decimals, 
           <span className="lg-k">Vol</span>
           <span data-f="v" />
           <span data-f="chg" />
+          <span data-f="sess" className="lg-sess" />
         </div>
         {status.loading && <div className="chart-note">Loading {ticker} history…</div>}
         {status.error && <div className="chart-note warn">{status.error}</div>}

@@ -7,12 +7,12 @@
 // poll by choice). This hook is the React side only: one client for the page, the
 // watchlist and the real-time toggle handed to it, and what the page shows — quotes batched
 // into state at most once per `flushMs`, toasts on the switches, metrics once a second.
-// The chart hears every tick through `subscribeTicks` callbacks instead of renders.
+// The chart takes its bars from the client itself (`client`), with no render per bar.
 
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { StockfeedClient, type ConnectionInfo, type Jitter } from "@stockfeed/client";
 import { CloseCode } from "@stockfeed/client";
-import type { MarketStatus, Quote, Tick, WsState } from "../lib/types";
+import type { MarketStatus, Quote, WsState } from "../lib/types";
 
 export type { WsState } from "../lib/types";
 
@@ -67,7 +67,8 @@ export interface MarketData {
   authError: string | null;
   toasts: Toast[];
   dismissToast: (id: number) => void;
-  subscribeTicks: (fn: (tick: Tick) => void) => () => void;
+  /** The page's one client: the chart retains its ticker's bars through it. */
+  client: StockfeedClient;
 }
 
 const EMPTY_METRICS: MarketMetrics = { messagesPerSec: 0, lastMessageAt: null, lastUpdateAt: null };
@@ -133,7 +134,6 @@ export function useMarketData(options: MarketDataOptions): MarketData {
   // Everything the message path touches lives outside state: no render per message.
   const pending = useRef(new Map<string, Quote>());
   const flushTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
-  const tickListeners = useRef(new Set<(t: Tick) => void>());
   const updates = useRef({ count: 0, lastAt: null as number | null });
   const toastId = useRef(0);
 
@@ -164,12 +164,10 @@ export function useMarketData(options: MarketDataOptions): MarketData {
       client.on("message", (m) => {
         if (m.type === "price_update" || m.type === "snapshot") updates.current.count += 1;
       }),
-      client.on("quote", (quote, ev) => {
+      client.on("quote", (quote) => {
         pending.current.set(quote.ticker, quote);
         updates.current.lastAt = quote.receivedAt;
         if (flushTimer.current === null) flushTimer.current = setTimeout(flush, flushMs);
-        const { tick } = ev;
-        if (tick) for (const fn of tickListeners.current) fn(tick);
       }),
       client.on("market", () => setMarkets({ ...client.markets })),
       client.on("tickerError", (e) => setTickerErrors((errs) => ({ ...errs, [e.ticker]: e.message }))),
@@ -221,13 +219,6 @@ export function useMarketData(options: MarketDataOptions): MarketData {
     return () => clearInterval(timer);
   }, [client]);
 
-  const subscribeTicks = useCallback((fn: (t: Tick) => void) => {
-    tickListeners.current.add(fn);
-    return () => {
-      tickListeners.current.delete(fn);
-    };
-  }, []);
-
   const state = wsStateOf(info);
   const connection = useMemo(
     () => ({ state, attempt: info.attempt, maxAttempts, reconnectCount: info.reconnects, latencyMs: info.latencyMs }),
@@ -245,6 +236,6 @@ export function useMarketData(options: MarketDataOptions): MarketData {
     authError: info.authError,
     toasts,
     dismissToast,
-    subscribeTicks,
+    client,
   };
 }

@@ -1,9 +1,12 @@
-// Live candles from ticks. Each tick lands in its interval's bucket:
-//   same bucket as the forming candle -> replace it (high/low/close/volume move),
-//   a later bucket                    -> append a new candle,
-//   an earlier bucket                 -> ignore (the chart cannot rewrite the past cheaply,
-//                                        and a late tick must not make it jump).
-// The chart then calls series.update() with the result, never setData() per tick.
+// The candles on screen, from the server's bars. The server builds bars once per deployment
+// from the updates (the wire's `bars` then `bar` upserts; REST history ends with the same
+// bars), so the chart never folds ticks itself: after a reconnect or a polling spell it
+// holds exactly the server's candles, with no hole, no flat candle from one poll a minute,
+// and each bar's exact volume.
+//
+// BarList keeps them sorted by time and says what a change costs the chart: the newest
+// bar (or a new one after it) is a cheap series.update(); a bar further back that really
+// changed (rare: a resume repeats recent bars, mostly unchanged) is a setData().
 
 import type { Bar } from "./types";
 
@@ -19,75 +22,63 @@ export const INTERVAL_SECONDS: Record<Interval, number> = {
   "1d": 86400,
 };
 
-/** How much history each interval loads (within the server's range limits). */
-export const INTERVAL_RANGE: Record<Interval, string> = {
-  "1m": "1d",
-  "5m": "5d",
-  "15m": "1mo",
-  "1h": "6mo",
-  "1d": "1y",
-};
-
-export function bucketStart(timeSec: number, interval: Interval): number {
-  const size = INTERVAL_SECONDS[interval];
-  return Math.floor(timeSec / size) * size;
+/** A bar as the server sends it (volume may be null: an index has none). */
+export interface WireBar {
+  time: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number | null;
 }
 
-export type CandleResult =
-  | { kind: "replace"; bar: Bar }
-  | { kind: "append"; bar: Bar }
-  | { kind: "ignore" };
+export const toBar = (b: WireBar): Bar => ({ time: b.time, open: b.open, high: b.high, low: b.low, close: b.close, volume: b.volume ?? 0 });
 
-export class CandleBuilder {
-  private last: Bar | null = null;
-  private lastCumVolume: number | null = null;
+const same = (a: Bar, b: Bar) =>
+  a.time === b.time && a.open === b.open && a.high === b.high && a.low === b.low && a.close === b.close && a.volume === b.volume;
 
-  constructor(readonly interval: Interval) {}
+export type BarChange =
+  /** Nothing changed on screen. */
+  | { kind: "none" }
+  /** Update these bars, oldest first (each the last one or a new last one). */
+  | { kind: "tail"; bars: Bar[] }
+  /** A bar before the last changed or was inserted: draw the whole list again. */
+  | { kind: "reset" };
 
-  /** The forming (last) candle, if any. */
-  get current(): Bar | null {
-    return this.last;
+export class BarList {
+  /** The bars, oldest first: the series' logical index is the array index. */
+  readonly bars: Bar[];
+
+  constructor(bars: Bar[] = []) {
+    this.bars = bars;
   }
 
-  /** Start from history: the last bar becomes the forming one. */
-  load(bars: Bar[]): void {
-    const tail = bars[bars.length - 1];
-    this.last = tail ? { ...tail } : null;
-    this.lastCumVolume = null;
-  }
-
-  /**
-   * Apply one tick (time in epoch ms, volume the day's cumulative volume or null).
-   * The candle's volume grows by the cumulative volume's increase since the last tick.
-   */
-  apply(timeMs: number, price: number, cumVolume: number | null): CandleResult {
-    const t = bucketStart(Math.floor(timeMs / 1000), this.interval);
-    let delta = 0;
-    if (cumVolume !== null) {
-      if (this.lastCumVolume !== null) {
-        // A smaller total means a new trading day started counting from zero.
-        delta = cumVolume >= this.lastCumVolume ? cumVolume - this.lastCumVolume : cumVolume;
+  /** Lay `incoming` (any order, any times) over the list: a bar of a known time replaces it. */
+  apply(incoming: readonly WireBar[]): BarChange {
+    const list = this.bars;
+    const tail: Bar[] = [];
+    let reset = false;
+    for (const raw of [...incoming].sort((a, b) => a.time - b.time)) {
+      const bar = toBar(raw);
+      const last = list[list.length - 1];
+      if (!last || bar.time > last.time) {
+        list.push(bar);
+        tail.push(bar);
+      } else if (bar.time === last.time) {
+        if (same(bar, last)) continue;
+        list[list.length - 1] = bar;
+        tail.push(bar);
+      } else {
+        let i = list.length - 2;
+        while (i >= 0 && list[i]!.time > bar.time) i -= 1;
+        if (i >= 0 && list[i]!.time === bar.time) {
+          if (same(bar, list[i]!)) continue;
+          list[i] = bar;
+        } else list.splice(i + 1, 0, bar);
+        reset = true;
       }
     }
-    const last = this.last;
-    if (last !== null && t < last.time) {
-      return { kind: "ignore" };
-    }
-    if (cumVolume !== null) this.lastCumVolume = cumVolume;
-    if (last !== null && t === last.time) {
-      const bar: Bar = {
-        time: t,
-        open: last.open,
-        high: Math.max(last.high, price),
-        low: Math.min(last.low, price),
-        close: price,
-        volume: last.volume + delta,
-      };
-      this.last = bar;
-      return { kind: "replace", bar };
-    }
-    const bar: Bar = { time: t, open: price, high: price, low: price, close: price, volume: delta };
-    this.last = bar;
-    return { kind: "append", bar };
+    if (reset) return { kind: "reset" };
+    return tail.length > 0 ? { kind: "tail", bars: tail } : { kind: "none" };
   }
 }

@@ -13,6 +13,8 @@ export interface View {
 export interface ChartEntry {
   bars: Bar[];
   view: View | null;
+  /** The range preset the view was taken under (another preset shows its own span). */
+  preset: string;
   savedAt: number;
 }
 
