@@ -1,12 +1,15 @@
 // The chart's candles are the server's bars (issue 13), against a real server in Debian's
 // Chromium: a 1m chart, the server stopped mid-minute and started again on the same port.
 // Afterwards the chart's last bars equal the server's (`/api/history`), with no hole and
-// no flat candle; then the same while polling by choice (bars over REST).
-// Screenshot: test-results/bars-after-restart.png.
+// no flat candle; then the same while polling by choice (bars over REST). Then the chart's
+// other readouts: range presets apart from the bar size, a comparison on a % scale, and
+// (on a second server with market hours on) pre/post-market shading.
+// Screenshots: test-results/bars-after-restart.png, bars-compare.png, bars-sessions.png.
 import { join } from "node:path";
 import type { BrowserContext, Page } from "@playwright/test";
 import { chromiumMissing, results, skipReason } from "./env";
 import { expect, test } from "./fixtures";
+import { StockfeedServer, freePort } from "./server";
 import { VIEWPORTS, openDashboard } from "./ui";
 
 test.describe.configure({ mode: "serial" });
@@ -29,8 +32,8 @@ let ticker = "";
 
 const chartBars = (p: Page): Promise<Bar[]> =>
   p.evaluate(() => {
-    const box = document.querySelector('[data-testid="chart-canvas-box"]') as (HTMLElement & { stockfeedBars?: () => Bar[] }) | null;
-    return box?.stockfeedBars?.() ?? [];
+    const box = document.querySelector('[data-testid="chart-canvas-box"]') as (HTMLElement & { stockfeedChart?: { bars: () => Bar[] } }) | null;
+    return box?.stockfeedChart?.bars() ?? [];
   });
 
 async function serverBars(url: string): Promise<Bar[]> {
@@ -114,6 +117,101 @@ test("polling by choice: bars over REST, the same as the server's, no flat candl
   checkShape(bars, 6);
   await page.getByTestId("realtime-toggle").click();
   await expect(page.getByTestId("connection-status")).toHaveAttribute("data-state", "connected", { timeout: 15_000 });
+});
+
+interface Drawn {
+  bars: Bar[];
+  shaded: number;
+  compared: { ticker: string; bars: number } | null;
+  percent: boolean;
+}
+
+/** What the chart has drawn (PriceChart's `stockfeedChart` on its box). */
+const drawn = (p: Page): Promise<Drawn> =>
+  p.evaluate(() => {
+    type Chart = { bars: () => Bar[]; shaded: () => number; compared: () => Drawn["compared"]; percent: () => boolean };
+    const c = (document.querySelector('[data-testid="chart-canvas-box"]') as (HTMLElement & { stockfeedChart?: Chart }) | null)?.stockfeedChart;
+    return c ? { bars: c.bars(), shaded: c.shaded(), compared: c.compared(), percent: c.percent() } : { bars: [], shaded: 0, compared: null, percent: false };
+  });
+
+test("range presets: a long one picks a bar size that reaches it; the view spans the preset", async () => {
+  const chart = page.getByTestId("price-chart");
+  await page.getByTestId("range-1Y").click();
+  await expect(chart).toHaveAttribute("data-preset", "1Y");
+  await expect(chart).toHaveAttribute("data-interval", "1h"); // 1m has 5 days at most
+  await expect.poll(async () => (await chartBars(page)).length, { timeout: 15_000 }).toBeGreaterThan(24 * 300);
+  const all = await chartBars(page);
+  expect(all[all.length - 1]!.time - all[0]!.time).toBeGreaterThan(360 * 86400);
+  await expect.poll(async () => Number(await chart.getAttribute("data-bars-in-view"))).toBeGreaterThan(all.length * 0.95);
+  await page.getByTestId("range-1D").click();
+  await expect(chart).toHaveAttribute("data-interval", "1h"); // 1h reaches 1D: kept
+  await expect.poll(async () => Number(await chart.getAttribute("data-bars-in-view"))).toBeLessThan(24 + 8);
+  expect(Number(await chart.getAttribute("data-bars-in-view"))).toBeGreaterThan(20);
+  // A finer bar size shortens a preset it cannot reach.
+  await page.getByTestId("range-1M").click();
+  await page.getByTestId("interval-1m").click();
+  await expect(chart).toHaveAttribute("data-preset", "5D");
+});
+
+test("compare: a second ticker as a line, both on a % scale; the legend reads both", async () => {
+  const select = page.getByTestId("compare-select");
+  const other = await select.locator("option").nth(1).getAttribute("value");
+  expect(other).toBeTruthy();
+  await select.selectOption(other!);
+  await expect.poll(() => drawn(page).then((d) => d.compared), { timeout: 15_000 }).toMatchObject({ ticker: other });
+  await expect.poll(() => drawn(page).then((d) => d.compared?.bars ?? 0), { timeout: 15_000 }).toBeGreaterThan(100);
+  expect(await drawn(page).then((d) => d.percent)).toBe(true);
+  const box = page.getByTestId("chart-canvas-box");
+  await box.focus();
+  await page.keyboard.press("ArrowLeft");
+  await page.keyboard.press("ArrowLeft");
+  await expect(page.getByTestId("legend-compare")).toHaveText(new RegExp(`^${other!.replace(/[.^=-]/g, "\\$&")} [\\d,.]+$`));
+  await page.screenshot({ path: join(results, "bars-compare.png") });
+  await select.selectOption("");
+  await expect.poll(() => drawn(page).then((d) => d.percent)).toBe(false);
+  await expect(page.getByTestId("legend-compare")).toHaveText("");
+});
+
+test("sessions: with market hours on, pre- and post-market bars of US equities are shaded, and named in the legend", async ({ browser }) => {
+  const hours = new StockfeedServer(await freePort(), { name: "market-hours", marketHours: true });
+  await hours.start();
+  const own: string[] = [];
+  const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, timezoneId: "America/New_York" });
+  try {
+    const p = await ctx.newPage();
+    p.on("pageerror", (e) => own.push(e.message));
+    await p.addInitScript(() => {
+      localStorage.setItem("stockfeed.watchlist", JSON.stringify(["AAPL"]));
+    });
+    await p.goto(`${hours.url}?poll=3&probe=2`);
+    const chart = p.getByTestId("price-chart");
+    await expect(chart).toHaveAttribute("data-ticker", "AAPL", { timeout: 15_000 });
+    await p.getByTestId("range-5D").click();
+    await p.getByTestId("interval-5m").click();
+    // Five days of 5m bars hold several pre- and post-markets, whatever the hour now.
+    await expect.poll(() => drawn(p).then((d) => d.shaded), { timeout: 20_000 }).toBeGreaterThan(50);
+    const { shaded, bars } = await drawn(p);
+    expect(shaded).toBeLessThan(bars.length); // the regular sessions are not
+    // Walk back to a bar well inside a pre-market (04:30-09:00 New York time): the legend
+    // names its session.
+    const ny = new Intl.DateTimeFormat("en-US", { timeZone: "America/New_York", hour: "numeric", minute: "numeric", hourCycle: "h23" });
+    const preMarket = (b: Bar) => {
+      const [h, m] = ny.format(b.time * 1000).split(":").map(Number);
+      return h! * 60 + m! >= 4 * 60 + 30 && h! * 60 + m! <= 9 * 60;
+    };
+    let idx = bars.length - 1;
+    while (idx >= 0 && !preMarket(bars[idx]!)) idx -= 1;
+    expect(idx).toBeGreaterThanOrEqual(0);
+    await p.getByTestId("chart-canvas-box").focus();
+    await p.keyboard.press("End");
+    for (let left = bars.length - 1 - idx; left > 0; left -= left >= 10 ? 10 : 1) await p.keyboard.press(left >= 10 ? "Shift+ArrowLeft" : "ArrowLeft");
+    await expect(p.getByTestId("chart-legend").locator('[data-f="sess"]')).toHaveText(/Pre-market|After hours/);
+    await p.screenshot({ path: join(results, "bars-sessions.png") });
+  } finally {
+    await ctx.close();
+    await hours.stop();
+  }
+  expect(own).toEqual([]);
 });
 
 test("no uncaught errors in the page", () => {

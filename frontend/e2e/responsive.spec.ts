@@ -1,6 +1,7 @@
 // The dashboard at phone (portrait and landscape), tablet and desktop sizes, against a real
 // server in Debian's Chromium: the connection state on screen at all times, the chart first
-// with a real canvas, every interval button visible and usable, the panels reachable, touch
+// with a real canvas, every interval and range button and the comparison visible and usable,
+// the panels reachable, touch
 // targets of 44 px, nothing clipped and no horizontal scroll. Screenshots per size land in
 // test-results/responsive-<size>.png (and -bottom.png: scrolled to the end).
 import { join } from "node:path";
@@ -12,6 +13,14 @@ import { VIEWPORTS, chartCanvasBox, openDashboard } from "./ui";
 test.skip(chromiumMissing, skipReason);
 
 const INTERVALS = ["1m", "5m", "15m", "1h", "1d"];
+const RANGES = ["1D", "5D", "1M", "6M", "1Y"];
+
+/** Whether the element is what a tap at its centre hits (nothing covers it). */
+const uncovered = (el: Element) => {
+  const r = el.getBoundingClientRect();
+  const top = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+  return top === el || el.contains(top);
+};
 
 /** Interactive elements smaller than 44 px either way (visible ones only). */
 async function smallTargets(page: Page): Promise<string[]> {
@@ -63,17 +72,26 @@ for (const vp of VIEWPORTS) {
       for (const i of INTERVALS) {
         const b = page.getByTestId(`interval-${i}`);
         await expect(b).toBeInViewport({ ratio: 1 });
-        const hit = await b.evaluate((el) => {
-          const r = el.getBoundingClientRect();
-          const top = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
-          return top === el || el.contains(top);
-        });
-        expect(hit, `interval ${i} is not covered`).toBe(true);
+        expect(await b.evaluate(uncovered), `interval ${i} is not covered`).toBe(true);
         await b.click();
         await expect(b).toHaveAttribute("aria-pressed", "true");
         await expect(page.getByTestId("price-chart")).toHaveAttribute("data-interval", i);
       }
+      // The range presets likewise (a long one moves to a bar size that reaches it).
+      for (const r of RANGES) {
+        const b = page.getByTestId(`range-${r}`);
+        await expect(b).toBeInViewport({ ratio: 1 });
+        expect(await b.evaluate(uncovered), `range ${r} is not covered`).toBe(true);
+        await b.click();
+        await expect(b).toHaveAttribute("aria-pressed", "true");
+        await expect(page.getByTestId("price-chart")).toHaveAttribute("data-preset", r);
+      }
+      await page.getByTestId("range-5D").click();
       await page.getByTestId("interval-5m").click();
+      // The comparison's choice is there too.
+      const cmp = page.getByTestId("compare-select");
+      await expect(cmp).toBeInViewport({ ratio: 1 });
+      expect(await cmp.evaluate(uncovered), "compare is not covered").toBe(true);
 
       // No horizontal scroll, nothing clipped, 44 px targets on touch screens.
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);

@@ -26,7 +26,7 @@ export class StockfeedServer {
    * logs' prefix. */
   constructor(
     readonly port: number,
-    private readonly opts: { dashboard?: string; name?: string } = {},
+    private readonly opts: { dashboard?: string; name?: string; marketHours?: boolean } = {},
   ) {}
 
   get url(): string {
@@ -40,8 +40,9 @@ export class StockfeedServer {
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("STOCKFEED_")));
     env.STOCKFEED_DASHBOARD_DIR = this.opts.dashboard ?? dist;
     env.PYTHONUNBUFFERED = "1";
-    // Every ticker trades at any hour the tests run (the simulator's market SIM).
-    env.STOCKFEED_SIM_MARKET_HOURS = "false";
+    // Every ticker trades at any hour the tests run (the simulator's market SIM), unless
+    // a test wants the real calendar.
+    env.STOCKFEED_SIM_MARKET_HOURS = this.opts.marketHours ? "true" : "false";
     const out = createWriteStream(join(results, log));
     const proc = spawn(
       stockfeedBin,

@@ -75,6 +75,7 @@ export function App() {
   );
   const [selectedPref, setSelected] = usePersistentState<string>("selected", "", isString);
   const [zoneChoice, setZoneChoice] = usePersistentState<ZoneChoice>("timezone", "exchange", isZoneChoice);
+  const [comparePref, setCompare] = usePersistentState<string>("compare", "", isString);
   const [paused, setPaused] = useState(false);
   const [tab, setTab] = useState("watchlist");
   const [book] = useState(() => new PrecisionBook());
@@ -92,6 +93,10 @@ export function App() {
 
   const tickers = useMemo(() => stored ?? serverList ?? [], [stored, serverList]);
   const selected = tickers.includes(selectedPref) ? selectedPref : (tickers[0] ?? "");
+  // The comparison: another ticker of the watchlist, or none.
+  const compare = comparePref && comparePref !== selected && tickers.includes(comparePref) ? comparePref : null;
+  const compareChoices = useMemo(() => tickers.filter((t) => t !== selected), [tickers, selected]);
+  const chooseCompare = useCallback((t: string | null) => setCompare(t ?? ""), [setCompare]);
 
   // Paused: no socket and no polls (no tickers to poll); the quotes on screen stay as they were.
   const data = useMarketData({
@@ -251,6 +256,9 @@ export function App() {
             onInterval={setInterval}
             preset={preset}
             onPreset={choosePreset}
+            compareChoices={compareChoices}
+            compare={compare}
+            onCompare={chooseCompare}
             realtime={realtime}
             onRealtime={setRealtime}
             status={status}
@@ -270,6 +278,7 @@ export function App() {
               client={data.client}
               live={!paused}
               market={selectedMarket}
+              compare={compare}
               decimals={chartDecimals}
               prevClose={selectedQuote?.data.prev_close ?? null}
               zone={zone}

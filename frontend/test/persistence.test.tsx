@@ -15,6 +15,9 @@ function Toolbar() {
       onInterval={() => {}}
       preset="5D"
       onPreset={() => {}}
+      compareChoices={[]}
+      compare={null}
+      onCompare={() => {}}
       realtime={realtime}
       onRealtime={setRealtime}
       status={feedStatus({

@@ -16,6 +16,10 @@ interface Props {
   onInterval: (i: Interval) => void;
   preset: RangePreset;
   onPreset: (p: RangePreset) => void;
+  /** The tickers the chart can be compared with (the watchlist's others). */
+  compareChoices: string[];
+  compare: string | null;
+  onCompare: (t: string | null) => void;
   realtime: boolean;
   onRealtime: (on: boolean) => void;
   status: FeedStatusView;
@@ -67,6 +71,17 @@ export function ChartToolbar(p: Props) {
         {p.status.mode}
       </span>
       <div className="tb-controls">
+        <label className="compare">
+          <span>Compare</span>
+          <select value={p.compare ?? ""} onChange={(e) => p.onCompare(e.target.value || null)} data-testid="compare-select">
+            <option value="">None</option>
+            {p.compareChoices.map((t) => (
+              <option key={t} value={t}>
+                {t} (%)
+              </option>
+            ))}
+          </select>
+        </label>
         <label className="tz">
           <span>Times</span>
           <select

@@ -2,7 +2,8 @@
 // range preset, then the wire's bars (`bars`, `bar` upserts; over REST while polling) through
 // lib/candles.ts's BarList and series.update(): the forming candle is replaced in place or a
 // new one appended, so nothing flickers or jumps, and a reconnect leaves no hole.
-// Pre- and post-market bars are shaded (lib/sessions.ts).
+// Pre- and post-market bars are shaded (lib/sessions.ts). A second ticker can be laid over
+// as a line, both on a % scale from the first bar in view.
 //
 // Each ticker/interval's bars and zoom are kept in lib/chartCache.ts when the chart moves
 // on, and shown at once on the way back while fresh history is fetched and merged in.
@@ -15,7 +16,9 @@ import {
   ColorType,
   CrosshairMode,
   HistogramSeries,
+  LineSeries,
   LineStyle,
+  PriceScaleMode,
   TickMarkType,
   createChart,
   type IChartApi,
@@ -51,6 +54,8 @@ interface Props {
   live: boolean;
   /** The ticker's market (XNYS bars are shaded by session). */
   market: string;
+  /** A second ticker drawn over the first, both in % (null: none). */
+  compare: string | null;
   /** The instrument's precision (axis, legend, price line). */
   decimals: number;
   prevClose: number | null;
@@ -73,8 +78,10 @@ const sessionBar = (b: Bar) => {
   return s === "pre" || s === "post" ? { time: b.time as UTCTimestamp, value: 1, color: SESSION_TINT[s] } : { time: b.time as UTCTimestamp };
 };
 
-/** The chart's box element, with a read-only look at the bars drawn. */
-type ChartBox = HTMLDivElement & { stockfeedBars?: () => Bar[] };
+/** The chart's box element, with a read-only look at what is drawn. */
+type ChartBox = HTMLDivElement & {
+  stockfeedChart?: { bars: () => Bar[]; shaded: () => number; compared: () => { ticker: string; bars: number } | null; percent: () => boolean };
+};
 
 const intervalLabel = (i: Interval) => (i === "1d" ? "1D" : i);
 const candle = (b: Bar) => ({ time: b.time as UTCTimestamp, open: b.open, high: b.high, low: b.low, close: b.close });
@@ -84,7 +91,7 @@ const volumeBar = (b: Bar) => ({
   color: b.close >= b.open ? `${UP}66` : `${DOWN}66`,
 });
 
-export function PriceChart({ ticker, interval, preset, token, client, live, market, decimals, prevClose, zone, children }: Props) {
+export function PriceChart({ ticker, interval, preset, token, client, live, market, compare, decimals, prevClose, zone, children }: Props) {
   const box = useRef<HTMLDivElement>(null);
   const legend = useRef<HTMLDivElement>(null);
   const parts = useRef<Parts | null>(null);
@@ -94,6 +101,8 @@ export function PriceChart({ ticker, interval, preset, token, client, live, mark
   const cursor = useRef<number | null>(null);
   const keyboard = useRef(false);
   const fmt = useRef({ decimals, zone, interval, ticker, market });
+  // The compared ticker's bars (by time), for the legend.
+  const compared = useRef<{ ticker: string; byTime: Map<number, Bar> } | null>(null);
   const liveRef = useRef(live);
   const [status, setStatus] = useState<{ loading: boolean; error: string | null }>({ loading: true, error: null });
   const [summary, setSummary] = useState("");
@@ -119,7 +128,7 @@ export function PriceChart({ ticker, interval, preset, token, client, live, mark
     };
     set("name", `${t} · ${intervalLabel(iv)}`);
     if (!bar) {
-      for (const f of ["time", "o", "h", "l", "c", "v", "chg", "sess"]) set(f, "");
+      for (const f of ["time", "o", "h", "l", "c", "v", "chg", "sess", "cmp"]) set(f, "");
       el.dataset.hovered = "";
       return;
     }
@@ -137,6 +146,9 @@ export function PriceChart({ ticker, interval, preset, token, client, live, mark
     set("chg", `${formatSigned(chg, d)} (${formatSigned(pct, 2, "%")})`, chg > 0 ? "up" : chg < 0 ? "down" : "flat");
     const session = fmt.current.market === "XNYS" && shadable(INTERVAL_SECONDS[iv]) ? sessionOf(bar.time, "XNYS") : null;
     set("sess", session === "pre" ? "Pre-market" : session === "post" ? "After hours" : "");
+    const other = compared.current;
+    const theirs = other?.byTime.get(bar.time);
+    set("cmp", other ? `${other.ticker} ${theirs ? formatPrice(theirs.close, null) : "—"}` : "");
     el.dataset.hovered = i === null ? "" : String(bar.time);
   };
   const legendRef = useRef(showLegend);
@@ -160,7 +172,8 @@ export function PriceChart({ ticker, interval, preset, token, client, live, mark
       grid: { vertLines: { color: "#1a2029" }, horzLines: { color: "#1a2029" } },
       crosshair: { mode: CrosshairMode.Normal },
       rightPriceScale: { borderColor: "#262e3a" },
-      timeScale: { borderColor: "#262e3a", timeVisible: true, secondsVisible: false, rightOffset: 4 },
+      // A year of hourly bars (~8,800) fits the width of a screen (the 1Y preset).
+      timeScale: { borderColor: "#262e3a", timeVisible: true, secondsVisible: false, rightOffset: 4, minBarSpacing: 0.08 },
       // A vertical swipe scrolls the page (phones); a horizontal one pans the chart.
       handleScroll: { vertTouchDrag: false },
     });
@@ -192,8 +205,13 @@ export function PriceChart({ ticker, interval, preset, token, client, live, mark
     };
     chart.subscribeCrosshairMove(onMove);
     parts.current = { chart, candles, volume, sessions };
-    // The bars on screen, for the browser tests and anyone curious in the console.
-    (el as ChartBox).stockfeedBars = () => bars.current.map((b) => ({ ...b }));
+    // What is drawn, for the browser tests and anyone curious in the console.
+    (el as ChartBox).stockfeedChart = {
+      bars: () => bars.current.map((b) => ({ ...b })),
+      shaded: () => sessions.data().filter((d) => "value" in d).length,
+      compared: () => (compared.current ? { ticker: compared.current.ticker, bars: compared.current.byTime.size } : null),
+      percent: () => candles.priceScale().options().mode === PriceScaleMode.Percentage,
+    };
     return () => {
       parts.current = null;
       chart.unsubscribeCrosshairMove(onMove);
@@ -371,6 +389,65 @@ export function PriceChart({ ticker, interval, preset, token, client, live, mark
     return live ? client.retain(ticker, interval) : undefined;
   }, [client, ticker, interval, live]);
 
+  // The comparison: the other ticker's closes as a line, and the price scale in % (each
+  // series from its own first bar in view), from the same sources as the candles.
+  useEffect(() => {
+    const p = parts.current;
+    if (!p || !compare || compare === ticker) return;
+    const line = p.chart.addSeries(LineSeries, {
+      color: "#f0b429",
+      lineWidth: 2,
+      title: compare,
+      priceLineVisible: false,
+      crosshairMarkerVisible: false,
+    });
+    p.candles.priceScale().applyOptions({ mode: PriceScaleMode.Percentage });
+    const series = new BarList();
+    const byTime = new Map<number, Bar>();
+    compared.current = { ticker: compare, byTime };
+    const point = (b: Bar) => ({ time: b.time as UTCTimestamp, value: b.close });
+    const drawAll = () => {
+      byTime.clear();
+      for (const b of series.bars) byTime.set(b.time, b);
+      line.setData(series.bars.map(point));
+    };
+    const take = (incoming: readonly WireBar[]) => {
+      const change = series.apply(incoming);
+      if (change.kind === "reset") drawAll();
+      else if (change.kind === "tail")
+        for (const b of change.bars) {
+          byTime.set(b.time, b);
+          line.update(point(b));
+        }
+    };
+    let ready = false;
+    const off = client.on("bars", (ev) => {
+      if (ready && liveRef.current && ev.ticker === compare && ev.interval === interval) take(ev.changed);
+    });
+    const release = live ? client.retain(compare, interval) : undefined;
+    const ctl = new AbortController();
+    void getJson<{ bars: WireBar[] }>(`/api/history/${encodeURIComponent(compare)}?interval=${interval}&range=${historyRange(interval, preset)}`, token, ctl.signal)
+      .catch(() => ({ bars: [] as WireBar[] }))
+      .then((body) => {
+        if (ctl.signal.aborted) return;
+        series.apply(body.bars);
+        series.apply(client.bars(compare, interval));
+        drawAll();
+        ready = true;
+        legendRef.current(cursor.current);
+      });
+    return () => {
+      ctl.abort();
+      off();
+      release?.();
+      compared.current = null;
+      if (parts.current !== p) return;
+      p.chart.removeSeries(line);
+      p.candles.priceScale().applyOptions({ mode: PriceScaleMode.Normal });
+      legendRef.current(cursor.current);
+    };
+  }, [compare, ticker, interval, preset, token, client, live]);
+
   // Market known later than the bars (the first market_status): shade what is there.
   useEffect(() => {
     shadeRef.current(bars.current);
@@ -424,7 +501,7 @@ export function PriceChart({ ticker, interval, preset, token, client, live, mark
   };
 
   return (
-    <div className="chart-wrap" data-testid="price-chart" data-ticker={ticker} data-interval={interval}>
+    <div className="chart-wrap" data-testid="price-chart" data-ticker={ticker} data-interval={interval} data-preset={preset}>
       <div
         ref={box}
         className="chart-box"
@@ -459,6 +536,7 @@ export function PriceChart({ ticker, interval, preset, token, client, live, mark
           <span data-f="v" />
           <span data-f="chg" />
           <span data-f="sess" className="lg-sess" />
+          <span data-f="cmp" className="lg-cmp" data-testid="legend-compare" />
         </div>
         {status.loading && <div className="chart-note">Loading {ticker} history…</div>}
         {status.error && <div className="chart-note warn">{status.error}</div>}
