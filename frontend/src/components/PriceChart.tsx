@@ -34,6 +34,7 @@ import { getJson } from "../lib/api";
 import { BarList, INTERVAL_SECONDS, toBar, type Interval, type WireBar } from "../lib/candles";
 import { ChartCache, chartCache, mergeBars, rangeFor, viewOf } from "../lib/chartCache";
 import { historyRange, presetView, type RangePreset } from "../lib/ranges";
+import { SessionShading } from "../lib/sessionShading";
 import { sessionOf, shadable } from "../lib/sessions";
 import { formatCount, formatPrice, formatSigned } from "../lib/format";
 import { secondsFormatter, sessionDate, type Zone } from "../lib/timezone";
@@ -68,15 +69,8 @@ interface Parts {
   chart: IChartApi;
   candles: ISeriesApi<"Candlestick">;
   volume: ISeriesApi<"Histogram">;
-  sessions: ISeriesApi<"Histogram">;
+  shading: SessionShading;
 }
-
-const SESSION_TINT = { pre: "rgba(86, 132, 210, 0.10)", post: "rgba(156, 110, 210, 0.10)" };
-/** A pre- or post-market bar's tint behind the candles (a regular one: whitespace). */
-const sessionBar = (b: Bar) => {
-  const s = sessionOf(b.time, "XNYS");
-  return s === "pre" || s === "post" ? { time: b.time as UTCTimestamp, value: 1, color: SESSION_TINT[s] } : { time: b.time as UTCTimestamp };
-};
 
 /** The chart's box element, with a read-only look at what is drawn. */
 type ChartBox = HTMLDivElement & {
@@ -177,9 +171,6 @@ export function PriceChart({ ticker, interval, preset, token, client, live, mark
       // A vertical swipe scrolls the page (phones); a horizontal one pans the chart.
       handleScroll: { vertTouchDrag: false },
     });
-    // Behind everything (added first): full-height tints for pre- and post-market bars.
-    const sessions = chart.addSeries(HistogramSeries, { priceScaleId: "sessions", lastValueVisible: false, priceLineVisible: false });
-    sessions.priceScale().applyOptions({ visible: false, scaleMargins: { top: 0, bottom: 0 } });
     const candles = chart.addSeries(CandlestickSeries, {
       upColor: UP,
       downColor: DOWN,
@@ -195,6 +186,9 @@ export function PriceChart({ ticker, interval, preset, token, client, live, mark
     });
     volume.priceScale().applyOptions({ scaleMargins: { top: 0.82, bottom: 0 } });
     candles.priceScale().applyOptions({ scaleMargins: { top: 0.12, bottom: 0.22 } });
+    // Behind everything: tinted bands for pre- and post-market bars.
+    const shading = new SessionShading();
+    candles.attachPrimitive(shading);
     const onMove = (param: MouseEventParams) => {
       // Programmatic moves (the keyboard's) come without a source event: the key handler drew them.
       if (!param.sourceEvent && keyboard.current) return;
@@ -204,11 +198,11 @@ export function PriceChart({ ticker, interval, preset, token, client, live, mark
       legendRef.current(cursor.current);
     };
     chart.subscribeCrosshairMove(onMove);
-    parts.current = { chart, candles, volume, sessions };
+    parts.current = { chart, candles, volume, shading };
     // What is drawn, for the browser tests and anyone curious in the console.
     (el as ChartBox).stockfeedChart = {
       bars: () => bars.current.map((b) => ({ ...b })),
-      shaded: () => sessions.data().filter((d) => "value" in d).length,
+      shaded: () => shading.shaded,
       compared: () => (compared.current ? { ticker: compared.current.ticker, bars: compared.current.byTime.size } : null),
       percent: () => candles.priceScale().options().mode === PriceScaleMode.Percentage,
     };
@@ -278,7 +272,7 @@ export function PriceChart({ ticker, interval, preset, token, client, live, mark
     if (!p) return;
     const { market: m, interval: iv } = fmt.current;
     const on = shadable(INTERVAL_SECONDS[iv]) && m === "XNYS";
-    p.sessions.setData(on ? list.map(sessionBar) : []);
+    p.shading.set(on ? list.map((b) => sessionOf(b.time, "XNYS")) : []);
   };
   const shadeRef = useRef(shade);
   useEffect(() => {
@@ -315,13 +309,14 @@ export function PriceChart({ ticker, interval, preset, token, client, live, mark
       const change = series.apply(incoming);
       if (change.kind === "none") return;
       if (change.kind === "reset") drawAll();
-      else
+      else {
         for (const b of change.bars) {
           p.candles.update(candle(b));
           p.volume.update(volumeBar(b));
-          const shaded = sessionBar(b);
-          if (fmt.current.market === "XNYS" && shadable(INTERVAL_SECONDS[interval])) p.sessions.update(shaded);
         }
+        if (fmt.current.market === "XNYS" && shadable(INTERVAL_SECONDS[interval]))
+          for (let i = Math.max(0, list.length - change.bars.length); i < list.length; i += 1) p.shading.put(i, sessionOf(list[i]!.time, "XNYS"));
+      }
       if (cursor.current === null || cursor.current >= list.length - 2) legendRef.current(cursor.current);
     };
 
