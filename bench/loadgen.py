@@ -5,11 +5,14 @@ answers commands from the parent over a pipe: connect a burst of clients, reset 
 counters, report what was received, release stuck clients, disconnect. Per client it tracks
 `seq` per ticker (loss, duplicates, out of order) and per message the latency
 `receive wall time - timestamp` in a fixed-bucket histogram, so a message costs a couple of
-microseconds of load-generator CPU (plus the kernel's share of reading it).
+microseconds of load-generator CPU (plus the kernel's share of reading it). Clients may ask
+for candles too (`?bars=1m`): a `bar` message of their ticker is counted on its own (never as
+a price update, and not in the latency histogram), at about the cost of a prefix test.
 
 Standalone use against a server that is already running (one `rate` measurement):
 
     python -m bench.loadgen --port 8000 --clients 1000 --tickers 10 --rate 10000 --server-pid PID
+    python -m bench.loadgen --port 8000 --bars 1m ...   # every client asks for 1m candles
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from bench import histogram
 
 PATH = "/ws/stocks/"
 PRICE_PREFIX = b'{"type":"price_update","ticker":"'
+BAR_PREFIX = b'{"type":"bar","ticker":"'  # one candle changed (docs/protocol.md, `bar`)
 # A client that never reads gets a tiny receive buffer and a small MSS. Without the MSS clamp
 # a loopback connection (64 KiB segments) lets the server's kernel queue ~4 MiB per client
 # before the server process sees any back-pressure; with it, ~200 KiB, as on a real link.
@@ -65,6 +69,8 @@ class Counters:
     first_recv: float = 0.0  # epoch ms
     last_recv: float = 0.0  # epoch ms
     foreign: int = 0
+    bars: int = 0  # `bar` messages of the client's own ticker (not in `messages`)
+    last_bar_recv: float = 0.0  # epoch ms
     other: Counter[str] = field(default_factory=Counter)
 
     def reset(self) -> None:
@@ -74,6 +80,8 @@ class Counters:
         self.first_recv = 0.0
         self.last_recv = 0.0
         self.foreign = 0
+        self.bars = 0
+        self.last_bar_recv = 0.0
         self.other.clear()
 
 
@@ -88,6 +96,7 @@ class Client(WSListener):
         self.c = counters
         self.ticker = ticker
         self.head = PRICE_PREFIX + ticker + b'","seq":'
+        self.bar_head = BAR_PREFIX + ticker + b'",'
         self.stuck = stuck
         self.transport: Any = None
         self.local_port = 0
@@ -117,6 +126,11 @@ class Client(WSListener):
         data: bytes = frame.get_payload_as_bytes()
         head = self.head  # b'{"type":"price_update","ticker":"<T>","seq":'
         if not data.startswith(head):
+            if data.startswith(self.bar_head):  # a candle of ours: counted, not parsed
+                c = self.c
+                c.bars += 1
+                c.last_bar_recv = _time() * 1000.0
+                return
             self.other(data)  # another type, another ticker, or another layout
             return
         at = len(head)
@@ -279,7 +293,9 @@ class Worker:
         elif name == "stop":
             self.done.set()
 
-    async def connect(self, url_base: str, plan: list[tuple[str, bool]], limit_s: float) -> None:
+    async def connect(
+        self, url_base: str, plan: list[tuple[str, bool]], limit_s: float, query: str = ""
+    ) -> None:
         latencies: list[float] = []
         errors: Counter[str] = Counter()
         new: list[Client] = []
@@ -289,7 +305,7 @@ class Worker:
             try:
                 _, client = await ws_connect(
                     lambda: Client(self.counters, ticker.encode(), stuck),
-                    url_base + ticker,
+                    url_base + ticker + query,
                     websocket_handshake_timeout=limit_s,
                     socket_factory=_small_rcvbuf_socket if stuck else None,
                     # uvloop's own transports: opening a burst costs half the CPU here.
@@ -352,6 +368,8 @@ class Worker:
             "first_recv_ms": c.first_recv,
             "last_recv_ms": c.last_recv,
             "foreign": c.foreign,
+            "bars": c.bars,
+            "last_bar_recv_ms": c.last_bar_recv,
             "other": dict(c.other),
             "expected": expected,
             "received": received,
@@ -457,15 +475,21 @@ class LoadGen:
         return [self._reply(conn, timeout) for conn in self.conns]
 
     def start_connect(
-        self, host: str, port: int, plan: list[tuple[str, bool]], timeout: float = 60
+        self,
+        host: str,
+        port: int,
+        plan: list[tuple[str, bool]],
+        timeout: float = 60,
+        query: str = "",
     ) -> None:
-        """Open every client of `plan` (ticker, stuck) at once; `finish_connect` waits."""
+        """Open every client of `plan` (ticker, stuck) at once; `finish_connect` waits.
+        `query` is appended to every client's URL (e.g. `?bars=1m`)."""
         url_base = f"ws://{host}:{port}{PATH}"
         shares: list[list[tuple[str, bool]]] = [[] for _ in self.conns]
         for i, item in enumerate(plan):
             shares[i % len(shares)].append(item)
         for conn, share in zip(self.conns, shares, strict=True):
-            conn.send(("connect", url_base, share, timeout))
+            conn.send(("connect", url_base, share, timeout, query))
         self._pending_connect = int(timeout) + 30
 
     def finish_connect(self) -> ConnectResult:
@@ -483,9 +507,14 @@ class LoadGen:
         )
 
     def connect(
-        self, host: str, port: int, plan: list[tuple[str, bool]], timeout: float = 60
+        self,
+        host: str,
+        port: int,
+        plan: list[tuple[str, bool]],
+        timeout: float = 60,
+        query: str = "",
     ) -> ConnectResult:
-        self.start_connect(host, port, plan, timeout)
+        self.start_connect(host, port, plan, timeout, query)
         return self.finish_connect()
 
     def reset(self) -> None:
@@ -503,10 +532,12 @@ class LoadGen:
             "max_latency_ms": max(p["max_latency_ms"] for p in parts),
             "first_recv_ms": min((p["first_recv_ms"] for p in parts if p["messages"]), default=0),
             "last_recv_ms": max(p["last_recv_ms"] for p in parts),
+            "last_bar_recv_ms": max(p["last_bar_recv_ms"] for p in parts),
         }
         for key in (
             "messages",
             "foreign",
+            "bars",
             "expected",
             "received",
             "clients_with_loss",
@@ -559,6 +590,11 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--procs", type=int, default=1)
     parser.add_argument("--server-pid", type=int, default=None, help="for CPU and RSS figures")
+    parser.add_argument(
+        "--bars",
+        default="",
+        help="candle intervals every client asks for, e.g. 1m or 1m,5m (stockfeed's ?bars=)",
+    )
     args = parser.parse_args()
     raise_nofile()
     result = measure.standalone_rate(
@@ -571,6 +607,7 @@ def main() -> None:
         duration=args.duration,
         procs=args.procs,
         server_pid=args.server_pid,
+        bars=args.bars,
     )
     print(json.dumps(result, indent=2, default=str))
 

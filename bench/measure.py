@@ -130,6 +130,10 @@ class Phase:
     stuck_closes: dict[str, int]
     other_messages: dict[str, int]
     samples: list[dict[str, Any]] = field(default_factory=list)  # from `sampler`, over time
+    # `bar` messages (candles, `?bars=`) received, apart from the price updates above, and
+    # per second from the first publish to the last `bar` received.
+    bar_messages: int = 0
+    bar_rate: float = 0.0
 
     @property
     def clean(self) -> bool:
@@ -220,6 +224,7 @@ def publish_and_measure(
 
     start_ms = sent["started_at"] * 1000.0
     span_s = max(sent["elapsed_s"], (stats["last_recv_ms"] - start_ms) / 1000.0)
+    bar_span_s = max(sent["elapsed_s"], (stats["last_bar_recv_ms"] - start_ms) / 1000.0)
     hist = stats["hist"]
     loss = stats["expected"] - stats["received"]
     return Phase(
@@ -246,6 +251,8 @@ def publish_and_measure(
         stuck_closes=stats["stuck_closes"],
         other_messages=stats["other"],
         samples=samples,
+        bar_messages=stats["bars"],
+        bar_rate=stats["bars"] / bar_span_s if bar_span_s > 0 else 0.0,
     )
 
 
@@ -287,15 +294,22 @@ def standalone_rate(
     duration: float,
     procs: int,
     server_pid: int | None,
+    bars: str = "",
 ) -> dict[str, Any]:
-    """One `rate` measurement against a server somebody else started (bench.loadgen CLI)."""
+    """One `rate` measurement against a server somebody else started (bench.loadgen CLI);
+    `bars` (e.g. "1m"): every client asks for candles of these intervals."""
     from bench.tickers import TickerNames
 
     names = TickerNames().fresh(tickers)
     lg = LoadGen(procs)
     pub = Publisher(redis_url)
     try:
-        conn = lg.connect(host, port, [(names[i % tickers], False) for i in range(clients)])
+        conn = lg.connect(
+            host,
+            port,
+            [(names[i % tickers], False) for i in range(clients)],
+            query=f"?bars={bars}" if bars else "",
+        )
         time.sleep(1.0)
         phase = publish_and_measure(
             lg,

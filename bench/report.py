@@ -11,7 +11,7 @@ from typing import Any
 from bench.scenarios import Column, Scenario
 
 # Left to right in the table, whatever order the scenarios ran in.
-TABLE_ORDER = ["max", "rate", "conn", "fresh", "slow"]
+TABLE_ORDER = ["max", "rate", "bars", "conn", "fresh", "slow"]
 
 Results = dict[str, dict[str, list[dict[str, Any]]]]  # server -> scenario -> one dict per repeat
 

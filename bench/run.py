@@ -3,6 +3,7 @@
     python -m bench.run                      # conn, rate, fresh, slow against every server
     python -m bench.run --find-max           # ... plus the max-rate search
     python -m bench.run rate conn --servers stockfeed,node_ws --quick
+    python -m bench.run bars --servers stockfeed    # the cost of candles (?bars=1m)
 
 Each server is started on a free port (a new process for every scenario), the scenarios
 run against it one after the other, and it is stopped; then the next server. Figures are
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from stockfeed.sources.base import INTERVALS
 
 from bench import measure, report
 from bench.loadgen import LoadGen, raise_nofile
@@ -35,6 +37,7 @@ RESULTS = BENCH / "results"
 RUN_ORDER = [
     "conn",
     "rate",
+    "bars",
     "fresh",
     "slow",
     "max",
@@ -57,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--find-max", action="store_true", help="also run the max-rate search")
     parser.add_argument(
+        "--bars",
+        metavar="INTERVALS",
+        help="also run `bars` (stockfeed only), its subscribers asking for these candle "
+        "intervals, comma-separated (default 1m; e.g. 1m,5m)",
+    )
+    parser.add_argument(
         "--servers",
         default=",".join(SERVERS),
         help=f"comma-separated, from {','.join(SERVERS)} (default: all)",
@@ -65,9 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=1, help="run everything N times; medians")
     parser.add_argument("--procs", type=int, default=1, help="load generator processes (default 1)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis URL")
-    parser.add_argument("--rate", type=float, help="delivered msg/s of `rate` (default 10000)")
-    parser.add_argument("--duration", type=float, help="seconds of `rate` publishing")
-    parser.add_argument("--clients", type=int, help="clients of `rate`, `fresh` and `max`")
+    parser.add_argument(
+        "--rate", type=float, help="delivered msg/s of `rate` and `bars` (default 10000)"
+    )
+    parser.add_argument("--duration", type=float, help="seconds of `rate` and `bars` publishing")
+    parser.add_argument("--clients", type=int, help="clients of `rate`, `bars`, `fresh`, `max`")
     parser.add_argument("--conn-clients", type=int, help="clients of `conn` (default 5000)")
     parser.add_argument("--out", type=Path, help="JSON file (default bench/results/run-*.json)")
     return parser
@@ -76,11 +87,14 @@ def _parser() -> argparse.ArgumentParser:
 def _sizes(args: argparse.Namespace) -> Sizes:
     sizes = Sizes.quick() if args.quick else Sizes()
     if args.rate is not None:
-        sizes.rate.rate = args.rate
+        sizes.rate.rate = sizes.bars.rate = args.rate
     if args.duration is not None:
-        sizes.rate.duration = args.duration
+        sizes.rate.duration = sizes.bars.duration = args.duration
     if args.clients is not None:
-        sizes.rate.clients = sizes.fresh.clients = sizes.max.clients = args.clients
+        sizes.rate.clients = sizes.bars.clients = args.clients
+        sizes.fresh.clients = sizes.max.clients = args.clients
+    if args.bars:
+        sizes.bars.intervals = tuple(dict.fromkeys(i.strip() for i in args.bars.split(",") if i))
     if args.conn_clients is not None:
         sizes.conn.clients = args.conn_clients
     return sizes
@@ -186,9 +200,16 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.bars is not None:
+        bad_intervals = [i for i in args.bars.split(",") if i.strip() not in INTERVALS]
+        if bad_intervals or not args.bars.strip():
+            print(f"--bars: use intervals of {', '.join(INTERVALS)}", file=sys.stderr)
+            return 2
     wanted = set(args.scenarios or DEFAULT)
     if args.find_max:
         wanted.add("max")
+    if args.bars is not None:
+        wanted.add("bars")
     scenarios = [SCENARIOS[n] for n in RUN_ORDER if n in wanted]
     scenarios += [SCENARIOS[n] for n in sorted(wanted) if n not in RUN_ORDER]
     names = [s.strip() for s in args.servers.split(",") if s.strip()]

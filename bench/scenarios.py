@@ -18,7 +18,7 @@ from bench import measure, procstat
 from bench.loadgen import LoadGen
 from bench.measure import Phase
 from bench.publisher import Publisher
-from bench.servers import HOST, RunningServer, ServerSpec
+from bench.servers import HOST, SUBJECT, RunningServer, ServerSpec
 from bench.tickers import TickerNames
 
 # -- settings -----------------------------------------------------------------------------
@@ -30,6 +30,17 @@ class RateSize:
     tickers: int = 10
     rate: float = 10_000  # delivered msg/s
     duration: float = 10.0
+
+
+@dataclass(slots=True)
+class BarsSize:
+    """`rate`'s load, twice: plain subscribers, then every one asking for `intervals`."""
+
+    clients: int = 1000
+    tickers: int = 10
+    rate: float = 10_000  # delivered price updates/s
+    duration: float = 10.0
+    intervals: tuple[str, ...] = ("1m",)
 
 
 @dataclass(slots=True)
@@ -79,11 +90,13 @@ class Sizes:
     conn: ConnSize = field(default_factory=ConnSize)
     fresh: FreshSize = field(default_factory=FreshSize)
     slow: SlowSize = field(default_factory=SlowSize)
+    bars: BarsSize = field(default_factory=BarsSize)
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(
             rate=RateSize(duration=2.0),
+            bars=BarsSize(duration=2.0),
             max=MaxSize(probe_s=2.0, start=50_000, tolerance=0.3, max_probes=7),
             conn=ConnSize(clients=1000, settle_s=1.5),
             fresh=FreshSize(duration=3.0, settle_s=0.5),
@@ -256,9 +269,15 @@ def _measure(ctx: Context, server: RunningServer, **kwargs: Any) -> Phase:
 
 
 def _connect(
-    ctx: Context, server: RunningServer, plan: list[tuple[str, bool]], *, prime: bool = False
+    ctx: Context,
+    server: RunningServer,
+    plan: list[tuple[str, bool]],
+    *,
+    prime: bool = False,
+    query: str = "",
 ) -> tuple[dict[str, Any], list[float]]:
     """Open `plan` at once; connect figures and the load generator's CPU % meanwhile.
+    `query` goes on every client's URL (`?bars=1m`).
 
     With `prime`, the first client of each ticker connects (and subscribes) first and the rest
     follow at once: a throughput test should not turn into a test of the subscribe race,
@@ -266,7 +285,7 @@ def _connect(
     """
     if prime:
         firsts = list(dict.fromkeys(plan))
-        first = ctx.lg.connect(HOST, server.port, firsts)
+        first = ctx.lg.connect(HOST, server.port, firsts, query=query)
         time.sleep(0.5)
         plan = list(plan)
         for item in firsts:
@@ -276,7 +295,7 @@ def _connect(
     meters = [procstat.CpuMeter([pid]) for pid in ctx.lg.pids]
     for m in meters:
         m.start()
-    result = ctx.lg.connect(HOST, server.port, plan)
+    result = ctx.lg.connect(HOST, server.port, plan, query=query)
     return measure.connect_summary(result), [m.stop() for m in meters]
 
 
@@ -650,6 +669,149 @@ class SlowScenario:
         }
 
 
+class BarsScenario:
+    """What candles cost: `rate`'s load twice in the same run, each window on a new stockfeed
+    process: once with plain subscribers, once with every subscriber asking for candles
+    (`/ws/stocks/{T}?bars=1m`), same clients, tickers and publish rate. Price updates are
+    measured as in `rate` (delivered, loss, latency); `bar` messages are counted apart.
+    Printed side by side with bars / plain ratios: on a shared machine the ratio of two
+    windows a few seconds apart says more than either figure against an older run."""
+
+    name: ClassVar[str] = "bars"
+    help: ClassVar[str] = (
+        "stockfeed only: `rate` with plain subscribers, then with every one asking ?bars=1m"
+    )
+    columns: ClassVar[list[Column]] = [
+        Column("cpu_ratio", "bars: CPU x", "lower", "{:,.2f}"),
+        Column("p99_ratio", "p99 x", "lower", "{:,.2f}"),
+        Column("bar_rate", "bar msg/s", "higher", "{:,.0f}"),
+    ]
+
+    def __init__(self) -> None:
+        self.runs = 0  # with --repeat, every other run measures the bars window first
+
+    def supports(self, spec: ServerSpec) -> bool:
+        return spec.name == SUBJECT  # `?bars=` is stockfeed's protocol; the peers have none
+
+    def run(self, ctx: Context, session: Session) -> dict[str, Any]:
+        size = ctx.sizes.bars
+        label = "bars " + ",".join(size.intervals)
+        variants = [("plain", ""), (label, "?bars=" + ",".join(size.intervals))]
+        if self.runs % 2:
+            variants.reverse()
+        self.runs += 1
+        ctx.say(
+            f"{size.clients:,} clients over {size.tickers} tickers, {size.rate:,.0f} price "
+            f"updates/s for {size.duration:g} s, twice, each on a new server: "
+            + " then ".join(name for name, _ in variants)
+        )
+        windows: dict[str, dict[str, Any]] = {}
+        phases: dict[str, Phase] = {}
+        for i, (name, query) in enumerate(variants):
+            server = session.get() if i == 0 else session.restart()
+            phases[name], windows[name] = self._window(ctx, server, name, query)
+        plain, bars = phases["plain"], phases[label]
+        rss = {name: windows[name]["rss_peak_mib"] for name in windows}
+        rows: list[tuple[str, float | None, float | None, str]] = [
+            ("delivered updates/s", plain.delivered_rate, bars.delivered_rate, "{:,.0f}"),
+            ("latency p50 ms", plain.p50_ms, bars.p50_ms, "{:,.2f}"),
+            ("latency p99 ms", plain.p99_ms, bars.p99_ms, "{:,.2f}"),
+            (
+                "server CPU %",
+                plain.cpu["server_cpu_pct"],
+                bars.cpu["server_cpu_pct"],
+                "{:,.1f}",
+            ),
+            ("server RSS MiB (peak)", rss["plain"], rss[label], "{:,.1f}"),
+            ("bar messages/s", plain.bar_rate, bars.bar_rate, "{:,.0f}"),
+            ("loss %", plain.loss_pct, bars.loss_pct, "{:,.3f}"),
+        ]
+        ctx.say("side by side:")
+        for line in _side_by_side(rows, "plain", label):
+            ctx.say("  " + line)
+        if not bars.bar_messages:
+            ctx.say("  !! no `bar` message arrived in the bars window: candles were not measured")
+        cpu_ratio = _ratio_of(bars.cpu["server_cpu_pct"], plain.cpu["server_cpu_pct"])
+        return {
+            "summary": {
+                "cpu_ratio": cpu_ratio,
+                "p99_ratio": _ratio_of(bars.p99_ms, plain.p99_ms),
+                "bar_rate": bars.bar_rate,
+            },
+            "order": [name for name, _ in variants],
+            "intervals": list(size.intervals),
+            "plain": windows["plain"],
+            "bars": windows[label],
+            "size": size,
+        }
+
+    @staticmethod
+    def _window(
+        ctx: Context, server: RunningServer, name: str, query: str
+    ) -> tuple[Phase, dict[str, Any]]:
+        size = ctx.sizes.bars
+        names = ctx.names.fresh(size.tickers)
+        conn, lg_cpu = _connect(ctx, server, _plan(names, size.clients), prime=True, query=query)
+        time.sleep(1.0)
+        tree = procstat.descendants(server.pid)
+
+        def sample(t: float) -> dict[str, Any]:
+            return {"t": t, "rss_mib": procstat.rss_bytes(tree) / 2**20}
+
+        phase = _measure(
+            ctx,
+            server,
+            tickers=names,
+            readers_per_ticker=size.clients / size.tickers,
+            rate=size.rate,
+            duration=size.duration,
+            sampler=sample,
+            sample_every=2.0,
+        )
+        server.check()
+        ctx.lg.disconnect()
+        peak = max(s["rss_mib"] for s in phase.samples)
+        per_update = phase.bar_messages / phase.received if phase.received else 0.0
+        ctx.say(f"-- {name}{' (' + query + ')' if query else ''}")
+        for line in [_connect_line(conn, lg_cpu), *_phase_lines(phase)]:
+            ctx.say(line)
+        ctx.say(
+            f"bar messages {phase.bar_messages:,} ({phase.bar_rate:,.0f}/s, "
+            f"{per_update:.2f} per price update received) | server RSS peak {peak:,.1f} MiB"
+            + (f" | other messages {phase.other_messages}" if phase.other_messages else "")
+        )
+        return phase, {
+            "connect": conn,
+            "loadgen_connect_cpu_pct": lg_cpu,
+            "phase": phase.to_json(),
+            "rss_peak_mib": peak,
+        }
+
+
+def _ratio_of(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b <= 0 else a / b
+
+
+def _side_by_side(
+    rows: list[tuple[str, float | None, float | None, str]], left: str, right: str
+) -> list[str]:
+    """Rows of `figure | left | right | right / left`, aligned."""
+    cells = [["", left, right, f"{right} / {left}"]]
+    for label, a, b, spec in rows:
+        ratio = _ratio_of(b, a)
+        cells.append([label, _fmt(a, "", spec), _fmt(b, "", spec), _fmt(ratio, "x", "{:.2f}")])
+    widths = [max(len(row[i]) for row in cells) for i in range(4)]
+    return [
+        "  ".join(
+            [
+                row[0].ljust(widths[0]),
+                *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)),
+            ]
+        )
+        for row in cells
+    ]
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -658,6 +820,7 @@ SCENARIOS: dict[str, Scenario] = {
         FreshScenario(),
         SlowScenario(),
         MaxScenario(),
+        BarsScenario(),
     )
 }
 DEFAULT = ["conn", "rate", "fresh", "slow"]
