@@ -1,18 +1,22 @@
 // The dashboard: header (always visible), the chart first, then the watchlist and panels —
 // beside the chart on a desktop, under it on a tablet, in tabs under it on a phone
 // (hooks/useLayout.ts). One feed status (lib/feedStatus.ts) speaks for the connection
-// everywhere; one time-zone choice (lib/timezone.ts) dates everything.
+// everywhere; one time-zone choice (lib/timezone.ts) dates everything. The watchlist's
+// sparklines and the price alerts go through the same one client (useSparklines, useAlerts);
+// notices sit in the sticky top bar on a tablet or a phone, over the chart on a desktop.
 
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { AlertsPanel } from "./components/AlertsPanel";
 import { Announcer } from "./components/Announcer";
 import { ChartToolbar } from "./components/ChartToolbar";
 import { DashboardHeader } from "./components/DashboardHeader";
 import { PriceChart } from "./components/PriceChart";
 import { QuoteDetails } from "./components/QuoteDetails";
 import { Tabs } from "./components/Tabs";
-import { Toasts } from "./components/Toasts";
+import { Toasts, type ToastItem } from "./components/Toasts";
 import { Watchlist } from "./components/Watchlist";
 import { WebSocketMetrics } from "./components/WebSocketMetrics";
+import { useAlerts } from "./hooks/useAlerts";
 import { useLayout } from "./hooks/useLayout";
 import { useMarketData } from "./hooks/useMarketData";
 import { useNow } from "./hooks/useNow";
@@ -20,11 +24,13 @@ import { usePersistentState } from "./hooks/usePersistentState";
 import { useReachability } from "./hooks/useReachability";
 import { useReconnectStats } from "./hooks/useReconnectStats";
 import { useServerInfo } from "./hooks/useServerInfo";
+import { useSparklines } from "./hooks/useSparklines";
 import { statusFor, useTickerStatus } from "./hooks/useTickerStatus";
+import { describeTrigger } from "./lib/alerts";
 import { getJson, readToken } from "./lib/api";
 import { INTERVALS, type Interval } from "./lib/candles";
 import { feedStatus, type FeedKind } from "./lib/feedStatus";
-import { defaultDecimals, formatAge } from "./lib/format";
+import { defaultDecimals, formatAge, formatPrice } from "./lib/format";
 import { marketOf } from "./lib/market";
 import { PrecisionBook } from "./lib/precision";
 import { quoteStanding, type QuoteStanding } from "./lib/quoteStanding";
@@ -32,6 +38,7 @@ import { intervalFor, isRangePreset, presetFor, type RangePreset } from "./lib/r
 import { isBool, isString, isStringArray } from "./lib/storage";
 import { exchangeZone, formatTime, isZoneChoice, localZone, zoneFor, type ZoneChoice } from "./lib/timezone";
 import type { Quote } from "./lib/types";
+import { isSort, MY_ORDER, type Sort } from "./lib/watchlistOrder";
 
 const FALLBACK_WATCHLIST = ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "NVDA"];
 const MAX_TICKERS = 50;
@@ -75,6 +82,7 @@ export function App() {
   );
   const [selectedPref, setSelected] = usePersistentState<string>("selected", "", isString);
   const [zoneChoice, setZoneChoice] = usePersistentState<ZoneChoice>("timezone", "exchange", isZoneChoice);
+  const [sort, setSort] = usePersistentState<Sort>("watchlist-sort", MY_ORDER, isSort);
   const [comparePref, setCompare] = usePersistentState<string>("compare", "", isString);
   const [paused, setPaused] = useState(false);
   const [tab, setTab] = useState("watchlist");
@@ -176,6 +184,37 @@ export function App() {
 
   const add = useCallback((t: string) => setWatchlist([...tickers, t]), [tickers, setWatchlist]);
   const remove = useCallback((t: string) => setWatchlist(tickers.filter((x) => x !== t)), [tickers, setWatchlist]);
+  const reorder = useCallback((next: readonly string[]) => setWatchlist([...next]), [setWatchlist]);
+
+  // Said once by the live region: a row moved, an alert fired. A status change that comes
+  // after it speaks over it.
+  const [note, setNote] = useState<{ text: string; during: string } | null>(null);
+  const spokenNow = useRef("");
+  const announce = useCallback((text: string) => setNote({ text, during: spokenNow.current }), []);
+
+  // Sparklines (5m bars retained through the one client; none while paused) and price alerts.
+  const sparks = useSparklines(data.client, tickers, !paused);
+  const alerts = useAlerts(data.client, decimalsOf, announce);
+  const alertMarks = useMemo(() => {
+    const marks: Record<string, string> = {};
+    for (const a of alerts.alerts) {
+      if (!a.triggered) continue;
+      const text = describeTrigger(a, (v) => formatPrice(v, book.get(a.ticker)));
+      marks[a.ticker] = marks[a.ticker] ? `${marks[a.ticker]}; ${text}` : text;
+    }
+    return marks;
+  }, [alerts.alerts, book]);
+  const watched = useCallback((t: string) => tickers.includes(t), [tickers]);
+  const toastItems = useMemo<ToastItem[]>(
+    () => [...data.toasts.map((t) => ({ key: `feed-${t.id}`, kind: t.kind, text: t.text })), ...alerts.toasts],
+    [data.toasts, alerts.toasts],
+  );
+  const { dismissToast: dismissFeedToast } = data;
+  const { dismissToast: dismissAlertToast } = alerts;
+  const dismissToast = useCallback(
+    (key: string) => (key.startsWith("feed-") ? dismissFeedToast(Number(key.slice(5))) : dismissAlertToast(key)),
+    [dismissFeedToast, dismissAlertToast],
+  );
 
   const openDetails = useCallback(() => {
     if (layout === "phone") {
@@ -190,6 +229,10 @@ export function App() {
 
   const sessionWords = market ? (market.market === "CRYPTO" ? "" : market.session === "closed" ? " Market closed." : "") : "";
   const spoken = `${SPOKEN[status.kind]}.${sessionWords}`;
+  useEffect(() => {
+    spokenNow.current = spoken;
+  });
+  const message = note && note.during === spoken ? note.text : spoken;
 
   const watchlist = (
     <Watchlist
@@ -204,8 +247,30 @@ export function App() {
       onAdd={add}
       onRemove={remove}
       maxTickers={MAX_TICKERS}
+      token={token}
+      sparks={sparks}
+      sort={sort}
+      onSort={setSort}
+      onReorder={reorder}
+      alertMarks={alertMarks}
+      onAnnounce={announce}
     />
   );
+  const alertsPanel = (
+    <AlertsPanel
+      ticker={selected}
+      price={selectedQuote?.data.price ?? null}
+      decimalsOf={decimalsOf}
+      alerts={alerts.alerts}
+      watched={watched}
+      permission={alerts.permission}
+      zone={zone}
+      onAdd={alerts.add}
+      onRemove={alerts.remove}
+      onRearm={alerts.rearm}
+    />
+  );
+  const toasts = <Toasts toasts={toastItems} onDismiss={dismissToast} />;
   const details = <QuoteDetails ticker={selected} quote={selectedQuote} decimals={book.get(selected)} zone={zone} />;
   const metrics = (
     <WebSocketMetrics
@@ -235,19 +300,22 @@ export function App() {
 
   return (
     <div className={`app layout-${layout}`} data-layout={layout}>
-      <DashboardHeader
-        info={info}
-        market={market}
-        marketName={selectedMarket}
-        zone={zone}
-        status={status}
-        latencyMs={stats.latencyCurrent ? conn.latencyMs : null}
-        lastData={lastData}
-        staleCount={staleCount}
-        now={now}
-        authError={data.authError}
-        onOpenDetails={openDetails}
-      />
+      <div className="top">
+        <DashboardHeader
+          info={info}
+          market={market}
+          marketName={selectedMarket}
+          zone={zone}
+          status={status}
+          latencyMs={stats.latencyCurrent ? conn.latencyMs : null}
+          lastData={lastData}
+          staleCount={staleCount}
+          now={now}
+          authError={data.authError}
+          onOpenDetails={openDetails}
+        />
+        {layout !== "desktop" && toasts}
+      </div>
       <main className="main">
         <section className="center" aria-label="Chart">
           <ChartToolbar
@@ -300,6 +368,7 @@ export function App() {
             tabs={[
               { id: "watchlist", label: "Watchlist", panel: watchlist },
               { id: "day", label: "Day", panel: details },
+              { id: "alerts", label: "Alerts", panel: alertsPanel },
               { id: "connection", label: "Connection", panel: metrics },
             ]}
           />
@@ -308,13 +377,14 @@ export function App() {
             {watchlist}
             <div className="side-panels">
               {details}
+              {alertsPanel}
               {metrics}
             </div>
           </aside>
         )}
       </main>
-      <Toasts toasts={data.toasts} onDismiss={data.dismissToast} />
-      <Announcer message={spoken} />
+      {layout === "desktop" && toasts}
+      <Announcer message={message} />
     </div>
   );
 }

@@ -1,15 +1,26 @@
-// The watchlist: last, change, change %, volume, quote age; a flash on every tick; add/remove.
+// The watchlist: a search box to add (SymbolSearch), then per ticker its session's sparkline,
+// last, change, change %, volume, quote age; a flash on every tick; remove.
+// Sorting by symbol, change % or volume (column header buttons with aria-sort, or the Sort
+// menu, which also has "My order"); the sorted order is taken once a second, so rows do not
+// jump on every tick. "My order" (the stored list) is changed with Alt+ArrowUp/Down on a row,
+// or the Move buttons that "Reorder" shows (44 px on touch screens). ArrowUp/Down on a symbol
+// go to the row above or below.
 // A quote's standing is said in its price cell: "stale" (no update for longer than expected
 // while its market trades) or "closed" (its market is closed: the last price, kept) — on a
-// second line, so the price itself is never pushed out or clipped.
+// second line, so the price itself is never pushed out or clipped; a triggered price alert
+// is marked there too, in words.
 
-import { memo, useEffect, useRef, useState, type FormEvent } from "react";
+import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type KeyboardEvent } from "react";
+import type { Sparks } from "../hooks/useSparklines";
 import { formatAge, formatPrice, formatSigned, formatVolume } from "../lib/format";
-import { normalizeTicker } from "../lib/market";
 import type { QuoteStanding } from "../lib/quoteStanding";
 import type { Quote } from "../lib/types";
+import { moveTicker, MY_ORDER, nextSort, SORT_LABEL, sortTickers, type Sort, type SortKey } from "../lib/watchlistOrder";
+import { Sparkline } from "./Sparkline";
+import { SymbolSearch } from "./SymbolSearch";
 
 interface Props {
+  /** In the user's own order. */
   tickers: string[];
   quotes: Record<string, Quote>;
   selected: string;
@@ -21,77 +32,145 @@ interface Props {
   onAdd: (t: string) => void;
   onRemove: (t: string) => void;
   maxTickers: number;
+  token: string | null;
+  sparks: Sparks;
+  sort: Sort;
+  onSort: (s: Sort) => void;
+  /** The user's order changed. */
+  onReorder: (tickers: readonly string[]) => void;
+  /** Ticker → its triggered alert(s), in words. */
+  alertMarks: Readonly<Record<string, string>>;
+  /** Said once by the page's live region. */
+  onAnnounce: (text: string) => void;
 }
 
+const SORT_OPTIONS: [string, string][] = [
+  ["mine:asc", "My order"],
+  ["symbol:asc", "Symbol A–Z"],
+  ["symbol:desc", "Symbol Z–A"],
+  ["change:desc", "Change % high–low"],
+  ["change:asc", "Change % low–high"],
+  ["volume:desc", "Volume high–low"],
+  ["volume:asc", "Volume low–high"],
+];
+
 export function Watchlist(p: Props) {
-  const [draft, setDraft] = useState("");
-  const [problem, setProblem] = useState<string | null>(null);
-  const submit = (e: FormEvent) => {
-    e.preventDefault();
-    const t = normalizeTicker(draft);
-    if (!t) return setProblem("A ticker is 1–15 of A–Z 0–9 . - = ^");
-    if (p.tickers.includes(t)) return setProblem(`${t} is already listed`);
-    if (p.tickers.length >= p.maxTickers) return setProblem(`At most ${p.maxTickers} tickers`);
-    p.onAdd(t);
-    setDraft("");
-    setProblem(null);
-  };
+  const [reorderWanted, setReordering] = useState(false);
+  const reordering = reorderWanted && p.sort.key === "mine";
+  // The quotes the order is taken from: refreshed once a second (with `now`), not per tick.
+  const [snap, setSnap] = useState({ now: p.now, quotes: p.quotes });
+  if (snap.now !== p.now) setSnap({ now: p.now, quotes: p.quotes });
+  const order = useMemo(() => sortTickers(p.tickers, snap.quotes, p.sort), [p.tickers, snap.quotes, p.sort]);
+
+  const { tickers, sort, onReorder, onAnnounce, onSort } = p;
+  const pendingFocus = useRef<string | null>(null);
+  const move = useCallback(
+    (t: string, delta: number, focusId: string | null) => {
+      if (sort.key !== "mine") {
+        onAnnounce(`Sorted by ${SORT_LABEL[sort.key]}: choose My order to move rows`);
+        return;
+      }
+      const next = moveTicker(tickers, t, delta);
+      if (next === tickers) return;
+      pendingFocus.current = focusId;
+      onReorder(next);
+      onAnnounce(`${t} moved to position ${next.indexOf(t) + 1} of ${next.length}`);
+    },
+    [tickers, sort.key, onReorder, onAnnounce],
+  );
+  // A moved row may lose the focus (its node is moved): give it back.
+  useLayoutEffect(() => {
+    const id = pendingFocus.current;
+    if (!id) return;
+    pendingFocus.current = null;
+    document.querySelector<HTMLElement>(`[data-focus-id="${CSS.escape(id)}"]`)?.focus();
+  });
+
+  const count = p.tickers.length;
   return (
-    <section className="panel wl" data-testid="watchlist" aria-labelledby="wl-title">
-      <div className="panel-head">
+    <section className={`panel wl${reordering ? " reordering" : ""}`} data-testid="watchlist" aria-labelledby="wl-title">
+      <div className="panel-head wl-head">
         <h2 id="wl-title">Watchlist</h2>
-        <form onSubmit={submit} className="wl-add" role="search" aria-label="Add a ticker">
-          <input
-            aria-label="Ticker to add"
-            placeholder="Add ticker"
-            value={draft}
-            maxLength={15}
-            autoCapitalize="characters"
-            autoComplete="off"
-            spellCheck={false}
-            onChange={(e) => setDraft(e.target.value)}
-            aria-invalid={problem !== null}
-            aria-describedby={problem ? "wl-problem" : undefined}
-            data-testid="add-ticker"
-          />
-          <button type="submit" className="wl-add-btn" aria-label="Add ticker to watchlist" data-testid="add-button">
-            <span aria-hidden="true">+</span>
-            <span className="wl-add-text">Add</span>
+        <span className="wl-count muted" data-testid="wl-count">
+          {count} of {p.maxTickers}
+        </span>
+        <div className="wl-tools">
+          <label className="wl-sort">
+            <span className="wl-sort-label">Sort</span>
+            <select
+              value={`${p.sort.key}:${p.sort.dir}`}
+              onChange={(e) => {
+                const [key, dir] = e.target.value.split(":") as [SortKey, Sort["dir"]];
+                onSort({ key, dir });
+              }}
+              data-testid="sort-select"
+            >
+              {SORT_OPTIONS.map(([v, label]) => (
+                <option key={v} value={v}>
+                  {label}
+                </option>
+              ))}
+            </select>
+          </label>
+          <button
+            type="button"
+            className={`wl-reorder${reordering ? " on" : ""}`}
+            aria-pressed={reordering}
+            title="Move rows up and down (in My order)"
+            data-testid="reorder-toggle"
+            onClick={() => {
+              if (!reordering && p.sort.key !== "mine") onSort(MY_ORDER);
+              setReordering(!reordering);
+            }}
+          >
+            Reorder
           </button>
-        </form>
-      </div>
-      {problem && (
-        <div className="wl-problem" id="wl-problem" data-testid="add-problem">
-          {problem}
         </div>
-      )}
+      </div>
+      <SymbolSearch token={p.token} listed={p.tickers} maxTickers={p.maxTickers} onAdd={p.onAdd} />
       <div className="wl-scroll">
-        <table className="wl-table">
-          <caption className="sr-only">Watchlist prices: last, change, change %, volume and quote age</caption>
+        <table className="wl-table" data-sort={`${p.sort.key}:${p.sort.dir}`}>
+          <caption className="sr-only">
+            Watchlist prices: session trend, last, change, change %, volume and quote age; sorted by {SORT_LABEL[p.sort.key]}
+            {p.sort.key === "mine" ? "" : p.sort.dir === "asc" ? ", ascending" : ", descending"}. Alt+Arrow Up or Down on a row moves it in My
+            order.
+          </caption>
           <colgroup>
             <col className="c-sym" />
+            <col className="c-spark" />
             <col className="c-last" />
             <col className="c-chg" />
             <col className="c-pct" />
             <col className="c-vol" />
             <col className="c-age" />
+            <col className="c-move" />
             <col className="c-rm" />
           </colgroup>
           <thead>
             <tr>
-              <th scope="col" className="l">Symbol</th>
+              <SortHeader label="Symbol" k="symbol" className="l" sort={p.sort} onSort={onSort} />
+              <th scope="col" className="col-spark">
+                Trend
+              </th>
               <th scope="col">Last</th>
-              <th scope="col" className="col-chg">Chg</th>
-              <th scope="col">Chg%</th>
-              <th scope="col" className="col-vol">Vol</th>
-              <th scope="col" className="col-age">Age</th>
+              <th scope="col" className="col-chg">
+                Chg
+              </th>
+              <SortHeader label="Chg%" k="change" className="col-pct" sort={p.sort} onSort={onSort} />
+              <SortHeader label="Vol" k="volume" className="col-vol" sort={p.sort} onSort={onSort} />
+              <th scope="col" className="col-age">
+                Age
+              </th>
+              <th scope="col" className="col-move">
+                Move
+              </th>
               <th scope="col">
                 <span className="sr-only">Remove</span>
               </th>
             </tr>
           </thead>
           <tbody>
-            {p.tickers.map((t) => {
+            {order.map((t, i) => {
               const q = p.quotes[t];
               return (
                 <Row
@@ -103,16 +182,41 @@ export function Watchlist(p: Props) {
                   ageMs={q ? p.now - q.timestamp : null}
                   standing={q ? p.standingOf(q) : "ok"}
                   error={p.errors[t]}
+                  spark={p.sparks[t]}
+                  alertMark={p.alertMarks[t]}
+                  first={i === 0}
+                  last={i === order.length - 1}
                   onSelect={p.onSelect}
                   onRemove={p.onRemove}
+                  onMove={move}
                 />
               );
             })}
           </tbody>
         </table>
       </div>
-      {p.tickers.length === 0 && <div className="muted pad">No tickers: add one above.</div>}
+      {p.tickers.length === 0 && <div className="muted pad">No tickers: search above to add one.</div>}
     </section>
+  );
+}
+
+function SortHeader({ label, k, className, sort, onSort }: { label: string; k: SortKey; className: string; sort: Sort; onSort: (s: Sort) => void }) {
+  const on = sort.key === k;
+  return (
+    <th scope="col" className={className} aria-sort={on ? (sort.dir === "asc" ? "ascending" : "descending") : undefined}>
+      <button
+        type="button"
+        className={`sort-btn${on ? " on" : ""}`}
+        title={`Sort by ${SORT_LABEL[k]}`}
+        data-testid={`sort-${k}`}
+        onClick={() => onSort(nextSort(sort, k))}
+      >
+        {label}
+        <span className="sort-ind" aria-hidden="true">
+          {on ? (sort.dir === "asc" ? "▲" : "▼") : ""}
+        </span>
+      </button>
+    </th>
   );
 }
 
@@ -124,8 +228,13 @@ interface RowProps {
   ageMs: number | null;
   standing: QuoteStanding;
   error: string | undefined;
+  spark: readonly number[] | undefined;
+  alertMark: string | undefined;
+  first: boolean;
+  last: boolean;
   onSelect: (t: string) => void;
   onRemove: (t: string) => void;
+  onMove: (t: string, delta: number, focusId: string | null) => void;
 }
 
 const STANDING_TITLE: Record<QuoteStanding, string> = {
@@ -134,7 +243,8 @@ const STANDING_TITLE: Record<QuoteStanding, string> = {
   closed: "Market closed: the last price of the session",
 };
 
-const Row = memo(function Row({ ticker, quote, decimals, selected, ageMs, standing, error, onSelect, onRemove }: RowProps) {
+const Row = memo(function Row(r: RowProps) {
+  const { ticker, quote, decimals, selected, standing, onSelect, onRemove, onMove } = r;
   const priceCell = useRef<HTMLSpanElement>(null);
   const prev = useRef<number | null>(null);
   const price = quote?.data.price ?? null;
@@ -153,15 +263,31 @@ const Row = memo(function Row({ ticker, quote, decimals, selected, ageMs, standi
     el.classList.add(cls);
   }, [price, seq]);
 
+  const onKeyDown = (e: KeyboardEvent<HTMLTableRowElement>) => {
+    if (e.key !== "ArrowUp" && e.key !== "ArrowDown") return;
+    const target = e.target as HTMLElement;
+    if (e.altKey && !e.ctrlKey && !e.metaKey) {
+      e.preventDefault();
+      onMove(ticker, e.key === "ArrowUp" ? -1 : 1, target.dataset.focusId ?? null);
+    } else if (!e.altKey && !e.ctrlKey && !e.metaKey && !e.shiftKey && target.classList.contains("sym-btn")) {
+      e.preventDefault();
+      const row = e.key === "ArrowUp" ? e.currentTarget.previousElementSibling : e.currentTarget.nextElementSibling;
+      row?.querySelector<HTMLElement>(".sym-btn")?.focus();
+    }
+  };
+
   const change = quote?.data.change ?? null;
   const dir = change === null || change === 0 ? "flat" : change > 0 ? "up" : "down";
+  const marked = standing !== "ok" || r.alertMark !== undefined;
   return (
     <tr
-      className={`wl-row ${selected ? "sel" : ""} ${standing !== "ok" ? standing : ""}`}
+      className={`wl-row ${selected ? "sel" : ""} ${standing !== "ok" ? standing : ""} ${r.alertMark ? "alerted" : ""}`}
       data-ticker={ticker}
       data-testid={`row-${ticker}`}
       data-standing={standing}
+      data-alert={r.alertMark ? "triggered" : undefined}
       onClick={() => onSelect(ticker)}
+      onKeyDown={onKeyDown}
     >
       <th scope="row" className="l sym">
         <button
@@ -169,6 +295,7 @@ const Row = memo(function Row({ ticker, quote, decimals, selected, ageMs, standi
           className="sym-btn"
           aria-current={selected ? "true" : undefined}
           aria-label={`${ticker}: show chart`}
+          data-focus-id={`sym-${ticker}`}
           onClick={(e) => {
             e.stopPropagation();
             onSelect(ticker);
@@ -176,26 +303,42 @@ const Row = memo(function Row({ ticker, quote, decimals, selected, ageMs, standi
         >
           {ticker}
         </button>
-        {error && (
-          <span className="tag tag-err" title={error} data-testid={`error-${ticker}`}>
-            ERR<span className="sr-only">: {error}</span>
+        {r.error && (
+          <span className="tag tag-err" title={r.error} data-testid={`error-${ticker}`}>
+            ERR<span className="sr-only">: {r.error}</span>
           </span>
         )}
       </th>
+      <td className="spark-cell col-spark">
+        <Sparkline ticker={ticker} values={r.spark} prevClose={quote?.data.prev_close ?? null} decimals={decimals} />
+      </td>
       <td className={`num price-cell ${standing}`} title={STANDING_TITLE[standing] || undefined}>
         <span ref={priceCell} className="price" data-testid={`price-${ticker}`}>
           {formatPrice(price, decimals)}
         </span>
-        {standing !== "ok" && (
-          <span className={`mark mark-${standing}`} data-testid={`mark-${ticker}`}>
-            {standing}
+        {marked && (
+          <span className="marks">
+            {standing !== "ok" && (
+              <span className={`mark mark-${standing}`} data-testid={`mark-${ticker}`}>
+                {standing}
+              </span>
+            )}
+            {r.alertMark && (
+              <span className="mark mark-alert" title={r.alertMark} data-testid={`alert-mark-${ticker}`}>
+                alert<span className="sr-only">: {r.alertMark}</span>
+              </span>
+            )}
           </span>
         )}
       </td>
       <td className={`num col-chg ${dir}`}>{formatSigned(change, decimals ?? 2)}</td>
-      <td className={`num ${dir}`}>{formatSigned(quote?.data.change_percent ?? null, 2, "%")}</td>
+      <td className={`num col-pct ${dir}`}>{formatSigned(quote?.data.change_percent ?? null, 2, "%")}</td>
       <td className="num muted col-vol">{formatVolume(quote?.data.volume)}</td>
-      <td className={`num age col-age ${standing === "stale" ? "warn" : ""}`}>{formatAge(ageMs)}</td>
+      <td className={`num age col-age ${standing === "stale" ? "warn" : ""}`}>{formatAge(r.ageMs)}</td>
+      <td className="move-cell col-move">
+        <MoveButton ticker={ticker} dir="up" edge={r.first} onMove={onMove} />
+        <MoveButton ticker={ticker} dir="down" edge={r.last} onMove={onMove} />
+      </td>
       <td className="rm-cell">
         <button
           type="button"
@@ -214,3 +357,23 @@ const Row = memo(function Row({ ticker, quote, decimals, selected, ageMs, standi
     </tr>
   );
 });
+
+function MoveButton({ ticker, dir, edge, onMove }: { ticker: string; dir: "up" | "down"; edge: boolean; onMove: RowProps["onMove"] }) {
+  const id = `${dir}-${ticker}`;
+  return (
+    <button
+      type="button"
+      className="mv"
+      aria-label={`Move ${ticker} ${dir}`}
+      aria-disabled={edge || undefined}
+      data-testid={`move-${dir}-${ticker}`}
+      data-focus-id={id}
+      onClick={(e) => {
+        e.stopPropagation();
+        if (!edge) onMove(ticker, dir === "up" ? -1 : 1, id);
+      }}
+    >
+      <span aria-hidden="true">{dir === "up" ? "↑" : "↓"}</span>
+    </button>
+  );
+}
