@@ -19,6 +19,7 @@ from stockfeed.app import create_app
 from stockfeed.config import Settings
 from stockfeed.models import Bar
 from stockfeed.services import Services
+from stockfeed.sources.budget import UpstreamBusy
 from stockfeed.sources.sim import SimSource
 from stockfeed.sources.symbols import Directory
 
@@ -144,3 +145,54 @@ async def test_at_most_a_couple_of_history_answers_are_computed_at_once() -> Non
         assert (
             await http.get(f"/api/history/{LISTED[99]}?interval=1h&range=5d")
         ).status_code == 200
+
+
+async def test_first_bar_books_wait_for_a_slot_instead_of_being_refused() -> None:
+    """Fifty tickers subscribed with bars at once start fifty books: with the history slots
+    and their queue full, their history waits its turn (a refused one would leave the book
+    without history for as long as the ticker is held)."""
+    source = GatedSource()
+    async with app_with(source) as (app, http):
+        admitted = history.SLOTS + history.QUEUE
+        requests = [
+            asyncio.create_task(http.get(f"/api/history/{LISTED[i]}?interval=1h&range=5d"))
+            for i in range(admitted)
+        ]
+        for _ in range(200):
+            await asyncio.sleep(0.005)
+            if history._slots().waiting == history.QUEUE:
+                break
+        load = history.base_bars(app.state.services)
+        books = [asyncio.create_task(load(LISTED[50 + i], "5m")) for i in range(10)]
+        await asyncio.sleep(0.05)
+        assert not any(b.done() for b in books)  # waiting, not refused
+        source.release.set()
+        await asyncio.gather(*requests)
+        bars = await asyncio.gather(*books)
+        assert all(len(b) > 0 for b in bars)
+        assert source.most == history.SLOTS
+
+
+async def test_a_first_book_waits_out_a_busy_upstream_budget(monkeypatch: Any) -> None:
+    calls = 0
+
+    class Busy(SimSource):
+        async def history(self, ticker: str, interval: str, range_: str) -> list[Bar]:
+            nonlocal calls
+            calls += 1
+            if calls < 3:
+                raise UpstreamBusy("busy", 1)
+            return await super().history(ticker, interval, range_)
+
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def quick_sleep(delay: float) -> None:
+        slept.append(delay)
+        await real_sleep(0)
+
+    async with app_with(Busy(seed=1)) as (app, _http):
+        monkeypatch.setattr(history.asyncio, "sleep", quick_sleep)
+        bars = await history.base_bars(app.state.services)("AAPL", "5m")
+    assert calls == 3 and len(bars) > 0
+    assert slept.count(1) >= 2  # the budget's Retry-After, twice

@@ -98,8 +98,11 @@ class _Slots:
         self.waiting = 0
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        if self.semaphore.locked() and self.waiting >= QUEUE:
+    async def slot(self, queue: bool = True) -> AsyncIterator[None]:
+        """A slot; with `queue`, refused (UpstreamBusy) when QUEUE already wait. The
+        process's own work (first bar books) waits whatever the queue: it is bounded by
+        the ticker budget, and refusing it would leave a book without history."""
+        if queue and self.semaphore.locked() and self.waiting >= QUEUE:
             raise UpstreamBusy(
                 f"too many history requests being computed; try again in {BUSY_RETRY_AFTER} s",
                 BUSY_RETRY_AFTER,
@@ -129,9 +132,11 @@ def _slots() -> _Slots:
     return slots
 
 
-async def _load(source: Source, ticker: str, interval: str, range_: str) -> Fill[bytes | _Unknown]:
+async def _load(
+    source: Source, ticker: str, interval: str, range_: str, queue: bool = True
+) -> Fill[bytes | _Unknown]:
     """One source call; SourceError (UpstreamBusy included) propagates: not cached."""
-    async with _slots().slot():
+    async with _slots().slot(queue):
         try:
             bars = await source.history(ticker, interval, range_)
         except UnknownTicker as exc:
@@ -204,9 +209,16 @@ async def get_history(
 BASE_RANGE = {"1m": "1d", "5m": "5d", "15m": "5d", "1h": "1mo", "1d": "1y"}
 
 
+# A first book's history the upstream budget refused (UpstreamBusy): asked again after the
+# budget's Retry-After, this many times in all, rather than starting a book without it.
+BASE_ATTEMPTS = 4
+
+
 def base_bars(svc: Services) -> Callable[[str, str], Awaitable[list[dict[str, Any]]]]:
     """What the hub's bar books start from: the same source call and cached answer as
-    `GET /api/history` (so a flood of first books cannot hammer the source either)."""
+    `GET /api/history` (so a flood of first books cannot hammer the source either). A
+    client subscribing fifty tickers with bars at once starts fifty books: they wait for a
+    history slot instead of being refused, and wait out a busy upstream budget."""
 
     async def load(ticker: str, interval: str) -> list[dict[str, Any]]:
         source = svc.source
@@ -214,7 +226,16 @@ def base_bars(svc: Services) -> Callable[[str, str], Awaitable[list[dict[str, An
             return []
         range_ = BASE_RANGE[interval]
         key = ("history", source.name, ticker, interval, range_)
-        answer = await svc.answers.get_or_load(key, lambda: _load(source, ticker, interval, range_))
+        for attempt in range(1, BASE_ATTEMPTS + 1):
+            try:
+                answer = await svc.answers.get_or_load(
+                    key, lambda: _load(source, ticker, interval, range_, queue=False)
+                )
+                break
+            except UpstreamBusy as exc:
+                if attempt == BASE_ATTEMPTS:
+                    raise
+                await asyncio.sleep(exc.retry_after)
         if isinstance(answer, _Unknown):
             return []
         bars: list[dict[str, Any]] = json.loads(answer)["bars"]
