@@ -192,7 +192,7 @@ async def test_a_first_book_waits_out_a_busy_upstream_budget(monkeypatch: Any) -
         await real_sleep(0)
 
     async with app_with(Busy(seed=1)) as (app, _http):
-        monkeypatch.setattr(history.asyncio, "sleep", quick_sleep)
+        monkeypatch.setattr(asyncio, "sleep", quick_sleep)
         bars = await history.base_bars(app.state.services)("AAPL", "5m")
     assert calls == 3 and len(bars) > 0
     assert slept.count(1) >= 2  # the budget's Retry-After, twice
