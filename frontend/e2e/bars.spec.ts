@@ -37,7 +37,8 @@ const chartBars = (p: Page): Promise<Bar[]> =>
   });
 
 async function serverBars(url: string): Promise<Bar[]> {
-  const res = await fetch(`${url}api/history/${ticker}?interval=1m&range=1d`);
+  // 5 days: right after midnight UTC the simulator's day (range=1d) holds a bar or two.
+  const res = await fetch(`${url}api/history/${ticker}?interval=1m&range=5d`);
   expect(res.ok).toBe(true);
   const body = (await res.json()) as { bars: (Omit<Bar, "volume"> & { volume: number | null })[] };
   return body.bars.map((b) => ({ time: b.time, open: b.open, high: b.high, low: b.low, close: b.close, volume: b.volume ?? 0 }));
@@ -75,7 +76,9 @@ async function agree(url: string, n: number, finalOnly = false): Promise<Bar[]> 
 
 test.beforeAll(async ({ browser, server }) => {
   ({ context, page } = await openDashboard(browser, server.url, desktopVp, errors));
+  await page.getByTestId("range-5D").click();
   await page.getByTestId("interval-1m").click();
+  await expect(page.getByTestId("price-chart")).toHaveAttribute("data-preset", "5D");
   await expect(page.getByTestId("price-chart")).toHaveAttribute("data-interval", "1m");
   ticker = (await page.getByTestId("price-chart").getAttribute("data-ticker")) ?? "";
   expect(ticker).not.toBe("");

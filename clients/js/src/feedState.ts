@@ -168,19 +168,27 @@ export class FeedState {
 
   /** The frames that take the connection from what it holds to `want`. Nothing changes
    * until `applied` says a frame went out. A held ticker wanted with a bar interval it was
-   * not asked with is asked again, with that interval. */
+   * not asked with is asked again, with that interval. One held with an interval no longer
+   * wanted is dropped and asked again (resuming where it is) with those still wanted: the
+   * protocol has no way to drop one interval, and a connection's bar streams are counted
+   * (`STOCKFEED_MAX_BAR_STREAMS`), so a chart that moves from interval to interval must not
+   * keep them all. */
   changes(want: Want): { subscribe: SubscribeFrame[]; unsubscribe: UnsubscribeFrame | null } {
     const wanted = wantMap(want);
     const add = new Map<string, Set<BarInterval>>();
+    const narrowed: string[] = [];
     for (const [t, bars] of wanted) {
       const has = this.held.get(t);
       if (!has) add.set(t, bars);
-      else {
+      else if ([...has].some((b) => !bars.has(b))) {
+        narrowed.push(t);
+        add.set(t, bars);
+      } else {
         const missing = [...bars].filter((b) => !has.has(b));
         if (missing.length > 0) add.set(t, new Set(missing));
       }
     }
-    const removed = [...this.held.keys()].filter((t) => !wanted.has(t));
+    const removed = [...[...this.held.keys()].filter((t) => !wanted.has(t)), ...narrowed];
     return {
       subscribe: this.subscribeFrames(add),
       unsubscribe: removed.length > 0 ? { action: "unsubscribe", tickers: removed } : null,

@@ -187,6 +187,25 @@ describe("FeedState", () => {
     expect(feed.changes(new Map([...want, ["TSLA", ["1h"]]]))).toEqual({ subscribe: [], unsubscribe: null });
   });
 
+  it("an interval no longer wanted: the ticker is dropped and asked again, resuming, with the rest", () => {
+    const feed = new FeedState();
+    feed.connected(new Map<string, BarInterval[]>([["AAPL", ["1m", "5m"]], ["MSFT", ["5m"]]]));
+    feed.receive(subscribed({ AAPL: "e1", MSFT: "m1" }));
+    feed.receive(update(5));
+    const fewer = feed.changes(new Map<string, BarInterval[]>([["AAPL", ["5m"]], ["MSFT", ["5m"]]]));
+    expect(fewer).toEqual({
+      unsubscribe: { action: "unsubscribe", tickers: ["AAPL"] },
+      subscribe: [{ action: "subscribe", tickers: ["AAPL"], bars: ["5m"], resume: { AAPL: { seq: 5, epoch: "e1" } } }],
+    });
+    feed.applied(fewer.unsubscribe!);
+    for (const f of fewer.subscribe) feed.applied(f);
+    expect(feed.changes(new Map<string, BarInterval[]>([["AAPL", ["5m"]], ["MSFT", ["5m"]]]))).toEqual({ subscribe: [], unsubscribe: null });
+    // No bars at all any more: the same, without `bars`.
+    const none = feed.changes(new Map<string, BarInterval[]>([["AAPL", []], ["MSFT", ["5m"]]]));
+    expect(none.unsubscribe).toEqual({ action: "unsubscribe", tickers: ["AAPL"] });
+    expect(none.subscribe.map((f) => [f.tickers, f.bars])).toEqual([[["AAPL"], undefined]]);
+  });
+
   it("splits a long subscribe into frames of 25 tickers", () => {
     const feed = new FeedState();
     const tickers = Array.from({ length: 60 }, (_, i) => `T${i}`);
