@@ -7,7 +7,9 @@ import type { Quote } from "../lib/types";
 export function QuoteDetails({ ticker, quote, decimals, zone }: { ticker: string; quote: Quote | undefined; decimals: number | null; zone: Zone }) {
   const d = quote?.data;
   const quotedAt = d?.market_time ?? quote?.timestamp ?? null;
-  const range = d && d.high !== null && d.low !== null && d.high > d.low ? (d.price - d.low) / (d.high - d.low) : null;
+  // Where the price sits in the day's range; a source's high/low can lag its last price,
+  // so it is kept within 0-100 %.
+  const range = d && d.high !== null && d.low !== null && d.high > d.low ? Math.min(1, Math.max(0, (d.price - d.low) / (d.high - d.low))) : null;
   const rows: [string, string][] = [
     ["Open", formatPrice(d?.open, decimals)],
     ["Prev close", formatPrice(d?.prev_close, decimals)],
