@@ -17,6 +17,7 @@ from stockfeed.api import history
 from stockfeed.api.rest_limits import RestRateLimiter, request_cost
 from stockfeed.app import create_app
 from stockfeed.config import Settings
+from stockfeed.fanout.bars import KEPT
 from stockfeed.models import Bar
 from stockfeed.services import Services
 from stockfeed.sources.budget import UpstreamBusy
@@ -196,3 +197,22 @@ async def test_a_first_book_waits_out_a_busy_upstream_budget(monkeypatch: Any) -
         bars = await history.base_bars(app.state.services)("AAPL", "5m")
     assert calls == 3 and len(bars) > 0
     assert slept.count(1) >= 2  # the budget's Retry-After, twice
+
+
+async def test_a_first_book_reaches_back_past_a_day_that_just_began() -> None:
+    """1m over 1d just after the day starts holds a few bars: the book asks for 5d then,
+    to show the KEPT bars it can (the day's few alone would leave a 1m chart nearly empty)."""
+    asked: list[str] = []
+
+    class JustAfterMidnight(SimSource):
+        async def history(self, ticker: str, interval: str, range_: str) -> list[Bar]:
+            asked.append(f"{interval} {range_}")
+            bars = await super().history(ticker, interval, range_)
+            return bars[-5:] if range_ == "1d" else bars
+
+    async with app_with(JustAfterMidnight(seed=1)) as (app, _http):
+        load = history.base_bars(app.state.services)
+        assert len(await load("AAPL", "1m")) >= KEPT
+        assert asked == ["1m 1d", "1m 5d"]
+        assert len(await load("AAPL", "5m")) >= KEPT  # 5d of 5m: one call is enough
+        assert asked[2:] == ["5m 5d"]

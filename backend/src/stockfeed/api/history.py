@@ -33,6 +33,7 @@ from stockfeed.api.answer_cache import AnswerCache, Fill
 from stockfeed.api.deps import answer_cache, api_error, authorized, services, ticker_param
 from stockfeed.api.openapi import API_ERRORS, error_responses
 from stockfeed.api.rest_limits import HISTORY_DEFAULT_INTERVAL, HISTORY_DEFAULT_RANGE
+from stockfeed.fanout.bars import KEPT
 from stockfeed.models import Bar
 from stockfeed.protocol.codes import ErrorCode
 from stockfeed.services import Services
@@ -204,9 +205,10 @@ async def get_history(
     return Response(answer, media_type="application/json")
 
 
-# The range of the source's bars a first bar book starts from (fanout/bar_feed.py): at
-# least the 120 bars a book keeps where the source has them.
-BASE_RANGE = {"1m": "1d", "5m": "5d", "15m": "5d", "1h": "1mo", "1d": "1y"}
+# The ranges of the source's bars a first bar book starts from (fanout/bar_feed.py), the
+# next one asked only when the first holds fewer than the KEPT bars a book keeps (1m
+# over 1d just after the day starts: a few bars, when the book can show 120).
+BASE_RANGES = {"1m": ("1d", "5d"), "5m": ("5d",), "15m": ("5d",), "1h": ("1mo",), "1d": ("1y",)}
 
 
 # A first book's history the upstream budget refused (UpstreamBusy): asked again after the
@@ -221,10 +223,17 @@ def base_bars(svc: Services) -> Callable[[str, str], Awaitable[list[dict[str, An
     history slot instead of being refused, and wait out a busy upstream budget."""
 
     async def load(ticker: str, interval: str) -> list[dict[str, Any]]:
+        bars: list[dict[str, Any]] = []
+        for range_ in BASE_RANGES[interval]:
+            bars = await load_range(ticker, interval, range_)
+            if len(bars) >= KEPT:
+                break
+        return bars
+
+    async def load_range(ticker: str, interval: str, range_: str) -> list[dict[str, Any]]:
         source = svc.source
         if source is None:
             return []
-        range_ = BASE_RANGE[interval]
         key = ("history", source.name, ticker, interval, range_)
         for attempt in range(1, BASE_ATTEMPTS + 1):
             try:
