@@ -92,6 +92,19 @@ for (const vp of VIEWPORTS) {
       const cmp = page.getByTestId("compare-select");
       await expect(cmp).toBeInViewport({ ratio: 1 });
       expect(await cmp.evaluate(uncovered), "compare is not covered").toBe(true);
+      // ...and works at this size: the other ticker's line on a % scale, then off again.
+      const percent = () =>
+        page.evaluate(() => {
+          type Chart = { percent: () => boolean; compared: () => { bars: number } | null };
+          const c = (document.querySelector('[data-testid="chart-canvas-box"]') as (HTMLElement & { stockfeedChart?: Chart }) | null)?.stockfeedChart;
+          return c ? { percent: c.percent(), bars: c.compared()?.bars ?? 0 } : null;
+        });
+      const other = await cmp.locator("option").nth(1).getAttribute("value");
+      await cmp.selectOption(other!);
+      await expect.poll(percent, { timeout: 15_000 }).toMatchObject({ percent: true });
+      await expect.poll(async () => (await percent())?.bars ?? 0, { timeout: 15_000 }).toBeGreaterThan(10);
+      await cmp.selectOption("");
+      await expect.poll(percent).toMatchObject({ percent: false });
 
       // No horizontal scroll, nothing clipped, 44 px targets on touch screens.
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
