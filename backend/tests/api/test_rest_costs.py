@@ -117,18 +117,24 @@ class GatedSource(SimSource):
             self.running -= 1
 
 
+async def fill_history_slots(http: httpx.AsyncClient) -> list[asyncio.Task[httpx.Response]]:
+    """Distinct history requests until every slot computes one and the queue is full (the
+    source gated: nothing finishes until the test releases it)."""
+    requests = [
+        asyncio.create_task(http.get(f"/api/history/{LISTED[i]}?interval=1h&range=5d"))
+        for i in range(history.SLOTS + history.QUEUE)
+    ]
+    for _ in range(200):
+        await asyncio.sleep(0.005)
+        if history._slots().waiting == history.QUEUE:
+            break
+    return requests
+
+
 async def test_at_most_a_couple_of_history_answers_are_computed_at_once() -> None:
     source = GatedSource()
     async with app_with(source) as (_app, http):
-        admitted = history.SLOTS + history.QUEUE
-        requests = [
-            asyncio.create_task(http.get(f"/api/history/{LISTED[i]}?interval=1h&range=5d"))
-            for i in range(admitted)
-        ]
-        for _ in range(200):
-            await asyncio.sleep(0.005)
-            if history._slots().waiting == history.QUEUE:
-                break
+        requests = await fill_history_slots(http)
         assert source.running == history.SLOTS
         # The queue is full: one more distinct answer is refused at once, not queued...
         busy = await http.get(f"/api/history/{LISTED[99]}?interval=1h&range=5d")
@@ -139,7 +145,7 @@ async def test_at_most_a_couple_of_history_answers_are_computed_at_once() -> Non
         joined = asyncio.create_task(http.get(f"/api/history/{LISTED[0]}?interval=1h&range=5d"))
         source.release.set()
         answers = await asyncio.gather(*requests, joined)
-        assert [r.status_code for r in answers] == [200] * (admitted + 1)
+        assert [r.status_code for r in answers] == [200] * (len(requests) + 1)
         assert source.most == history.SLOTS
         assert answers[-1].content == answers[0].content
         # The failure was not kept: asking again computes it.
@@ -154,15 +160,7 @@ async def test_first_bar_books_wait_for_a_slot_instead_of_being_refused() -> Non
     without history for as long as the ticker is held)."""
     source = GatedSource()
     async with app_with(source) as (app, http):
-        admitted = history.SLOTS + history.QUEUE
-        requests = [
-            asyncio.create_task(http.get(f"/api/history/{LISTED[i]}?interval=1h&range=5d"))
-            for i in range(admitted)
-        ]
-        for _ in range(200):
-            await asyncio.sleep(0.005)
-            if history._slots().waiting == history.QUEUE:
-                break
+        requests = await fill_history_slots(http)
         load = history.base_bars(app.state.services)
         books = [asyncio.create_task(load(LISTED[50 + i], "5m")) for i in range(10)]
         await asyncio.sleep(0.05)

@@ -8,6 +8,7 @@
 // bar (or a new one after it) is a cheap series.update(); a bar further back that really
 // changed (rare: a resume repeats recent bars, mostly unchanged) is a setData().
 
+import type { Bar as ClientBar } from "@stockfeed/client";
 import type { Bar } from "./types";
 
 export type Interval = "1m" | "5m" | "15m" | "1h" | "1d";
@@ -22,15 +23,9 @@ export const INTERVAL_SECONDS: Record<Interval, number> = {
   "1d": 86400,
 };
 
-/** A bar as the server sends it (volume may be null: an index has none). */
-export interface WireBar {
-  time: number;
-  open: number;
-  high: number;
-  low: number;
-  close: number;
-  volume: number | null;
-}
+/** A bar as the server sends it, on the wire or over REST (volume may be null: an index
+ * has none). */
+export type WireBar = ClientBar;
 
 export const toBar = (b: WireBar): Bar => ({ time: b.time, open: b.open, high: b.high, low: b.low, close: b.close, volume: b.volume ?? 0 });
 
