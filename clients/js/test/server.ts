@@ -55,7 +55,9 @@ export class StockfeedServer {
   async start(): Promise<void> {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("STOCKFEED_")) env[k] = v;
-    Object.assign(env, { PYTHONUNBUFFERED: "1" }, this.opts.env);
+    // Every instrument trades at any hour the tests run (the simulator's market SIM): with
+    // market hours on, US equities are silent from 20:00 to 04:00 New York time.
+    Object.assign(env, { PYTHONUNBUFFERED: "1", STOCKFEED_SIM_MARKET_HOURS: "false" }, this.opts.env);
     const args = ["serve", "--source", "sim", "--sim-tick-interval", "0.05", "--host", "127.0.0.1", "--port", String(this.port), ...(this.opts.args ?? [])];
     const proc = spawn(stockfeedBin, args, { env, stdio: ["ignore", "pipe", "pipe"] });
     this.proc = proc;
