@@ -74,7 +74,7 @@ export function ChartToolbar(p: Props) {
         <label className="compare">
           <span>Compare</span>
           <select value={p.compare ?? ""} onChange={(e) => p.onCompare(e.target.value || null)} data-testid="compare-select">
-            <option value="">None</option>
+            <option value="">No comparison</option>
             {p.compareChoices.map((t) => (
               <option key={t} value={t}>
                 {t} (%)
