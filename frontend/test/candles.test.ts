@@ -34,4 +34,22 @@ describe("BarList", () => {
       [T0 + 300, 10],
     ]);
   });
+
+  it("lays fresh history over what was drawn, by time, keeping newer live bars (a chart back from the cache)", () => {
+    const flat = (time: number, close: number) => ({ time, open: close, high: close, low: close, close, volume: 10 });
+    const drawn = new BarList([flat(60, 1), flat(120, 2), flat(180, 3)].map(toBar));
+    drawn.apply([flat(0, 0.5), flat(60, 1.1), flat(120, 2.2)]);
+    expect(drawn.bars.map((b) => [b.time, b.close])).toEqual([
+      [0, 0.5],
+      [60, 1.1],
+      [120, 2.2],
+      [180, 3],
+    ]);
+    const empty = new BarList();
+    empty.apply([flat(0, 0.5), flat(60, 1.1), flat(120, 2.2)]);
+    expect(empty.bars).toHaveLength(3);
+    const kept = new BarList([flat(60, 1), flat(120, 2), flat(180, 3)].map(toBar));
+    expect(kept.apply([])).toEqual({ kind: "none" });
+    expect(kept.bars).toHaveLength(3);
+  });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { describe as describeChart } from "../src/components/PriceChart";
-import { ChartCache, mergeBars, rangeFor, viewOf } from "../src/lib/chartCache";
+import { ChartCache, rangeFor, viewOf } from "../src/lib/chartCache";
 import type { Bar } from "../src/lib/types";
 
 const bar = (time: number, close: number): Bar => ({ time, open: close, high: close, low: close, close, volume: 10 });
@@ -16,21 +16,6 @@ describe("ChartCache", () => {
     expect(c.get("A|5m")?.bars).toHaveLength(1);
     expect(c.size).toBe(2);
     expect(ChartCache.key("AAPL", "1m")).toBe("AAPL|1m");
-  });
-});
-
-describe("mergeBars", () => {
-  it("lays fresh history over what was drawn, by time, keeping newer live bars", () => {
-    const drawn = [bar(60, 1), bar(120, 2), bar(180, 3)];
-    const fresh = [bar(0, 0.5), bar(60, 1.1), bar(120, 2.2)];
-    expect(mergeBars(drawn, fresh).map((b) => [b.time, b.close])).toEqual([
-      [0, 0.5],
-      [60, 1.1],
-      [120, 2.2],
-      [180, 3],
-    ]);
-    expect(mergeBars([], fresh)).toHaveLength(3);
-    expect(mergeBars(drawn, [])).toHaveLength(3);
   });
 });
 

@@ -31,8 +31,8 @@ import {
 } from "lightweight-charts";
 import type { StockfeedClient } from "@stockfeed/client";
 import { getJson } from "../lib/api";
-import { BarList, INTERVAL_SECONDS, toBar, type Interval, type WireBar } from "../lib/candles";
-import { ChartCache, chartCache, mergeBars, rangeFor, viewOf } from "../lib/chartCache";
+import { BarList, INTERVAL_SECONDS, type Interval, type WireBar } from "../lib/candles";
+import { ChartCache, chartCache, rangeFor, viewOf } from "../lib/chartCache";
 import { historyRange, presetView, type RangePreset } from "../lib/ranges";
 import { SessionShading } from "../lib/sessionShading";
 import { sessionOf, shadable } from "../lib/sessions";
@@ -71,6 +71,10 @@ interface Parts {
   volume: ISeriesApi<"Histogram">;
   shading: SessionShading;
 }
+
+/** The REST history a chart of `ticker` starts from (lib/ranges.ts: at least the preset). */
+const historyPath = (ticker: string, interval: Interval, preset: RangePreset) =>
+  `/api/history/${encodeURIComponent(ticker)}?interval=${interval}&range=${historyRange(interval, preset)}`;
 
 /** The chart's box element, with a read-only look at what is drawn. */
 type ChartBox = HTMLDivElement & {
@@ -300,6 +304,8 @@ export function PriceChart({ ticker, interval, preset, token, client, live, mark
       const wrap = box.current?.parentElement;
       if (wrap && r) wrap.dataset.barsInView = String(Math.round(r.to - r.from));
     };
+    /** The preset's span back from the newest bar. */
+    const presetRange = () => presetView(list.map((b) => b.time), preset) ?? rangeFor(list.length, null);
     const drawAll = () => {
       p.candles.setData(list.map(candle));
       p.volume.setData(list.map(volumeBar));
@@ -324,7 +330,7 @@ export function PriceChart({ ticker, interval, preset, token, client, live, mark
     const usable = cached && cached.preset === preset;
     if (cached && list.length > 0) {
       ready = true;
-      p.chart.timeScale().setVisibleLogicalRange(usable ? rangeFor(list.length, cached.view) : (presetView(list.map((b) => b.time), preset) ?? rangeFor(list.length, null)));
+      p.chart.timeScale().setVisibleLogicalRange(usable ? rangeFor(list.length, cached.view) : presetRange());
     }
     legendRef.current(null);
     p.chart.timeScale().subscribeVisibleLogicalRangeChange(onRange);
@@ -339,15 +345,10 @@ export function PriceChart({ ticker, interval, preset, token, client, live, mark
 
     const ctl = new AbortController();
     const load = async () => {
-      let fresh: Bar[] = [];
+      let fresh: WireBar[] = [];
       let error: string | null = null;
       try {
-        const body = await getJson<{ bars: WireBar[] }>(
-          `/api/history/${encodeURIComponent(ticker)}?interval=${interval}&range=${historyRange(interval, preset)}`,
-          token,
-          ctl.signal,
-        );
-        fresh = body.bars.map(toBar);
+        fresh = (await getJson<{ bars: WireBar[] }>(historyPath(ticker, interval, preset), token, ctl.signal)).bars;
       } catch (e) {
         if (ctl.signal.aborted) return;
         error = e instanceof Error ? e.message : String(e);
@@ -355,14 +356,14 @@ export function PriceChart({ ticker, interval, preset, token, client, live, mark
       if (ctl.signal.aborted) return;
       // Where the user is looking, counted from the newest bar, survives the merge.
       const keep = usable ? viewOf(list.length, range) : null;
-      const merged = mergeBars(list, fresh);
-      list.splice(0, list.length, ...merged);
-      // The wire's bars are the newest word on the bars they hold.
+      // Fresh history over what was drawn (newer live bars kept), then the wire's bars: the
+      // newest word on the bars they hold.
+      series.apply(fresh);
       series.apply(client.bars(ticker, interval));
       drawAll();
       ready = true;
       if (list.length > 0 && (!cached || keep || !usable))
-        p.chart.timeScale().setVisibleLogicalRange(keep ? rangeFor(list.length, keep) : (presetView(list.map((b) => b.time), preset) ?? rangeFor(list.length, null)));
+        p.chart.timeScale().setVisibleLogicalRange(keep ? rangeFor(list.length, keep) : presetRange());
       legendRef.current(cursor.current);
       setStatus({ loading: false, error: error && list.length === 0 ? `No history: ${error}. Live bars only.` : error ? `History not refreshed: ${error}.` : null });
       setSummary(describe(ticker, interval, list, fmt.current.decimals, fmt.current.zone));
@@ -421,7 +422,7 @@ export function PriceChart({ ticker, interval, preset, token, client, live, mark
     });
     const release = live ? client.retain(compare, interval) : undefined;
     const ctl = new AbortController();
-    void getJson<{ bars: WireBar[] }>(`/api/history/${encodeURIComponent(compare)}?interval=${interval}&range=${historyRange(interval, preset)}`, token, ctl.signal)
+    void getJson<{ bars: WireBar[] }>(historyPath(compare, interval, preset), token, ctl.signal)
       .catch(() => ({ bars: [] as WireBar[] }))
       .then((body) => {
         if (ctl.signal.aborted) return;

@@ -1,6 +1,6 @@
 // The chart's memory per ticker and interval: the bars drawn and where the user was looking,
 // so switching back shows the same chart at once, zoom included, while a fresh history
-// request fills in what happened meanwhile. Bounded (least recently used goes first).
+// request fills in what happened meanwhile (laid over it by lib/candles.ts's BarList). Bounded (least recently used goes first).
 
 import type { Bar } from "./types";
 
@@ -49,20 +49,6 @@ export class ChartCache {
   get size(): number {
     return this.entries.size;
   }
-}
-
-/**
- * `base` with `fresh` laid over it by `time` (a fresh bar replaces the one with the same time),
- * oldest first. Bars of `base` newer than the last fresh one are kept: live ticks that arrived
- * while the history request was in flight.
- */
-export function mergeBars(base: Bar[], fresh: Bar[]): Bar[] {
-  if (fresh.length === 0) return base.slice();
-  if (base.length === 0) return fresh.slice();
-  const byTime = new Map<number, Bar>();
-  for (const b of base) byTime.set(b.time, b);
-  for (const b of fresh) byTime.set(b.time, b);
-  return [...byTime.values()].sort((a, b) => a.time - b.time);
 }
 
 /** The logical range to show for `n` bars: the saved view, or the newest `defaultBars`. */
