@@ -219,7 +219,7 @@ def publish_and_measure(
     windows = windows_from(sent["logs"], since_ms)
     # Everything published, to every reader: only reachable when all were subscribed from
     # the start (otherwise the drain ends on a quiet second).
-    _drain(lg, int(sent["sent"] * readers_per_ticker))
+    drain(lg, int(sent["sent"] * readers_per_ticker))
     stats = lg.collect(windows)
 
     start_ms = sent["started_at"] * 1000.0
@@ -256,15 +256,15 @@ def publish_and_measure(
     )
 
 
-def _drain(lg: LoadGen, wanted: int) -> None:
-    """Wait until `wanted` messages arrived, nothing arrived for QUIET_S, or DRAIN_MAX_S."""
+def drain(lg: LoadGen, wanted: int, *, max_s: float = DRAIN_MAX_S, poll_s: float = 0.1) -> None:
+    """Wait until `wanted` messages arrived, nothing arrived for QUIET_S, or `max_s`."""
     start = last_change = time.monotonic()
     seen = lg.progress()
     while seen < wanted:
         now = time.monotonic()
-        if now - last_change >= QUIET_S or now - start >= DRAIN_MAX_S:
+        if now - last_change >= QUIET_S or now - start >= max_s:
             return
-        time.sleep(0.1)
+        time.sleep(poll_s)
         current = lg.progress()
         if current != seen:
             seen, last_change = current, time.monotonic()

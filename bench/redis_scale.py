@@ -57,7 +57,7 @@ from stockfeed.testing.redis_topologies import ClusterTopology, have_redis_serve
 
 from bench import histogram, procstat
 from bench.loadgen import LoadGen, raise_nofile
-from bench.measure import QUIET_S, machine_busy_seconds
+from bench.measure import drain, machine_busy_seconds
 from bench.publisher import Quote, price_update
 from bench.tickers import TickerNames
 
@@ -379,19 +379,6 @@ class Window:
         )
 
 
-def drain(lg: LoadGen, wanted: int) -> None:
-    start = last_change = time.monotonic()
-    seen = lg.progress()
-    while seen < wanted:
-        now = time.monotonic()
-        if now - last_change >= QUIET_S or now - start >= DRAIN_MAX_S:
-            return
-        time.sleep(0.05)
-        current = lg.progress()
-        if current != seen:
-            seen, last_change = current, time.monotonic()
-
-
 def measure(
     dep: Deployment, lg: LoadGen, sinks: Sinks | None, args: argparse.Namespace, rng: random.Random
 ) -> Window:
@@ -406,7 +393,7 @@ def measure(
     busy0, _ = machine_busy_seconds()
     t0 = time.monotonic()
     result = dep.publish(args.rate, args.duration, rng, args.pipeline, args.flush_ms)
-    drain(lg, result["sent"] * fanout)
+    drain(lg, result["sent"] * fanout, max_s=DRAIN_MAX_S, poll_s=0.05)
     wall = time.monotonic() - t0
     busy1, _ = machine_busy_seconds()
     redis1 = {name: cpu([pid]) for name, pid in dep.redis_pids.items()}
