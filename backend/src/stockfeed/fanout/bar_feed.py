@@ -137,14 +137,22 @@ class BarFeed:
 
     async def attach(self, client: Connection, ticker: str, intervals: Sequence[str]) -> None:
         for interval in intervals:
-            if client.closed or ticker not in client.tickers:
-                return  # gone, or unsubscribed meanwhile: no book for it
-            book = self._book(ticker, interval)
-            while book.state is None and book.ready is not None:
-                await asyncio.shield(book.ready)
+            while True:
+                if client.closed or ticker not in client.tickers:
+                    return  # gone, or unsubscribed meanwhile: no book for it
+                # The current book: one whose build was cancelled (nobody waited for
+                # it) is gone from `books`, and this makes a new one.
+                book = self._book(ticker, interval)
+                if book.state is not None:
+                    break
+                book.waiters.add(client)
+                ready = book.ready
+                if ready is None or ready.done():
+                    self.rebuild(book)
+                    ready = book.ready
+                assert ready is not None
+                await asyncio.shield(ready)
             book.waiters.discard(client)
-            if client.closed or ticker not in client.tickers:
-                return  # gone, or unsubscribed meanwhile
             # A first `bars` is big (up to KEPT bars): wait for room after the last one.
             if client.backed_up() and not await client.writable():
                 return
