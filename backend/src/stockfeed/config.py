@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     fast_path: bool = True
     # A client whose socket stays full this long is closed with 4408.
     slow_client_timeout: float = Field(10.0, gt=0, le=3600)
+    # Bytes the server holds for one client, whatever the message (fanout/connections.py):
+    # past it, what cannot be conflated closes the client with 4408. Room for the biggest
+    # reply one request can cause (a subscribe with max_bar_streams of `bars`).
+    client_buffer_bytes: int = Field(1024 * 1024, ge=64 * 1024, le=2**30)
     client_messages_per_second: float = Field(20.0, gt=0)
     client_message_burst: int = Field(40, ge=1)
     max_subscriptions: int = Field(50, ge=1, le=10_000)
