@@ -25,7 +25,7 @@ def test_ipv6_clients_are_keyed_by_their_network() -> None:
     assert client_key("2001:db8:1:2:ffff:ffff:ffff:ffff") == "2001:db8:1:2::/64"
     assert client_key("2001:db8:1:3::1") == "2001:db8:1:3::/64"
     assert client_key("2001:db8:1:3::1", 48) == "2001:db8:1::/48"
-    assert client_key("2001:db8::1", 128) == "2001:db8::1/128"
+    assert client_key("2001:db8::1", 128) == "2001:db8::1"
     # An IPv4 client on a dual-stack socket is its IPv4 address, not "::/64" with everyone.
     assert client_key("::ffff:198.51.100.4") == "198.51.100.4"
     assert client_key("not an address") == "not an address"
