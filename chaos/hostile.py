@@ -9,6 +9,8 @@
 - churn: three connections subscribe and unsubscribe the good client's own tickers, as
   fast as the message rate allows (19 messages/s each), 8 s.
 - many-conns: 1,000 WebSocket connections from one IP, each retrying once a second, 8 s.
+- scrape-flood, forwarded-exempt, year-history, dns-rebinding: client identity, health and
+  metrics exposure, REST costs and Host names (chaos/hostile_exposure.py).
 
 The attackers connect from 127.0.0.2, the well-behaved client (chaos/watcher.py, a process
 of its own) from 127.0.0.1. Loopback 127.0.0.1 is exempt from the per-IP limits by default
@@ -52,6 +54,7 @@ from bench.procstat import cpu_seconds, rss_bytes
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from chaos.hostile_exposure import EXPOSURE_ATTACKS
 from chaos.procs import ROOT, ServerProc, free_port
 
 if TYPE_CHECKING:
@@ -572,6 +575,7 @@ ATTACKS: list[tuple[str, Attack, bool]] = [  # (name, attack, the floods' accept
     ("slowloris", slowloris, False),
     ("churn", churn, False),
     ("many-conns", many_connections, False),
+    *EXPOSURE_ATTACKS,  # identity, exposure, REST costs, Host names: chaos/hostile_exposure.py
 ]
 
 

@@ -9,7 +9,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from stockfeed.api.answer_cache import AnswerCache, Fill
+from stockfeed.api.answer_cache import AnswerCaches, Fill
+from stockfeed.api.render_cache import RenderCache
 from stockfeed.api.rest_limits import RestRateLimiter
 from stockfeed.broker import Broker
 from stockfeed.config import Settings
@@ -59,9 +60,11 @@ class Services:
     owner: str
     watchlist: list[str]
     # REST budgets (api/answer_cache.py, api/rest_limits.py, sources/budget.py).
-    answers: AnswerCache
+    answers: AnswerCaches
     rest_limits: RestRateLimiter
     upstream: ClientBudget
+    # /api/ws/health and /metrics bodies, reused for a second (api/status_view.py).
+    renders: RenderCache = field(default_factory=RenderCache)
     started: float = field(default_factory=time.time)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _graceful: GracefulShutdown | None = None
@@ -121,7 +124,7 @@ class Services:
             updater,
             owner,
             watchlist,
-            answers=AnswerCache(settings.rest_cache_bytes),
+            answers=AnswerCaches(settings.rest_cache_bytes),
             rest_limits=RestRateLimiter(settings),
             upstream=upstream,
         )

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
+from stockfeed.admission.auth import Principal
 from stockfeed.api.deps import api_error, authorized, services, ticker_list_param, ticker_param
 from stockfeed.api.openapi import API_ERRORS, TICKERS_QUERY, error_responses
 from stockfeed.protocol.codes import ErrorCode
@@ -109,6 +110,13 @@ async def get_quotes(
     summary="The default watchlist and the tickers being streamed",
     responses=error_responses(*API_ERRORS),
 )
-async def get_tickers(svc: Services = Depends(services)) -> dict[str, list[str]]:
+async def get_tickers(
+    svc: Services = Depends(services), principal: Principal | None = Depends(authorized)
+) -> dict[str, list[str]]:
     active = sorted(set(svc.hub.subscribers) | set(svc.hub.latest))
-    return {"watchlist": list(svc.watchlist), "active": active}
+    watchlist = list(svc.watchlist)
+    if principal is not None and principal.tickers is not None:
+        # A token limited to some tickers learns of those only.
+        active = [t for t in active if principal.may(t)]
+        watchlist = [t for t in watchlist if principal.may(t)]
+    return {"watchlist": watchlist, "active": active}
