@@ -5,7 +5,7 @@
 // per bar or per mouse move.
 
 import { useEffect, useId, useMemo, useRef, useState, type ReactNode } from "react";
-import type { StockfeedClient } from "@stockfeed/client";
+import { useStockfeed } from "@stockfeed/client/react";
 import type { Interval } from "../lib/candles";
 import { intervalLabel } from "../lib/chart/axis";
 import { ChartController, type ChartProbe, type ChartState } from "../lib/chart/ChartController";
@@ -21,8 +21,6 @@ interface Props {
   /** How far back the chart looks (lib/ranges.ts). */
   preset: RangePreset;
   token: string | null;
-  /** The page's client: the chart holds its ticker's bars through it. */
-  client: StockfeedClient;
   /** False while the page is paused: no bars wanted, the candles stay as they are. */
   live: boolean;
   /** The ticker's market (XNYS bars are shaded by session). */
@@ -40,7 +38,9 @@ interface Props {
 /** The chart's box element, with a read-only look at what is drawn (the browser tests). */
 type ChartBox = HTMLDivElement & { stockfeedChart?: ChartProbe };
 
-export function PriceChart({ ticker, interval, preset, token, client, live, market, compare, decimals, prevClose, zone, children }: Props) {
+export function PriceChart({ ticker, interval, preset, token, live, market, compare, decimals, prevClose, zone, children }: Props) {
+  // The page's client: the chart holds its ticker's bars through it.
+  const client = useStockfeed();
   const box = useRef<ChartBox>(null);
   const legend = useRef<HTMLDivElement>(null);
   const chart = useRef<ChartController | null>(null);
