@@ -340,7 +340,16 @@ class QueuedConnection(Connection):
     `send_text`, for any ASGI server. Items are (key, text): key is the ticker for a
     price update, the message's key for a keyed message, None otherwise."""
 
-    __slots__ = ("_bytes", "_drained", "_last_progress", "_queue", "_wake", "_writer", "queue_size")
+    __slots__ = (
+        "_bytes",
+        "_drained",
+        "_last_progress",
+        "_queue",
+        "_sending",
+        "_wake",
+        "_writer",
+        "queue_size",
+    )
 
     def __init__(
         self,
@@ -358,6 +367,7 @@ class QueuedConnection(Connection):
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._last_progress = time.monotonic()
+        self._sending = False  # the writer waits in send_text: the client has not taken it
         self._writer: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -373,7 +383,7 @@ class QueuedConnection(Connection):
         return len(self._queue) >= self.queue_size or self._bytes > BACKED_UP_BYTES
 
     def stalled_since(self) -> float | None:
-        return self._last_progress if self._queue else None
+        return self._last_progress if self._queue or self._sending else None
 
     def _append(self, key: str | None, text: str) -> None:
         if not self._queue:
@@ -478,7 +488,9 @@ class QueuedConnection(Connection):
                 self._drained.clear()
                 _, text = self._queue.popleft()
                 self._bytes -= len(text)
+                self._sending = True
                 await self.websocket.send_text(text)
+                self._sending = False
                 self._last_progress = time.monotonic()
                 if self._writable is not None and not self.backed_up():
                     self._wake_writers()

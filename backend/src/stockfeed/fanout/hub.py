@@ -501,15 +501,15 @@ class Hub:
     async def hold_unwatched(self, ticker: str) -> bool:
         """Produce and relay a ticker no client of this process holds (a REST client's
         first look at it): held like one whose last client just left, so it counts in
-        `max_tickers`, lingers `linger_min` and is the first to make room. False when
-        the process has no room for it."""
+        `max_tickers`, lingers `linger_min` and is the first to make room for a
+        subscriber. False when the process has no free room (a look evicts nothing)."""
         subs = self.subscribers.get(ticker)
         if subs is not None and ticker not in self._evicting:
             if not subs and ticker not in self._linger_until:
                 self._start_linger(ticker, self.linger_min)  # its linger was just over
             return True
-        if not self._make_room(ticker):
-            return False
+        if len(self.subscribers) - len(self._evicting) >= self.max_tickers:
+            return False  # only free room: a look must not push out a client's ticker
         self._evicting.discard(ticker)
         if subs is None:
             self.subscribers[ticker] = set()
