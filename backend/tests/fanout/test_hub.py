@@ -548,3 +548,24 @@ async def test_session_lets_go_of_everything(hub: Hub) -> None:
     assert client.tickers == set()
     assert hub.subscriber_counts() == {} and hub.lingering() == 2
     assert hub.slow_closed == 1
+
+
+async def test_every_subscriber_gets_the_stored_snapshot_while_nothing_is_relayed(
+    store: ControlledStore,
+) -> None:
+    """A closed market relays nothing: the second and later subscribers of a ticker get
+    the stored last quote as their snapshot too, not only the first."""
+    hub = await make_hub(store)
+    try:
+        await store.put_quote(T, update(T, 41, price=254.5), 3600)
+        first, second, third = RecordingConnection(), RecordingConnection(), RecordingConnection()
+        assert await hub.subscribe(first, T)
+        assert await hub.subscribe(second, T)
+        await hub.unsubscribe(first, T)
+        assert await hub.subscribe(third, T)
+        for client in (first, second, third):
+            assert client.stream(T) == [("snapshot", 41)]
+        await publish(hub, T, 42)  # the next relayed update follows on, no gap
+        assert second.stream(T) == [("snapshot", 41), ("price_update", 42)]
+    finally:
+        await _teardown(hub)

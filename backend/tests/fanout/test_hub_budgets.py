@@ -87,7 +87,9 @@ async def test_a_resume_replay_waits_for_the_client_to_drain() -> None:
         sink = _Transport()
         client = SinkConnection(FakeWebSocket(), sink, stuck_timeout=60.0)  # type: ignore[arg-type]
         sink.pause()  # the resuming client is not reading
-        task = asyncio.create_task(hub.subscribe(client, "AAPL", ResumePoint(0, hub.epoch_for("AAPL"))))
+        task = asyncio.create_task(
+            hub.subscribe(client, "AAPL", ResumePoint(0, hub.epoch_for("AAPL")))
+        )
         await asyncio.sleep(0.05)
         assert not task.done()
         replayed = [m for m in sink.messages() if m["type"] == "price_update"]

@@ -79,7 +79,9 @@ async def test_sink_keyed_messages_are_replaced_while_backed_up_not_counted_twic
         conn.send_frame(protocol.heartbeat(), None, HEARTBEAT_KEY)
     bar = '{"time":60,"open":1,"high":1,"low":1,"close":1,"volume":null,"final":false}'
     for close in (1, 2, 3):
-        text = protocol.messages.bar("AAPL", "1m", close, bar.replace('"close":1', f'"close":{close}'))
+        text = protocol.messages.bar(
+            "AAPL", "1m", close, bar.replace('"close":1', f'"close":{close}')
+        )
         conn.send_frame(text, frame_of(text), bar_key("AAPL", "1m", bar))
     assert not conn.closed
     assert conn.backlog()[0] == 3  # one per key
@@ -131,7 +133,9 @@ async def test_queued_keyed_messages_are_replaced_while_backed_up() -> None:
             offer(conn, "AAPL" if seq % 2 else "MSFT", seq)
         assert conn.backed_up()
         for i in range(50):
-            conn.send_frame(protocol.dumps({"type": "market_status", "i": i}), None, status_key("X"))
+            conn.send_frame(
+                protocol.dumps({"type": "market_status", "i": i}), None, status_key("X")
+            )
         assert conn.backlog()[0] == 5 and not conn.closed
         ws.gate.set()
         await until(lambda: len(ws.sent) == 6)
@@ -220,4 +224,3 @@ async def test_sink_pings_count_against_the_message_rate() -> None:
 def test_bar_key_names_the_bar_by_its_time() -> None:
     bar = json.dumps({"time": 1764100800, "open": 1}, separators=(",", ":"))
     assert bar_key("AAPL", "5m", bar) == "bar:AAPL:5m:1764100800"
-

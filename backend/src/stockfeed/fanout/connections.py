@@ -240,16 +240,19 @@ class Connection(abc.ABC):
         size = len(frame) if frame is not None else len(text) + 4
         held = self.held_bytes()
         if held + size > self.budget:
-            log.warning(
-                "client %s holds %d bytes, budget %d: closing 4408",
-                self.remote,
-                held,
-                self.budget,
-                extra={"conn": self.id},
-            )
-            self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
+            self._over_budget(held + size)
             return
         self._write(text, frame)
+
+    def _over_budget(self, held: int) -> None:
+        log.warning(
+            "client %s would hold %d bytes, budget %d: closing 4408",
+            self.remote,
+            held,
+            self.budget,
+            extra={"conn": self.id},
+        )
+        self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
 
     async def writable(self) -> bool:
         """Wait until the client's writes are no longer backed up. False: it is closed
@@ -288,7 +291,8 @@ class Connection(abc.ABC):
 
     @abc.abstractmethod
     def _keep_newest(self, key: str, text: str, frame: bytes | None) -> None:
-        """A keyed message while backed up: replaces an earlier one of the same key."""
+        """A keyed message while backed up: replaces an earlier one of the same key (a
+        new key past the budget closes the client)."""
 
     def start(self) -> None:  # noqa: B027 - optional hook
         pass
@@ -399,6 +403,8 @@ class QueuedConnection(Connection):
             if self.closed:
                 return
         self._append(ticker, raw)
+        if self._bytes > self.budget:
+            self._over_budget(self._bytes)
 
     def _write(self, text: str, frame: bytes | None) -> None:
         self._append(None, text)
@@ -406,6 +412,8 @@ class QueuedConnection(Connection):
     def _keep_newest(self, key: str, text: str, frame: bytes | None) -> None:
         self._drop(lambda item: item[0] == key)
         self._append(key, text)
+        if self._bytes > self.budget:
+            self._over_budget(self._bytes)
 
     def _drop(self, match: Callable[[tuple[str | None, str]], bool]) -> int:
         kept: deque[tuple[str | None, str]] = deque()

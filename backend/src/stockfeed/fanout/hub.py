@@ -620,11 +620,16 @@ class Hub:
         best: dict[str, Any] | None = local.update if local else None
         if stored is not None:
             try:
-                _, _, update = protocol.read_update(stored.raw)
+                _, seq, update = protocol.read_update(stored.raw)
             except protocol.BadUpdate:
                 update = None
             if update is not None and (local is None or _newer(update, local.update)):
                 best = update
+                if ticker in self.subscribers:
+                    # Kept as the latest: the store is not asked again (_store_checked),
+                    # and a closed market relays nothing, so without it every later
+                    # subscriber would get no snapshot at all.
+                    self.latest[ticker] = Latest(seq, update, time.time())
         if best is None:
             return None
         ts = best.get("timestamp")

@@ -30,6 +30,11 @@ if TYPE_CHECKING:
     from stockfeed.server.fast_websocket import Sink
 
 
+# Pending reply bytes past which they are handed to the transport at once (its high-water
+# mark: fast_websocket.py WRITE_HIGH).
+FLUSH_AT = 64 * 1024
+
+
 class _Newest:
     """What waits for a paused transport under one key: a ticker's newest update (and
     how many it replaced), or a keyed message's newest version."""
@@ -107,7 +112,14 @@ class SinkConnection(Connection):
         self._hold(ticker, frame, update=True)
 
     def _write(self, text: str, frame: bytes | None) -> None:
-        self.sink.write(frame if frame is not None else text_frame(text.encode()))
+        sink = self.sink
+        sink.write(frame if frame is not None else text_frame(text.encode()))
+        if not sink.paused and sink.held_bytes() > FLUSH_AT:
+            # A burst of replies (a subscribe's snapshots and bars) goes to the transport
+            # at once rather than at the end of the loop turn: past its high-water mark
+            # it pauses, and the updates that follow in the same turn are conflated
+            # instead of piling up behind the burst.
+            sink.flush()
 
     def _keep_newest(self, key: str, text: str, frame: bytes | None) -> None:
         self._hold(key, frame if frame is not None else text_frame(text.encode()), update=False)
@@ -123,7 +135,13 @@ class SinkConnection(Connection):
             return
         held = conflating.pop(key, None)
         item = conflating[key] = _Newest(frame, update)  # newest last: drained in order
-        if held is not None and update:
+        if held is None:
+            # One more key held: its newest is all that can be kept of it, and past the
+            # budget even that is too much.
+            total = self.held_bytes()
+            if total > self.budget:
+                self._over_budget(total)
+        elif update:
             item.dropped = held.dropped + 1
             self.conflated += 1
 
