@@ -70,7 +70,11 @@ def test_day_figures_from_a_documented_summary_and_later_trades_widen_the_range(
 def test_a_rolling_24h_volume_is_never_the_day_volume() -> None:
     view = LastPriceView()
     view.apply(COINBASE, trade("21932.98", ticker="BTC-USD"))
-    tick = view.apply(COINBASE, Summary("BTC-USD", T0, volume_24h=Decimal("16038.28770938")))
+    # Alone it is no news (it rides along with the next trade): nothing to publish.
+    assert (
+        view.apply(COINBASE, Summary("BTC-USD", T0, volume_24h=Decimal("16038.28770938"))) is None
+    )
+    tick = view.apply(COINBASE, trade("21933.00", T0 + 1, ticker="BTC-USD"))
     assert tick is not None
     assert tick.volume is None and tick.volume_24h == 16038.28770938
 

@@ -252,6 +252,8 @@ class LastPriceView:
 
 
 def _same(a: Tick, b: Tick) -> bool:
+    """Whether two updates show the same thing. A rolling 24 h volume alone is no news:
+    it rides along with the next trade (Coinbase's ticker follows every trade anyway)."""
     return (
         a.price,
         a.market_time,
@@ -260,16 +262,5 @@ def _same(a: Tick, b: Tick) -> bool:
         a.high,
         a.low,
         a.prev_close,
-        a.volume_24h,
         a.source,
-    ) == (
-        b.price,
-        b.market_time,
-        b.volume,
-        b.open,
-        b.high,
-        b.low,
-        b.prev_close,
-        b.volume_24h,
-        b.source,
-    )
+    ) == (b.price, b.market_time, b.volume, b.open, b.high, b.low, b.prev_close, b.source)

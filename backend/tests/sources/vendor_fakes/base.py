@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,6 +25,11 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+
+# The fake's own socket logger: quiet, so that a test reading the logs for a key reads
+# what stockfeed logged, not the fake vendor's record of the requests it was sent.
+_fake_log = logging.getLogger("vendor_fakes")
+_fake_log.setLevel(logging.INFO)
 
 RestHandler = Callable[[dict[str, list[str]], Headers], tuple[int, Any]]
 
@@ -52,6 +58,7 @@ class FakeVendor:
             process_request=self._http,
             ping_interval=None,
             compression=None,
+            logger=_fake_log,
         )
         self.port = next(iter(self.server.sockets)).getsockname()[1]
         return self

@@ -47,6 +47,10 @@ from stockfeed.sources.vendors.errors import Capacity, FatalConfig, Transient, V
 from stockfeed.sources.vendors.http import USER_AGENT
 
 log = logging.getLogger(__name__)
+# The sockets' own logger (websockets logs every frame at DEBUG, an auth message with its
+# key included): held at INFO whatever --log-level says, so a key never reaches a log.
+_wire_log = logging.getLogger("stockfeed.sources.vendors.wire")
+_wire_log.setLevel(logging.INFO)
 
 # Seconds a handshake (connect, upgrade, auth) may take before it counts as failed.
 OPEN_TIMEOUT = 10.0
@@ -132,6 +136,7 @@ class VendorConnection:
         self.mute_after = mute_after
         self.backoff = backoff or Backoff(initial=1.0, maximum=60.0)
         self.check_interval = check_interval
+        self.capacity_wait = CAPACITY_WAIT
         self._monotonic = monotonic
         self._sleep = sleep
         self.state: ConnState = "idle"
@@ -217,7 +222,7 @@ class VendorConnection:
                 return
             except Capacity as exc:
                 self.last_error = exc.message
-                delay = max(CAPACITY_WAIT, self.backoff.next_delay())
+                delay = max(self.capacity_wait, self.backoff.next_delay())
                 log.warning(
                     "%s: %s; waiting %.0f s for the one connection", self.dialect.label, exc, delay
                 )
@@ -286,6 +291,7 @@ class VendorConnection:
             close_timeout=2,
             max_size=MAX_FRAME,
             max_queue=64,
+            logger=_wire_log,
         ) as ws:
             self._ws = ws
             self._mute = False

@@ -27,9 +27,17 @@ from decimal import Decimal
 from typing import TypeVar
 
 from stockfeed.models import Bar
-from stockfeed.sources.base import Emit, Source, SourceError, UnknownTicker, Wanted
+from stockfeed.sources.base import (
+    Deliver,
+    Emit,
+    Provenance,
+    Source,
+    SourceError,
+    UnknownTicker,
+    Wanted,
+)
 from stockfeed.sources.budget import ClientBudget
-from stockfeed.sources.events import SourceState, Summary
+from stockfeed.sources.events import Event, SourceState, Summary
 from stockfeed.sources.last_price import day_key
 from stockfeed.sources.symbols import Directory, Listing, SymbolInfo
 from stockfeed.sources.vendors.connection import VendorConnection
@@ -78,13 +86,31 @@ class VendorSource(Source):
 
     # -- the stream ----------------------------------------------------------------------
 
+    def provenance_of(self, conn: VendorConnection) -> Provenance:
+        """Where a connection's events come from (a plugin with endpoints of different
+        feeds says so per endpoint: Alpaca's crypto is not its stock feed)."""
+        return self.provenance
+
     async def stream(self, wanted: Wanted, emit: Emit) -> None:
-        self._emit = emit
+        async def deliver(_: Provenance, event: Event) -> None:
+            await emit(event)
+
+        await self.run(wanted, deliver)
+
+    async def run(self, wanted: Wanted, deliver: Deliver) -> None:
+        own = self.provenance
+
+        async def emit_own(event: Event) -> None:
+            await deliver(own, event)
+
+        self._emit = emit_own
         try:
             async with asyncio.TaskGroup() as tasks:
                 for conn in self.connections:
-                    tasks.create_task(conn.run(wanted, emit, self._changed))
-                tasks.create_task(self._prev_closes(wanted, emit))
+                    tasks.create_task(
+                        conn.run(wanted, _emitter(deliver, self.provenance_of(conn)), self._changed)
+                    )
+                tasks.create_task(self._prev_closes(wanted, deliver))
                 tasks.create_task(self._fatal_watch())
         except* _AllFailed:
             pass  # reported: every endpoint hit a fatal error; the stream ends
@@ -135,12 +161,13 @@ class VendorSource(Source):
     def describe_state(self) -> dict[str, object]:
         return {"endpoints": [c.describe() for c in self.connections]}
 
-    async def _prev_closes(self, wanted: Wanted, emit: Emit) -> None:
+    async def _prev_closes(self, wanted: Wanted, deliver: Deliver) -> None:
         """The previous close of each wanted ticker, once per ticker and session."""
         while True:
             now = time.time()
             for ticker in sorted(wanted()):
-                if not any(c.dialect.serves(ticker) for c in self.connections):
+                conn = next((c for c in self.connections if c.dialect.serves(ticker)), None)
+                if conn is None:
                     continue
                 day = day_key(ticker, now)
                 if self._prev_close_day.get(ticker) == day:
@@ -155,7 +182,8 @@ class VendorSource(Source):
                     close = None
                 self._prev_close_day[ticker] = day  # one try per session, found or not
                 if close is not None:
-                    await emit(Summary(ticker, time.time_ns(), prev_close=close))
+                    summary = Summary(ticker, time.time_ns(), prev_close=close)
+                    await deliver(self.provenance_of(conn), summary)
                 await asyncio.sleep(PREV_CLOSE_SPACING)
             await asyncio.sleep(5.0)
 
@@ -228,6 +256,13 @@ class VendorSource(Source):
             with contextlib.suppress(BaseException):
                 await self._directory_task
         self.client_budget.close()
+
+
+def _emitter(deliver: Deliver, provenance: Provenance) -> Emit:
+    async def emit(event: Event) -> None:
+        await deliver(provenance, event)
+
+    return emit
 
 
 class _AllFailed(Exception):
