@@ -10,17 +10,21 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from vendor_fakes.alpaca import FakeAlpaca
 from vendor_fakes.base import eventually
 from vendor_fakes.coinbase import FakeCoinbase
 from websockets.asyncio.client import ClientConnection, connect
 from wsutil import recv_json
 
 pytestmark = pytest.mark.process
+NEW_YORK = ZoneInfo("America/New_York")
 
 V1_FIELDS = [
     "price",
@@ -182,3 +186,142 @@ async def test_coinbase_snapshots_carry_the_provenance(
     assert snap["type"] == "snapshot"
     assert (snap["data"]["source"], snap["data"]["delayed"]) == ("coinbase", 0)
     assert Decimal(str(snap["data"]["price"])) > 0
+
+
+# -- Alpaca -------------------------------------------------------------------------------
+
+KEY_ENV = {"APCA_API_KEY_ID": "PKTEST", "APCA_API_SECRET_KEY": "s3cret"}
+
+
+@pytest.fixture
+async def alpaca() -> AsyncIterator[FakeAlpaca]:
+    fake = await FakeAlpaca(feeds=("iex", "test")).start()
+    yield fake
+    await fake.stop()
+
+
+def alpaca_env(fake: FakeAlpaca, feed: str = "iex") -> dict[str, str]:
+    return {
+        **KEY_ENV,
+        "STOCKFEED_ALPACA_URL": f"{fake.ws_url}/v2/{feed}",
+        "STOCKFEED_ALPACA_CRYPTO_URL": f"{fake.ws_url}/v1beta3/crypto/us",
+        "STOCKFEED_ALPACA_REST_URL": fake.http_url,
+        "STOCKFEED_ALPACA_TRADING_URL": fake.http_url,
+    }
+
+
+async def test_alpaca_streams_in_the_v1_protocol_and_its_bars_agree_with_the_wire(
+    start_server: Any, alpaca: FakeAlpaca
+) -> None:
+    server = await serve(
+        start_server, "--source", "alpaca", "--tickers", "AAPL", env=alpaca_env(alpaca)
+    )
+    minute = (time.time_ns() // 60_000_000_000 - 4) * 60
+    day = int(
+        datetime.fromtimestamp(minute, NEW_YORK).replace(hour=0, minute=0, second=0).timestamp()
+    )
+    prices = {
+        0: ["126.55", "126.80", "126.40", "126.61"],
+        1: ["126.70", "126.05", "127.20", "126.99"],
+    }
+    async with connect(server.ws + "/ws") as ws:
+        await ws.send(json.dumps({"action": "subscribe", "tickers": ["AAPL"], "bars": ["1m"]}))
+        feed = Feed(ws)
+        await eventually(lambda: alpaca.subscribed("trades", "iex") == {"AAPL"}, timeout=30)
+        for m, row in prices.items():
+            start = minute + 60 * m
+            for i, price in enumerate(row):
+                await alpaca.trade(
+                    "AAPL", price, str(100 * (i + 1)), at_ns=(start + 10 * i + 5) * 10**9
+                )
+            # Right after each minute, as Alpaca sends them: its bar, then the day so far.
+            await alpaca.minute_bar("AAPL", start)
+            await alpaca.daily_bar("AAPL", day)
+        await alpaca.trade("AAPL", "127.01", "50", at_ns=(minute + 125) * 10**9)
+        await eventually(lambda: len(feed.bars("AAPL")) >= 3, timeout=30)
+        await eventually(
+            lambda: feed.quotes("AAPL") and feed.quotes("AAPL")[-1]["data"]["price"] == 127.01
+        )
+        feed.task.cancel()
+    quotes = feed.quotes("AAPL")
+    check_seqs(quotes)
+    for msg in quotes:
+        data = msg["data"]
+        assert list(data)[: len(V1_FIELDS)] == V1_FIELDS
+        assert (data["source"], data["feed"], data["delayed"]) == ("alpaca", "iex", 0)
+    last = quotes[-1]["data"]
+    assert last["volume"] == 2000, "the daily bar's cumulative volume (1000 + 1000)"
+    assert (last["open"], last["high"], last["low"]) == (126.55, 127.2, 126.05)
+    wire = feed.bars("AAPL")
+    for m in (0, 1):
+        start = minute + 60 * m
+        vendor = alpaca.bar_of("AAPL", start, 60)
+        assert vendor is not None
+        bar = wire[start]
+        assert bar["final"] is True
+        assert (bar["open"], bar["high"], bar["low"], bar["close"]) == (
+            vendor["o"],
+            vendor["h"],
+            vendor["l"],
+            vendor["c"],
+        )
+    # The second minute's volume is the daily bar's growth: the vendor's minute volume.
+    assert wire[minute + 60]["volume"] == alpaca.bar_of("AAPL", minute + 60, 60)["v"] == 1000  # type: ignore[index]
+    async with httpx.AsyncClient(base_url=server.base) as http:
+        history = (await http.get("/api/history/AAPL?interval=1m&range=1d")).json()
+        symbols = (await http.get("/api/symbols?q=berkshire")).json()
+    rest = {b["time"]: b for b in history["bars"]}
+    assert rest[minute + 60]["close"] == wire[minute + 60]["close"]
+    assert [(s["symbol"], s["exchange"]) for s in symbols["symbols"]] == [("BRK-B", "NYSE")]
+    assert alpaca.connections == 1 and len(alpaca.authenticated()) == 1
+
+
+async def test_two_processes_one_vendor_connection_handed_over_when_the_leader_dies(
+    start_server: Any, alpaca: FakeAlpaca, redis_url: str
+) -> None:
+    args = ("--source", "alpaca", "--tickers", "AAPL", "--broker", redis_url, "--leader-ttl", "1")
+    a = await serve(start_server, *args, env=alpaca_env(alpaca))
+    b = await serve(start_server, *args, env=alpaca_env(alpaca))
+    await eventually(lambda: alpaca.subscribed("trades", "iex") == {"AAPL"}, timeout=30)
+    feeds = []
+    sockets = []
+    for server in (a, b):
+        ws = await connect(server.ws + "/ws")
+        await ws.send(json.dumps({"action": "subscribe", "tickers": ["AAPL"]}))
+        sockets.append(ws)
+        feeds.append(Feed(ws))
+    try:
+        for feed in feeds:
+            await eventually(lambda feed=feed: feed.of("subscribed"), timeout=20)
+        for i in range(20):
+            await alpaca.trade("AAPL", f"{130 + i / 100:.2f}")
+            await asyncio.sleep(0.02)
+        for feed in feeds:
+            await eventually(
+                lambda feed=feed: len(feed.of("price_update", "AAPL")) >= 20, timeout=20
+            )
+        assert alpaca.connections == 1 and alpaca.max_open == 1, "one socket per key"
+        for feed in feeds:  # both processes' clients got every update, in order
+            check_seqs(feed.quotes("AAPL"))
+        leader = a if a.health()["updater"]["is_leader"] else b
+        other = b if leader is a else a
+        survivor = feeds[1] if leader is a else feeds[0]
+        leader.kill()
+        await eventually(lambda: alpaca.connections == 2, timeout=30)
+        await eventually(lambda: alpaca.subscribed("trades", "iex") == {"AAPL"}, timeout=30)
+        assert alpaca.max_open == 1, "never two at once"
+        assert other.health()["updater"]["is_leader"] is True
+        before = len(survivor.of("price_update", "AAPL"))
+        for i in range(10):
+            await alpaca.trade("AAPL", f"{140 + i / 100:.2f}")
+            await asyncio.sleep(0.02)
+        await eventually(
+            lambda: len(survivor.of("price_update", "AAPL")) >= before + 10, timeout=20
+        )
+        check_seqs(survivor.quotes("AAPL"))
+        assert survivor.quotes("AAPL")[-1]["data"]["price"] == 140.09
+    finally:
+        for feed in feeds:
+            feed.task.cancel()
+        for ws in sockets:
+            await ws.close()
