@@ -12,11 +12,13 @@ import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from conftest import IN_CI
 from vendor_fakes.alpaca import FakeAlpaca
 from vendor_fakes.base import eventually
 from vendor_fakes.coinbase import FakeCoinbase
@@ -325,3 +327,121 @@ async def test_two_processes_one_vendor_connection_handed_over_when_the_leader_d
             feed.task.cancel()
         for ws in sockets:
             await ws.close()
+
+
+# -- failover, in a server process ---------------------------------------------------------
+
+
+async def test_a_failover_run_loses_no_update_silently_and_says_where_each_came_from(
+    start_server: Any, alpaca: FakeAlpaca, coinbase: FakeCoinbase
+) -> None:
+    env = {
+        **alpaca_env(alpaca),
+        **coinbase_env(coinbase),
+        "STOCKFEED_SOURCE_MUTE_AFTER": "1",
+        "STOCKFEED_SOURCE_FAIL_BACK_AFTER": "1",
+        "STOCKFEED_SOURCE_RECONNECT_MAX": "1",
+    }
+    server = await serve(
+        start_server, "--source", "alpaca,coinbase", "--tickers", "BTC-USD", env=env
+    )
+    stop = asyncio.Event()
+
+    async def pump() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            if alpaca.server is not None:
+                await alpaca.trade("BTC/USD", f"{50000 + i % 40}.5", "0.01")
+            await coinbase.trade("BTC-USD", f"{60000 + i % 40}.25", "0.02")
+            await asyncio.sleep(0.05)
+
+    trading = asyncio.create_task(pump())
+    try:
+        async with connect(server.ws + "/ws") as ws:
+            await ws.send(json.dumps({"action": "subscribe", "tickers": ["BTC-USD"]}))
+            feed = Feed(ws)
+
+            def sources() -> list[str]:
+                return [m["data"]["source"] for m in feed.quotes("BTC-USD")]
+
+            await eventually(lambda: sources()[-5:] == ["alpaca"] * 5, timeout=30)
+            port = alpaca.port
+            await alpaca.stop()  # the first source killed mid-session
+            await eventually(lambda: sources()[-5:] == ["coinbase"] * 5, timeout=30)
+            health = server.health()["source"]
+            assert health["failed_over"] == {"BTC-USD": "coinbase"}
+            await alpaca.start(port)  # and restored
+            await eventually(lambda: sources()[-5:] == ["alpaca"] * 5, timeout=30)
+            feed.task.cancel()
+    finally:
+        stop.set()
+        await trading
+    quotes = feed.quotes("BTC-USD")
+    check_seqs(quotes)
+    runs = [s for i, s in enumerate(sources()) if i == 0 or sources()[i - 1] != s]
+    assert runs == ["alpaca", "coinbase", "alpaca"]
+    for msg in quotes:
+        price, source = msg["data"]["price"], msg["data"]["source"]
+        assert (price < 51000) == (source == "alpaca"), "each price is its own source's"
+    status = server.health()["source"]
+    assert status["switches"] == 2 and status["gaps"]["total"] >= 1
+
+
+# -- market hours: a server on a fixed clock (Debian's faketime) ----------------------------
+
+FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+
+
+def faketime_env(moment: str) -> dict[str, str]:
+    """The server's clock starts at `moment` (UTC) and runs on. FAKETIME_DONT_FAKE_MONOTONIC
+    is not set: with libfaketime 0.9.10 it makes every time.sleep fail (EINVAL from an
+    absolute clock_nanosleep); the monotonic clock moves in step instead."""
+    if not FAKETIME_LIB.exists():
+        if IN_CI:
+            pytest.fail("faketime is required under CI (.ci/run installs it)")
+        pytest.skip("no faketime (apt-get install faketime)")
+    return {"LD_PRELOAD": str(FAKETIME_LIB), "FAKETIME": f"@{moment}", "TZ": "UTC"}
+
+
+@pytest.mark.parametrize(
+    ("moment", "is_open"),
+    [
+        ("2026-12-08 03:00:00", False),  # Monday 22:00 in New York: night
+        ("2026-12-08 13:00:00", False),  # Tuesday 08:00: pre-market
+        ("2026-12-25 15:30:00", False),  # Christmas, a Friday: a holiday
+        ("2026-12-08 15:30:00", True),  # Tuesday 10:30: the regular session
+    ],
+    ids=["night", "pre-market", "holiday", "regular"],
+)
+async def test_silence_fails_a_stock_over_only_while_its_market_is_open(
+    start_server: Any, alpaca: FakeAlpaca, moment: str, is_open: bool
+) -> None:
+    env = {
+        **alpaca_env(alpaca),
+        **faketime_env(moment),
+        "STOCKFEED_SOURCE_MUTE_AFTER": "1",
+        "STOCKFEED_SIM_MARKET_HOURS": "true",
+    }
+    server = await serve(start_server, "--source", "alpaca,sim", "--tickers", "AAPL", env=env)
+    await eventually(lambda: alpaca.subscribed("trades", "iex") == {"AAPL"}, timeout=30)
+    # Alpaca sends nothing for AAPL: normal at night, on a holiday and before the open;
+    # a mute feed while the market is open.
+    if is_open:
+        await eventually(
+            lambda: server.health()["source"].get("failed_over") == {"AAPL": "sim"}, timeout=30
+        )
+        async with connect(server.ws + "/ws/stocks/AAPL") as ws:
+            while True:
+                msg = await recv_json(ws, timeout=20)
+                if msg["type"] == "price_update":
+                    break
+        assert msg["data"]["source"] == "sim"
+        status = server.health()["source"]["vendors"]["alpaca"]
+        assert status["stale_tickers"] == ["AAPL"]
+    else:
+        await asyncio.sleep(4)  # four times the silence that would fail it over if open
+        source = server.health()["source"]
+        assert source.get("failed_over") == {}, source
+        assert source["vendors"]["alpaca"]["stale_tickers"] == []
+        assert alpaca.connections == 1, "a quiet closed market is not a mute socket"

@@ -237,11 +237,9 @@ class FailoverSource(Source):
                 await deliver(provenance, event)
                 return
             if isinstance(event, Gap):
-                mine = frozenset(t for t in event.tickers if self.active.get(t) == member.index)
-                if mine:
-                    await deliver(
-                        provenance, Gap(mine, event.since_ns, event.until_ns, event.reason)
-                    )
+                # A report about the member (health shows it per source), whether or not
+                # another member carried its tickers meanwhile.
+                await deliver(provenance, event)
                 return
             ticker = ticker_of(event)
             if ticker is not None and self.active.get(ticker) == member.index:
