@@ -102,7 +102,8 @@ async def running(
         if not task.done():
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await task  # (it may have ended by itself: a fatal error)
+            async with asyncio.timeout(10):  # a source that does not stop fails here
+                await task  # (it may have ended by itself: a fatal error)
         await source.close()
 
 

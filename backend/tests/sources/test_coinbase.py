@@ -60,7 +60,8 @@ async def running(
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await task
+            async with asyncio.timeout(10):  # a source that does not stop fails here
+                await task
         await source.close()
 
 

@@ -445,3 +445,28 @@ async def test_silence_fails_a_stock_over_only_while_its_market_is_open(
         assert source.get("failed_over") == {}, source
         assert source["vendors"]["alpaca"]["stale_tickers"] == []
         assert alpaca.connections == 1, "a quiet closed market is not a mute socket"
+
+
+async def test_alpaca_test_stream_smoke_check_with_fakepaca(
+    start_server: Any, alpaca: FakeAlpaca
+) -> None:
+    # Alpaca's 24/7 test stream (v2/test, symbol FAKEPACA): the smoke check at any hour.
+    server = await serve(
+        start_server,
+        "--source",
+        "alpaca",
+        "--tickers",
+        "FAKEPACA",
+        env=alpaca_env(alpaca, feed="test"),
+    )
+    await eventually(lambda: alpaca.subscribed("trades", "test") == {"FAKEPACA"}, timeout=30)
+    async with connect(server.ws + "/ws/stocks/FAKEPACA") as ws:
+        await alpaca.trade("FAKEPACA", "12.34")
+        # Published before or after this client's subscription: a snapshot or an update.
+        while (msg := await recv_json(ws, timeout=20))["type"] not in ("snapshot", "price_update"):
+            pass
+    assert (msg["data"]["price"], msg["data"]["source"], msg["data"]["feed"]) == (
+        12.34,
+        "alpaca",
+        "test",
+    )

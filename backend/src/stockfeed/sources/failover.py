@@ -39,6 +39,7 @@ from stockfeed.sources.base import (
     UnknownTicker,
     Wanted,
 )
+from stockfeed.sources.budget import ClientBudget
 from stockfeed.sources.capabilities import Capabilities
 from stockfeed.sources.events import Event, Gap, SourceState, ticker_of
 from stockfeed.sources.symbols import SymbolInfo
@@ -95,6 +96,15 @@ class FailoverSource(Source):
             directory=any(m.capabilities.directory for m in members),
         )
         self._wanted: Wanted = frozenset
+        # One budget of upstream calls made for clients, shared by the members (the
+        # process's: services configures it).
+        budgets = [getattr(m, "client_budget", None) for m in members]
+        shared = next((b for b in budgets if isinstance(b, ClientBudget)), None)
+        if shared is not None:
+            self.client_budget = shared
+            for member in members:
+                if isinstance(getattr(member, "client_budget", None), ClientBudget):
+                    member.client_budget = shared  # type: ignore[attr-defined]
 
     @property
     def provenance(self) -> Provenance:

@@ -335,7 +335,8 @@ class FakeAlpaca(FakeVendor):
         try:
             await self.send(ws, [{"T": "success", "msg": "connected"}])
             try:
-                first = await asyncio.wait_for(ws.recv(), self.auth_timeout)
+                async with asyncio.timeout(self.auth_timeout):
+                    first = await ws.recv()
             except TimeoutError:
                 await self.send(ws, [{"T": "error", "code": 404, "msg": ERRORS[404]}])
                 await ws.close(1008, ERRORS[404])

@@ -286,7 +286,8 @@ class FakeCoinbase(FakeVendor):
                 if client.subscribed_at is None:
                     timeout = max(0.0, deadline - asyncio.get_running_loop().time())
                 try:
-                    raw = await asyncio.wait_for(ws.recv(), timeout)
+                    async with asyncio.timeout(timeout):
+                        raw = await ws.recv()
                 except TimeoutError:
                     await ws.close(1000, "no subscribe within 5 seconds")
                     return

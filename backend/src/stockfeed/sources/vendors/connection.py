@@ -295,7 +295,10 @@ class VendorConnection:
         ) as ws:
             self._ws = ws
             self._mute = False
-            await asyncio.wait_for(self.dialect.open(ws), OPEN_TIMEOUT)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that arrives as the awaited call completes, and the source would not stop.
+            async with asyncio.timeout(OPEN_TIMEOUT):
+                await self.dialect.open(ws)
             self.state = "open"
             self.authorised = True
             self._opened = self._socket_data = self._monotonic()
@@ -304,10 +307,10 @@ class VendorConnection:
             await changed()
             proven = False
             while True:
-                try:
-                    frame = await asyncio.wait_for(ws.recv(), self.check_interval)
-                except TimeoutError:
-                    frame = None
+                frame: str | bytes | None = None
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.check_interval):
+                        frame = await ws.recv()  # safe to cancel: nothing is lost
                 if frame is not None:
                     data = False
                     for event in self.dialect.read(frame):
