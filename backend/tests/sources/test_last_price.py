@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from stockfeed.models import Tick
 from stockfeed.sources.base import Provenance
 from stockfeed.sources.events import Quote, SourceState, Status, Summary, Trade, VendorBar
-from stockfeed.sources.last_price import LastPriceView, day_key
+from stockfeed.sources.last_price import LastPriceView, day_key, day_span
 from stockfeed.sources.wire_values import rfc3339_ns
 
 IEX = Provenance("alpaca", "iex", 0)
@@ -143,3 +145,22 @@ def test_day_keys_follow_each_market() -> None:
     assert day_key("BTC-USD", at) == "2026-12-08"
     # FX's day rolls at 17:00 New York: 22:30 UTC (17:30 New York) is the next day's.
     assert day_key("EURUSD=X", rfc3339_ns("2026-12-07T22:30:00Z") / 1e9) == "2026-12-08"
+
+
+@pytest.mark.parametrize(
+    ("ticker", "moment"),
+    [
+        ("AAPL", "2026-03-08T12:00:00Z"),  # New York's spring-forward day: 23 hours
+        ("AAPL", "2026-11-01T12:00:00Z"),  # fall back: 25 hours
+        ("EURUSD=X", "2026-12-07T21:59:59Z"),
+        ("BTC-USD", "2026-12-07T23:59:59Z"),
+    ],
+)
+def test_a_day_span_holds_its_moment_and_every_moment_of_it_has_its_key(
+    ticker: str, moment: str
+) -> None:
+    at = rfc3339_ns(moment) / 1e9
+    key, start, end = day_span(ticker, at)
+    assert start <= at < end and key == day_key(ticker, at)
+    assert day_key(ticker, start) == key and day_key(ticker, end - 1) == key
+    assert day_key(ticker, end) != key and day_key(ticker, start - 1) != key

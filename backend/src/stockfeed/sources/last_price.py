@@ -24,7 +24,7 @@ Prices stay `Decimal` here; the `Tick` made for the wire is where they become fl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -39,14 +39,25 @@ _NEW_YORK = ZoneInfo("America/New_York")
 _FX_ROLL_S = 7 * 3600  # FX's day starts at 17:00 New York: shift by 7 h to its date
 
 
-def day_key(ticker: str, epoch_s: float) -> str:
-    """The session date a moment belongs to: New York's date for US equities, FX's day
-    (rolling at 17:00 New York), the UTC date for crypto."""
+def day_span(ticker: str, epoch_s: float) -> tuple[str, float, float]:
+    """The session date a moment belongs to (New York's date for US equities, FX's day
+    rolling at 17:00 New York, the UTC date for crypto), and that day's [start, end) in
+    epoch seconds."""
     kind = asset_class(ticker)
     if kind == "crypto":
-        return datetime.fromtimestamp(epoch_s, UTC).date().isoformat()
+        start = epoch_s // 86400 * 86400
+        return datetime.fromtimestamp(start, UTC).date().isoformat(), start, start + 86400
     shift = _FX_ROLL_S if kind == "fx" else 0
-    return datetime.fromtimestamp(epoch_s + shift, _NEW_YORK).date().isoformat()
+    local = datetime.fromtimestamp(epoch_s + shift, _NEW_YORK)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    after = (midnight + timedelta(hours=36)).replace(hour=0)  # the next midnight (DST-safe)
+    start = midnight.timestamp() - shift
+    end = datetime(after.year, after.month, after.day, tzinfo=_NEW_YORK).timestamp() - shift
+    return local.date().isoformat(), start, end
+
+
+def day_key(ticker: str, epoch_s: float) -> str:
+    return day_span(ticker, epoch_s)[0]
 
 
 @dataclass(slots=True)
@@ -78,6 +89,7 @@ class _State:
     halted: bool = False
     status: str | None = None
     provenance: Provenance | None = None
+    span: tuple[str, float, float] = ("", 0.0, 0.0)  # the last day_span seen (a cache)
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -184,7 +196,10 @@ class LastPriceView:
         return after
 
     def _summary_tick(self, provenance: Provenance, tick: Tick) -> Tick:
-        """A summarising source's whole quote: its fields replace the view's."""
+        """A summarising source's whole quote: its fields replace the view's. The tick is
+        the source's to give away (each is a new one): when the day's figures are its
+        source's, it is published itself, provenance added (the simulator's every-second
+        rounds go this way, at the cost of a few attribute writes)."""
         state = self._states.setdefault(tick.ticker, _State())
         state.price = tick.price
         state.market_time = tick.market_time
@@ -192,27 +207,42 @@ class LastPriceView:
         state.change, state.change_percent = tick.change, tick.change_percent
         state.price_decimals = tick.price_decimals
         state.volume_24h = tick.volume_24h
+        state.provenance = provenance
         when = tick.market_time / 1000 if tick.market_time is not None else None
-        if when is not None and any(
-            v is not None for v in (tick.volume, tick.open, tick.high, tick.low)
-        ):
-            day = self._own_day(tick.ticker, state, provenance, when)
-            if day is not None:
-                day.open, day.high, day.low = tick.open, tick.high, tick.low
-                day.volume = tick.volume
-        elif when is None:
+        if when is None:
             # No time to place it in a session: the tick's own figures, unowned.
             state.day = _Day("", provenance.source, tick.open, tick.high, tick.low, tick.volume)
-        state.provenance = provenance
-        return self._tick(tick.ticker, state)
+        elif (
+            tick.volume is not None
+            or tick.open is not None
+            or tick.high is not None
+            or tick.low is not None
+        ):
+            day = self._own_day(tick.ticker, state, provenance, when)
+            if day is None:
+                return self._tick(tick.ticker, state)  # another source's day: not its volume
+            day.open, day.high, day.low = tick.open, tick.high, tick.low
+            day.volume = tick.volume
+        tick.source, tick.feed, tick.delayed = (
+            provenance.source,
+            provenance.feed,
+            provenance.delayed,
+        )
+        return tick
 
     # -- the day's figures --------------------------------------------------------------
+
+    def _key(self, ticker: str, state: _State, epoch_s: float) -> str:
+        key, start, end = state.span
+        if not start <= epoch_s < end:  # a new day (or the first): work it out once
+            key, start, end = state.span = day_span(ticker, epoch_s)
+        return key
 
     def _day_for(self, ticker: str, state: _State, epoch_s: float) -> _Day | None:
         """The day's figures if they are of the session `epoch_s` is in (else forgotten:
         yesterday's open is not today's)."""
         day = state.day
-        if day is not None and day.key and day.key != day_key(ticker, epoch_s):
+        if day is not None and day.key and day.key != self._key(ticker, state, epoch_s):
             state.day = day = None
         return day
 
@@ -222,7 +252,7 @@ class LastPriceView:
         """The day's figures if `provenance` owns them (or may take them: none yet)."""
         day = self._day_for(ticker, state, epoch_s)
         if day is None:
-            day = state.day = _Day(day_key(ticker, epoch_s), provenance.source)
+            day = state.day = _Day(self._key(ticker, state, epoch_s), provenance.source)
         return day if day.owner == provenance.source else None
 
     # -- the wire's view ----------------------------------------------------------------

@@ -39,6 +39,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from stockfeed.client.backoff import Backoff
+from stockfeed.logs import redact
 from stockfeed.market_hours import MarketClock
 from stockfeed.sources.base import Emit, Wanted
 from stockfeed.sources.events import Event, Gap, SourceState, Status, Summary, Trade, VendorBar
@@ -169,7 +170,7 @@ class VendorConnection:
             "limited": sorted(self.dialect.limited),
             "stale": sorted(self.stale),
             "attempts": self.attempts,
-            "last_error": self.fatal or self.last_error,
+            "last_error": _shown(self.fatal or self.last_error),
         }
 
     # -- the loop ----------------------------------------------------------------------
@@ -412,9 +413,14 @@ class VendorConnection:
             authorised=self.authorised,
             limited=frozenset(self.dialect.limited),
             stale=self.stale,
-            fatal=self.fatal,
-            message=self.fatal or self.last_error,
+            fatal=_shown(self.fatal),
+            message=_shown(self.fatal or self.last_error),
         )
+
+
+def _shown(text: str | None) -> str | None:
+    """A message as health shows it: a key in a URL (Finnhub's `?token=`) masked."""
+    return None if text is None else redact(text)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TypeVar
 
-from stockfeed.models import Bar
+from stockfeed.models import Bar, SourceHealth, now_ms
 from stockfeed.sources.base import (
     Deliver,
     Emit,
@@ -37,7 +37,7 @@ from stockfeed.sources.base import (
     Wanted,
 )
 from stockfeed.sources.budget import ClientBudget
-from stockfeed.sources.events import Event, SourceState, Summary
+from stockfeed.sources.events import Event, Gap, SourceState, Summary
 from stockfeed.sources.last_price import day_key
 from stockfeed.sources.symbols import Directory, Listing, SymbolInfo
 from stockfeed.sources.vendors.connection import VendorConnection
@@ -108,7 +108,11 @@ class VendorSource(Source):
             async with asyncio.TaskGroup() as tasks:
                 for conn in self.connections:
                     tasks.create_task(
-                        conn.run(wanted, _emitter(deliver, self.provenance_of(conn)), self._changed)
+                        conn.run(
+                            wanted,
+                            _emitter(deliver, self.provenance_of(conn), self.health),
+                            self._changed,
+                        )
                     )
                 tasks.create_task(self._prev_closes(wanted, deliver))
                 tasks.create_task(self._fatal_watch())
@@ -258,8 +262,10 @@ class VendorSource(Source):
         self.client_budget.close()
 
 
-def _emitter(deliver: Deliver, provenance: Provenance) -> Emit:
+def _emitter(deliver: Deliver, provenance: Provenance, health: SourceHealth) -> Emit:
     async def emit(event: Event) -> None:
+        if not isinstance(event, SourceState | Gap):
+            health.last_tick_ms = now_ms()  # the source's freshness (health, /metrics)
         await deliver(provenance, event)
 
     return emit
