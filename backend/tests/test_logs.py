@@ -170,6 +170,7 @@ def capture(formatter: logging.Formatter) -> tuple[logging.Logger, io.StringIO]:
         (f"?password={PASSWORD}", PASSWORD),
         ("< cookie: session=COOKIE-SECRET; theme=dark", "COOKIE-SECRET"),
         ("< authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA"),
+        ("> APCA-API-SECRET-KEY: alpaca-secret-value", "alpaca-secret-value"),
     ],
 )
 def test_the_filter_masks_every_kind_of_secret(secret_text: str, secret: str) -> None:

@@ -37,6 +37,15 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         (["--workers", "2"], {}, "--workers > 1 needs the Redis broker"),
         (["--source", "replay", "--replay-file", "/nonexistent.jsonl"], {}, "--replay-file"),
         (["--source", "replay", "--replay-file", __file__], {}, "--replay-file"),
+        # Vendor sources: a missing key is named before anything starts (never a value).
+        (
+            ["--source", "alpaca"],
+            {"APCA_API_KEY_ID": "", "APCA_API_SECRET_KEY": ""},
+            "APCA_API_KEY_ID and APCA_API_SECRET_KEY",
+        ),
+        (["--source", "coinbase,auto"], {}, "auto cannot be part of a chain"),
+        (["--source", "coinbase,coinbase"], {}, "a chain names each source once"),
+        ([], {"STOCKFEED_ALPACA_FEED": "opra"}, "STOCKFEED_ALPACA_FEED"),
     ],
 )
 def test_invalid_setting_is_one_clear_line(

@@ -29,7 +29,12 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
         "memory:// (default), redis://HOST:PORT/DB, redis+cluster://HOST:PORT[,...] "
         "or redis+sentinel://HOST:PORT[,...]/MASTER[/DB]",
     ),
-    "--source": ("source", str, "auto (default), sim, yfinance, replay or none (relay only)"),
+    "--source": (
+        "source",
+        str,
+        "auto (default), sim, yfinance, replay, none (relay only), a vendor (alpaca, "
+        "coinbase), or a failover chain such as alpaca,yfinance",
+    ),
     "--tickers": ("tickers", str, "comma-separated default watchlist"),
     "--poll-interval": ("poll_interval", float, "seconds between yfinance polls (default 15)"),
     "--quote-ttl": ("quote_ttl", float, "seconds a cached quote counts as fresh (default 60)"),
@@ -128,6 +133,11 @@ def load_settings(overrides: dict[str, object]) -> Settings:
 
 def preflight(settings: Settings) -> None:
     """Checks that need more than the settings themselves, before anything starts."""
+    from stockfeed.sources.factory import problems
+
+    for problem in problems(settings):
+        print(f"stockfeed: invalid setting --source / STOCKFEED_SOURCE: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     if settings.source == "replay" and settings.replay_file:
         from stockfeed.sources.replay_format import load_jsonl
 

@@ -6,12 +6,13 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
-SourceName = Literal["auto", "sim", "yfinance", "replay", "none"]
+# The sources built in; vendor plugins (sources/vendors/) add theirs by module name.
+BUILTIN_SOURCES = ("auto", "sim", "yfinance", "replay", "none")
 DEFAULT_TICKERS = ("AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "NVDA")
 # An allowed_hosts entry: a host name, optionally `*.` or `.` before it (a whole domain).
 _HOST_PATTERN = re.compile(r"(\*\.|\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*")
@@ -24,7 +25,8 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64)
     broker: str = "memory://"
-    source: SourceName = "auto"
+    # One source, or a failover chain (see the Sources block below).
+    source: str = "auto"
     # Comma-separated in the environment (DESIGN: list settings are comma-separated).
     tickers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_TICKERS))
     poll_interval: float = Field(15.0, gt=0, le=3600)
@@ -170,6 +172,73 @@ class Settings(BaseSettings):
     # of `status_burst` refilled at `status_rate` per second; past it, 429 `rate_limited`.
     status_rate: float = Field(5.0, gt=0, le=1_000_000)
     status_burst: int = Field(20, ge=1, le=1_000_000)
+    # -- Sources (sources/, docs/sources.md): vendor streams, their keys, failover --
+    # `source` is one name (auto, sim, yfinance, replay, none, or a vendor plugin:
+    # alpaca, coinbase) or a comma-separated chain (`alpaca,yfinance`) that fails each
+    # ticker over to the next source on a fatal error, a capacity limit, or silence while
+    # its market is open, and back once the first is good again.
+    # Seconds a subscribed ticker may stay silent while its market is open before it is
+    # stale (a chain fails it over); a socket whose open tickers are all that silent is
+    # mute and is replaced.
+    source_mute_after: float = Field(60.0, ge=1, le=86400)
+    # Longest wait between reconnects to a vendor (capped exponential backoff, jittered).
+    source_reconnect_max: float = Field(60.0, ge=0.1, le=3600)
+    # Seconds a chain's better source must stay good before its tickers come back to it.
+    source_fail_back_after: float = Field(30.0, ge=0, le=86400)
+    # Alpaca (sources/vendors/alpaca.py). Keys from Alpaca's own variables; never logged.
+    alpaca_feed: Literal["iex", "sip", "delayed_sip"] = "iex"
+    # The stocks stream; default wss://stream.data.alpaca.markets/v2/{feed}. Its 24/7 test
+    # stream is .../v2/test (symbol FAKEPACA).
+    alpaca_url: str | None = None
+    alpaca_crypto_url: str = "wss://stream.data.alpaca.markets/v1beta3/crypto/us"
+    alpaca_rest_url: str = "https://data.alpaca.markets"  # history
+    # The assets directory (/api/symbols); default: the live API, then the paper one.
+    alpaca_trading_url: str | None = None
+    # Symbols with trades and quotes per connection (the rest get minute bars); default by
+    # feed: 30 for iex (Alpaca's free plan), none for sip.
+    alpaca_symbol_limit: int | None = Field(None, ge=0, le=1_000_000)
+    alpaca_key_id: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("APCA_API_KEY_ID", "STOCKFEED_ALPACA_KEY_ID")
+    )
+    alpaca_secret_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("APCA_API_SECRET_KEY", "STOCKFEED_ALPACA_SECRET_KEY"),
+    )
+    # Coinbase Advanced Trade market data (sources/vendors/coinbase.py): keyless.
+    coinbase_url: str = "wss://advanced-trade-ws.coinbase.com"
+    coinbase_rest_url: str = "https://api.coinbase.com"  # products, candles
+
+    @field_validator("source")
+    @classmethod
+    def _valid_source(cls, value: str) -> str:
+        from stockfeed.sources import vendors
+
+        known = [*BUILTIN_SOURCES, *vendors.names()]
+        chain = [part.strip().lower() for part in value.split(",") if part.strip()]
+        if not chain:
+            raise ValueError(f"name a source: {', '.join(known)}")
+        for name in chain:
+            if name not in known:
+                raise ValueError(f"unknown source {name!r}: use {', '.join(known)}")
+        if len(chain) > 1:
+            for alone in ("auto", "none"):
+                if alone in chain:
+                    raise ValueError(f"{alone} cannot be part of a chain")
+            if len(set(chain)) != len(chain):
+                raise ValueError("a chain names each source once")
+        return ",".join(chain)
+
+    @property
+    def source_chain(self) -> list[str]:
+        """The configured sources, first choice first."""
+        return self.source.split(",")
+
+    @field_validator(
+        "alpaca_url", "alpaca_trading_url", "alpaca_key_id", "alpaca_secret_key", mode="before"
+    )
+    @classmethod
+    def _empty_source_value_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("tickers", mode="before")
     @classmethod

@@ -12,12 +12,16 @@ def now_ms() -> float:
 
 @dataclass(slots=True)
 class Tick:
-    """One quote as a source saw it. Fields the source lacks stay None (never invented)."""
+    """One quote: what a summarising source (simulator, Yahoo, a replay) emits, and what
+    the updater publishes as a `price_update` (sources/last_price.py derives it from a
+    vendor's events). Fields the source lacks stay None (never invented)."""
 
     ticker: str
     price: float
     market_time: int | None = None  # epoch ms of the quote at the source
-    volume: int | None = None  # cumulative volume of the day
+    # Cumulative volume of the day, only from a field documented as such (crypto: may
+    # be fractional); never a sum of trade sizes, never a rolling 24 h figure.
+    volume: int | float | None = None
     open: float | None = None
     high: float | None = None
     low: float | None = None
@@ -25,18 +29,25 @@ class Tick:
     change: float | None = None  # when the source gives change but not prev_close
     change_percent: float | None = None
     price_decimals: int | None = None  # decimals the instrument quotes in, when known
+    volume_24h: float | None = None  # a rolling 24 h volume (Coinbase): its own field
+    # Provenance (protocol v1.2), set by the updater: which source, which of its feeds,
+    # how many seconds behind real time. None on a tick a source emits.
+    source: str | None = None
+    feed: str | None = None
+    delayed: int | None = None
 
 
 @dataclass(slots=True, frozen=True)
 class Bar:
-    """One OHLCV bar; `time` is the bucket start in epoch seconds."""
+    """One OHLCV bar; `time` is the bucket start in epoch seconds. `volume` is what traded
+    in the bar: whole shares for equities, fractional for crypto (a vendor's candles)."""
 
     time: int
     open: float
     high: float
     low: float
     close: float
-    volume: int
+    volume: int | float
 
     def as_dict(self) -> dict[str, float | int]:
         return {

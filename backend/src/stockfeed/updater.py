@@ -1,8 +1,15 @@
 """The updater: the one task per deployment that reads the source and publishes.
 
-It stamps each tick with the ticker's next `seq` and the publish time, caches it as the
-latest quote and publishes it on `market:{T}`. With several processes on Redis, a lock
-with a TTL elects exactly one updater; the others wait and take over when it lapses.
+It folds the source's events (trades, quotes, bars, summaries: sources/events.py) into
+the last-price view (sources/last_price.py), stamps each update the view yields with the
+ticker's next `seq` and the publish time, caches it as the latest quote and publishes it
+on `market:{T}`. With several processes on Redis, a lock with a TTL elects exactly one
+updater; the others wait and take over when it lapses. Only the updater runs the source's
+stream, so a vendor's socket (one per key: Alpaca refuses a second with 406) is held by
+exactly one process of the deployment, and handed over with the lock.
+
+`seq` comes from the store per ticker whatever the source, so a failover between sources
+(sources/failover.py) never restarts it.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ import time
 from stockfeed import protocol
 from stockfeed.broker import Broker, BrokerUnavailable
 from stockfeed.models import Tick, now_ms
-from stockfeed.sources.base import Source
+from stockfeed.sources.base import Provenance, Source
+from stockfeed.sources.events import Event, Gap, SourceState
+from stockfeed.sources.last_price import LastPriceView
 from stockfeed.store import SharedStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -31,6 +40,8 @@ log = logging.getLogger(__name__)
 # keeps the flush's batching: ~30 emits a turn, not one. A small round (the default
 # 6 tickers) yields once, at its first emit (a sleep(0): ~4 us).
 YIELD_AFTER = 0.001
+# Gaps the status keeps (the newest), for /api/ws/health.
+KEPT_GAPS = 10
 
 
 class Updater:
@@ -63,6 +74,12 @@ class Updater:
         self._last_failure_log = 0.0
         self._yielded_at = 0.0  # time.monotonic() of the last yield to the loop
         self._lease_until = 0.0  # time.monotonic() until which the lock we renewed holds
+        self.view = LastPriceView()
+        # The source's own reports (SourceState per source name, recent Gaps).
+        self.states: dict[str, SourceState] = {}
+        self.gaps: list[dict[str, object]] = []
+        self.gaps_total = 0
+        self.disabled: str | None = None  # a fatal configuration error stopped the source
 
     def wanted(self) -> frozenset[str]:
         return self._wanted
@@ -107,13 +124,14 @@ class Updater:
             # Tickers nobody wants any more: their guard against a lost counter can go
             # (a restart of their seq would show as a new epoch, never as a repeat).
             self._last_seq = {t: s for t, s in self._last_seq.items() if t in self._wanted}
-        if self._stream is None or self._stream.done():
+            self.view.forget(self._wanted)
+        if (self._stream is None or self._stream.done()) and self.disabled is None:
             if self._stream is not None and not self._stream.cancelled():
                 exc = self._stream.exception()
                 if exc is not None:
                     log.error("source %s stopped (%r): restarting it", self.source.name, exc)
             self._stream = asyncio.create_task(
-                self.source.stream(self.wanted, self.emit), name=f"source-{self.source.name}"
+                self.source.run(self.wanted, self.deliver), name=f"source-{self.source.name}"
             )
         with contextlib.suppress(StoreUnavailable):
             await self.store.put_status(json.dumps(self.status()), self.leader_ttl * 3)
@@ -125,8 +143,71 @@ class Updater:
             # Bounded: a task stuck in a client library's cancellation must not hold us.
             await asyncio.wait([task], timeout=3)
 
-    async def emit(self, tick: Tick) -> None:
-        """Stamp, cache and publish one tick (called by the source)."""
+    async def emit(self, event: Event) -> None:
+        """One event of the source itself (its provenance): folded, maybe published."""
+        await self.deliver(self.source.provenance, event)
+
+    async def deliver(self, provenance: Provenance, event: Event) -> None:
+        """One event from the source (or a chain's member `provenance`): reports about the
+        source go to the status, the rest through the last-price view, and what it yields
+        is published."""
+        if isinstance(event, SourceState):
+            self._on_state(provenance, event)
+            return
+        if isinstance(event, Gap):
+            self._on_gap(provenance, event)
+            return
+        if not self.is_leader or time.monotonic() >= self._lease_until:
+            return  # not the updater (any more): another process owns the view
+        tick = self.view.apply(provenance, event)
+        if tick is not None:
+            await self.publish(tick)
+
+    def _on_state(self, provenance: Provenance, state: SourceState) -> None:
+        before = self.states.get(provenance.source)
+        self.states[provenance.source] = state
+        if state.fatal and (before is None or before.fatal != state.fatal):
+            log.error("source %s disabled: %s", provenance.source, state.fatal)
+            if provenance.source == self.source.name:
+                self.disabled = state.fatal
+        if state.limited and (before is None or before.limited != state.limited):
+            log.warning(
+                "source %s is limited: %d ticker(s) left out (%s): %s",
+                provenance.source,
+                len(state.limited),
+                ", ".join(sorted(state.limited)[:20]),
+                state.message or "capacity",
+            )
+        if state.stale and (before is None or before.stale != state.stale):
+            log.warning(
+                "source %s: no data for %s while their market is open",
+                provenance.source,
+                ", ".join(sorted(state.stale)[:20]),
+            )
+
+    def _on_gap(self, provenance: Provenance, gap: Gap) -> None:
+        self.gaps_total += 1
+        seconds = max(0.0, (gap.until_ns - gap.since_ns) / 1e9)
+        self.gaps.append(
+            {
+                "source": provenance.source,
+                "since_ms": gap.since_ns // 1_000_000,
+                "until_ms": gap.until_ns // 1_000_000,
+                "tickers": sorted(gap.tickers)[:50],
+                "reason": gap.reason,
+            }
+        )
+        del self.gaps[:-KEPT_GAPS]
+        log.warning(
+            "source %s: a gap of %.1f s in the data of %d ticker(s) (%s)",
+            provenance.source,
+            seconds,
+            len(gap.tickers),
+            gap.reason,
+        )
+
+    async def publish(self, tick: Tick) -> None:
+        """Stamp, cache and publish one update."""
         if not self.is_leader or time.monotonic() >= self._lease_until:
             return  # not the updater, or its lock may have lapsed: another may lead now
         if time.monotonic() - self._yielded_at >= YIELD_AFTER:
@@ -154,15 +235,34 @@ class Updater:
     def status(self) -> dict[str, object]:
         health = self.source.health
         last = health.last_tick_ms
-        return {
+        provenance = self.source.provenance
+        out: dict[str, object] = {
             "requested": self.requested_source,
             "active": self.source.name,
             "simulated": self.source.simulated,
-            "stale": health.stale,
+            "stale": health.stale or self.disabled is not None,
             "last_tick_ms": last,
             "age_ms": None if last is None else round(now_ms() - last),
-            "last_error": health.last_error,
+            "last_error": self.disabled or health.last_error,
             "leader": self.owner,
             "published": self.published,
             "failed_publishes": self.failed_publishes,
+            "feed": provenance.feed,
+            "delayed": provenance.delayed,
         }
+        if self.states:
+            out["vendors"] = {
+                name: {
+                    "connected": s.connected,
+                    "authorised": s.authorised,
+                    "limited": sorted(s.limited),
+                    "stale_tickers": sorted(s.stale),
+                    "fatal": s.fatal,
+                    "message": s.message,
+                }
+                for name, s in sorted(self.states.items())
+            }
+        if self.gaps_total:
+            out["gaps"] = {"total": self.gaps_total, "recent": list(self.gaps)}
+        out.update(self.source.describe_state())
+        return out

@@ -25,6 +25,9 @@ DATA_FIELDS = [
     "prev_close",
     "market_time",
     "price_decimals",  # v1.1: the instrument's precision (the simulator always knows it)
+    "source",  # v1.2 provenance
+    "feed",
+    "delayed",
 ]
 
 

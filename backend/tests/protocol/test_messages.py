@@ -118,3 +118,25 @@ def test_asset_classes() -> None:
     assert asset_class("AAPL") == "equity"
     assert asset_class("BTC-USD") == "crypto"
     assert asset_class("JPY=X") == "fx"
+
+
+def test_provenance_and_rolling_volume_bytes() -> None:
+    # v1.2: the updater's ticks say where they came from; a 24 h volume is its own field.
+    tick = Tick(
+        "BTC-USD",
+        21932.98,
+        market_time=1675974637167,
+        volume_24h=16038.28770938,
+        source="coinbase",
+    )
+    raw = protocol.price_update(tick, 7, timestamp_ms=1.0)
+    assert raw.endswith(
+        '"market_time":1675974637167,"volume_24h":16038.28770938,'
+        '"source":"coinbase","feed":null,"delayed":0}}'
+    )
+    delayed = protocol.price_update(
+        Tick("AAPL", 1.5, source="alpaca", feed="delayed_sip", delayed=900), 1, 1.0
+    )
+    assert json.loads(delayed)["data"]["delayed"] == 900
+    snap = json.loads(protocol.snapshot(protocol.read_update(delayed)[2]))
+    assert (snap["data"]["source"], snap["data"]["feed"]) == ("alpaca", "delayed_sip")

@@ -24,6 +24,14 @@ export interface QuoteData {
   market_time: number | null;
   /** Decimals the instrument quotes in (v1.1: sent in snapshots). */
   price_decimals?: number;
+  /** v1.2: a rolling 24 h volume (Coinbase), never the day's `volume`. */
+  volume_24h?: number;
+  /** v1.2 provenance: the source of this update (`alpaca`, `coinbase`, `yfinance`, `sim`...). */
+  source?: string;
+  /** v1.2 provenance: the vendor's feed where it has several (`iex`, `sip`), else null. */
+  feed?: string | null;
+  /** v1.2 provenance: seconds behind real time (0, or 900 for a 15-minute delayed feed). */
+  delayed?: number;
 }
 
 export interface PriceUpdate {
@@ -197,10 +205,10 @@ export type ClientFrame = SubscribeFrame | UnsubscribeFrame;
 // -- the fields of each server message, and the parser ------------------------------------
 
 type Kind = "string" | "number" | "integer" | "boolean" | "object" | "array" | "id";
-type Spec = Readonly<Record<string, Kind | `${Kind}?` | `${Kind}|null`>>;
+type Spec = Readonly<Record<string, Kind | `${Kind}?` | `${Kind}|null` | `${Kind}|null?`>>;
 
 /** Each server message's fields (besides `type`): `kind` required, `kind?` optional,
- * `kind|null` required and nullable. */
+ * `kind|null` required and nullable, `kind|null?` optional and nullable. */
 export const FIELDS = {
   price_update: { ticker: "string", seq: "integer", timestamp: "number", data: "object", stale: "boolean?", age_ms: "integer?" },
   snapshot: {
@@ -245,6 +253,10 @@ const QUOTE_FIELDS: Spec = {
   prev_close: "number|null",
   market_time: "number|null",
   price_decimals: "integer?",
+  volume_24h: "number?",
+  source: "string?",
+  feed: "string|null?",
+  delayed: "integer?",
 };
 
 const BAR_FIELDS: Spec = {
@@ -279,11 +291,11 @@ function is(kind: Kind, v: unknown): boolean {
 /** null when `obj` has every field of `spec` with the right type, else what is wrong. */
 function check(obj: Record<string, unknown>, spec: Spec, where = ""): string | null {
   for (const [name, rule] of Object.entries(spec)) {
-    const [kind, mod] = rule.split(/(?=[?|])/) as [Kind, string | undefined];
+    const [kind, ...mods] = rule.split(/(?=[?|])/) as [Kind, ...string[]];
     const v = obj[name];
-    if (v === undefined && mod === "?") continue;
-    if (v === null && mod === "|null") continue;
-    if (!is(kind, v)) return `${where}${name} must be ${kind}${mod === "|null" ? " or null" : ""}`;
+    if (v === undefined && mods.includes("?")) continue;
+    if (v === null && mods.includes("|null")) continue;
+    if (!is(kind, v)) return `${where}${name} must be ${kind}${mods.includes("|null") ? " or null" : ""}`;
   }
   return null;
 }

@@ -58,3 +58,16 @@ describe("the message types agree with the AsyncAPI document", () => {
     expect(n).toBeGreaterThan(5);
   });
 });
+
+describe("v1.2 provenance in a quote", () => {
+  const update = (data: Record<string, unknown>) =>
+    JSON.stringify({ type: "price_update", ticker: "AAPL", seq: 1, timestamp: 1, data: { price: 1, change: null, change_percent: null, volume: null, open: null, high: null, low: null, prev_close: null, market_time: null, ...data } });
+
+  it("takes a feed that is null, absent or a string, and refuses another type", () => {
+    expect(parseMessage(update({ source: "coinbase", feed: null, delayed: 0 })).known).toBe(true);
+    expect(parseMessage(update({})).known).toBe(true);
+    expect(parseMessage(update({ source: "alpaca", feed: "iex", delayed: 900 })).known).toBe(true);
+    expect(() => parseMessage(update({ feed: 5 }))).toThrow(/feed must be string or null/);
+    expect(() => parseMessage(update({ delayed: "0" }))).toThrow(/delayed must be integer/);
+  });
+});

@@ -52,7 +52,7 @@ class PriceData:
     price: float
     change: float | None
     change_percent: float | None
-    volume: int | None
+    volume: int | float | None  # whole shares, or fractional coins (crypto)
     open: float | None
     high: float | None
     low: float | None
@@ -60,6 +60,11 @@ class PriceData:
     market_time: int | None
     # v1.1: decimals the instrument quotes in (EUR/USD 5), when the source says.
     price_decimals: int | None = None
+    # v1.2: a rolling 24 h volume (never the day's), and where the update came from.
+    volume_24h: float | None = None
+    source: str | None = None
+    feed: str | None = None
+    delayed: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +258,13 @@ def _opt_int(obj: dict[str, Any], key: str) -> int | None:
     return _int(obj, key)
 
 
+def _opt_volume(obj: dict[str, Any], key: str) -> int | float | None:
+    value = obj.get(key)
+    if isinstance(value, float) and not value.is_integer():
+        return value  # a crypto volume: fractional coins
+    return _opt_int(obj, key)
+
+
 def _num(obj: dict[str, Any], key: str) -> float:
     value = obj.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -289,13 +301,17 @@ def _data(obj: dict[str, Any]) -> PriceData:
             price=_num(data, "price"),
             change=_opt_num(data, "change"),
             change_percent=_opt_num(data, "change_percent"),
-            volume=_opt_int(data, "volume"),
+            volume=_opt_volume(data, "volume"),
             open=_opt_num(data, "open"),
             high=_opt_num(data, "high"),
             low=_opt_num(data, "low"),
             prev_close=_opt_num(data, "prev_close"),
             market_time=_opt_int(data, "market_time"),
             price_decimals=_opt_int(data, "price_decimals"),
+            volume_24h=_opt_num(data, "volume_24h"),
+            source=_opt_str(data, "source"),
+            feed=_opt_str(data, "feed"),
+            delayed=_opt_int(data, "delayed"),
         )
     except ProtocolError as exc:
         raise ProtocolError(f"data.{exc}") from None

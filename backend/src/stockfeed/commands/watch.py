@@ -79,7 +79,7 @@ class Row:
     price: float | None = None
     change: float | None = None
     change_percent: float | None = None
-    volume: int | None = None
+    volume: int | float | None = None  # fractional for crypto
     low: float | None = None
     high: float | None = None
     seq: int | None = None

@@ -47,6 +47,15 @@ def price_update(tick: Tick, seq: int, timestamp_ms: float | None = None) -> str
     if tick.price_decimals is not None:
         # v1.1, additive: how many decimals the instrument quotes in (snapshots keep it).
         data["price_decimals"] = tick.price_decimals
+    if tick.volume_24h is not None:
+        # v1.2, additive: a rolling 24 h volume (Coinbase) is never the day's `volume`.
+        data["volume_24h"] = tick.volume_24h
+    if tick.source is not None:
+        # v1.2, provenance: which source, which of its feeds, seconds behind real time.
+        # The updater always sets it; a bare Tick (tests, tools) encodes as v1 did.
+        data["source"] = tick.source
+        data["feed"] = tick.feed
+        data["delayed"] = tick.delayed if tick.delayed is not None else 0
     ts = round(now_ms() if timestamp_ms is None else timestamp_ms, 3)
     return dumps(
         {"type": "price_update", "ticker": tick.ticker, "seq": seq, "timestamp": ts, "data": data}

@@ -1,4 +1,8 @@
-"""Build the configured source; `auto` decides once, at start-up, and says so loudly."""
+"""Build the configured source; `auto` decides once, at start-up, and says so loudly.
+
+`--source` names one source (built in, or a vendor plugin of sources/vendors/) or a chain
+of them (`alpaca,yfinance`), built into a FailoverSource (sources/failover.py).
+"""
 
 from __future__ import annotations
 
@@ -20,9 +24,48 @@ class SourceConfigError(Exception):
     """The configured source cannot start (e.g. an unreadable replay file)."""
 
 
+def problems(settings: Settings) -> list[str]:
+    """What stops the configured sources from running (a missing key), said before the
+    server starts: each is one line for the operator."""
+    from stockfeed.sources import vendors
+
+    found: list[str] = []
+    for name in settings.source_chain:
+        if name in vendors.names():
+            problem = vendors.module(name).check(settings)
+            if problem:
+                found.append(problem)
+    return found
+
+
 async def build_source(settings: Settings, clock: MarketClock) -> Source | None:
     """The source this process uses, or None for `none` (relay only)."""
-    name = settings.source
+    chain = settings.source_chain
+    if len(chain) > 1:
+        from stockfeed.sources.failover import FailoverSource
+
+        members = [await _build_one(name, settings, clock) for name in chain]
+        log.warning(
+            "SOURCE: chain %s: each ticker from the first that quotes it and is healthy",
+            " -> ".join(chain),
+        )
+        return FailoverSource(
+            [m for m in members if m is not None],
+            clock=clock,
+            fail_back_after=settings.source_fail_back_after,
+        )
+    return await _build_one(chain[0], settings, clock)
+
+
+async def _build_one(name: str, settings: Settings, clock: MarketClock) -> Source | None:
+    from stockfeed.sources import vendors
+
+    if name in vendors.names():
+        source: Source = vendors.module(name).build(settings, clock)
+        feed = f" feed {source.feed}" if source.feed else ""
+        delay = f", {source.delayed} s delayed" if source.delayed else ""
+        log.warning("SOURCE: %s%s%s: live market data", name, feed, delay)
+        return source
     if name == "none":
         return None
     if name == "replay":

@@ -51,6 +51,7 @@ from stockfeed.sources.base import (
     Wanted,
     check_history_params,
 )
+from stockfeed.sources.capabilities import Capabilities
 from stockfeed.sources.replay_format import load_jsonl
 from stockfeed.tickers import normalize_ticker
 
@@ -237,6 +238,10 @@ class _Candles:
 class ReplaySource(Source):
     name = "replay"
     simulated = False
+    # A recording's terms are its recorder's: the bundled one is Yahoo's bars.
+    capabilities = Capabilities(
+        needs_key=False, event_kinds=frozenset({"summary"}), redistribution="unknown"
+    )
 
     def __init__(
         self,
@@ -321,11 +326,12 @@ class ReplaySource(Source):
         volume: int | None = None
         delta = 0
         if record.volume is not None:
+            recorded = int(record.volume)  # the replay format's volume is whole shares
             before = self._recorded_volume.get(ticker)
             if before is not None:
                 # A drop in the recorded cumulative volume starts a new recorded day.
-                delta = record.volume - before if record.volume >= before else record.volume
-            self._recorded_volume[ticker] = record.volume
+                delta = recorded - before if recorded >= before else recorded
+            self._recorded_volume[ticker] = recorded
             day = market_time // 86_400_000
             if self._volume_day.get(ticker) != day:
                 self._volume_day[ticker] = day

@@ -63,6 +63,7 @@ from stockfeed.sources.base import (
     Wanted,
     check_history_params,
 )
+from stockfeed.sources.capabilities import Capabilities
 from stockfeed.sources.symbols import Directory, Listing, SymbolInfo
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
@@ -185,6 +186,14 @@ class _Live:
 class SimSource(Source):
     name: ClassVar[str] = "sim"
     simulated: ClassVar[bool] = True
+    capabilities = Capabilities(
+        needs_key=False,
+        asset_classes=frozenset({"equity", "etf", "index", "crypto", "fx", "future"}),
+        event_kinds=frozenset({"summary"}),
+        redistribution="none",  # made up here: yours to show anyone
+        history=True,
+        directory=True,
+    )
 
     def __init__(
         self,

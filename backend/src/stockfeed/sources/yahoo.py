@@ -23,6 +23,7 @@ from yfinance.exceptions import YFPricesMissingError, YFRateLimitError, YFTzMiss
 from stockfeed.models import Bar, Tick
 from stockfeed.sources.base import Emit, Source, SourceError, UnknownTicker, Wanted
 from stockfeed.sources.budget import ClientBudget
+from stockfeed.sources.capabilities import Capabilities
 from stockfeed.sources.symbols import SymbolInfo, symbol_from_yahoo
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
@@ -365,6 +366,14 @@ class YahooSource(Source):
 
     name: ClassVar[str] = "yfinance"
     simulated: ClassVar[bool] = False
+    capabilities = Capabilities(
+        needs_key=False,
+        asset_classes=frozenset({"equity", "etf", "index", "crypto", "fx", "future"}),
+        event_kinds=frozenset({"summary"}),
+        redistribution="unknown",  # Yahoo's unofficial endpoints: personal use
+        history=True,
+        directory=True,
+    )
 
     def __init__(
         self,
