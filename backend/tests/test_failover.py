@@ -114,7 +114,7 @@ async def test_a_storm_of_store_reads_waits_for_connections_never_fails(redis_ur
     # Thousands of clients resuming at once after a restart each read a ticker's history:
     # far more reads in flight than the Redis connection pool holds. They must queue,
     # not fail (a failed read turns a complete replay into a gap snapshot).
-    from stockfeed.store.redis import RedisStore
+    from stockfeed.shared.redis import RedisStore
 
     store = RedisStore(redis_url)
     try:

@@ -17,10 +17,10 @@ from stockfeed.config import Settings
 from stockfeed.fanout.hub import Hub, parse_status
 from stockfeed.market_hours import MarketClock
 from stockfeed.server.shutdown import GracefulShutdown
+from stockfeed.shared import SharedStore, StoreUnavailable
 from stockfeed.sources.base import Source, UnknownTicker
 from stockfeed.sources.budget import ClientBudget, UpstreamBusy
 from stockfeed.sources.factory import build_source
-from stockfeed.store import SharedStore, StoreUnavailable
 from stockfeed.updater import Updater
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def build_broker_and_store(settings: Settings) -> tuple[Broker, SharedStore]:
     if settings.uses_redis:
         from stockfeed.broker import urls
         from stockfeed.broker.redis import RedisBroker
-        from stockfeed.store.redis import RedisStore, cluster_store, sentinel_store
+        from stockfeed.shared.redis import RedisStore, cluster_store, sentinel_store
 
         target = urls.parse(settings.broker)
         if target.mode == "cluster":
@@ -43,7 +43,7 @@ def build_broker_and_store(settings: Settings) -> tuple[Broker, SharedStore]:
             return SentinelBroker(target), sentinel_store(target)
         return RedisBroker(settings.broker), RedisStore(settings.broker)
     from stockfeed.broker.memory import MemoryBroker
-    from stockfeed.store.memory import MemoryStore
+    from stockfeed.shared.memory import MemoryStore
 
     return MemoryBroker(), MemoryStore(max_tickers=settings.max_tickers * 4)
 

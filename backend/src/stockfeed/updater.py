@@ -23,10 +23,10 @@ import time
 from stockfeed import protocol
 from stockfeed.broker import Broker, BrokerUnavailable
 from stockfeed.models import Tick, now_ms
+from stockfeed.shared import SharedStore, StoreUnavailable
 from stockfeed.sources.base import Provenance, Source
 from stockfeed.sources.events import Event, Gap, SourceState
 from stockfeed.sources.last_price import LastPriceView
-from stockfeed.store import SharedStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

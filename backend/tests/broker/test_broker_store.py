@@ -10,7 +10,7 @@ import pytest
 from stockfeed.broker import Broker
 from stockfeed.config import Settings
 from stockfeed.services import build_broker_and_store
-from stockfeed.store import SharedStore
+from stockfeed.shared import SharedStore
 
 pytestmark = pytest.mark.process
 

@@ -19,8 +19,8 @@ from stockfeed.fanout.frames import frame_payload, text_frame
 from stockfeed.fanout.hub import Hub
 from stockfeed.market_hours import MarketSession
 from stockfeed.models import now_ms
-from stockfeed.store.base import StoredQuote
-from stockfeed.store.memory import MemoryStore
+from stockfeed.shared.base import StoredQuote
+from stockfeed.shared.memory import MemoryStore
 
 
 def update(ticker: str, seq: int, price: float | None = None) -> str:

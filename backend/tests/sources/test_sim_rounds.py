@@ -15,10 +15,10 @@ import pytest
 
 from stockfeed import updater as updater_module
 from stockfeed.broker.memory import MemoryBroker
+from stockfeed.shared.memory import MemoryStore
 from stockfeed.sources import sim as sim_module
 from stockfeed.sources.sim import SimSource
 from stockfeed.sources.symbols import Directory
-from stockfeed.store.memory import MemoryStore
 from stockfeed.updater import Updater
 
 START = 1_800_000_000.0  # 2027-01-15 08:00 UTC

@@ -20,10 +20,10 @@ from vendor_fakes.coinbase import FakeCoinbase
 from stockfeed.broker.memory import MemoryBroker
 from stockfeed.client.backoff import Backoff
 from stockfeed.market_hours import MarketClock
+from stockfeed.shared.memory import MemoryStore
 from stockfeed.sources.failover import FailoverSource
 from stockfeed.sources.vendors.alpaca import AlpacaSource
 from stockfeed.sources.vendors.coinbase import CoinbaseSource
-from stockfeed.store.memory import MemoryStore
 from stockfeed.updater import Updater
 
 CLOCK = MarketClock()  # crypto: open at every hour

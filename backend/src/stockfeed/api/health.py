@@ -19,7 +19,7 @@ from stockfeed.api.openapi import error_responses
 from stockfeed.api.status_view import rendered, sees_details
 from stockfeed.server.sink_connection import SinkConnection
 from stockfeed.services import Services
-from stockfeed.store import StoreUnavailable
+from stockfeed.shared import StoreUnavailable
 
 router = APIRouter(prefix="/api", tags=["health"])
 

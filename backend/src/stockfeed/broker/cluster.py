@@ -82,7 +82,7 @@ class _Shard:
             username=broker.target.username,
             password=broker.target.password,
             socket_connect_timeout=2,
-            socket_timeout=None,  # see store/redis.py; silence is detected by PINGs
+            socket_timeout=None,  # see shared/redis.py; silence is detected by PINGs
             health_check_interval=0,
             # Errors surface here and the listener starts a fresh connection, rather
             # than redis-py reconnecting underneath with subscriptions of its own.
@@ -283,7 +283,7 @@ class RedisClusterBroker(Broker):
         super().__init__()
         self.target = target
         self.url = target.url
-        # For SPUBLISH and the slot map. No socket_timeout (see store/redis.py): publish
+        # For SPUBLISH and the slot map. No socket_timeout (see shared/redis.py): publish
         # and map refreshes are bounded by asyncio.timeout.
         self._cluster = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],

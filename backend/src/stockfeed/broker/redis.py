@@ -35,7 +35,7 @@ class RedisBroker(Broker):
         self.url = url
         # Separate clients: the pub/sub connection is held by the listener, and a
         # publish must not queue behind it.
-        # No socket_timeout (see store/redis.py): publish is bounded by asyncio.timeout.
+        # No socket_timeout (see shared/redis.py): publish is bounded by asyncio.timeout.
         if client is None:
             client = aioredis.Redis.from_url(
                 url, socket_connect_timeout=2, socket_timeout=None, health_check_interval=0

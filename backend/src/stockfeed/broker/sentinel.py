@@ -38,7 +38,7 @@ class _Sentinel(Sentinel):
 
 
 def make_sentinel(target: RedisTarget) -> Sentinel:
-    """The Sentinels of `target`. No socket_timeout anywhere (see store/redis.py); the
+    """The Sentinels of `target`. No socket_timeout anywhere (see shared/redis.py); the
     connects are bounded, the commands by their callers."""
     return _Sentinel(  # type: ignore[no-untyped-call]
         list(target.hosts),

@@ -41,7 +41,7 @@ from stockfeed.fanout.frames import text_frame
 from stockfeed.fanout.resume import frame_payload
 from stockfeed.protocol.messages import bar as bar_message
 from stockfeed.protocol.messages import bars as bars_message
-from stockfeed.store import StoreUnavailable
+from stockfeed.shared import StoreUnavailable
 
 if TYPE_CHECKING:
     from stockfeed.fanout.hub import Hub

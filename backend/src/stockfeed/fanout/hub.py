@@ -39,7 +39,7 @@ from stockfeed.fanout.frames import text_frame
 from stockfeed.fanout.liveness import Liveness
 from stockfeed.fanout.resume import Entry, History, ResumePoint, replay_after
 from stockfeed.market_hours import MarketClock
-from stockfeed.store import SharedStore, StoreUnavailable
+from stockfeed.shared import SharedStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import RedisClusterException, RedisError
 
 from stockfeed.broker.urls import RedisTarget
-from stockfeed.store.base import HISTORY_LENGTH, SharedStore, StoredQuote, StoreUnavailable
+from stockfeed.shared.base import HISTORY_LENGTH, SharedStore, StoredQuote, StoreUnavailable
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ import secrets
 import time
 from collections import OrderedDict
 
-from stockfeed.store.base import SharedStore, StoredQuote
+from stockfeed.shared.base import SharedStore, StoredQuote
 
 
 class MemoryStore(SharedStore):
