@@ -65,6 +65,15 @@ def pytest_runtest_protocol(
         processes.forbid_processes(None)
 
 
+@pytest.fixture(autouse=True)
+def own_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's market-data store is its own (an app made in-process reads the
+    environment): nothing kept by one test is served in another."""
+    path = tmp_path / "stockfeed-data"
+    monkeypatch.setenv("STOCKFEED_DATA_DIR", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def session_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if REDIS_URL:

@@ -36,7 +36,6 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = await Services.create(settings)
         app.state.services = svc
-        svc.hub.bars.base = history.base_bars(svc)  # a first bar book's history
         await svc.start()
         if server_process:
             tune_gc()

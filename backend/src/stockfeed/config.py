@@ -208,6 +208,21 @@ class Settings(BaseSettings):
     coinbase_url: str = "wss://advanced-trade-ws.coinbase.com"
     coinbase_rest_url: str = "https://api.coinbase.com"  # products, candles
 
+    # -- Market-data store (stockfeed/kept/, docs/store.md): what the deployment keeps --
+    # Where: `sqlite:///PATH` (relative; `sqlite:////abs/path` absolute), by default
+    # `stockfeed.db` in `data_dir`; `postgresql://USER:PASSWORD@HOST:PORT/DB`; or `none`
+    # (keep nothing: history from the source only, as before the store).
+    store: str = ""
+    # The SQLite store's directory; default: the user's data directory (platformdirs:
+    # ~/.local/share/stockfeed on Linux).
+    data_dir: str | None = None
+    # Keep every update too (replay from the store, exports), for `keep_ticks_days` days.
+    keep_ticks: bool = False
+    keep_ticks_days: float = Field(30.0, gt=0, le=36_500)
+    # The store's size at most (bytes, 0: no cap): past it the oldest day of ticks goes
+    # (bars and last quotes are never deleted by it).
+    store_max_bytes: int = Field(10 * 2**30, ge=0, le=2**50)
+
     @field_validator("source")
     @classmethod
     def _valid_source(cls, value: str) -> str:
@@ -325,6 +340,22 @@ class Settings(BaseSettings):
                 raise ValueError(f"a host is NAME, *.DOMAIN, .DOMAIN or *, not {item!r}")
             out.append(name)
         return out
+
+    @field_validator("store")
+    @classmethod
+    def _valid_store(cls, value: str) -> str:
+        from stockfeed.kept import urls
+
+        try:
+            urls.check(value)
+        except urls.BadStoreURL as exc:
+            raise ValueError(str(exc)) from None
+        return value.strip()
+
+    @property
+    def keeps(self) -> bool:
+        """Whether a market-data store is on (`--store none` turns it off)."""
+        return self.store.strip().lower() != "none"
 
     @field_validator("broker")
     @classmethod

@@ -7,14 +7,21 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from stockfeed.api.answer_cache import AnswerCaches, Fill
 from stockfeed.api.render_cache import RenderCache
 from stockfeed.api.rest_limits import RestRateLimiter
+from stockfeed.bar_history import BarHistory
 from stockfeed.broker import Broker
 from stockfeed.config import Settings
 from stockfeed.fanout.hub import Hub, parse_status
+from stockfeed.kept import KeptStore, KeptUnavailable
+from stockfeed.kept import urls as kept_urls
+from stockfeed.kept.keeper import Keeper
+from stockfeed.kept.retention import Retention
+from stockfeed.kept.writer import Writer
 from stockfeed.market_hours import MarketClock
 from stockfeed.server.shutdown import GracefulShutdown
 from stockfeed.shared import SharedStore, StoreUnavailable
@@ -63,6 +70,12 @@ class Services:
     answers: AnswerCaches
     rest_limits: RestRateLimiter
     upstream: ClientBudget
+    # The market-data store (stockfeed/kept/; None: `--store none`), its writer's side
+    # (the keeper: active where the updater leads), and history loading from it.
+    kept: KeptStore | None
+    keeper: Keeper | None
+    history: BarHistory
+    retention: Retention | None = None
     # /api/ws/health and /metrics bodies, reused for a second (api/status_view.py).
     renders: RenderCache = field(default_factory=RenderCache)
     started: float = field(default_factory=time.time)
@@ -107,6 +120,26 @@ class Services:
             max_tickers=settings.max_tickers,
             linger_min=settings.linger_min,
         )
+        kept = kept_urls.build(settings)
+        keeper = None
+        if kept is not None:
+            keeper = Keeper(
+                kept,
+                Writer(kept),
+                epoch=lambda: hub.epoch,
+                wanted=updater.wanted if updater is not None else frozenset,
+                recent=store.recent,
+                keep_ticks=settings.keep_ticks,
+            )
+            hub.last_known = _last_known(kept)
+            hub.bars.kept = keeper.checkpoint
+            if updater is not None:
+                updater.keeper = keeper
+        answers = AnswerCaches(settings.rest_cache_bytes)
+        history = BarHistory(
+            source=source, kept=kept, keeper=keeper, answers=answers, clock=clock, bars=hub.bars
+        )
+        hub.bars.base = history.base_bars()  # a first bar book's history
         # The source's own budget for calls made on clients' behalf (only a source with an
         # upstream provider has one), configured here; a stand-in otherwise, so metrics
         # read zeros.
@@ -124,10 +157,19 @@ class Services:
             updater,
             owner,
             watchlist,
-            answers=AnswerCaches(settings.rest_cache_bytes),
+            answers=answers,
             rest_limits=RestRateLimiter(settings),
             upstream=upstream,
+            kept=kept,
+            keeper=keeper,
+            history=history,
         )
+        if keeper is not None and updater is not None:
+            services.retention = Retention(
+                keeper,
+                keep_ticks_days=settings.keep_ticks_days if settings.keep_ticks else None,
+                max_bytes=settings.store_max_bytes,
+            )
         return services
 
     async def can_quote(self, ticker: str) -> bool:
@@ -159,10 +201,40 @@ class Services:
         # Build the exchange calendar now, not in the middle of the first connect burst.
         await asyncio.to_thread(self.clock.status, "AAPL")
         await self.broker.start()
+        await self._open_store()
         await self.hub.refresh_epoch()
         self.hub.start()
         if self.updater is not None:
             self._tasks.append(asyncio.create_task(self.updater.run(), name="updater"))
+
+    async def _open_store(self) -> None:
+        """Open the market-data store (migrations applied), and start its writer where an
+        updater may lead. A store that cannot be opened is logged and left off: the feed
+        itself does not depend on it."""
+        kept, keeper = self.kept, self.keeper
+        if kept is None or keeper is None:
+            return
+        try:
+            await kept.open()
+            floors = await kept.quote_seqs()
+        except KeptUnavailable as exc:
+            log.error("store: %s: %s; nothing is kept this run", kept.where, exc)
+            self.kept = self.history.kept = self.keeper = None
+            self.hub.last_known = None
+            self.hub.bars.kept = None
+            if self.updater is not None:
+                self.updater.keeper = None
+            self.retention = None
+            return
+        log.info("store: %s %s (%d tickers kept)", kept.kind, kept.where, len(floors))
+        if self.updater is not None:
+            # A kept ticker's seq never starts again below what was kept (the memory
+            # store's counters start at 1 in each process).
+            self.updater.seq_floors = floors
+            keeper.writer.start()
+            self._tasks.append(asyncio.create_task(keeper.run(), name="kept-flush"))
+            if self.retention is not None:
+                self._tasks.append(asyncio.create_task(self.retention.run(), name="kept-retention"))
 
     async def stop(self) -> None:
         if self._graceful is not None:
@@ -177,6 +249,10 @@ class Services:
             await self.source.close()
         await self.broker.close()
         await self.store.close()
+        if self.keeper is not None:
+            await self.keeper.writer.stop()
+        if self.kept is not None:
+            await self.kept.close()
 
     async def source_status(self) -> dict[str, object]:
         """The active source as the updater (maybe another process) reports it."""
@@ -203,6 +279,19 @@ class Services:
         if isinstance(last, int | float):
             status["age_ms"] = round(time.time() * 1000 - last)
         return status
+
+
+def _last_known(kept: KeptStore) -> Callable[[str], Awaitable[str | None]]:
+    """A ticker's last kept update, for the hub when the shared store has none."""
+
+    async def read(ticker: str) -> str | None:
+        try:
+            quote = await kept.last_quote(ticker)
+        except KeptUnavailable:
+            return None
+        return None if quote is None else quote.body
+
+    return read
 
 
 # How long a lookup of "can the source quote X?" may take before the asker is told to

@@ -22,6 +22,7 @@ import time
 
 from stockfeed import protocol
 from stockfeed.broker import Broker, BrokerUnavailable
+from stockfeed.kept.keeper import Keeper
 from stockfeed.models import Tick, now_ms
 from stockfeed.shared import SharedStore, StoreUnavailable
 from stockfeed.sources.base import Provenance, Source
@@ -80,6 +81,11 @@ class Updater:
         self.gaps: list[dict[str, object]] = []
         self.gaps_total = 0
         self.disabled: str | None = None  # a fatal configuration error stopped the source
+        # The market-data store's writer side (kept/keeper.py): every published update is
+        # folded into its bars; None without a store.
+        self.keeper: Keeper | None = None
+        # Per ticker, the last seq the market-data store kept: never published again.
+        self.seq_floors: dict[str, int] = {}
 
     def wanted(self) -> frozenset[str]:
         return self._wanted
@@ -114,6 +120,8 @@ class Updater:
             log.warning("this process (%s) lost the updater lock: stopping the source", self.owner)
             await self._stop_stream()
         self.is_leader = leader
+        if self.keeper is not None:
+            self.keeper.lead(leader)
         if not leader:
             return
         try:
@@ -216,11 +224,13 @@ class Updater:
             self._yielded_at = time.monotonic()
         try:
             seq = await self.store.next_seq(tick.ticker)
-            last = self._last_seq.get(tick.ticker, 0)
+            last = self._last_seq.get(tick.ticker) or self.seq_floors.get(tick.ticker, 0)
             if seq <= last:
-                # The store lost its counter (a Redis flush or restart): never go back.
+                # The store lost its counter (a Redis flush or restart), or this is the
+                # memory store's first count after a restart: never go back.
                 seq = await self.store.raise_seq(tick.ticker, last)
-            raw = protocol.price_update(tick, seq)
+            timestamp = round(now_ms(), 3)
+            raw = protocol.price_update(tick, seq, timestamp)
             await self.store.put_quote(tick.ticker, raw, self.quote_ttl)
             await self.broker.publish(tick.ticker, raw)
         except (StoreUnavailable, BrokerUnavailable) as exc:
@@ -231,6 +241,8 @@ class Updater:
             return
         self._last_seq[tick.ticker] = seq
         self.published += 1
+        if self.keeper is not None:
+            self.keeper.published(tick, seq, timestamp, raw)
 
     def status(self) -> dict[str, object]:
         health = self.source.health

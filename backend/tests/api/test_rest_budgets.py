@@ -96,7 +96,7 @@ async def app_with(source: Any) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClien
     app = create_app(Settings(source="none", tickers=["AAPL"]))
     async with app.router.lifespan_context(app):
         svc: Services = app.state.services
-        svc.source = source
+        svc.source = svc.history.source = source
         budget = getattr(source, "client_budget", None)
         if isinstance(budget, ClientBudget):
             svc.upstream = budget

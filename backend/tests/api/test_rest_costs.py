@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from stockfeed.api import history
+from stockfeed import bar_history as history
 from stockfeed.api.rest_limits import (
     ANSWER_BAR_WORK,
     RestRateLimiter,
@@ -42,7 +42,7 @@ async def app_with(
     app = create_app(Settings(source="none", tickers=["AAPL"], **settings))
     async with app.router.lifespan_context(app):
         svc: Services = app.state.services
-        svc.source = source
+        svc.source = svc.history.source = source
         transport = httpx.ASGITransport(app=app, client=client)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield app, http
@@ -145,8 +145,8 @@ async def test_chunked_encoding_is_the_one_shot_encoding() -> None:
     for some in (bars, bars[:1], bars[: history.ENCODE_CHUNK], bars[: history.ENCODE_CHUNK + 1]):
         body = {"ticker": "AAPL", "interval": "1m", "bars": [b.as_dict() for b in some]}
         expected = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        assert await history._encode("AAPL", "1m", some) == expected.encode()
-    assert await history._encode("X", "1d", []) == b'{"ticker":"X","interval":"1d","bars":[]}'
+        assert await history.encode("AAPL", "1m", some) == expected.encode()
+    assert await history.encode("X", "1d", []) == b'{"ticker":"X","interval":"1d","bars":[]}'
 
 
 class GatedSource(SimSource):
@@ -212,7 +212,7 @@ async def test_first_bar_books_wait_for_a_slot_instead_of_being_refused() -> Non
     source = GatedSource()
     async with app_with(source) as (app, http):
         requests = await fill_history_slots(http)
-        load = history.base_bars(app.state.services)
+        load = app.state.services.history.base_bars()
         books = [asyncio.create_task(load(LISTED[50 + i], "5m")) for i in range(10)]
         await asyncio.sleep(0.05)
         assert not any(b.done() for b in books)  # waiting, not refused
@@ -243,7 +243,7 @@ async def test_a_first_book_waits_out_a_busy_upstream_budget(monkeypatch: Any) -
 
     async with app_with(Busy(seed=1)) as (app, _http):
         monkeypatch.setattr(asyncio, "sleep", quick_sleep)
-        bars = await history.base_bars(app.state.services)("AAPL", "5m")
+        bars = await app.state.services.history.base_bars()("AAPL", "5m")
     assert calls == 3 and len(bars) > 0
     assert slept.count(1) >= 2  # the budget's Retry-After, twice
 
@@ -260,7 +260,7 @@ async def test_a_first_book_reaches_back_past_a_day_that_just_began() -> None:
             return bars[-5:] if range_ == "1d" else bars
 
     async with app_with(JustAfterMidnight(seed=1)) as (app, _http):
-        load = history.base_bars(app.state.services)
+        load = app.state.services.history.base_bars()
         assert len(await load("AAPL", "1m")) >= KEPT
         assert asked == ["1m 1d", "1m 5d"]
         assert len(await load("AAPL", "5m")) >= KEPT  # 5d of 5m: one call is enough

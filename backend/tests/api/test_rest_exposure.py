@@ -32,7 +32,7 @@ async def app_with(**settings: Any) -> AsyncIterator[tuple[FastAPI, httpx.AsyncC
     app = create_app(Settings(source="none", tickers=["AAPL", "MSFT", "TSLA"], **settings))
     async with app.router.lifespan_context(app):
         svc: Services = app.state.services
-        svc.source = SimSource(seed=1)
+        svc.source = svc.history.source = SimSource(seed=1)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield app, http

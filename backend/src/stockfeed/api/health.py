@@ -98,8 +98,31 @@ async def health_document(svc: Services, details: bool) -> dict[str, Any]:
         "relayed": svc.hub.relayed,
         "rejected": svc.hub.rejected,
         "rest_cache": svc.answers.stats(),
+        "store": store_view(svc, details),
         "uptime_s": round(time.time() - svc.started, 1),
     }
     if details:
         body["subscribers"] = svc.hub.subscriber_counts()
+    store = body["store"]
+    if store.get("last_error"):
+        problems.append("store not writable")
+        body["status"] = "degraded"
     return body
+
+
+def store_view(svc: Services, details: bool) -> dict[str, Any]:
+    """The market-data store: which, where (with details), whether this process writes
+    it, and its writer's counts (docs/store.md)."""
+    kept, keeper = svc.kept, svc.keeper
+    if kept is None or keeper is None:
+        return {"kind": "none"}
+    view: dict[str, Any] = {"kind": kept.kind, **keeper.stats(), "history": svc.history.stats()}
+    if svc.retention is not None:
+        view["retention"] = svc.retention.stats()
+    if details:
+        from stockfeed.kept.urls import redact
+
+        view["where"] = redact(kept.where)
+    elif view.get("last_error"):
+        view["last_error"] = "the store cannot be written"
+    return view

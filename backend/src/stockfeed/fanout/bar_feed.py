@@ -56,6 +56,8 @@ CHECKPOINT_TTL = 86400
 BUILD_ATTEMPTS = 3
 
 BaseBars = Callable[[str, str], Awaitable[list[dict[str, Any]]]]
+# (epoch, checkpoint) of a book as the market-data store's writer folds it (kept/keeper.py).
+KeptCheckpoint = Callable[[str, str], Awaitable[tuple[str, str] | None]]
 
 
 class Book:
@@ -108,6 +110,9 @@ class BarFeed:
         self.books: dict[str, dict[str, Book]] = {}  # ticker -> interval -> book
         # Where a first book's history comes from (set by the app: the REST answer).
         self.base: BaseBars | None = None
+        # Where a book starts from first, when a market-data store is on (set by the app):
+        # the store's writer's own fold, so the wire's bars are the kept ones exactly.
+        self.kept: KeptCheckpoint | None = None
         # Clients owed a fresh `bars` once their pending gap snapshot went out.
         self._after_gap: dict[str, set[Connection]] = {}
         # The (ticker, interval) streams each client asked for, attached or still waiting
@@ -115,6 +120,7 @@ class BarFeed:
         self._streams: dict[Connection, set[tuple[str, str]]] = {}
         self.built = 0  # books built (first or again), for health and tests
         self.from_checkpoint = 0  # ... of which from a shared checkpoint
+        self.from_kept = 0  # ... of which from the market-data store's fold
         self.bar_messages = 0  # `bar` messages encoded (once each, whatever the audience)
 
     # -- clients ---------------------------------------------------------------------
@@ -208,6 +214,7 @@ class BarFeed:
             "books": sum(len(books) for books in self.books.values()),
             "built": self.built,
             "from_checkpoint": self.from_checkpoint,
+            "from_kept": self.from_kept,
             "bar_messages": self.bar_messages,
         }
 
@@ -330,6 +337,14 @@ class BarFeed:
         hub = self.hub
         epoch = hub.epoch_for(ticker)
         known = await self._known(ticker)
+        kept = await self._kept(ticker, interval, epoch)
+        if kept is not None:
+            run, reached = self._run(ticker, known, after=kept.seq)
+            if reached:
+                for seq, update in run:
+                    kept.apply(seq, update)
+                self.from_kept += 1
+                return kept
         saved = await self._checkpoint(ticker, interval, epoch)
         base: list[dict[str, Any]] | None = None
         for _ in range(BUILD_ATTEMPTS):
@@ -421,6 +436,18 @@ class BarFeed:
                 "no history bars for %s %s (%s): bars from updates only", ticker, interval, exc
             )
             return []
+
+    async def _kept(self, ticker: str, interval: str, epoch: str) -> BarBook | None:
+        if self.kept is None:
+            return None
+        try:
+            found = await self.kept(ticker, interval)
+        except Exception as exc:  # the store away: the other ways still work
+            log.info("no kept bars for %s %s: %s", ticker, interval, exc)
+            return None
+        if found is None or found[0] != epoch:
+            return None
+        return BarBook.from_checkpoint(ticker, interval, found[1])
 
     async def _checkpoint(self, ticker: str, interval: str, epoch: str) -> BarBook | None:
         try:

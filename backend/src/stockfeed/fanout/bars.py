@@ -122,7 +122,7 @@ def rest_text(text: str) -> str:
     return text[: text.rindex(',"final":')] + "}"
 
 
-class _Forming:
+class Forming:
     """The bar being built (the only mutable one: finals are kept as their text)."""
 
     __slots__ = ("close", "high", "low", "open", "time", "volume")
@@ -164,7 +164,7 @@ class BarBook:
         self.volume: int | None = None  # cumulative day volume at `seq`
         self.price: float | None = None  # price at `seq`
         self.finals: deque[str] = deque(maxlen=KEPT - 1)  # texts, oldest first
-        self.forming: _Forming | None = None
+        self.forming: Forming | None = None
         self._day: tuple[int, float, float] | None = None  # cache of session_day
 
     # -- folding ---------------------------------------------------------------------
@@ -180,14 +180,42 @@ class BarBook:
     def apply(self, seq: int, update: dict[str, Any], *, count_volume: bool = True) -> list[str]:
         """Fold one update (the next seq); the BAR texts it changed, in order: the bar it
         made final, then the forming one. [] when it traded nothing."""
+        changed, closed = self.fold(seq, update, count_volume=count_volume)
+        if not changed:
+            return []
+        out: list[str] = []
+        if closed is not None:
+            final = closed.text(True)
+            self.finals.append(final)
+            out.append(final)
+        forming = self.forming
+        assert forming is not None
+        out.append(forming.text(False))
+        return out
+
+    def continue_from(self, update: dict[str, Any]) -> None:
+        """Take the price and cumulative volume of an update as the last ones folded (a
+        book that goes on from a kept state: the next update's volume is counted from
+        there), without folding it."""
+        data = update.get("data")
+        if isinstance(data, dict):
+            self.volume = _count(data.get("volume"))
+            self.price = _number(data.get("price"))
+
+    def fold(
+        self, seq: int, update: dict[str, Any], *, count_volume: bool = True
+    ) -> tuple[bool, Forming | None]:
+        """`apply` without the texts: (whether a bar changed, the bar it made final).
+        The market-data store's fold (kept/keeper.py) uses it: it keeps no texts, and
+        writes its bars out in batches."""
         self.seq = seq
         data = update.get("data")
         if not isinstance(data, dict):
-            return []
+            return False, None
         price = _number(data.get("price"))
         when = _when(update)
         if price is None or when is None:
-            return []
+            return False, None
         volume = _count(data.get("volume"))
         before_volume, before_price = self.volume, self.price
         self.volume, self.price = volume, price
@@ -198,7 +226,7 @@ class BarBook:
             else:
                 delta = volume - before_volume if volume >= before_volume else volume
         if delta == 0 and price == before_price:
-            return []  # no trade, no bar
+            return False, None  # no trade, no bar
         if not count_volume and delta is not None:
             delta = 0
         bucket = self.bucket(when)
@@ -209,13 +237,9 @@ class BarBook:
             bar.close = price
             if delta is not None:
                 bar.volume = delta if bar.volume is None else bar.volume + delta
-            return [bar.text(False)]
-        changed: list[str] = []
-        if bar is not None:
-            final = bar.text(True)
-            self.finals.append(final)
-            changed.append(final)
-        bar = self.forming = _Forming(bucket, price, price, price, price, delta)
+            return True, None
+        closed = bar
+        bar = self.forming = Forming(bucket, price, price, price, price, delta)
         if (
             self.interval == "1d"
             and volume is not None
@@ -227,8 +251,7 @@ class BarBook:
             bar.high = max(price, _number(data.get("high")) or price)
             bar.low = min(price, _number(data.get("low")) or price)
             bar.volume = volume
-        changed.append(bar.text(False))
-        return changed
+        return True, closed
 
     # -- reading -----------------------------------------------------------------------
 
@@ -269,7 +292,7 @@ class BarBook:
                 if values is None:
                     return None
                 if i == len(bars) - 1 and bar.get("final") is False:
-                    book.forming = _Forming(*values)
+                    book.forming = Forming(*values)
                 else:
                     book.finals.append(bar_text(*values, True))
             return book
@@ -303,14 +326,14 @@ class BarBook:
             if first is not None and values[0] > first:
                 break
             if first is not None and values[0] == first:
-                book.forming = _Forming(*values)
+                book.forming = Forming(*values)
                 break
             book.finals.append(bar_text(*values, True))
         if not run and book.finals:
             # No update yet: the source's newest bar may still be forming.
             newest = _bar_values(json.loads(book.finals.pop()))
             assert newest is not None
-            book.forming = _Forming(*newest)
+            book.forming = Forming(*newest)
         seeded = book.forming.time if book.forming is not None else None
         for seq, update in run:
             # The source's bar counted the volume of the updates in its bucket already.

@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,7 @@ from stockfeed.fanout.frames import text_frame
 from stockfeed.fanout.liveness import Liveness
 from stockfeed.fanout.resume import Entry, History, ResumePoint, replay_after
 from stockfeed.market_hours import MarketClock
-from stockfeed.shared import SharedStore, StoreUnavailable
+from stockfeed.shared import SharedStore, StoredQuote, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,10 @@ class Hub:
         self.liveness = Liveness(clock, quote_ttl=quote_ttl)  # per-ticker stale marks
         self.bars = BarFeed(self)
         self.bar_books = self.bars.books  # ticker -> its books; read for every update
+        # A ticker's last update when the shared store has none (it expired, was evicted,
+        # or the process restarted): the market-data store's (stockfeed/kept/), set by
+        # the services. A closed market still shows its last price.
+        self.last_known: Callable[[str], Awaitable[str | None]] | None = None
         broker.set_handler(self.on_message)
 
     async def refresh_epoch(self) -> None:
@@ -615,6 +619,9 @@ class Hub:
             except StoreUnavailable:
                 pass
             else:
+                if stored is None and local is None and self.last_known is not None:
+                    raw = await self.last_known(ticker)
+                    stored = None if raw is None else StoredQuote(raw, fresh=False)
                 if ticker in self.subscribers:
                     self._store_checked.add(ticker)
         best: dict[str, Any] | None = local.update if local else None

@@ -188,7 +188,8 @@ class ManagedProcess:
 class StockfeedServer(ManagedProcess):
     """`stockfeed serve --port PORT *args` on 127.0.0.1. Its environment is ours without
     any STOCKFEED_* variable, plus `DEFAULT_ENV`, plus `env`. Ready when
-    /api/ws/health answers 200."""
+    /api/ws/health answers 200. Its market-data store is its own (`STOCKFEED_DATA_DIR`
+    beside its log, kept across restarts of this server) unless `env` names one."""
 
     DEFAULT_ENV: Mapping[str, str] = {
         "PYTHONUNBUFFERED": "1",
@@ -213,6 +214,7 @@ class StockfeedServer(ManagedProcess):
         self.ws = f"ws://{HOST}:{self.port}"
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKFEED_")}
         full_env.update(self.DEFAULT_ENV)
+        full_env["STOCKFEED_DATA_DIR"] = str(log_path.parent / f"data-{self.port}")
         full_env.update(env or {})
         argv = [sys.executable, "-m", "stockfeed.cli", "serve", "--port", str(self.port)]
         super().__init__([*argv, *args], log_path, env=full_env, name=name)

@@ -1,0 +1,1 @@
+"""PostgreSQL stub (replaced below)."""
