@@ -28,6 +28,10 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Redis would hear each other's `market:AAPL`. Each run therefore starts its own real
 # redis-server on a free port; STOCKFEED_TEST_REDIS points the suite at another one.
 REDIS_URL = os.environ.get("STOCKFEED_TEST_REDIS", "")
+# Each run starts its own PostgreSQL cluster too (initdb in a temporary directory, a free
+# port); STOCKFEED_TEST_POSTGRES=postgresql://USER@HOST:PORT/DB points at another, where
+# each test gets a database of its own (it needs CREATEDB).
+POSTGRES_URL = os.environ.get("STOCKFEED_TEST_POSTGRES", "")
 
 
 def redis_available(url: str) -> bool:
@@ -63,6 +67,41 @@ def pytest_runtest_protocol(
         return (yield)
     finally:
         processes.forbid_processes(None)
+
+
+def require_postgres() -> None:
+    """Missing PostgreSQL fails under CI (.ci/run installs it), skips elsewhere."""
+    if processes.postgres_bin() is None:
+        if IN_CI:
+            pytest.fail("PostgreSQL is required under CI (.ci/run installs postgresql)")
+        pytest.skip("no PostgreSQL server programs (apt-get install postgresql)")
+
+
+@pytest.fixture(scope="session")
+def session_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server for the session: the URL of its maintenance database."""
+    if POSTGRES_URL:
+        yield POSTGRES_URL
+        return
+    require_postgres()
+    server = processes.PostgresServer(log_path=tmp_path_factory.mktemp("pg") / "postgres.log")
+    server.start()
+    yield server.url
+    server.cleanup()
+
+
+@pytest.fixture
+def postgres_url(session_postgres: str) -> str:
+    """An empty database of the test's own on the session's PostgreSQL."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(session_postgres, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+    base = session_postgres.rsplit("/", 1)[0]
+    return f"{base}/{name}"
 
 
 @pytest.fixture(autouse=True)

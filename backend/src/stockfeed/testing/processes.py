@@ -3,18 +3,22 @@
 `ManagedProcess` starts a command in its own process group with its output in a log file,
 waits until a check says it is ready (failing with the log's tail when it exits or times
 out) and stops it: a signal to the group, then SIGKILL. `StockfeedServer` is a `stockfeed
-serve`, `RedisServer` a redis-server that keeps nothing on disk. No pytest in here: the
+serve`, `RedisServer` a redis-server that keeps nothing on disk, `PostgresServer` a
+PostgreSQL cluster of its own in a temporary directory. No pytest in here: the
 tests' conftest turns `forbid_processes` on for tests not marked `pytest.mark.process`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -265,3 +269,100 @@ class RedisServer(ManagedProcess):
 
     def is_ready(self) -> bool:
         return self.ping()
+
+
+def postgres_bin() -> Path | None:
+    """The directory of PostgreSQL's server programs (Debian: /usr/lib/postgresql/N/bin,
+    the newest N), or the one `postgres` on PATH is in; None when there is none."""
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/postgres"),
+        key=lambda p: (
+            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
+        ),
+    )
+    if found:
+        return Path(found[-1]).parent
+    on_path = shutil.which("postgres")
+    return Path(on_path).parent if on_path else None
+
+
+class PostgresServer(ManagedProcess):
+    """A PostgreSQL server of its own on 127.0.0.1 (a free port unless given): `initdb`
+    into a new temporary directory (trust authentication, user `stockfeed`), durability
+    off (fsync, synchronous_commit: a test's data need not survive a power cut). As root
+    it runs as the `postgres` user, which PostgreSQL requires. `start()` waits until it
+    accepts connections; `new_database()` gives a test an empty database of its own;
+    `cleanup()` stops it and removes its directory."""
+
+    stop_signal = signal.SIGINT  # PostgreSQL's "fast" shutdown
+
+    def __init__(self, *, port: int | None = None, log_path: Path | None = None) -> None:
+        bindir = postgres_bin()
+        if bindir is None:
+            raise ProcessFailed(
+                "no PostgreSQL server programs (Debian: apt-get install postgresql)"
+            )
+        self.bindir = bindir
+        self.port = port or free_port()
+        # Not under pytest's tmp_path: its parents are private to root, and the server
+        # may run as another user.
+        self.workdir = Path(tempfile.mkdtemp(prefix="stockfeed-pg-"))
+        self.data = self.workdir / "data"
+        self.url = f"postgresql://stockfeed@{HOST}:{self.port}/postgres"
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            self._as = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+            shutil.chown(self.workdir, "postgres", "postgres")
+        argv = [
+            *self._as,
+            str(bindir / "postgres"),
+            "-D", str(self.data),
+            "-p", str(self.port),
+            "-h", HOST,
+            "-k", str(self.workdir),
+            "-c", "fsync=off",
+            "-c", "synchronous_commit=off",
+            "-c", "full_page_writes=off",
+            "-c", "max_connections=200",
+        ]  # fmt: skip
+        log = log_path or self.workdir / "postgres.log"
+        super().__init__(argv, log, name=f"postgres :{self.port}")
+
+    def start(self, timeout: float = 30.0) -> Self:
+        if not self.data.exists():
+            initdb = [
+                *self._as,
+                str(self.bindir / "initdb"),
+                "-D", str(self.data),
+                "-U", "stockfeed",
+                "-A", "trust",
+                "-E", "UTF8",
+                "--no-instructions",
+            ]  # fmt: skip
+            done = subprocess.run(initdb, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise ProcessFailed(f"initdb failed: {done.stdout}{done.stderr}")
+        super().start()
+        return self.wait_ready(timeout=timeout)
+
+    def is_ready(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url, connect_timeout=1):
+                return True
+        except psycopg.Error:
+            return False
+
+    def new_database(self, name: str) -> str:
+        """An empty database `name` (dropped first if it exists); its URL."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql://stockfeed@{HOST}:{self.port}/{name}"
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
