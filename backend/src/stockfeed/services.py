@@ -140,6 +140,8 @@ class Services:
             source=source, kept=kept, keeper=keeper, answers=answers, clock=clock, bars=hub.bars
         )
         hub.bars.base = history.base_bars()  # a first bar book's history
+        if keeper is not None:
+            keeper.base = hub.bars.base
         # The source's own budget for calls made on clients' behalf (only a source with an
         # upstream provider has one), configured here; a stand-in otherwise, so metrics
         # read zeros.

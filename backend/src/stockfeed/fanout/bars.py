@@ -288,7 +288,7 @@ class BarBook:
             book.price = _number(state.get("price"))
             bars = state["bars"]
             for i, bar in enumerate(bars):
-                values = _bar_values(bar)
+                values = bar_values(bar)
                 if values is None:
                     return None
                 if i == len(bars) - 1 and bar.get("final") is False:
@@ -319,7 +319,7 @@ class BarBook:
                 first = book.bucket(when)
                 break
         history = sorted(
-            (values for values in map(_bar_values, base) if values is not None),
+            (values for values in map(bar_values, base) if values is not None),
             key=lambda values: values[0],
         )
         for values in history:
@@ -331,7 +331,7 @@ class BarBook:
             book.finals.append(bar_text(*values, True))
         if not run and book.finals:
             # No update yet: the source's newest bar may still be forming.
-            newest = _bar_values(json.loads(book.finals.pop()))
+            newest = bar_values(json.loads(book.finals.pop()))
             assert newest is not None
             book.forming = Forming(*newest)
         seeded = book.forming.time if book.forming is not None else None
@@ -359,7 +359,7 @@ def _when(update: dict[str, Any]) -> float | None:
     return None if when is None else when / 1000.0
 
 
-def _bar_values(bar: object) -> tuple[int, float, float, float, float, int | None] | None:
+def bar_values(bar: object) -> tuple[int, float, float, float, float, int | None] | None:
     """(time, open, high, low, close, volume) of a bar object, or None when malformed."""
     if not isinstance(bar, dict):
         return None

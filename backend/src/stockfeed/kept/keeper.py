@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stockfeed import protocol
-from stockfeed.fanout.bars import KEPT, BarBook, Forming, bar_text
+from stockfeed.fanout.bars import KEPT, BarBook, Forming, bar_text, bar_values
 from stockfeed.kept.base import (
     ALL_INTERVALS,
     Batch,
@@ -81,7 +81,10 @@ def update_of(tick: Tick, timestamp: float) -> dict[str, Any]:
     }
 
 
-def _values(bar: Forming) -> tuple[int, float, float, float, float, int | None]:
+Values = tuple[int, float, float, float, float, int | None]
+
+
+def _values(bar: Forming) -> Values:
     return bar.time, bar.open, bar.high, bar.low, bar.close, bar.volume
 
 
@@ -130,6 +133,9 @@ class Keeper:
         self._ticks: list[KeptTick] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.folded = 0  # updates folded, for health
+        # The history a bar book shows before the fold's bars (set by the services: the
+        # history service's, the store first).
+        self.base: Callable[[str, str], Awaitable[list[dict[str, Any]]]] | None = None
 
     # -- the updater's side ----------------------------------------------------------------
 
@@ -298,7 +304,8 @@ class Keeper:
 
     async def checkpoint(self, ticker: str, interval: str) -> tuple[str, str] | None:
         """(epoch, checkpoint) a bar book of `ticker` can start from (fanout/bars.py's
-        checkpoint text), None when nothing is kept."""
+        checkpoint text), None when nothing is kept: the history before it (`base`: the
+        store first, the source for its holes), then the fold's own bars on top."""
         fold = self._folds.get(ticker) if self.active else None
         if fold is not None:
             if not fold.loaded.done():
@@ -306,21 +313,36 @@ class Keeper:
                     await asyncio.wait_for(asyncio.shield(fold.loaded), LOAD_WAIT)
                 except TimeoutError:
                     return None
-            bars = await self.store.bars(ticker, interval, 0, FOREVER, newest=KEPT)
+            older = await self._older(ticker, interval)
             if self._folds.get(ticker) is fold and fold.books is not None and self.active:
-                return self.epoch(), _own_checkpoint(ticker, interval, fold, bars)
-        quote, bars = await self.store.book_state(ticker, interval, KEPT)
+                return self.epoch(), _own_checkpoint(ticker, interval, fold, older)
+        quote, kept = await self.store.book_state(ticker, interval, KEPT)
         if quote is None:
             return None
+        finals = {values[0]: values for values in await self._older(ticker, interval)}
         book = BarBook(ticker, interval)
         book.seq = quote.seq
         book.continue_from(quote.update())
-        for i, bar in enumerate(bars):
-            if i == len(bars) - 1 and not bar.final:
+        for i, bar in enumerate(kept):
+            if i == len(kept) - 1 and not bar.final:
                 book.forming = Forming(*bar.wire_values())
             else:
-                book.finals.append(bar_text(*bar.wire_values(), True))
+                finals[bar.start] = bar.wire_values()
+        cut = book.forming.time if book.forming is not None else FOREVER
+        times = sorted(t for t in finals if t < cut)[-(KEPT - 1) :]
+        book.finals.extend(bar_text(*finals[t], True) for t in times)
         return quote.epoch, book.checkpoint()
+
+    async def _older(self, ticker: str, interval: str) -> list[Values]:
+        """The bars a book shows before the fold's: its history (REST bars)."""
+        if self.base is None:
+            return []
+        try:
+            bars = await self.base(ticker, interval)
+        except Exception as exc:  # no history (unknown, upstream down): the fold alone
+            log.info("no history bars for %s %s (%s)", ticker, interval, exc)
+            return []
+        return [v for v in map(bar_values, bars) if v is not None]
 
     def stats(self) -> dict[str, object]:
         return {
@@ -332,14 +354,12 @@ class Keeper:
         }
 
 
-def _own_checkpoint(ticker: str, interval: str, fold: _Fold, kept: list[KeptBar]) -> str:
-    """The fold's book as of its newest update: the kept finals, the ones not written
-    yet, and the forming bar."""
+def _own_checkpoint(ticker: str, interval: str, fold: _Fold, older: list[Values]) -> str:
+    """The fold's book as of its newest update: the history before it, the finals it
+    made (kept or not yet), and the forming bar."""
     assert fold.books is not None
     source = fold.books[interval]
-    finals: dict[int, tuple[int, float, float, float, float, int | None]] = {
-        bar.start: bar.wire_values() for bar in kept
-    }
+    finals: dict[int, Values] = {values[0]: values for values in older}
     for bar in fold.recent[interval]:
         finals[bar.time] = _values(bar)
     forming = source.forming
