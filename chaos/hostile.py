@@ -55,6 +55,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from chaos.hostile_exposure import EXPOSURE_ATTACKS
+from chaos.hostile_ws import SERVER_ARGS, WS_ATTACKS
 from chaos.procs import ROOT, ServerProc, free_port
 
 if TYPE_CHECKING:
@@ -576,6 +577,7 @@ ATTACKS: list[tuple[str, Attack, bool]] = [  # (name, attack, the floods' accept
     ("churn", churn, False),
     ("many-conns", many_connections, False),
     *EXPOSURE_ATTACKS,  # identity, exposure, REST costs, Host names: chaos/hostile_exposure.py
+    *WS_ATTACKS,  # the one accounted write path and the ticker budgets: chaos/hostile_ws.py
 ]
 
 
@@ -624,7 +626,10 @@ class Outcome:
 
 async def run_one(name: str, attack: Attack, flood: bool, sizes: Sizes, secret: str) -> Outcome:
     server = ServerProc(
-        f"hostile-{name}", free_port(), ["--source", "sim"], env={"STOCKFEED_AUTH_SECRET": secret}
+        f"hostile-{name}",
+        free_port(),
+        ["--source", "sim", *SERVER_ARGS.get(name, [])],
+        env={"STOCKFEED_AUTH_SECRET": secret},
     )
     watcher = WatcherProc()
     meter: Meter | None = None
@@ -751,6 +756,8 @@ async def hostile(sizes: Sizes) -> Rows:
     outcomes: list[Outcome] = []
     failed: Rows = []
     for name, attack, flood in ATTACKS:
+        if sizes.hostile_attacks and name not in sizes.hostile_attacks:
+            continue
         progress(f"{name} ...")
         try:
             outcomes.append(await run_one(name, attack, flood, sizes, secret))

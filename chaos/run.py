@@ -57,11 +57,15 @@ def cli() -> None:
     parser = argparse.ArgumentParser(prog="python -m chaos.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller and shorter (~2 min)")
     parser.add_argument("--only", nargs="+", choices=sorted(SCENARIOS), help="run only these")
+    parser.add_argument(
+        "--attacks", nargs="+", default=(), help="of `hostile`, only these attacks (by name)"
+    )
     args = parser.parse_args()
     # Thousands of client sockets in this process.
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     sizes = Sizes.quick() if args.quick else Sizes()
+    sizes.hostile_attacks = tuple(args.attacks)
     names = args.only or list(SCENARIOS)
     try:
         import uvloop
