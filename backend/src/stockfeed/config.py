@@ -140,6 +140,25 @@ class Settings(BaseSettings):
     # `server_busy` (Retry-After) to its request, or is closed after 1 s without one.
     max_open_connections: int = Field(20_000, ge=0, le=10_000_000)
 
+    # -- HTTP edges, every phase (issue 20: every connection must make progress) --
+    # (server/fast_http.py on the fast path; docs/protocol.md#http-limits.) Seconds from
+    # the end of a request head until its body is complete: past it, 408 `request_timeout`
+    # when no answer has begun, else a close.
+    http_body_timeout: float = Field(10.0, gt=0, le=3600)
+    # Seconds a response may wait on a client that does not read it: when the write buffer
+    # stays full (or a closing connection's answer stays unsent) this long without
+    # shrinking, the connection is dropped.
+    http_write_timeout: float = Field(10.0, gt=0, le=3600)
+    # Seconds from a WebSocket upgrade request until the app accepts or refuses it: past
+    # it, 503 `server_busy`.
+    http_upgrade_timeout: float = Field(10.0, gt=0, le=3600)
+    # Seconds a kept-alive connection may sit idle between requests (uvicorn's default).
+    http_keepalive_timeout: float = Field(5.0, gt=0, le=3600)
+    # Open HTTP connections per client IP (IPv6: per /64) per process, not yet upgraded
+    # to WebSocket (max_connections_per_ip counts those); exempt IPs skip it; 0: no cap.
+    # Past it: 429 `too_many_connections` with Retry-After.
+    max_http_connections_per_ip: int = Field(128, ge=0, le=1_000_000)
+
     @field_validator("tickers", mode="before")
     @classmethod
     def _split_tickers(cls, value: object) -> object:
