@@ -1,4 +1,4 @@
-"""Hostile clients (issue 11, "Bounded by design"): five attacks, a fresh server for each.
+"""Hostile clients (issue 11, "Bounded by design"; issue 20): a fresh server for each attack.
 
 - ticker-flood: four `/ws` connections of one authorised client each subscribe 50 new
   made-up tickers and unsubscribe them, 7 times a second (14 messages/s, under the
@@ -9,6 +9,8 @@
 - churn: three connections subscribe and unsubscribe the good client's own tickers, as
   fast as the message rate allows (19 messages/s each), 8 s.
 - many-conns: 1,000 WebSocket connections from one IP, each retrying once a second, 8 s.
+- pipelined, slow-body: HTTP connections that never read their answers, and request
+  bodies sent a byte every 3 s (chaos/hostile_http.py).
 
 The attackers connect from 127.0.0.2, the well-behaved client (chaos/watcher.py, a process
 of its own) from 127.0.0.1. Loopback 127.0.0.1 is exempt from the per-IP limits by default
@@ -52,6 +54,7 @@ from bench.procstat import cpu_seconds, rss_bytes
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from chaos.hostile_http import pipelined, slow_body
 from chaos.procs import ROOT, ServerProc, free_port
 
 if TYPE_CHECKING:
@@ -572,6 +575,8 @@ ATTACKS: list[tuple[str, Attack, bool]] = [  # (name, attack, the floods' accept
     ("slowloris", slowloris, False),
     ("churn", churn, False),
     ("many-conns", many_connections, False),
+    ("pipelined", pipelined, True),  # chaos/hostile_http.py
+    ("slow-body", slow_body, False),
 ]
 
 
@@ -747,6 +752,8 @@ async def hostile(sizes: Sizes) -> Rows:
     outcomes: list[Outcome] = []
     failed: Rows = []
     for name, attack, flood in ATTACKS:
+        if sizes.hostile_attacks and name not in sizes.hostile_attacks:
+            continue
         progress(f"{name} ...")
         try:
             outcomes.append(await run_one(name, attack, flood, sizes, secret))
