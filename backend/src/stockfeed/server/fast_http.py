@@ -535,16 +535,16 @@ class FastHttpProtocol(HttpToolsProtocol):
                 # The app gets `http.disconnect`; whatever it sends now goes nowhere.
                 cycle.disconnected = True
                 cycle.message_event.set()
+            self._refusal = (
+                408,
+                ErrorCode.REQUEST_TIMEOUT.value,
+                f"the request body did not arrive within {edges().body_timeout:g} s",
+            )
             if cycle is None or not cycle.response_started:
-                self._refusal = (
-                    408,
-                    ErrorCode.REQUEST_TIMEOUT.value,
-                    f"the request body did not arrive within {edges().body_timeout:g} s",
-                )
                 self._send_refusal()
             else:  # an answer has begun (or is done): a second one cannot follow
                 log.debug("client %s sent its request body too slowly: closed", self.client)
-                self._close()
+                self._linger_close(b"")
 
     # -- refusals ------------------------------------------------------------------------
 
@@ -557,11 +557,16 @@ class FastHttpProtocol(HttpToolsProtocol):
         assert self._refusal is not None
         status, code, message = self._refusal
         log.debug("HTTP %d %s to %s: %s", status, code, self.client, message)
+        self._linger_close(error_response(self._refusal, self.server_state.default_headers))
+
+    def _linger_close(self, answer: bytes) -> None:
+        """Write `answer` (if any), then close without destroying it: FIN after it,
+        what the client still sends read and dropped (`_refusal` is set) until
+        REFUSAL_LINGER, then abort."""
         self._in_head = False
         self._held = None
         self._phase = CLOSING
         self._clock.disarm(self)
-        answer = error_response(self._refusal, self.server_state.default_headers)
         self._linger = answer_and_linger(self.loop, self.transport, answer)
         if self._linger is None:
             self._closing()

@@ -50,10 +50,12 @@ def error_response(refusal: Refusal, default_headers: Iterable[tuple[bytes, byte
 def answer_and_linger(
     loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, answer: bytes
 ) -> asyncio.TimerHandle | None:
-    """Write `answer`, send FIN once it is out and keep reading (the protocol drops what
-    comes) for `REFUSAL_LINGER`, then abort. Returns that timer (cancel it when the
-    connection goes first), or None when the transport cannot half-close (closed at once)."""
-    transport.write(answer)
+    """Write `answer` (after what is buffered), send FIN once it is out and keep reading
+    (the protocol drops what comes) for `REFUSAL_LINGER`, then abort. Returns that timer
+    (cancel it when the connection goes first), or None when the transport cannot
+    half-close (closed at once)."""
+    if answer:
+        transport.write(answer)
     if transport.can_write_eof():
         transport.write_eof()
         return loop.call_later(REFUSAL_LINGER, transport.abort)
