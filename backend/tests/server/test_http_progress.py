@@ -145,21 +145,38 @@ def test_a_body_in_time_keeps_the_connection(server: Server, chunked: bool) -> N
 # -- one request at a time ---------------------------------------------------------------
 
 
-def test_pipelined_requests_are_answered_in_order(server: Server) -> None:
+@pytest.mark.parametrize(
+    ("count", "rcvbuf", "pause"),
+    [(600, None, 0.0), (2000, 16384, 0.6)],
+    ids=["read-at-once", "read-after-a-pause"],
+)
+def test_pipelined_requests_are_answered_in_order(
+    server: Server, count: int, rcvbuf: int | None, pause: float
+) -> None:
     """Hundreds of requests in one write, bodies among them: every one answered, in the
-    order sent, on the one connection."""
+    order sent, on the one connection. Read after a pause (shorter than the write
+    timeout) by a client with a small buffer, the answers (health reports of ~1 KB
+    among them) pass what a pipelining client may leave unread (256 KiB): the server
+    waits for it to read, then goes on."""
     requests = []
-    for n in range(600):
+    for n in range(count):
         if n % 100 == 50:
             requests.append(post(b"/api/ws/health", 5) + b"12345")
+        elif n % 2:
+            requests.append(get(b"/api/ws/health"))
         else:
             requests.append(quotes(n))
-    with connect_from(server.port) as sock:
-        sock.sendall(b"".join(requests))
+    with connect_from(server.port, rcvbuf=rcvbuf, timeout=10) as sock:
+        sender = threading.Thread(target=sock.sendall, args=(b"".join(requests),), daemon=True)
+        sender.start()
+        time.sleep(pause)
         responses = read_responses(sock, len(requests))
+        sender.join(5)
     for n, (status, body) in enumerate(responses.done):
         if n % 100 == 50:
             assert status == 405, (n, status, body)
+        elif n % 2:
+            assert status == 200 and body.startswith(b'{"status":'), (n, body[:40])
         else:
             assert (status, body) == (200, b'{"T%d":null}' % n), n
 

@@ -77,6 +77,15 @@ RESPONSE = 4  # the request is in, the app answers (its work has no deadline her
 # the answer goes out: `write_timeout` while the client takes none of it (the
 # transport's buffer above its high-water mark)
 CLOSING = 5  # closed with an answer still unsent: `write_timeout` for it to drain
+DRAIN = 6  # answered, the next request already received: it waits (unparsed) until the
+# client has taken all but PIPELINE_UNREAD of the answers, checked every tick; dropped
+# after `write_timeout` in which the client took nothing
+
+# What a pipelining client may leave unread (in our buffer and the kernel's) and still
+# have its next request read. Without it, a client that never reads gets answered until
+# the kernel's buffers are full (megabytes: tens of thousands of small answers, each
+# one a request the server works on) before it is seen not to read.
+PIPELINE_UNREAD = 256 * 1024
 
 _warned: dict[str, float] = {}
 
@@ -181,6 +190,7 @@ class FastHttpProtocol(HttpToolsProtocol):
         "_peer_key",
         "_phase",
         "_refusal",
+        "_stalled_at",
         "_unread",
     )
 
@@ -201,6 +211,7 @@ class FastHttpProtocol(HttpToolsProtocol):
         # Bytes the client had not taken (`_unread_bytes`) when it was last seen not
         # reading (RESPONSE and CLOSING: the deadline passes only if none were taken since).
         self._unread = 0
+        self._stalled_at = 0.0  # DRAIN: loop.time() the client last took some
         self._over_cap: Refusal | None = None  # the answer for a connection past a cap
         self._peer_key: str | None = None  # counted in http_peers under this key
         self._refusal: Refusal | None = None  # once set, it is answered
@@ -454,6 +465,15 @@ class FastHttpProtocol(HttpToolsProtocol):
             if self._clock.remaining(self) is None:
                 self._watch_unread()
             return
+        if self._held is not None:  # pipelined: has the client taken the answers?
+            unread = _unread_bytes(self.transport)
+            if unread > PIPELINE_UNREAD:
+                if self._phase != DRAIN:
+                    self._phase = DRAIN
+                    self._unread = unread
+                    self._stalled_at = self.loop.time()
+                self._clock.arm(self, self._clock.tick)  # deadline_passed comes back here
+                return
         self._phase = IDLE
         self._clock.arm(self, self.timeout_keep_alive)
         if self._held is not None:
@@ -498,6 +518,9 @@ class FastHttpProtocol(HttpToolsProtocol):
         """The current phase's deadline passed (the clock, deadlines.py)."""
         phase = self._phase
         transport = self.transport
+        if phase == DRAIN:
+            self._drain_check()
+            return
         if phase in (RESPONSE, CLOSING):
             if not transport.get_write_buffer_size() or (
                 phase == RESPONSE and not self.flow.write_paused
@@ -508,13 +531,7 @@ class FastHttpProtocol(HttpToolsProtocol):
                 self._unread = unread
                 self._clock.arm(self, edges().write_timeout)
                 return
-            log.info(
-                "client %s did not read %d bytes of its answer in %g s: dropped",
-                self.client,
-                unread,
-                edges().write_timeout,
-            )
-            drop(transport)
+            self._drop_unread(unread)
             return
         if transport.is_closing() or self._refusal is not None:
             return
@@ -545,6 +562,33 @@ class FastHttpProtocol(HttpToolsProtocol):
             else:  # an answer has begun (or is done): a second one cannot follow
                 log.debug("client %s sent its request body too slowly: closed", self.client)
                 self._linger_close(b"")
+
+    def _drain_check(self) -> None:
+        """DRAIN, a tick later: read on if the client took the answers, drop it if it
+        took nothing for `write_timeout`, else look again next tick."""
+        if self.transport.is_closing():
+            return
+        unread = _unread_bytes(self.transport)
+        if unread <= PIPELINE_UNREAD:
+            self._answered()
+            return
+        now = self.loop.time()
+        if unread < self._unread:
+            self._unread = unread
+            self._stalled_at = now
+        elif now - self._stalled_at >= edges().write_timeout:
+            self._drop_unread(unread)
+            return
+        self._clock.arm(self, self._clock.tick)
+
+    def _drop_unread(self, unread: int) -> None:
+        log.info(
+            "client %s did not read %d bytes of its answers in %g s: dropped",
+            self.client,
+            unread,
+            edges().write_timeout,
+        )
+        drop(self.transport)
 
     # -- refusals ------------------------------------------------------------------------
 
