@@ -264,6 +264,12 @@ def test_http_connections_per_address_are_capped(
                 status, headers, body = refusal(reply)
                 assert (status, body["error"]["code"]) == (429, "too_many_connections"), body
                 assert headers["retry-after"] == "5" and closed
+            # One past the cap gets 1 s for its head, then the same answer.
+            with connect_from(running.port, ATTACKER) as sock:
+                sock.sendall(b"GET /api/ws/health HTTP/1.1\r\nHost: x\r\n")
+                reply, closed = read_all(sock, 5)
+            status, _, body = refusal(reply)
+            assert (status, body["error"]["code"]) == (429, "too_many_connections") and closed
             # Another address of the same machine, and the exempt loopback, are not held.
             reply, _ = exchange(running.port, get(b"/api/ws/health"), source="127.0.0.3")
             assert reply.startswith(b"HTTP/1.1 200 "), reply[:80]

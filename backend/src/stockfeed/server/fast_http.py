@@ -539,11 +539,11 @@ class FastHttpProtocol(HttpToolsProtocol):
             log.debug("client %s sent no request in time: closed", self.client)
             self._close()
         elif phase == HEAD:
-            seconds = OVER_CAP_FUSE if self._over_cap is not None else edges().header_timeout
-            self._refusal = (
+            # Past a cap the head had OVER_CAP_FUSE only: the cap is the reason to give.
+            self._refusal = self._over_cap or (
                 408,
                 ErrorCode.REQUEST_TIMEOUT.value,
-                f"the request head did not arrive within {seconds:g} s",
+                f"the request head did not arrive within {edges().header_timeout:g} s",
             )
             self._send_refusal()
         elif phase == BODY:
