@@ -9,6 +9,8 @@
 - churn: three connections subscribe and unsubscribe the good client's own tickers, as
   fast as the message rate allows (19 messages/s each), 8 s.
 - many-conns: 1,000 WebSocket connections from one IP, each retrying once a second, 8 s.
+- scrape-flood, forwarded-exempt, year-history, dns-rebinding: client identity, health and
+  metrics exposure, REST costs and Host names (chaos/hostile_exposure.py).
 - pipelined, slow-body: HTTP connections that never read their answers, and request
   bodies sent a byte every 3 s (chaos/hostile_http.py).
 
@@ -54,6 +56,7 @@ from bench.procstat import cpu_seconds, rss_bytes
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from chaos.hostile_exposure import EXPOSURE_ATTACKS
 from chaos.hostile_http import pipelined, slow_body
 from chaos.procs import ROOT, ServerProc, free_port
 
@@ -575,6 +578,7 @@ ATTACKS: list[tuple[str, Attack, bool]] = [  # (name, attack, the floods' accept
     ("slowloris", slowloris, False),
     ("churn", churn, False),
     ("many-conns", many_connections, False),
+    *EXPOSURE_ATTACKS,  # identity, exposure, REST costs, Host names: chaos/hostile_exposure.py
     ("pipelined", pipelined, True),  # chaos/hostile_http.py
     ("slow-body", slow_body, False),
 ]

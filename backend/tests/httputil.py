@@ -66,7 +66,7 @@ def refusal(reply: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
 
 
 def get(target: bytes, extra: bytes = b"") -> bytes:
-    return b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n"
+    return b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\n" + extra + b"\r\n"
 
 
 class Responses:

@@ -129,7 +129,7 @@ interface Drawn {
   percent: boolean;
 }
 
-/** What the chart has drawn (PriceChart's `stockfeedChart` on its box). */
+/** What the chart has drawn (its controller's probe, `stockfeedChart` on the chart's box). */
 const drawn = (p: Page): Promise<Drawn> =>
   p.evaluate(() => {
     type Chart = { bars: () => Bar[]; shaded: () => number; compared: () => Drawn["compared"]; percent: () => boolean };

@@ -1,4 +1,6 @@
-// The dashboard: header (always visible), the chart first, then the watchlist and panels —
+// The dashboard: one StockfeedClient for the page (components/FeedProvider.tsx; the hooks
+// below read it through @stockfeed/client/react), header (always visible), the chart first,
+// then the watchlist and panels —
 // beside the chart on a desktop, under it on a tablet, in tabs under it on a phone
 // (hooks/useLayout.ts). One feed status (lib/feedStatus.ts) speaks for the connection
 // everywhere; one time-zone choice (lib/timezone.ts) dates everything. The watchlist's
@@ -10,6 +12,7 @@ import { AlertsPanel } from "./components/AlertsPanel";
 import { Announcer } from "./components/Announcer";
 import { ChartToolbar } from "./components/ChartToolbar";
 import { DashboardHeader } from "./components/DashboardHeader";
+import { FeedProvider } from "./components/FeedProvider";
 import { PriceChart } from "./components/PriceChart";
 import { QuoteDetails } from "./components/QuoteDetails";
 import { Tabs } from "./components/Tabs";
@@ -62,10 +65,17 @@ const SPOKEN: Record<FeedKind, string> = {
   paused: "Paused by you",
 };
 
+/** The page's settings from its URL and storage (read once), and its one client. */
 export function App() {
-  const [token] = useState(() => readToken());
-  const [pollMs] = useState(() => secondsParam("poll", 60_000));
-  const [probeMs] = useState(() => secondsParam("probe", 10_000));
+  const [page] = useState(() => ({ token: readToken(), pollMs: secondsParam("poll", 60_000), probeMs: secondsParam("probe", 10_000) }));
+  return (
+    <FeedProvider options={{ token: page.token, pollIntervalMs: page.pollMs, probeIntervalMs: page.probeMs }}>
+      <Dashboard {...page} />
+    </FeedProvider>
+  );
+}
+
+function Dashboard({ token, pollMs, probeMs }: { token: string | null; pollMs: number; probeMs: number }) {
   const [stored, setWatchlist] = usePersistentState<string[] | null>("watchlist", null, isMaybeList);
   const [serverList, setServerList] = useState<string[] | null>(null);
   const [realtime, setRealtime] = usePersistentState("realtime", true, isBool);
@@ -110,9 +120,7 @@ export function App() {
   const data = useMarketData({
     tickers: paused ? NO_TICKERS : tickers,
     enableRealTime: realtime && !paused,
-    token,
     pollIntervalMs: pollMs,
-    probeIntervalMs: probeMs,
   });
   const info = useServerInfo(token);
   const now = useNow(1000);
@@ -193,8 +201,8 @@ export function App() {
   const announce = useCallback((text: string) => setNote({ text, during: spokenNow.current }), []);
 
   // Sparklines (5m bars retained through the one client; none while paused) and price alerts.
-  const sparks = useSparklines(data.client, tickers, !paused);
-  const alerts = useAlerts(data.client, decimalsOf, announce);
+  const sparks = useSparklines(tickers, !paused);
+  const alerts = useAlerts(decimalsOf, announce);
   const alertMarks = useMemo(() => {
     const marks: Record<string, string> = {};
     for (const a of alerts.alerts) {
@@ -343,7 +351,6 @@ export function App() {
               interval={interval}
               preset={preset}
               token={token}
-              client={data.client}
               live={!paused}
               market={selectedMarket}
               compare={compare}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { describe as describeChart } from "../src/components/PriceChart";
+import { describeChart } from "../src/lib/chart/describe";
 import { ChartCache, rangeFor, viewOf } from "../src/lib/chartCache";
 import type { Bar } from "../src/lib/types";
 

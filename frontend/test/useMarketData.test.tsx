@@ -1,6 +1,10 @@
 import { renderHook } from "@testing-library/react";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import WS from "vitest-websocket-mock";
+import type { ReactNode } from "react";
+import { useStockfeed } from "@stockfeed/client/react";
+import { FeedProvider } from "../src/components/FeedProvider";
+import type { FeedOptions } from "../src/hooks/useFeedClient";
 import { useMarketData, type MarketDataOptions } from "../src/hooks/useMarketData";
 import { connectionView } from "../src/lib/status";
 import { advance, countingWebSocket, stubFetch } from "./helpers";
@@ -38,22 +42,15 @@ function restServer() {
   return { rest, stub, quoteCalls };
 }
 
-function render(opts: Partial<MarketDataOptions> = {}) {
+/** useMarketData under the page's FeedProvider (its client: this URL, no jitter, counted sockets). */
+function render(opts: { enableRealTime?: boolean; pollIntervalMs?: number } = {}) {
   const ws = countingWebSocket();
-  const hook = renderHook((p: Partial<MarketDataOptions>) =>
-    useMarketData({
-      tickers: ["AAPL"],
-      enableRealTime: true,
-      url: URL,
-      jitter: () => 0,
-      pollIntervalMs: 60_000,
-      probeIntervalMs: 10_000,
-      WebSocketImpl: ws.Impl,
-      ...opts,
-      ...p,
-    }),
-    { initialProps: {} },
-  );
+  const pollIntervalMs = opts.pollIntervalMs ?? 60_000;
+  const feed: FeedOptions = { url: URL, jitter: () => 0, pollIntervalMs, probeIntervalMs: 10_000, WebSocketImpl: ws.Impl };
+  const hook = renderHook((p: Partial<MarketDataOptions>) => useMarketData({ tickers: ["AAPL"], enableRealTime: true, pollIntervalMs, ...opts, ...p }), {
+    initialProps: {},
+    wrapper: ({ children }: { children: ReactNode }) => <FeedProvider options={feed}>{children}</FeedProvider>,
+  });
   return { hook, ws };
 }
 
@@ -188,5 +185,30 @@ describe("useMarketData", () => {
     hook.rerender({ tickers: ["MSFT"] });
     await advance(FAIL);
     expect(server.messages).toContainEqual({ action: "unsubscribe", tickers: ["AAPL"] });
+  });
+
+  it("the page's one client: the same across renders, a new one when the token changes, closed when it goes", async () => {
+    restServer();
+    const server = new WS(URL, { jsonProtocol: true });
+    const ws = countingWebSocket();
+    const token = { value: "t1" };
+    const hook = renderHook(() => useStockfeed(), {
+      wrapper: ({ children }: { children: ReactNode }) => <FeedProvider options={{ url: URL, jitter: () => 0, WebSocketImpl: ws.Impl, token: token.value }}>{children}</FeedProvider>,
+    });
+    await advance(FAIL);
+    await server.connected;
+    const first = hook.result.current;
+    expect(first.connection.state).toBe("connected");
+    hook.rerender();
+    expect(hook.result.current).toBe(first);
+    token.value = "t2";
+    hook.rerender();
+    await advance(FAIL);
+    expect(hook.result.current).not.toBe(first);
+    expect(first.connection.state).toBe("closed");
+    expect(ws.opened).toHaveLength(2);
+    const second = hook.result.current;
+    hook.unmount();
+    expect(second.connection.state).toBe("closed");
   });
 });

@@ -1,7 +1,10 @@
-// useSparklines and useAlerts against a stand-in for the page's StockfeedClient: what they
+// useSparklines and useAlerts against a stand-in for the page's StockfeedClient (given by
+// StockfeedProvider, as the page's FeedProvider gives the real one): what they
 // retain, how often they render, when an alert fires and how it is told.
 import { act, renderHook } from "@testing-library/react";
 import type { StockfeedClient } from "@stockfeed/client";
+import { StockfeedProvider } from "@stockfeed/client/react";
+import type { ReactNode } from "react";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { useAlerts } from "../src/hooks/useAlerts";
 import { useSparklines } from "../src/hooks/useSparklines";
@@ -55,6 +58,10 @@ class FakeClient {
 }
 
 const asClient = (c: FakeClient) => c as unknown as StockfeedClient;
+/** renderHook's options for a hook under <StockfeedProvider client={c}>. */
+const withClient = (c: FakeClient) => ({
+  wrapper: ({ children }: { children: ReactNode }) => <StockfeedProvider client={asClient(c)}>{children}</StockfeedProvider>,
+});
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -63,8 +70,9 @@ beforeEach(() => {
 describe("useSparklines", () => {
   it("retains each listed ticker's 5m bars while active, none while paused", async () => {
     const c = new FakeClient();
-    const hook = renderHook(({ tickers, active }) => useSparklines(asClient(c), tickers, active), {
+    const hook = renderHook(({ tickers, active }) => useSparklines(tickers, active), {
       initialProps: { tickers: ["AAPL", "MSFT"], active: true },
+      ...withClient(c),
     });
     expect([...c.held.keys()].sort()).toEqual(["AAPL 5m", "MSFT 5m"]);
     hook.rerender({ tickers: ["AAPL"], active: true });
@@ -78,7 +86,7 @@ describe("useSparklines", () => {
   it("takes a long list's new tickers a batch at a time (the server's history queue)", async () => {
     const c = new FakeClient();
     const many = Array.from({ length: 25 }, (_, i) => `T${i}`);
-    const hook = renderHook(({ tickers }) => useSparklines(asClient(c), tickers, true), { initialProps: { tickers: many } });
+    const hook = renderHook(({ tickers }) => useSparklines(tickers, true), { initialProps: { tickers: many }, ...withClient(c) });
     expect(c.held.size).toBe(10);
     await advance(600);
     expect(c.held.size).toBe(20);
@@ -96,8 +104,8 @@ describe("useSparklines", () => {
     let renders = 0;
     const hook = renderHook(() => {
       renders += 1;
-      return useSparklines(asClient(c), ["AAPL", "MSFT"], true);
-    });
+      return useSparklines(["AAPL", "MSFT"], true);
+    }, withClient(c));
     await advance(0);
     const before = renders;
     for (let i = 1; i <= 40; i += 1) {
@@ -144,7 +152,7 @@ describe("useAlerts", () => {
   it("asks for notifications with the first alert, fires once on a crossing, tells it everywhere, and keeps it", async () => {
     const c = new FakeClient();
     const fired: string[] = [];
-    const hook = renderHook(() => useAlerts(asClient(c), () => 2, (t) => fired.push(t)));
+    const hook = renderHook(() => useAlerts(() => 2, (t) => fired.push(t)), withClient(c));
     c.tick("AAPL", 189);
     let err: string | null = "x";
     act(() => {
@@ -182,7 +190,7 @@ describe("useAlerts", () => {
   it("a move alert fires on the first quote already beyond; denied or missing notifications leave the toast", async () => {
     (Notification as unknown as { permission: string }).permission = "denied";
     const c = new FakeClient();
-    const hook = renderHook(() => useAlerts(asClient(c), () => 2));
+    const hook = renderHook(() => useAlerts(() => 2), withClient(c));
     act(() => void hook.result.current.add("MSFT", "move", "1.5"));
     await advance(0);
     expect(asked).toBe(0);
@@ -192,20 +200,20 @@ describe("useAlerts", () => {
     expect(hook.result.current.toasts[0]?.text).toMatch(/^Alert: MSFT moved −2 % from the previous close/);
 
     vi.stubGlobal("Notification", undefined);
-    const other = renderHook(() => useAlerts(asClient(new FakeClient()), () => 2));
+    const other = renderHook(() => useAlerts(() => 2), withClient(new FakeClient()));
     expect(other.result.current.permission).toBe("unsupported");
   });
 
   it("alerts come back from storage; bad stored data is ignored", () => {
     localStorage.setItem("stockfeed.alerts", JSON.stringify([{ id: "a", ticker: "AAPL", kind: "below", level: 100, ref: 120, createdAt: 1, triggered: null }]));
     const c = new FakeClient();
-    const hook = renderHook(() => useAlerts(asClient(c), () => 2));
+    const hook = renderHook(() => useAlerts(() => 2), withClient(c));
     expect(hook.result.current.alerts).toHaveLength(1);
     // The first quote after a reload: the price when set stands in for the previous one.
     act(() => c.tick("AAPL", 99));
     expect(hook.result.current.alerts[0]?.triggered?.price).toBe(99);
 
     localStorage.setItem("stockfeed.alerts", '[{"id":1}]');
-    expect(renderHook(() => useAlerts(asClient(c), () => 2)).result.current.alerts).toEqual([]);
+    expect(renderHook(() => useAlerts(() => 2), withClient(c)).result.current.alerts).toEqual([]);
   });
 });

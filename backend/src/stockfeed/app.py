@@ -94,7 +94,8 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
 
 def create_asgi(settings: Settings | None = None, *, server_process: bool = False) -> AsgiEntry:
     """What the server runs: the app behind the WebSocket entry (see entry.py)."""
-    return AsgiEntry(create_app(settings, server_process=server_process))
+    settings = settings or Settings()
+    return AsgiEntry(create_app(settings, server_process=server_process), settings)
 
 
 def create_asgi_from_env() -> AsgiEntry:

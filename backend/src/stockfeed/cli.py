@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from stockfeed import __version__
 from stockfeed.config import Settings
@@ -62,6 +62,18 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
     ),
     "--handshake-rate": ("handshake_rate", float, "WebSocket handshakes/s per IP (default 10)"),
     "--handshake-burst": ("handshake_burst", int, "handshake burst per IP (default 30)"),
+    "--trusted-proxies": (
+        "trusted_proxies",
+        str,
+        "comma-separated proxy addresses/networks whose X-Forwarded-For is believed, or *"
+        " (default: none)",
+    ),
+    "--allowed-hosts": (
+        "allowed_hosts",
+        str,
+        "comma-separated Host names served (NAME, *.DOMAIN, or *); default: localhost names"
+        " and IPs when listening on loopback, any otherwise",
+    ),
 }
 
 
@@ -230,8 +242,8 @@ def serve(settings: Settings) -> None:
             if value is None:
                 continue
             text = ",".join(value) if isinstance(value, list) else str(value)
-            if name == "auth_secret":  # model_dump keeps the SecretStr: str() is masked
-                text = settings.auth_secret.get_secret_value() if settings.auth_secret else ""
+            if isinstance(value, SecretStr):  # model_dump keeps it: str() is masked
+                text = value.get_secret_value()
             os.environ[f"STOCKFEED_{name.upper()}"] = text
         uvicorn.run(
             "stockfeed.app:create_asgi_from_env",

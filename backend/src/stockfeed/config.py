@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -12,6 +13,8 @@ from stockfeed.tickers import InvalidTicker, normalize_ticker
 
 SourceName = Literal["auto", "sim", "yfinance", "replay", "none"]
 DEFAULT_TICKERS = ("AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "NVDA")
+# An allowed_hosts entry: a host name, optionally `*.` or `.` before it (a whole domain).
+_HOST_PATTERN = re.compile(r"(\*\.|\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 
 
 class Settings(BaseSettings):
@@ -62,6 +65,10 @@ class Settings(BaseSettings):
     fast_path: bool = True
     # A client whose socket stays full this long is closed with 4408.
     slow_client_timeout: float = Field(10.0, gt=0, le=3600)
+    # Bytes the server holds for one client, whatever the message (fanout/connections.py):
+    # past it, what cannot be conflated closes the client with 4408. Room for the biggest
+    # reply one request can cause (a subscribe with max_bar_streams of `bars`).
+    client_buffer_bytes: int = Field(1024 * 1024, ge=64 * 1024, le=2**30)
     client_messages_per_second: float = Field(20.0, gt=0)
     client_message_burst: int = Field(40, ge=1)
     max_subscriptions: int = Field(50, ge=1, le=10_000)
@@ -98,11 +105,15 @@ class Settings(BaseSettings):
     # `new_ticker_burst`, refilled at `new_tickers_per_minute`; refusals: `new_ticker_rate`.
     new_tickers_per_minute: float = Field(60.0, gt=0, le=1_000_000)
     new_ticker_burst: int = Field(50, ge=1, le=1_000_000)
-    # The same per client IP across its connections (exempt IPs skip it).
-    new_tickers_per_minute_per_ip: float = Field(120.0, gt=0, le=1_000_000)
-    new_ticker_burst_per_ip: int = Field(100, ge=1, le=1_000_000)
+    # The same per client IP across its connections (exempt IPs skip it). Unset: derived
+    # from max_tickers (`ip_new_tickers_per_minute`, `ip_new_ticker_burst`): 120 and 100,
+    # but never more than an eighth of max_tickers a minute or a quarter at once.
+    new_tickers_per_minute_per_ip: float | None = Field(None, gt=0, le=1_000_000)
+    new_ticker_burst_per_ip: int | None = Field(None, ge=1, le=1_000_000)
     # Subscriptions per client IP across its connections (exempt IPs skip it; 0: no cap).
-    max_subscriptions_per_ip: int = Field(1000, ge=0, le=10_000_000)
+    # Unset: a quarter of max_tickers (`ip_subscription_cap`), so no one address can take
+    # the process's whole ticker budget.
+    max_subscriptions_per_ip: int | None = Field(None, ge=0, le=10_000_000)
     # A ticker lingers after its last client left as long as it was watched, at least
     # `linger_min` and at most `resume_window` seconds: one only a flood touched goes soon.
     linger_min: float = Field(10.0, ge=0, le=86400)
@@ -126,9 +137,9 @@ class Settings(BaseSettings):
     upstream_burst: int = Field(30, ge=1, le=1_000_000)
 
     # -- HTTP edges (slow or oversized requests, idle sockets): filled in by the edge work --
-    # (server.fast_http.EdgeLimits; docs/protocol.md#http-limits.) Seconds from connect (or from
-    # the first byte of a later request on a kept-alive connection) until the request head
-    # is complete: a partial head then gets 408, a connection that sent nothing is closed.
+    # (server.edge_limits.EdgeLimits; docs/protocol.md#http-limits.) Seconds from connect (or
+    # from the first byte of a later request on a kept-alive connection) until the request
+    # head is complete: a partial head then gets 408, a connection that sent nothing is closed.
     http_header_timeout: float = Field(10.0, gt=0, le=3600)
     # Request target (path and query) in bytes: longer gets 414.
     max_url_bytes: int = Field(8192, ge=256, le=1_048_576)
@@ -140,23 +151,43 @@ class Settings(BaseSettings):
     # `server_busy` (Retry-After) to its request, or is closed after 1 s without one.
     max_open_connections: int = Field(20_000, ge=0, le=10_000_000)
 
+    # -- Identity and exposure: filled in by the exposure work (docs/protocol.md#client-
+    # identity, #host-names, #health-and-metrics). Reverse proxies whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed: addresses or networks, `*` for every peer; empty (the
+    # default): none, the peer is the client. A forwarded client is never exempt.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Per-IP limits count an IPv6 client as its network of this many bits (one subscriber
+    # gets a /64 and may use any address in it).
+    ipv6_prefix: int = Field(64, ge=16, le=128)
+    # Host names the server answers (DNS rebinding): `name`, `*.domain`, or `*`. Empty: when
+    # listening on loopback only, just localhost names and IP literals; otherwise any name.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Bearer token that unlocks the detailed /api/ws/health and /metrics (ticker lists, host
+    # names); environment only (flags show in `ps`). With auth on or this set, everyone
+    # else gets counts only.
+    metrics_token: SecretStr | None = None
+    # Requests to /api/ws/health and /metrics per client IP (exempt IPs skip it): a bucket
+    # of `status_burst` refilled at `status_rate` per second; past it, 429 `rate_limited`.
+    status_rate: float = Field(5.0, gt=0, le=1_000_000)
+    status_burst: int = Field(20, ge=1, le=1_000_000)
+
     # -- HTTP edges, every phase (issue 20: every connection must make progress) --
     # (server/fast_http.py on the fast path; docs/protocol.md#http-limits.) Seconds from
     # the end of a request head until its body is complete: past it, 408 `request_timeout`
     # when no answer has begun, else a close.
     http_body_timeout: float = Field(10.0, gt=0, le=3600)
-    # Seconds a response may wait on a client that does not read it: when the write buffer
-    # stays full (or a closing connection's answer stays unsent) this long without
-    # shrinking, the connection is dropped.
+    # Seconds a response may wait on a client that does not read it: when the client takes
+    # not one byte this long while its answers wait (our buffer full, pipelined answers
+    # untaken, a closing connection's answer unsent), the connection is reset.
     http_write_timeout: float = Field(10.0, gt=0, le=3600)
     # Seconds from a WebSocket upgrade request until the app accepts or refuses it: past
     # it, 503 `server_busy`.
     http_upgrade_timeout: float = Field(10.0, gt=0, le=3600)
     # Seconds a kept-alive connection may sit idle between requests (uvicorn's default).
     http_keepalive_timeout: float = Field(5.0, gt=0, le=3600)
-    # Open HTTP connections per client IP (IPv6: per /64) per process, not yet upgraded
-    # to WebSocket (max_connections_per_ip counts those); exempt IPs skip it; 0: no cap.
-    # Past it: 429 `too_many_connections` with Retry-After.
+    # Open HTTP connections per socket peer (IPv6: per `ipv6_prefix`) per process, not yet
+    # upgraded to WebSocket (max_connections_per_ip counts those); exempt IPs and trusted
+    # proxies skip it; 0: no cap. Past it: 429 `too_many_connections` with Retry-After.
     max_http_connections_per_ip: int = Field(128, ge=0, le=1_000_000)
 
     @field_validator("tickers", mode="before")
@@ -182,13 +213,20 @@ class Settings(BaseSettings):
         return out
 
     @field_validator(
-        "auth_secret", "auth_public_key_file", "auth_issuer", "auth_audience", mode="before"
+        "auth_secret",
+        "auth_public_key_file",
+        "auth_issuer",
+        "auth_audience",
+        "metrics_token",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("allowed_origins", "limit_exempt_ips", mode="before")
+    @field_validator(
+        "allowed_origins", "limit_exempt_ips", "trusted_proxies", "allowed_hosts", mode="before"
+    )
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -214,6 +252,29 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"not an IP address or network: {item!r}") from None
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address, network or *: {item!r}") from None
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _valid_hosts(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for item in value:
+            name = item.lower().rstrip(".")
+            if name != "*" and not _HOST_PATTERN.fullmatch(name):
+                raise ValueError(f"a host is NAME, *.DOMAIN, .DOMAIN or *, not {item!r}")
+            out.append(name)
+        return out
 
     @field_validator("broker")
     @classmethod
@@ -245,12 +306,35 @@ class Settings(BaseSettings):
                 "set STOCKFEED_AUTH_SECRET (HS256) or --auth-public-key-file (RS256/ES256), "
                 "not both"
             )
+        if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < 16:
+            raise ValueError(
+                "STOCKFEED_METRICS_TOKEN must be at least 16 characters (openssl rand -hex 16)"
+            )
         if self.auth_secret is not None and len(self.auth_secret.get_secret_value()) < 32:
             # RFC 7518 3.2: an HS256 key has at least 256 bits. The value is never echoed.
             raise ValueError(
                 "STOCKFEED_AUTH_SECRET must be at least 32 characters (openssl rand -hex 32)"
             )
         return self
+
+    @property
+    def ip_subscription_cap(self) -> int:
+        """Subscriptions per client IP (0: no cap): set, or a quarter of max_tickers."""
+        if self.max_subscriptions_per_ip is not None:
+            return self.max_subscriptions_per_ip
+        return max(1, self.max_tickers // 4)
+
+    @property
+    def ip_new_ticker_burst(self) -> int:
+        if self.new_ticker_burst_per_ip is not None:
+            return self.new_ticker_burst_per_ip
+        return max(1, min(100, self.max_tickers // 4))
+
+    @property
+    def ip_new_tickers_per_minute(self) -> float:
+        if self.new_tickers_per_minute_per_ip is not None:
+            return self.new_tickers_per_minute_per_ip
+        return max(1.0, min(120.0, self.max_tickers / 8))
 
     @property
     def uses_redis(self) -> bool:

@@ -7,12 +7,16 @@ one process (tests) never clash over metric names.
 
 With `--workers N` every worker process answers `/metrics` for itself (the `process`
 label of `stockfeed_info` says which): scrape each one, or sum by job.
+
+Two views (api/status_view.py): the detailed one adds what names tickers or hosts (the
+`process` label, `hostname:pid`, and `stockfeed_ticker_stale{ticker}`); the counts view,
+what everyone but the metrics token's holder gets when auth is on, leaves them out.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import (
@@ -54,6 +58,8 @@ class FeedCollector:
         # The deployment's source status, read (maybe from Redis) just before a scrape:
         # `collect` itself must not wait on I/O.
         self.source_status: dict[str, object] = {}
+        # The view being rendered: with ticker and host names, or counts only.
+        self.details = True
 
     def collect(self) -> Iterator[Metric]:
         yield from self._process()
@@ -107,16 +113,15 @@ class FeedCollector:
     def _process(self) -> Iterator[Metric]:
         svc = self.svc
         info = InfoMetricFamily("stockfeed", "This server process.")
-        info.add_metric(
-            [],
-            {
-                "version": __version__,
-                "process": svc.owner,
-                "broker": svc.broker.kind,
-                "source_requested": svc.settings.source,
-                "source_active": "none" if svc.source is None else svc.source.name,
-            },
-        )
+        labels = {
+            "version": __version__,
+            "broker": svc.broker.kind,
+            "source_requested": svc.settings.source,
+            "source_active": "none" if svc.source is None else svc.source.name,
+        }
+        if self.details:
+            labels["process"] = svc.owner
+        info.add_metric([], labels)
         yield info
         yield _gauge(
             "stockfeed_uptime_seconds",
@@ -309,14 +314,15 @@ class FeedCollector:
             "Tickers whose market is open but that have had no update for longer than usual.",
             len(stale),
         )
-        named = GaugeMetricFamily(
-            "stockfeed_ticker_stale",
-            "1 for each stale ticker (silent while its market is open), by ticker.",
-            labels=["ticker"],
-        )
-        for ticker in stale:
-            named.add_metric([ticker], 1.0)
-        yield named
+        if self.details:
+            named = GaugeMetricFamily(
+                "stockfeed_ticker_stale",
+                "1 for each stale ticker (silent while its market is open), by ticker.",
+                labels=["ticker"],
+            )
+            for ticker in stale:
+                named.add_metric([ticker], 1.0)
+            yield named
         yield _counter(
             "stockfeed_ticker_stale_events",
             "Times a ticker went stale.",
@@ -356,10 +362,42 @@ class FeedCollector:
             "REST answers dropped to stay within the byte budget (least recently used first).",
             cache.evictions,
         )
+        by_kind = GaugeMetricFamily(
+            "stockfeed_rest_cache_kind_bytes",
+            "Bytes held by each kind of REST answer (each has its own share of the budget).",
+            labels=["kind"],
+        )
+        budget = GaugeMetricFamily(
+            "stockfeed_rest_cache_kind_max_bytes",
+            "Each kind's share of the REST answer cache's byte budget.",
+            labels=["kind"],
+        )
+        for kind, part in cache.kinds.items():
+            by_kind.add_metric([kind], part.bytes)
+            budget.add_metric([kind], part.max_bytes)
+        yield by_kind
+        yield budget
         yield _counter(
             "stockfeed_rest_rate_limited",
             "REST requests refused with 429 for the per-IP request rate.",
             svc.rest_limits.refused,
+        )
+        renders = svc.renders
+        yield _counter(
+            "stockfeed_status_renders",
+            "/api/ws/health and /metrics bodies rendered for callers that share them (kept "
+            "for a second; exempt callers get their own and are not counted).",
+            renders.renders,
+        )
+        yield _counter(
+            "stockfeed_status_render_reuses",
+            "/api/ws/health and /metrics requests answered with a body already rendered.",
+            renders.hits,
+        )
+        yield _counter(
+            "stockfeed_status_rate_limited",
+            "/api/ws/health and /metrics requests refused with 429 for the per-IP rate.",
+            svc.rest_limits.status_refused,
         )
         yield _gauge(
             "stockfeed_rest_rate_tracked_ips",
@@ -397,13 +435,18 @@ class Exporter:
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
 
-    async def render(self, accept: str) -> tuple[bytes, str]:
-        """The exposition (text, or OpenMetrics when asked for) and its content type."""
-        self.collector.source_status = await self.svc.source_status()
+    def encoder(self, accept: str) -> tuple[Callable[[CollectorRegistry], bytes], str]:
+        """The exposition format asked for (text, or OpenMetrics) and its content type."""
         try:
             encode, content_type = choose_encoder(accept)
         except (TypeError, ValueError):
             # e.g. `version=abc` in Accept breaks prometheus_client's parsing: a client
             # error, answered with the plain format rather than a 500.
             encode, content_type = generate_latest, CONTENT_TYPE_PLAIN_0_0_4
-        return encode(self.registry), content_type
+        return encode, content_type
+
+    async def render(self, encode: Callable[[CollectorRegistry], bytes], details: bool) -> bytes:
+        """One exposition of the view asked for."""
+        self.collector.source_status = await self.svc.source_status()
+        self.collector.details = details
+        return encode(self.registry)

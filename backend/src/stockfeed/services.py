@@ -9,15 +9,16 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from stockfeed.api.answer_cache import AnswerCache
+from stockfeed.api.answer_cache import AnswerCaches, Fill
+from stockfeed.api.render_cache import RenderCache
 from stockfeed.api.rest_limits import RestRateLimiter
 from stockfeed.broker import Broker
 from stockfeed.config import Settings
 from stockfeed.fanout.hub import Hub, parse_status
 from stockfeed.market_hours import MarketClock
 from stockfeed.server.shutdown import GracefulShutdown
-from stockfeed.sources.base import Source
-from stockfeed.sources.budget import ClientBudget
+from stockfeed.sources.base import Source, UnknownTicker
+from stockfeed.sources.budget import ClientBudget, UpstreamBusy
 from stockfeed.sources.factory import build_source
 from stockfeed.store import SharedStore, StoreUnavailable
 from stockfeed.updater import Updater
@@ -59,9 +60,11 @@ class Services:
     owner: str
     watchlist: list[str]
     # REST budgets (api/answer_cache.py, api/rest_limits.py, sources/budget.py).
-    answers: AnswerCache
+    answers: AnswerCaches
     rest_limits: RestRateLimiter
     upstream: ClientBudget
+    # /api/ws/health and /metrics bodies, reused for a second (api/status_view.py).
+    renders: RenderCache = field(default_factory=RenderCache)
     started: float = field(default_factory=time.time)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _graceful: GracefulShutdown | None = None
@@ -121,11 +124,26 @@ class Services:
             updater,
             owner,
             watchlist,
-            answers=AnswerCache(settings.rest_cache_bytes),
+            answers=AnswerCaches(settings.rest_cache_bytes),
             rest_limits=RestRateLimiter(settings),
             upstream=upstream,
         )
         return services
+
+    async def can_quote(self, ticker: str) -> bool:
+        """Whether the source can quote a ticker this process does not hold yet, for a
+        client that asks (REST or WebSocket). Raises UpstreamBusy when it cannot tell
+        now (its upstream budget is spent, it does not answer in time): callers refuse
+        for now, never accept (fail closed). Answers are shared through the answer
+        cache: a yes for an hour, a no for ten minutes. Relay (no source): always."""
+        source = self.source
+        if source is None:
+            return True
+        key = ("can_quote", source.name, ticker)
+        known = await self.answers.get_or_load(key, lambda: _can_quote(source, ticker))
+        if known is None:
+            raise UpstreamBusy(f"the source cannot tell now whether it quotes {ticker}", 5)
+        return known
 
     def stale_since(self) -> float | None:
         """The source's last good time when it is failing (for `market_status`)."""
@@ -185,3 +203,22 @@ class Services:
         if isinstance(last, int | float):
             status["age_ms"] = round(time.time() * 1000 - last)
         return status
+
+
+# How long a lookup of "can the source quote X?" may take before the asker is told to
+# try again later, and how long its answers are believed: a yes for an hour (symbols
+# rarely vanish), a no for ten minutes (nor appear). "Cannot tell now" is not kept.
+CAN_QUOTE_TIMEOUT = 3.0
+KNOWN_TTL = 3600.0
+UNKNOWN_TTL = 600.0
+
+
+async def _can_quote(source: Source, ticker: str) -> Fill[bool | None]:
+    try:
+        known = await asyncio.wait_for(source.can_quote(ticker), CAN_QUOTE_TIMEOUT)
+    except UnknownTicker:
+        known = False
+    except TimeoutError:
+        known = None
+    ttl = 0.0 if known is None else KNOWN_TTL if known else UNKNOWN_TTL
+    return Fill(known, 0, ttl)

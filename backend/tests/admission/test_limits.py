@@ -1,8 +1,9 @@
 """Limits, each answered with a clear refusal and never a crash, on a real server.
 
-Per-IP limits are tested from distinct client addresses: uvicorn takes the client IP from
-`X-Forwarded-For` when the peer is a trusted proxy (127.0.0.1 by default), so each test
-client claims its own TEST-NET address. Plain loopback clients are exempt by default.
+Per-IP limits are tested from distinct client addresses: the server takes the client IP
+from `X-Forwarded-For` when the peer is a trusted proxy (here 127.0.0.1, configured), so
+each test client claims its own TEST-NET address. Plain loopback clients are exempt by
+default.
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "0.01",  # no refill within a test: the burst is all there is
         "--handshake-burst",
         "10",
-        env={"STOCKFEED_MAX_SUBSCRIPTIONS": "3", "STOCKFEED_MAX_MESSAGE_BYTES": "4096"},
+        env={
+            "STOCKFEED_MAX_SUBSCRIPTIONS": "3",
+            "STOCKFEED_MAX_MESSAGE_BYTES": "4096",
+            "STOCKFEED_TRUSTED_PROXIES": "127.0.0.1",
+        },
     )
     try:
         yield running.wait_ready()

@@ -24,9 +24,12 @@ pytestmark = pytest.mark.process
 FAST_SIM = ("--source", "sim", "--sim-tick-interval", "0.05")
 
 
+# The client IP comes from X-Forwarded-For when the peer is a trusted proxy: the tests'
+# servers trust loopback, and each test client claims its own TEST-NET address.
+AS_PROXY = {"STOCKFEED_TRUSTED_PROXIES": "127.0.0.1"}
+
+
 def from_ip(ip: str) -> dict[str, Any]:
-    # uvicorn takes the client IP from X-Forwarded-For when the peer is a trusted proxy
-    # (127.0.0.1): each test client claims its own TEST-NET address.
     return {"additional_headers": {"X-Forwarded-For": ip}}
 
 
@@ -106,6 +109,7 @@ async def test_new_ticker_rate_per_ip(start_server: Any) -> None:
     server: Server = start_server(
         *FAST_SIM,
         env={
+            **AS_PROXY,
             "STOCKFEED_LIMIT_EXEMPT_IPS": "",
             "STOCKFEED_NEW_TICKER_BURST_PER_IP": "4",
             "STOCKFEED_NEW_TICKERS_PER_MINUTE_PER_IP": "0.01",
@@ -133,7 +137,11 @@ async def test_new_ticker_rate_per_ip(start_server: Any) -> None:
 async def test_subscriptions_per_ip_across_connections(start_server: Any) -> None:
     server: Server = start_server(
         *FAST_SIM,
-        env={"STOCKFEED_LIMIT_EXEMPT_IPS": "", "STOCKFEED_MAX_SUBSCRIPTIONS_PER_IP": "3"},
+        env={
+            **AS_PROXY,
+            "STOCKFEED_LIMIT_EXEMPT_IPS": "",
+            "STOCKFEED_MAX_SUBSCRIPTIONS_PER_IP": "3",
+        },
     )
     url = server.ws + "/ws"
     async with connect(url, **from_ip("203.0.113.9")) as b:

@@ -357,12 +357,13 @@ def test_rest_rate_limit_per_ip_answers_429_with_retry_after(start_server: Any) 
         error = refused.json()["error"]
         assert error["code"] == "rate_limited" and error["message"]
         assert client.get("/api/quotes/AAPL").status_code == 429
-        # Load balancers and Prometheus keep their probes.
-        for _ in range(20):
+        # Load balancers and Prometheus have a budget of their own (status_burst: 20).
+        for _ in range(19):
             assert client.get("/api/ws/health").status_code == 200
         metrics = client.get("/metrics")
         assert metrics.status_code == 200
         assert "stockfeed_rest_rate_limited_total 2.0" in metrics.text
+        assert "stockfeed_status_rate_limited_total 0.0" in metrics.text
         time.sleep(2.1)  # one token back
         assert client.get("/api/tickers").status_code == 200
 

@@ -14,12 +14,18 @@ import httpx
 from fastapi import FastAPI
 
 from stockfeed.api import history
-from stockfeed.api.rest_limits import RestRateLimiter, request_cost
+from stockfeed.api.rest_limits import (
+    ANSWER_BAR_WORK,
+    RestRateLimiter,
+    history_work,
+    request_cost,
+)
 from stockfeed.app import create_app
 from stockfeed.config import Settings
 from stockfeed.fanout.bars import KEPT
 from stockfeed.models import Bar
 from stockfeed.services import Services
+from stockfeed.sources.base import INTERVALS, RANGES, check_history_params
 from stockfeed.sources.budget import UpstreamBusy
 from stockfeed.sources.sim import SimSource
 from stockfeed.sources.symbols import Directory
@@ -42,22 +48,55 @@ async def app_with(
             yield app, http
 
 
-def test_a_history_request_costs_one_token_and_one_per_thousand_bars() -> None:
+def test_a_history_request_costs_one_token_and_one_per_token_of_work() -> None:
     assert request_cost("/api/quotes/AAPL", b"") == 1
     assert request_cost("/api/tickers", b"interval=1m&range=5d") == 1
-    assert request_cost("/api/history/AAPL", b"") == 1  # 5m over 1d: 288 bars
-    assert request_cost("/api/history/AAPL", b"interval=1m&range=5d") == 8  # 7,200 bars
-    assert request_cost("/api/history/AAPL", b"range=1mo&interval=5m") == 9  # 8,928
-    assert request_cost("/api/history/AAPL", b"interval=1h&range=1y") == 9  # 8,784
-    assert request_cost("/api/history/AAPL", b"interval=1d&range=1y") == 1
-    assert request_cost("/api/history/AAPL", b"interval=1m&range=1d") == 2  # dashboard's
+    assert request_cost("/api/history/AAPL", b"") == 1  # 5m over 1d: 1,440 minutes, 288 bars
+    assert request_cost("/api/history/AAPL", b"interval=1m&range=1d") == 1  # dashboard's
+    assert request_cost("/api/history/AAPL", b"interval=1m&range=5d") == 5  # 7,200 + 7,200
+    assert request_cost("/api/history/AAPL", b"range=1mo&interval=5m") == 7
+    # Few bars, but a year of minutes read to make them: no longer one token.
+    assert request_cost("/api/history/AAPL", b"interval=1d&range=1y") == 22
+    assert request_cost("/api/history/AAPL", b"interval=1h&range=1y") == 26
+    # A dashboard's chart and comparison over its longest preset fit in the default burst.
+    assert 2 * request_cost("/api/history/AAPL", b"interval=1h&range=1y") < Settings().api_burst
     # The route reads the last of a repeated parameter; so does the price.
-    assert request_cost("/api/history/AAPL", b"interval=1d&interval=1m&range=5d") == 8
+    assert request_cost("/api/history/AAPL", b"interval=1d&interval=1m&range=5d") == 5
     # Served as 1m over 5d (the longest 1m has): priced so.
-    assert request_cost("/api/history/AAPL", b"interval=1m&range=1y") == 8
+    assert request_cost("/api/history/AAPL", b"interval=1m&range=1y") == 5
     # What the route refuses (422) is cheap.
     assert request_cost("/api/history/AAPL", b"interval=2m") == 1
     assert request_cost("/api/history/A/B", b"interval=1m&range=5d") == 1  # no such route
+
+
+class CountingWork(SimSource):
+    """The simulator trading around the clock, one minute before a UTC day ends (so every
+    day of a range is whole), counting the one-minute source bars it aggregates."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=3, market_hours=False, now=lambda: 1_795_564_799.5)
+        self.minutes = 0
+
+    def _minute_bars(self, ticker: str, path: Any, k_now: int) -> Any:
+        found = super()._minute_bars(ticker, path, k_now)
+        if found is not None:
+            self.minutes += len(found[0])
+        return found
+
+
+async def test_the_price_follows_the_work_an_answer_takes() -> None:
+    """For every interval and range: the work a real answer took (source minutes read and
+    aggregated, plus its bars drawn and encoded) is what the price assumed, within 10 %;
+    so the charge grows with the work, not with the bar count."""
+    for interval in INTERVALS:
+        for range_ in RANGES:
+            if check_history_params(interval, range_) is not None:
+                continue
+            source = CountingWork()
+            bars = await source.history("BTC-USD", interval, range_)
+            done = source.minutes + ANSWER_BAR_WORK * len(bars)
+            priced = history_work(interval, range_)
+            assert 0.9 * priced <= done <= 1.1 * priced, (interval, range_, done, priced)
 
 
 def test_a_costly_request_takes_all_its_tokens_or_none() -> None:
@@ -76,17 +115,29 @@ def test_a_costly_request_takes_all_its_tokens_or_none() -> None:
 
 async def test_heavy_history_requests_meet_429_sooner() -> None:
     # 1 token a second: what comes back during the test is under one.
-    async with app_with(SimSource(seed=1), client=ATTACKER, api_rate=1.0) as (_app, http):
+    settings = {"api_rate": 1.0, "api_burst": 63}
+    async with app_with(SimSource(seed=1), client=ATTACKER, **settings) as (_app, http):
         url = "/api/history/MSFT?interval=1m&range=5d"
         # The price is known before the answer: a cached answer costs the same.
-        statuses = [(await http.get(url)).status_code for _ in range(8)]
-        # A burst of 60 tokens at 8 a request: 7 answers, then 429 (not after 60).
-        assert statuses == [200] * 7 + [429]
+        statuses = [(await http.get(url)).status_code for _ in range(13)]
+        # A burst of 63 tokens at 5 a request: 12 answers, then 429 (not after 63).
+        assert statuses == [200] * 12 + [429]
         refused = await http.get(url)
-        assert refused.status_code == 429 and refused.headers["retry-after"] == "8"
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "5"
         assert refused.json()["error"]["code"] == "rate_limited"
         # A cheap request still fits in what is left.
         assert (await http.get("/api/history/MSFT")).status_code == 200
+
+
+async def test_a_year_of_daily_bars_is_charged_for_the_year_it_reads() -> None:
+    """`1d` over `1y` is 366 bars but a year of source minutes (~100 ms of CPU on the
+    simulator): 22 tokens, so the default burst of 60 holds two of them, not sixty."""
+    async with app_with(SimSource(seed=1), client=ATTACKER, api_rate=0.01) as (_app, http):
+        statuses = [
+            (await http.get(f"/api/history/{LISTED[i]}?interval=1d&range=1y")).status_code
+            for i in range(3)
+        ]
+        assert statuses == [200, 200, 429]
 
 
 async def test_chunked_encoding_is_the_one_shot_encoding() -> None:

@@ -70,7 +70,9 @@ class FakeWebSocket:
 
 class RecordingConnection(Connection):
     """A Connection that records what reaches the socket, in order: updates
-    (`_deliver`, with the shared frame), control messages (`send`) and `abort`."""
+    (`_deliver`, with the shared frame), control messages (`_write`, `_keep_newest`)
+    and `abort`. It is never backed up unless a test says so (`backed`), and holds the
+    bytes a test sets (`held`)."""
 
     def __init__(self, *, stuck_timeout: float = 10.0, host: str = "198.51.100.7") -> None:
         super().__init__(FakeWebSocket(host), stuck_timeout=stuck_timeout)  # type: ignore[arg-type]
@@ -78,15 +80,28 @@ class RecordingConnection(Connection):
         self.frames: list[bytes] = []  # the frames handed to _deliver, as given
         self.started = False
         self.stopped = False
+        self.backed = False
+        self.held = 0
+
+    def held_bytes(self) -> int:
+        return self.held
+
+    def backed_up(self) -> bool:
+        return self.backed
+
+    def stalled_since(self) -> float | None:
+        return None
 
     def _deliver(self, ticker: str, raw: str, frame: bytes) -> None:
         assert frame_payload(frame) == raw.encode(), "frame and text disagree"
         self.frames.append(frame)
         self.events.append(("update", json.loads(raw)))
 
-    def send(self, text: str) -> None:
-        if not self.closed:
-            self.events.append(("send", json.loads(text)))
+    def _write(self, text: str, frame: bytes | None) -> None:
+        self.events.append(("send", json.loads(text)))
+
+    def _keep_newest(self, key: str, text: str, frame: bytes | None) -> None:
+        self.events.append(("send", json.loads(text)))
 
     def abort(self, code: int, reason: str) -> None:
         if self.closed:
@@ -127,32 +142,39 @@ class FakeFlusher:
 
 class FakeSink:
     """What SinkConnection uses of the fast path's Sink (server/fast_websocket.py):
-    `_pending`, `_flusher.mark`, `paused`, `write`, `flush`, `backlog`, `close`,
-    `on_drain`. `flush` moves the pending frames to `sent`; `drain()` plays the
-    transport's resume_writing."""
+    `pending`, `flusher.mark`, `paused`, `write`, `flush`, `held_bytes`, `backlog`,
+    `close`, `on_pause`, `on_drain`, `on_ping`. `flush` moves the pending frames to
+    `sent`; `pause()` and `drain()` play the transport's pause_writing and
+    resume_writing; `buffered` plays the transport's buffer."""
 
     def __init__(self) -> None:
-        self._pending: list[bytes] = []
-        self._flusher = FakeFlusher()
+        self.pending: list[bytes] = []
+        self.flusher = FakeFlusher()
         self.paused = False
         self.closed = False
         self.closed_with: tuple[int, str] | None = None
+        self.on_pause: Callable[[], None] | None = None
         self.on_drain: Callable[[], None] | None = None
+        self.on_ping: Callable[[], bool] | None = None
         self.sent: list[bytes] = []
+        self.buffered = 0
 
     def write(self, frame: bytes) -> None:
         if self.closed:
             return
-        if not self._pending:
-            self._flusher.mark(self)
-        self._pending.append(frame)
+        if not self.pending:
+            self.flusher.mark(self)
+        self.pending.append(frame)
 
     def flush(self) -> None:
-        self.sent.extend(self._pending)
-        self._pending = []
+        self.sent.extend(self.pending)
+        self.pending = []
+
+    def held_bytes(self) -> int:
+        return self.buffered + sum(len(f) for f in self.pending)
 
     def backlog(self) -> tuple[int, int]:
-        return len(self._pending), 0
+        return len(self.pending), self.buffered
 
     def close(self, code: int, reason: str, grace: float = 5.0) -> None:
         if self.closed:
@@ -161,6 +183,11 @@ class FakeSink:
         self.closed = True
         self.closed_with = (code, reason)
 
+    def pause(self) -> None:
+        self.paused = True
+        if self.on_pause is not None:
+            self.on_pause()
+
     def drain(self) -> None:
         self.paused = False
         if self.on_drain is not None:
@@ -168,7 +195,7 @@ class FakeSink:
 
     def messages(self) -> list[dict[str, Any]]:
         """Every frame written so far (sent and pending), decoded."""
-        return [json.loads(frame_payload(f)) for f in [*self.sent, *self._pending]]
+        return [json.loads(frame_payload(f)) for f in [*self.sent, *self.pending]]
 
 
 class ControlledStore(MemoryStore):

@@ -89,14 +89,14 @@ async def test_sink_connection_writes_the_shared_frame_straight_to_pending() -> 
     frame = frame_of(raw)
     conn.offer_update("AAPL", 1, raw, frame)
     conn.offer_update("AAPL", 1, raw, frame)  # a duplicate
-    assert sink._pending == [frame] and sink._pending[0] is frame
-    assert sink._flusher.marked == 1
+    assert sink.pending == [frame] and sink.pending[0] is frame
+    assert sink.flusher.marked == 1
 
 
 async def test_sink_connection_conflates_while_paused_newest_per_ticker_with_notice() -> None:
     conn, sink = sink_connection()
     offer(conn, "AAPL", 1)
-    sink.paused = True
+    sink.pause()
     for seq in (2, 3, 4, 5):
         offer(conn, "AAPL", seq)
     offer(conn, "MSFT", 1)  # alone while paused: kept as is, no notice
@@ -117,7 +117,7 @@ async def test_sink_connection_conflates_while_paused_newest_per_ticker_with_not
 
 async def test_sink_connection_closes_4408_when_paused_longer_than_stuck_timeout() -> None:
     conn, sink = sink_connection(stuck_timeout=0.03)
-    sink.paused = True
+    sink.pause()
     offer(conn, "AAPL", 1)
     offer(conn, "AAPL", 2)
     assert not conn.closed
@@ -131,9 +131,7 @@ async def test_sink_connection_closes_4408_when_paused_longer_than_stuck_timeout
 
 async def test_make_connection_uses_the_sink_extension_when_offered() -> None:
     sink = FakeSink()
-    sink.connection = lambda ws, stuck_timeout: SinkConnection(  # type: ignore[attr-defined]
-        ws, sink, stuck_timeout=stuck_timeout
-    )
+    sink.connection = lambda ws, **kw: SinkConnection(ws, sink, **kw)  # type: ignore[attr-defined]
     ws = FakeWebSocket()
     ws.scope["extensions"][SINK_EXTENSION] = sink
     assert isinstance(make_connection(ws, queue_size=4, stuck_timeout=1), SinkConnection)  # type: ignore[arg-type]

@@ -140,7 +140,7 @@ async def test_the_fast_path_gets_the_same_frame_bytes_for_every_client(
         assert await hub.subscribe(client, T, bars=["1m"])
     await settle(hub)
     await publish(store, [hub], 1)
-    ours = [[f for f in s._pending if b'"type":"bar"' in f] for s in sinks]
+    ours = [[f for f in s.pending if b'"type":"bar"' in f] for s in sinks]
     assert len(ours[0]) == 1 and ours[0][0] is ours[1][0]
 
 

@@ -143,7 +143,7 @@ def test_the_deadline_starts_again_for_the_next_request_on_a_kept_alive_connecti
         first = sock.recv(65536)
         assert first.startswith(b"HTTP/1.1 200 "), first
         time.sleep(1.5)  # longer than the header timeout, shorter than keep-alive (5 s)
-        sock.sendall(b"GET /api/ws/health HTTP/1.1\r\nHost: x\r\n")  # and no more
+        sock.sendall(b"GET /api/ws/health HTTP/1.1\r\nHost: localhost\r\n")  # and no more
         reply, closed = read_all(sock, 5)
     status, _, body = refusal(reply)
     assert (status, body["error"]["code"]) == (408, "request_timeout") and closed
@@ -320,7 +320,7 @@ def test_idle_sockets_cost_little_and_are_closed(
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
         soft = wanted
     count = min(2000, soft - 100)
-    half = b"GET /api/ws/health HTTP/1.1\r\nHost: x\r\nX-Partial: "
+    half = b"GET /api/ws/health HTTP/1.1\r\nHost: localhost\r\nX-Partial: "
     for kind, first_bytes in (("nothing sent", b""), ("half a request", half)):
         # A server each: memory the first batch freed would flatter the second.
         _idle_sockets(tmp_path_factory, count, kind, first_bytes)

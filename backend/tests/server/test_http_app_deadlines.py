@@ -22,7 +22,7 @@ from stockfeed.server.edge_limits import EdgeLimits, configure_edges
 App = Callable[[Any, Any, Any], Awaitable[None]]
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 UPGRADE_REQUEST = (
-    b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Key: " + KEY + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
 )
 LIMITS = EdgeLimits(header_timeout=5, body_timeout=0.5, write_timeout=0.5, upgrade_timeout=0.5)
@@ -103,7 +103,9 @@ async def test_a_body_the_app_waits_for_gets_408_at_its_deadline() -> None:
 
     async with serving(reads_the_body) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        writer.write(
+            b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n0123456789"
+        )
         reply, closed = await read_until_closed(reader, 5)
         writer.close()
         status, error = error_of(reply)
@@ -113,7 +115,7 @@ async def test_a_body_the_app_waits_for_gets_408_at_its_deadline() -> None:
 
         # The same app, a body in time: answered.
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234")
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\n01234")
         await asyncio.sleep(0.2)
         writer.write(b"56789")
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
@@ -177,7 +179,7 @@ async def test_an_answer_the_client_reads_slowly_is_not_cut_but_one_it_never_rea
         sock.setblocking(False)
         try:
             await loop.sock_connect(sock, ("127.0.0.1", port))
-            await loop.sock_sendall(sock, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            await loop.sock_sendall(sock, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
             if read_pause is None:
                 await asyncio.sleep(3)
             got = 0

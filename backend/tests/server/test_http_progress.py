@@ -65,7 +65,7 @@ def post(target: bytes, length: int, extra: bytes = b"") -> bytes:
     return (
         b"POST "
         + target
-        + b" HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n" % length
+        + b" HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n" % length
         + extra
         + b"\r\n"
     )
@@ -125,7 +125,9 @@ def test_a_body_in_time_keeps_the_connection(server: Server, chunked: bool) -> N
     """A body that arrives in pieces within the deadline: answered, and the same
     connection serves the next request (which came right behind the body)."""
     if chunked:
-        head = b"POST /api/ws/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        head = (
+            b"POST /api/ws/health HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         body = [b"5\r\nhel", b"lo\r\n3\r\nabc\r\n", b"0\r\n\r\n"]
     else:
         head = post(b"/api/ws/health", 8)
@@ -198,7 +200,7 @@ def test_a_pipelined_flood_that_is_never_read_is_held_to_one_read_and_dropped(
     grow with what is sent (the rest waits in the kernel's buffers); once the client's
     buffers are full its answers wait, and after the write timeout (1 s) without the
     client reading, the connection is dropped."""
-    request = b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+    request = b"GET /nope HTTP/1.1\r\nHost: localhost\r\n\r\n"
     flood = request * (3_000_000 // len(request))
     for _ in range(5):
         still_serves(server)
@@ -266,7 +268,7 @@ def test_http_connections_per_address_are_capped(
                 assert headers["retry-after"] == "5" and closed
             # One past the cap gets 1 s for its head, then the same answer.
             with connect_from(running.port, ATTACKER) as sock:
-                sock.sendall(b"GET /api/ws/health HTTP/1.1\r\nHost: x\r\n")
+                sock.sendall(b"GET /api/ws/health HTTP/1.1\r\nHost: localhost\r\n")
                 reply, closed = read_all(sock, 5)
             status, _, body = refusal(reply)
             assert (status, body["error"]["code"]) == (429, "too_many_connections") and closed

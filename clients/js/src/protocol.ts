@@ -36,6 +36,7 @@ export const ErrorCode = {
   forbiddenTicker: "forbidden_ticker",
   tooManyConnections: "too_many_connections",
   originNotAllowed: "origin_not_allowed",
+  hostNotAllowed: "host_not_allowed",
   badRequest: "bad_request",
   noQuote: "no_quote",
   noHistory: "no_history",

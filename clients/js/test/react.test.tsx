@@ -5,7 +5,7 @@ import { act, cleanup, render } from "@testing-library/react";
 import type { ReactNode } from "react";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { StockfeedClient } from "../src/client.js";
-import { StockfeedProvider, useBars, useConnection, useQuote, useStockfeedEvent } from "../src/react/index.js";
+import { StockfeedProvider, useBars, useConnection, useMarkets, useQuote, useStockfeedEvent } from "../src/react/index.js";
 import { FakeSocket } from "./fakeSocket.js";
 
 const data = (price: number) => ({
@@ -97,6 +97,41 @@ describe("React hooks", () => {
     view.unmount();
     await act(async () => {});
     expect(ws.frames.at(-1)).toEqual({ action: "unsubscribe", tickers: ["TSLA"] });
+  });
+
+  it("useMarkets: every market's status; a selector renders only when its market's changes", async () => {
+    const renders = { all: 0, xnys: 0 };
+    function All() {
+      renders.all += 1;
+      const markets = useMarkets();
+      return <span data-testid="all">{Object.keys(markets).sort().join(",")}</span>;
+    }
+    function Xnys() {
+      renders.xnys += 1;
+      const session = useMarkets((m) => m.XNYS?.session ?? "—");
+      return <span data-testid="x">{session}</span>;
+    }
+    const view = await start(
+      <>
+        <All />
+        <Xnys />
+      </>,
+    );
+    const status = (market: string, session: string) => ({ type: "market_status", market, is_open: session !== "closed", session, next_open: null, next_close: null });
+    const base = { ...renders };
+    send(status("XNYS", "pre"));
+    send(status("XNYS", "pre")); // the same again: nothing changed
+    expect(view.getByTestId("x").textContent).toBe("pre");
+    expect(renders.xnys - base.xnys).toBe(1);
+    send(status("CRYPTO", "regular"));
+    expect(view.getByTestId("all").textContent).toBe("CRYPTO,XNYS");
+    expect(renders.all - base.all).toBe(2);
+    expect(renders.xnys - base.xnys).toBe(1); // another market's news
+    send(status("XNYS", "regular"));
+    expect(view.getByTestId("x").textContent).toBe("regular");
+    expect(renders.xnys - base.xnys).toBe(2);
+    // Markets are news for everyone: no subscription of their own.
+    expect(ws.frames).toEqual([]);
   });
 
   it("useStockfeedEvent: every tick to a callback, with no render", async () => {

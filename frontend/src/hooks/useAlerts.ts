@@ -1,13 +1,13 @@
 // Price alerts for the dashboard: kept in localStorage (validated when read back), checked
-// against every quote the page's StockfeedClient takes (socket or polling; no render per
-// tick: only a firing changes state), and told once when one fires: a browser notification
-// when allowed, a toast, a line for the page's live region, and the alert marked triggered
-// (the watchlist row says so) until the user re-arms or deletes it. The browser's permission
-// is asked when an alert is added while it has not been asked yet; "denied" or no
-// Notification API at all leave the alerts working in the page.
+// against every quote the page's StockfeedClient takes (socket or polling; useStockfeedEvent,
+// no render per tick: only a firing changes state), and told once when one fires: a browser
+// notification when allowed, a toast, a line for the page's live region, and the alert
+// marked triggered (the watchlist row says so) until the user re-arms or deletes it. The
+// browser's permission is asked when an alert is added while it has not been asked yet;
+// "denied" or no Notification API at all leave the alerts working in the page.
 
 import { useCallback, useEffect, useRef, useState } from "react";
-import type { StockfeedClient } from "@stockfeed/client";
+import { useStockfeed, useStockfeedEvent } from "@stockfeed/client/react";
 import { check, describeTrigger, isAlertList, makeAlert, MAX_ALERTS, rearm, type AlertKind, type PriceAlert } from "../lib/alerts";
 import { formatPrice } from "../lib/format";
 import { load, save } from "../lib/storage";
@@ -60,7 +60,8 @@ let counter = 0;
 const newId = () => `${Date.now().toString(36)}-${(counter += 1).toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
 
 /** `onFired`: an alert fired, in words (for the page's live region). */
-export function useAlerts(client: StockfeedClient, decimalsOf: (t: string) => number | null, onFired?: (text: string) => void): Alerts {
+export function useAlerts(decimalsOf: (t: string) => number | null, onFired?: (text: string) => void): Alerts {
+  const client = useStockfeed();
   const [alerts, setAlerts] = useState<PriceAlert[]>(() => load(KEY, [], isAlertList));
   const [permission, setPermission] = useState<NotifyPermission>(currentPermission);
   const [toasts, setToasts] = useState<AlertToast[]>([]);
@@ -81,38 +82,33 @@ export function useAlerts(client: StockfeedClient, decimalsOf: (t: string) => nu
     for (const a of alerts) if (!a.triggered) m.set(a.ticker, [...(m.get(a.ticker) ?? []), a]);
     armed.current = m;
   }, [alerts]);
-  const latest = useRef({ decimalsOf, onFired });
-  useEffect(() => {
-    latest.current = { decimalsOf, onFired };
-  });
 
-  useEffect(() => {
-    const last = new Map<string, number>(); // the previous price seen, per ticker
-    let fires = 0;
-    return client.on("quote", (q) => {
-      const price = q.data.price;
-      const prev = last.get(q.ticker) ?? null;
-      if (typeof price === "number" && Number.isFinite(price)) last.set(q.ticker, price);
-      const list = armed.current.get(q.ticker);
-      if (!list) return;
-      const hit = check(list, prev, { price, changePercent: q.data.change_percent, prevClose: q.data.prev_close }, Date.now());
-      if (hit.length === 0) return;
-      const ids = new Set(hit.map((a) => a.id));
-      const left = list.filter((a) => !ids.has(a.id));
-      if (left.length > 0) armed.current.set(q.ticker, left);
-      else armed.current.delete(q.ticker);
-      update((prev) => prev.map((a) => hit.find((h) => h.id === a.id && !a.triggered) ?? a));
-      const d = latest.current.decimalsOf(q.ticker);
-      for (const a of hit) {
-        const text = describeTrigger(a, (v) => formatPrice(v, d));
-        notify(`Price alert: ${a.ticker}`, text, a.id);
-        fires += 1;
-        const n = fires;
-        setToasts((ts) => [...ts.slice(-4), { key: `alert-${a.id}-${n}`, kind: "alert", text: `Alert: ${text}` }]);
-        latest.current.onFired?.(`Alert: ${text}.`);
-      }
-    });
-  }, [client, update]);
+  // Every quote the client takes, with no render unless an alert fires.
+  const last = useRef(new Map<string, number>()); // the previous price seen, per ticker
+  const fires = useRef(0);
+  useStockfeedEvent("quote", (q) => {
+    const price = q.data.price;
+    const prev = last.current.get(q.ticker) ?? null;
+    if (typeof price === "number" && Number.isFinite(price)) last.current.set(q.ticker, price);
+    const list = armed.current.get(q.ticker);
+    if (!list) return;
+    const hit = check(list, prev, { price, changePercent: q.data.change_percent, prevClose: q.data.prev_close }, Date.now());
+    if (hit.length === 0) return;
+    const ids = new Set(hit.map((a) => a.id));
+    const left = list.filter((a) => !ids.has(a.id));
+    if (left.length > 0) armed.current.set(q.ticker, left);
+    else armed.current.delete(q.ticker);
+    update((prev) => prev.map((a) => hit.find((h) => h.id === a.id && !a.triggered) ?? a));
+    const d = decimalsOf(q.ticker);
+    for (const a of hit) {
+      const text = describeTrigger(a, (v) => formatPrice(v, d));
+      notify(`Price alert: ${a.ticker}`, text, a.id);
+      fires.current += 1;
+      const n = fires.current;
+      setToasts((ts) => [...ts.slice(-4), { key: `alert-${a.id}-${n}`, kind: "alert", text: `Alert: ${text}` }]);
+      onFired?.(`Alert: ${text}.`);
+    }
+  });
 
   const add = useCallback(
     (ticker: string, kind: AlertKind, level: string): string | null => {

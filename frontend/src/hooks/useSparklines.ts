@@ -7,7 +7,7 @@
 // socket, no polls); the lines drawn stay as they were.
 
 import { useEffect, useLayoutEffect, useRef, useState } from "react";
-import type { StockfeedClient } from "@stockfeed/client";
+import { useStockfeed } from "@stockfeed/client/react";
 import { sameSeries, sessionCloses, SPARK_INTERVAL } from "../lib/sparkline";
 
 export type Sparks = Readonly<Record<string, readonly number[]>>;
@@ -18,7 +18,8 @@ export type Sparks = Readonly<Record<string, readonly number[]>>;
 export const SPARK_BATCH = 10;
 export const SPARK_STEP_MS = 600;
 
-export function useSparklines(client: StockfeedClient, tickers: readonly string[], active: boolean, flushMs = 1000): Sparks {
+export function useSparklines(tickers: readonly string[], active: boolean, flushMs = 1000): Sparks {
+  const client = useStockfeed();
   const [sparks, setSparks] = useState<Sparks>({});
   const key = tickers.join(",");
 
@@ -51,6 +52,8 @@ export function useSparklines(client: StockfeedClient, tickers: readonly string[
     };
   }, [client]);
 
+  // The bars' listener lives with the watchlist it serves (a new list starts it afresh, with
+  // every listed ticker to be read), so it is an effect's, not useStockfeedEvent's.
   useEffect(() => {
     const listed = new Set(key ? key.split(",") : []);
     const dirty = new Set(listed); // what the client holds already

@@ -1,8 +1,9 @@
 // Each ticker's own market_status. The server answers every subscription with a
 // `market_status` naming the ticker, and sends one with `"stale": true` when that ticker
 // goes silent while its market trades (and one without when it comes back: DESIGN.md,
-// per-ticker liveness). useMarketData keeps statuses per market, the newest winning, so the
-// ones naming a ticker are gathered here per ticker, from each change of that map.
+// per-ticker liveness). The client keeps statuses per market (useMarkets), the newest
+// winning, so the ones naming a ticker are gathered here per ticker, from each change of
+// that map.
 // (Two tickers' statuses landing in the same React batch keep only the last: the next
 // status or quote for the other one sets it right. A per-ticker map from the feed itself
 // would close that gap.)

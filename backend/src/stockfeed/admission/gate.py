@@ -15,14 +15,16 @@ How a refusal reaches the client (docs/protocol.md#refused-handshakes):
   read the status of a refused upgrade): 4401 for a missing or bad token in the
   query string or the subprotocol, 4429 for too many connections from one IP.
 
-Limits are per process and per client IP (`scope["client"]`, which uvicorn takes from
-`X-Forwarded-For` when the peer is a trusted proxy, FORWARDED_ALLOW_IPS). Clients in
-`limit_exempt_ips` (loopback by default: local tools and benchmarks) skip them.
+Limits are per process and per client IP (`scope["client"]`, which the entry point takes
+from `X-Forwarded-For` when the peer is one of `trusted_proxies`, server/forwarded.py),
+counted per client key (an IPv6 client as its /64, admission/ip_keys.py). Clients in
+`limit_exempt_ips` (loopback by default: local tools and benchmarks) skip them, but only
+as the socket's own peer: a forwarded address is never exempt (admission/identity.py).
+`Host` names are checked before any of this, at the entry (admission/hosts.py).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ from stockfeed.admission.auth import (
     build_verifier,
     redact_query,
 )
+from stockfeed.admission.identity import ClientIdentity
 from stockfeed.admission.subscription_limits import SubscriptionLimits
 from stockfeed.admission.token_bucket import BucketsByKey
 from stockfeed.config import Settings
@@ -59,29 +62,21 @@ _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
 class IpLimits:
-    """Open connections and handshake rate per client IP."""
+    """Open connections and handshake rate per client IP (per client key)."""
 
     def __init__(self, settings: Settings) -> None:
         self.max_connections = settings.max_connections_per_ip
         self.rate = settings.handshake_rate
         self.burst = settings.handshake_burst
-        self.exempt_networks = [
-            ipaddress.ip_network(item, strict=False) for item in settings.limit_exempt_ips
-        ]
-        self.open: dict[str, int] = {}  # only IPs with open connections: bounded by them
+        self.identity = ClientIdentity.from_settings(settings)
+        self.open: dict[str, int] = {}  # only keys with open connections: bounded by them
         self._buckets = BucketsByKey(self.rate, self.burst)
 
     def exempt(self, ip: str) -> bool:
-        if not self.exempt_networks:
-            return False
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(address in net for net in self.exempt_networks)
+        return self.identity.exempt(ip)
 
     def handshake_allowed(self, ip: str) -> bool:
-        return self._buckets.get(ip).take()
+        return self._buckets.get(self.identity.key(ip)).take()
 
     @property
     def retry_after(self) -> int:
@@ -89,18 +84,20 @@ class IpLimits:
         return max(1, math.ceil(1.0 / self.rate))
 
     def acquire(self, ip: str) -> bool:
-        held = self.open.get(ip, 0)
+        key = self.identity.key(ip)
+        held = self.open.get(key, 0)
         if self.max_connections and held >= self.max_connections:
             return False
-        self.open[ip] = held + 1
+        self.open[key] = held + 1
         return True
 
     def release(self, ip: str) -> None:
-        held = self.open.get(ip, 0) - 1
+        key = self.identity.key(ip)  # a key is its own key: release(key) works too
+        held = self.open.get(key, 0) - 1
         if held > 0:
-            self.open[ip] = held
+            self.open[key] = held
         else:
-            self.open.pop(ip, None)
+            self.open.pop(key, None)
 
 
 def _host_port(netloc: str, scheme: str) -> tuple[str, int | None]:
@@ -176,7 +173,7 @@ class Gate:
         ip = websocket.client.host if websocket.client else ""
         exempt = self.limits.exempt(ip)
         if not exempt and not self.limits.handshake_allowed(ip):
-            await _deny(
+            await deny(
                 websocket,
                 429,
                 ErrorCode.RATE_LIMITED,
@@ -189,7 +186,7 @@ class Gate:
         # connection's life after ws.py drops it from the scope.
         headers = Headers(scope=scope)
         if not self.origins.allows(headers.get("origin"), headers.get("host")):
-            await _deny(websocket, 403, ErrorCode.ORIGIN_NOT_ALLOWED, "this origin may not connect")
+            await deny(websocket, 403, ErrorCode.ORIGIN_NOT_ALLOWED, "this origin may not connect")
             return None
         offered: list[str] = list(scope.get("subprotocols") or ())
         # Echo the marker (never the token): a browser that offered subprotocols fails
@@ -216,7 +213,7 @@ class Gate:
                 except Refusal as exc:
                     failure = exc
             if failure is not None and authorization is not None:
-                await _deny(websocket, 401, failure.code, failure.message, BEARER_CHALLENGE)
+                await deny(websocket, 401, failure.code, failure.message, BEARER_CHALLENGE)
                 return None
         # uvicorn logs the path with its query string: never with the token in it.
         scope["query_string"] = redact_query(query)
@@ -245,7 +242,7 @@ class Gate:
             admission.slot_ip = None
 
 
-async def _deny(
+async def deny(
     websocket: WebSocket,
     status: int,
     code: str,

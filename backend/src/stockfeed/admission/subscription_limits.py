@@ -9,13 +9,16 @@ already holds is cheap and never counts against the new-ticker rate.
 
 Refusals are per-ticker `error`s: `new_ticker_rate` and `subscription_limit`
 (docs/protocol.md#limits). Clients in `limit_exempt_ips` skip the per-IP limits, never
-the per-connection ones.
+the per-connection ones. Per-IP means per `client_key` (admission/ip_keys.py): an IPv6
+client counts as its /64. By default one address may hold at most a quarter of the
+process's ticker budget (config.py `ip_subscription_cap`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from stockfeed.admission.ip_keys import client_key
 from stockfeed.admission.token_bucket import BucketsByKey, TokenBucket
 from stockfeed.config import Settings
 from stockfeed.protocol.codes import ErrorCode
@@ -31,16 +34,20 @@ class SubscriptionLimits:
     def __init__(self, settings: Settings, exempt: Callable[[str], bool]) -> None:
         self.per_connection_rate = settings.new_tickers_per_minute / 60.0
         self.per_connection_burst = settings.new_ticker_burst
-        self.per_ip_rate = settings.new_tickers_per_minute_per_ip / 60.0
-        self.per_ip_burst = settings.new_ticker_burst_per_ip
-        self.max_per_ip = settings.max_subscriptions_per_ip
+        self.per_ip_rate = settings.ip_new_tickers_per_minute / 60.0
+        self.per_ip_burst = settings.ip_new_ticker_burst
+        self.max_per_ip = settings.ip_subscription_cap
         self.max_per_connection = settings.max_subscriptions
+        self.ipv6_prefix = settings.ipv6_prefix
         self._exempt = exempt
         self._ip_buckets = BucketsByKey(self.per_ip_rate, self.per_ip_burst)
-        self.ip_subscriptions: dict[str, int] = {}  # only IPs holding some: bounded by them
+        # Per client key (IPv6: its /64), only keys holding some: bounded by them.
+        self.ip_subscriptions: dict[str, int] = {}
 
     def for_connection(self, ip: str) -> ClientBudget:
-        return ClientBudget(self, ip, self._exempt(ip))
+        """`ip` as the connection's scope has it (exemption is decided on it, a forwarded
+        address never being exempt); its limits are counted under its client key."""
+        return ClientBudget(self, client_key(ip, self.ipv6_prefix), self._exempt(ip))
 
     def _ip_bucket(self, ip: str) -> TokenBucket:
         return self._ip_buckets.get(ip)
@@ -53,7 +60,7 @@ class ClientBudget:
 
     def __init__(self, limits: SubscriptionLimits, ip: str, exempt: bool) -> None:
         self.limits = limits
-        self.ip = ip
+        self.ip = ip  # the client key
         self.exempt = exempt
         self.held = 0  # subscriptions this connection counts against its IP
         self._bucket = TokenBucket(limits.per_connection_rate, limits.per_connection_burst)

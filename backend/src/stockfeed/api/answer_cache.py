@@ -15,6 +15,11 @@ REST API useless as an amplifier:
   and nothing is stored.
 - **Negative answers are answers.** The loader decides each answer's TTL, so "unknown
   ticker" is kept too (shorter), and asking again does not reach the source.
+
+The process holds one `AnswerCaches`: an `AnswerCache` per kind of answer (the first
+item of the key: `history`, `symbols`, `can_quote`), each with its own share of
+`rest_cache_bytes` (KIND_SHARES). A flood of one kind (distinct symbol searches, made-up
+tickers looked up) evicts only its own kind: it can never push history out.
 """
 
 from __future__ import annotations
@@ -149,3 +154,86 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
     # not log "exception was never retrieved" for a failure already answered or unwanted.
     if not task.cancelled():
         task.exception()
+
+
+# Each kind's share of the budget, in eighths: history bodies are the big, valuable ones;
+# symbol searches and "can you quote X?" answers are small and many.
+KIND_SHARES = {"history": 6, "symbols": 1, "can_quote": 1}
+_SHARE_UNIT = sum(KIND_SHARES.values())
+
+
+class AnswerCaches:
+    """The process's answer caches, one per kind; the key's first item names the kind
+    (`("history", source, ticker, interval, range)`). Counters and stats add the kinds
+    up; `stats()["kinds"]` has each one's."""
+
+    def __init__(self, max_bytes: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_bytes = max_bytes
+        self.kinds = {
+            kind: AnswerCache(max_bytes * share // _SHARE_UNIT, clock=clock)
+            for kind, share in KIND_SHARES.items()
+        }
+
+    def of(self, key: tuple[Hashable, ...]) -> AnswerCache:
+        kind = key[0]
+        cache = self.kinds.get(kind) if isinstance(kind, str) else None
+        if cache is None:
+            raise ValueError(f"no answer cache for kind {kind!r}: add it to KIND_SHARES")
+        return cache
+
+    def get(self, key: tuple[Hashable, ...]) -> tuple[bool, object]:
+        return self.of(key).get(key)
+
+    def put(self, key: tuple[Hashable, ...], value: object, size: int, ttl: float) -> bool:
+        return self.of(key).put(key, value, size, ttl)
+
+    async def get_or_load(
+        self, key: tuple[Hashable, ...], load: Callable[[], Awaitable[Fill[T]]]
+    ) -> T:
+        return await self.of(key).get_or_load(key, load)
+
+    def _total(self, name: str) -> int:
+        return sum(int(getattr(cache, name)) for cache in self.kinds.values())
+
+    def __len__(self) -> int:
+        return sum(len(cache) for cache in self.kinds.values())
+
+    @property
+    def bytes(self) -> int:
+        return self._total("bytes")
+
+    @property
+    def hits(self) -> int:
+        return self._total("hits")
+
+    @property
+    def misses(self) -> int:
+        return self._total("misses")
+
+    @property
+    def joins(self) -> int:
+        return self._total("joins")
+
+    @property
+    def evictions(self) -> int:
+        return self._total("evictions")
+
+    @property
+    def too_big(self) -> int:
+        return self._total("too_big")
+
+    @property
+    def in_flight(self) -> int:
+        return self._total("in_flight")
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "bytes": self.bytes,
+            "max_bytes": self.max_bytes,
+            "entries": len(self),
+            "hits": self.hits,
+            "misses": self.misses,
+            "single_flight_joins": self.joins,
+            "evictions": self.evictions,
+            "kinds": {kind: cache.stats() for kind, cache in self.kinds.items()},
+        }

@@ -18,7 +18,7 @@ from stockfeed.admission.auth import (
     redact_query,
 )
 from stockfeed.admission.gate import Gate
-from stockfeed.api.answer_cache import AnswerCache
+from stockfeed.api.answer_cache import AnswerCaches
 from stockfeed.api.openapi import MAX_TICKERS_PER_REQUEST, TICKER_DESCRIPTION, TICKER_SCHEMA
 from stockfeed.protocol.codes import ErrorCode
 from stockfeed.services import Services
@@ -30,8 +30,8 @@ def services(conn: HTTPConnection) -> Services:
     return svc
 
 
-def answer_cache(conn: HTTPConnection) -> AnswerCache:
-    """The process's REST answer cache (api/answer_cache.py)."""
+def answer_cache(conn: HTTPConnection) -> AnswerCaches:
+    """The process's REST answer caches, one per kind (api/answer_cache.py)."""
     return services(conn).answers
 
 

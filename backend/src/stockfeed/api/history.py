@@ -1,6 +1,7 @@
 """REST: OHLCV history bars, cached per ticker, interval and range for one bar's time.
 
-Answers are kept in the process's answer cache (api/answer_cache.py) as the encoded JSON
+Answers are kept in the process's answer caches (api/answer_cache.py; history has its
+own share of the byte budget, which no other kind of answer can take) as the encoded JSON
 body: a hit is sent as is, with no re-serialisation, and the cache's byte budget counts
 exactly what it holds. Concurrent identical requests share one source call; an unknown
 ticker is remembered too (NEGATIVE_TTL), so repeating it does not reach the source.
@@ -9,7 +10,8 @@ An answer can be thousands of bars (1m over 5d: 7,200), ~100 ms of pure Python t
 (simulator) and encode. So no answer holds the event loop for long (the source draws, and
 `_encode` encodes, in chunks with a yield between), at most SLOTS are computed at once
 with QUEUE more waiting (then 503 `upstream_busy`), and the per-IP REST budget charges a
-request for its bars (api/rest_limits.py), so a flood of heavy requests meets 429 sooner.
+request for the work it costs, source minutes read as well as bars answered
+(api/rest_limits.py `history_work`), so a flood of heavy requests meets 429 sooner.
 
 Where the process builds bars of the ticker and interval for WebSocket clients (a bar
 book, fanout/bar_feed.py), the answer ends with the book's bars instead of the source's:
@@ -29,7 +31,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from stockfeed.api.answer_cache import AnswerCache, Fill
+from stockfeed.api.answer_cache import AnswerCaches, Fill
 from stockfeed.api.deps import answer_cache, api_error, authorized, services, ticker_param
 from stockfeed.api.openapi import API_ERRORS, error_responses
 from stockfeed.api.rest_limits import HISTORY_DEFAULT_INTERVAL, HISTORY_DEFAULT_RANGE
@@ -175,7 +177,7 @@ async def get_history(
         json_schema_extra={"enum": list(RANGE_DAYS)},
     ),
     svc: Services = Depends(services),
-    cache: AnswerCache = Depends(answer_cache),
+    cache: AnswerCaches = Depends(answer_cache),
 ) -> Response:
     # A longer range than the interval has is served the longest it has (the document
     # cannot say which pairs go together, so every pair of its values is accepted).

@@ -8,32 +8,18 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from stockfeed.api.answer_cache import Fill
+from stockfeed.admission.auth import Principal
 from stockfeed.api.deps import api_error, authorized, services, ticker_list_param, ticker_param
 from stockfeed.api.openapi import API_ERRORS, TICKERS_QUERY, error_responses
 from stockfeed.protocol.codes import ErrorCode
 from stockfeed.services import Services
-from stockfeed.sources.base import Source, UnknownTicker
 from stockfeed.sources.budget import UpstreamBusy
 
 router = APIRouter(prefix="/api", tags=["quotes"], dependencies=[Depends(authorized)])
 
-# A ticker nobody watched yet: register interest and wait briefly for its first tick.
+# A ticker nobody watched yet: the process holds it (within its ticker budget) and the
+# request waits briefly for its first tick.
 FIRST_QUOTE_WAIT = 3.0
-# How long the source's answer to "can you quote X?" is believed (process answer cache):
-# a yes for an hour (symbols rarely vanish), a no for ten minutes (nor appear). "Cannot
-# tell now" is not kept.
-KNOWN_TTL = 3600.0
-UNKNOWN_TTL = 600.0
-
-
-async def _lookup(source: Source, ticker: str) -> Fill[bool | None]:
-    try:
-        known = await source.can_quote(ticker)
-    except UnknownTicker:
-        known = False
-    ttl = 0.0 if known is None else KNOWN_TTL if known else UNKNOWN_TTL
-    return Fill(known, 0, ttl)
 
 
 def _present(update: dict[str, Any], fresh: bool) -> dict[str, Any]:
@@ -51,9 +37,8 @@ async def _quote(svc: Services, ticker: str, wait: bool) -> dict[str, Any] | Non
     found = await svc.hub.latest_update(ticker)
     source = svc.source
     if found is None and wait and source is not None:
-        key = ("can_quote", source.name, ticker)
         try:
-            known = await svc.answers.get_or_load(key, lambda: _lookup(source, ticker))
+            known = await svc.can_quote(ticker)
         except UpstreamBusy as exc:
             raise api_error(
                 503,
@@ -61,9 +46,17 @@ async def _quote(svc: Services, ticker: str, wait: bool) -> dict[str, Any] | Non
                 str(exc),
                 headers={"Retry-After": str(exc.retry_after)},
             ) from None
-        if known is False:
+        if not known:
             raise api_error(404, ErrorCode.UNKNOWN_TICKER, f"the source cannot quote {ticker}")
-        await svc.hub.request_production(ticker)
+        # Produced for this request like a ticker a client subscribed and left at once:
+        # it counts in the process's ticker budget and lingers `linger_min`.
+        if not await svc.hub.hold_unwatched(ticker):
+            raise api_error(
+                503,
+                ErrorCode.TICKER_LIMIT,
+                f"this server holds its maximum of {svc.hub.max_tickers} tickers: try again later",
+                headers={"Retry-After": "10"},
+            )
         deadline = time.monotonic() + FIRST_QUOTE_WAIT
         while found is None and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
@@ -117,6 +110,13 @@ async def get_quotes(
     summary="The default watchlist and the tickers being streamed",
     responses=error_responses(*API_ERRORS),
 )
-async def get_tickers(svc: Services = Depends(services)) -> dict[str, list[str]]:
+async def get_tickers(
+    svc: Services = Depends(services), principal: Principal | None = Depends(authorized)
+) -> dict[str, list[str]]:
     active = sorted(set(svc.hub.subscribers) | set(svc.hub.latest))
-    return {"watchlist": list(svc.watchlist), "active": active}
+    watchlist = list(svc.watchlist)
+    if principal is not None and principal.tickers is not None:
+        # A token limited to some tickers learns of those only.
+        active = [t for t in active if principal.may(t)]
+        watchlist = [t for t in watchlist if principal.may(t)]
+    return {"watchlist": watchlist, "active": active}

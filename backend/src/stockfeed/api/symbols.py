@@ -2,12 +2,13 @@
 
 Best match first: on the simulator, its bundled directory of real instruments (the only
 ones it quotes); on yfinance, Yahoo's search, which costs an upstream call (inside the
-process's upstream budget, sources/budget.py). Either way answers are kept in the
-process's answer cache (api/answer_cache.py) as the encoded body, per query (case and
-spacing folded) and limit, so a search box typing the same letters does not reach the
-source twice within SEARCH_TTL. `q` is checked before anything runs: at most MAX_QUERY
-characters of letters, digits, spaces and the punctuation of names and symbols
-(`. , & ' / = ^ ( ) + -`); anything else is 422 `bad_request`.
+process's upstream budget, sources/budget.py). Either way answers are kept as the
+encoded body, per query (case and spacing folded) and limit, so a search box typing the
+same letters does not reach the source twice within SEARCH_TTL; they are kept in a share
+of the answer caches of their own (api/answer_cache.py, kind `symbols`), so a flood of
+distinct searches evicts only searches, never history. `q` is checked before anything
+runs: at most MAX_QUERY characters of letters, digits, spaces and the punctuation of
+names and symbols (`. , & ' / = ^ ( ) + -`); anything else is 422 `bad_request`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from stockfeed.api.answer_cache import AnswerCache, Fill
+from stockfeed.api.answer_cache import AnswerCaches, Fill
 from stockfeed.api.deps import answer_cache, api_error, authorized, services
 from stockfeed.api.openapi import API_ERRORS, error_responses
 from stockfeed.protocol.codes import ErrorCode
@@ -84,7 +85,7 @@ async def get_symbols(
     ),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Most answers"),
     svc: Services = Depends(services),
-    cache: AnswerCache = Depends(answer_cache),
+    cache: AnswerCaches = Depends(answer_cache),
 ) -> Response:
     source = svc.source
     if source is None:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from stockfeed import protocol
 from stockfeed.fanout.bars import BarBook
-from stockfeed.fanout.connections import Connection
+from stockfeed.fanout.connections import Connection, bar_key, bars_key
 from stockfeed.fanout.frames import text_frame
 from stockfeed.fanout.resume import frame_payload
 from stockfeed.protocol.messages import bar as bar_message
@@ -63,12 +63,14 @@ class Book:
 
     __slots__ = (
         "_frame",
+        "building",
         "generation",
         "interval",
         "ready",
         "state",
         "subscribers",
         "ticker",
+        "waiters",
         "writing",
         "written",
     )
@@ -79,6 +81,11 @@ class Book:
         self.state: BarBook | None = None
         self.ready: asyncio.Future[None] | None = None
         self.subscribers: set[Connection] = set()
+        # Clients that asked for the book while it is built: when the last of them is
+        # gone and nobody is subscribed, the build is cancelled (it may cost upstream
+        # calls and a history slot that someone else is waiting for).
+        self.waiters: set[Connection] = set()
+        self.building: asyncio.Future[None] | None = None  # the build task
         self.written = 0  # seq of the last checkpoint this process wrote
         self.generation = 0  # +1 for every rebuild asked: a build finds out it is outdated
         self.writing = False
@@ -118,29 +125,45 @@ class BarFeed:
         if ticker not in client.tickers:
             return
         self._streams.setdefault(client, set()).update((ticker, i) for i in intervals)
-        if all(self._book(ticker, i).state is not None for i in intervals):
-            for interval in intervals:
-                self._attach(client, self.books[ticker][interval])
+        books = [self._book(ticker, i) for i in intervals]
+        if all(book.state is not None for book in books):
+            for book in books:
+                self._attach(client, book)
             return
+        for book in books:
+            if book.state is None:
+                book.waiters.add(client)
         self.hub._spawn(self.attach(client, ticker, intervals))
 
     async def attach(self, client: Connection, ticker: str, intervals: Sequence[str]) -> None:
         for interval in intervals:
-            if client.closed or ticker not in client.tickers:
-                return  # gone, or unsubscribed meanwhile: no book for it
-            book = self._book(ticker, interval)
-            while book.state is None and book.ready is not None:
-                await asyncio.shield(book.ready)
-            if client.closed or ticker not in client.tickers:
-                return  # gone, or unsubscribed meanwhile
-            if self.books.get(ticker, {}).get(interval) is book:
+            while True:
+                if client.closed or ticker not in client.tickers:
+                    return  # gone, or unsubscribed meanwhile: no book for it
+                # The current book: one whose build was cancelled (nobody waited for
+                # it) is gone from `books`, and this makes a new one.
+                book = self._book(ticker, interval)
+                if book.state is not None:
+                    break
+                book.waiters.add(client)
+                ready = book.ready
+                if ready is None or ready.done():
+                    self.rebuild(book)
+                    ready = book.ready
+                assert ready is not None
+                await asyncio.shield(ready)
+            book.waiters.discard(client)
+            # A first `bars` is big (up to KEPT bars): wait for room after the last one.
+            if client.backed_up() and not await client.writable():
+                return
+            if self.books.get(ticker, {}).get(interval) is book and ticker in client.tickers:
                 self._attach(client, book)
 
     def _attach(self, client: Connection, book: Book) -> None:
         if client in book.subscribers:
             return
         book.subscribers.add(client)
-        client.send_frame(*book.bars_message())
+        client.send_frame(*book.bars_message(), bars_key(book.ticker, book.interval))
         pending = client.gap_pending
         if pending is not None and book.ticker in pending:
             self.after_gap(client, book.ticker)
@@ -151,8 +174,17 @@ class BarFeed:
             streams.difference_update([s for s in streams if s[0] == ticker])
             if not streams:
                 del self._streams[client]
-        for book in self.books.get(ticker, {}).values():
+        books = self.books.get(ticker, {})
+        for interval, book in list(books.items()):
             book.subscribers.discard(client)
+            book.waiters.discard(client)
+            if book.state is None and not book.subscribers and not book.waiters:
+                # Nobody waits for this build any more: stop it, and the book with it.
+                del books[interval]
+                if book.building is not None:
+                    book.building.cancel()
+        if not books:
+            self.books.pop(ticker, None)
         waiting = self._after_gap.get(ticker)
         if waiting is not None:
             waiting.discard(client)
@@ -208,12 +240,14 @@ class BarFeed:
             frames = []
             for bar in changed:
                 text = bar_message(ticker, book.interval, seq, bar)
-                frames.append((text, text_frame(text.encode())))
+                frames.append(
+                    (text, text_frame(text.encode()), bar_key(ticker, book.interval, bar))
+                )
             for client in book.subscribers:
                 if waiting and client in waiting:
                     continue
-                for text, frame in frames:
-                    client.send_frame(text, frame)
+                for text, frame, key in frames:
+                    client.send_frame(text, frame, key)
         if waiting:
             self._flush_after_gap(ticker, waiting)
 
@@ -225,7 +259,7 @@ class BarFeed:
             waiting.discard(client)
             for book in self.books.get(ticker, {}).values():
                 if client in book.subscribers and book.state is not None:
-                    client.send_frame(*book.bars_message())
+                    client.send_frame(*book.bars_message(), bars_key(ticker, book.interval))
         if not waiting:
             self._after_gap.pop(ticker, None)
 
@@ -261,7 +295,7 @@ class BarFeed:
         book.state = None
         book._frame = None
         book.ready = asyncio.get_running_loop().create_future()
-        self.hub._spawn(self._run_build(book, book.ready))
+        book.building = self.hub._spawn(self._run_build(book, book.ready))
 
     async def _run_build(self, book: Book, ready: asyncio.Future[None]) -> None:
         try:
@@ -282,9 +316,11 @@ class BarFeed:
             book._frame = None
             book.written = state.seq
             self.built += 1
+            message = book.bars_message()  # a rebuild: everyone afresh
             for client in list(book.subscribers):
-                client.send_frame(*book.bars_message())  # a rebuild: everyone afresh
+                client.send_frame(*message, bars_key(book.ticker, book.interval))
         finally:
+            book.building = None
             if not ready.done():
                 ready.set_result(None)
 

@@ -1,17 +1,28 @@
-"""One connected WebSocket client, as the hub sees it.
+"""One connected WebSocket client, as the hub sees it, and the one way bytes reach it.
 
-The hub only ever calls the non-blocking `offer_update` / `send`, so a slow client never
-delays the broadcast to the others. Two ways to reach the socket:
+Everything the server queues for a client goes through its `Connection`, whatever the
+message: price updates (`offer_update`, `replay`), control messages (`send`: snapshot,
+error, pong, subscribed...), shared frames (`send_frame`: bars, heartbeats, statuses).
+That is the one accounted write path: every byte held for the client (the fast path's
+pending frames and transport buffer, or the portable queue) counts against one byte
+`budget`. The rules:
+
+- While the client's writes are backed up, what can be replaced by something newer is:
+  a ticker's price updates (the newest kept, a `conflated` notice first), and messages
+  sent with a `key` (a ticker's `market_status`, a bar's latest version, the heartbeat).
+- What cannot be replaced and would take the client over its budget closes it with 4408.
+- A client whose writes stay backed up for `stuck_timeout` seconds is closed with 4408
+  by a clock (fanout/stuck_watch.py), whether or not anything more is sent to it.
+- Whoever produces replies for a client (its receive loop, a resume's replay, a bar
+  book's first `bars`) awaits `writable()` between them: a client that does not read
+  stops being read, and its requests stop producing replies.
+
+Two ways to reach the socket:
 
 - `SinkConnection` (the fast path, in stockfeed.server, offered through the ASGI scope's
-  extensions): the shared pre-built frame goes straight into the connection's sink; when
-  the transport's buffer is full the client's updates are conflated per ticker (newest
-  kept, a `conflated` notice first) until it drains.
+  extensions): the shared pre-built frame goes straight into the connection's sink.
 - `QueuedConnection` (any other ASGI server): a bounded queue drained by a writer task with
-  `send_text`; when the queue is full that ticker's queued updates are conflated.
-
-Either way a client that makes no progress for `stuck_timeout` seconds is closed with 4408,
-so a stuck client costs a bounded amount of memory for a bounded time.
+  `send_text`.
 """
 
 from __future__ import annotations
@@ -24,11 +35,13 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 
 from starlette.websockets import WebSocket
 
 from stockfeed import protocol
 from stockfeed.fanout.resume import Entry
+from stockfeed.fanout.stuck_watch import stuck_watch
 from stockfeed.protocol.codes import CloseCode
 
 log = logging.getLogger(__name__)
@@ -37,7 +50,35 @@ log = logging.getLogger(__name__)
 # fast path's sink: stockfeed.server.fast_websocket).
 SINK_EXTENSION = "stockfeed.sink"
 CLOSE_SLOW_CONSUMER = CloseCode.SLOW_CONSUMER
+# Bytes the server may hold for one client (config `client_buffer_bytes`): room for the
+# biggest burst one request can cause (a subscribe of 50 tickers with 64 bar streams is
+# ~0.8 MiB of `bars`), after which a client that does not read is no longer read.
+DEFAULT_BUDGET = 1024 * 1024
+# Past this many bytes held, a client's writes count as backed up (the fast path uses its
+# transport's own marks, server/fast_websocket.py WRITE_HIGH / WRITE_LOW).
+BACKED_UP_BYTES = 64 * 1024
 _ids = itertools.count(1)
+
+# Message rate check, taken once per client message (pings included): False = over.
+Limiter = Callable[[], bool]
+
+
+# Keys of the messages a newer one of the same key replaces while a client is backed up.
+HEARTBEAT_KEY = "heartbeat"
+
+
+def status_key(ticker: str) -> str:
+    return f"market_status:{ticker}"
+
+
+def bars_key(ticker: str, interval: str) -> str:
+    return f"bars:{ticker}:{interval}"
+
+
+def bar_key(ticker: str, interval: str, bar_text: str) -> str:
+    """A `bar` replaces an earlier one of the same bar (every BAR text starts with
+    `{"time":N,`, fanout/bars.py)."""
+    return f"bar:{ticker}:{interval}:{bar_text[8 : bar_text.index(',')]}"
 
 
 def conflated_notice(ticker: str, dropped: int) -> str:
@@ -46,27 +87,42 @@ def conflated_notice(ticker: str, dropped: int) -> str:
 
 class Connection(abc.ABC):
     """One connected client as the hub sees it: what it holds (tickers, the last seq of
-    each), and the non-blocking ways to reach it. Subclasses decide how bytes get to
-    the socket (`_deliver`, `send`) and how a stuck client is dropped (`abort`)."""
+    each), and the non-blocking, accounted ways to reach it. Subclasses decide how bytes
+    get to the socket (`_deliver`, `_write`, `_keep_newest`), how many are held
+    (`held_bytes`, `backed_up`) and how a client is dropped (`abort`)."""
 
     __slots__ = (
         "__weakref__",
         "_held_for_subscribe",
+        "_writable",
+        "budget",
         "close_code",
         "closed",
         "conflated",
         "gap_pending",
         "id",
         "last_seq",
+        "limiter",
         "stuck_timeout",
         "tickers",
         "websocket",
     )
 
-    def __init__(self, websocket: WebSocket, *, stuck_timeout: float) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        *,
+        stuck_timeout: float,
+        budget: int = DEFAULT_BUDGET,
+        limiter: Limiter | None = None,
+    ) -> None:
         self.id = next(_ids)
         self.websocket = websocket
         self.stuck_timeout = stuck_timeout
+        self.budget = budget
+        # The client's message rate (admission's token bucket), also taken for the
+        # WebSocket pings the fast path answers below the app.
+        self.limiter = limiter
         self.tickers: set[str] = set()
         self.last_seq: dict[str, int] = {}
         self.conflated = 0  # updates skipped by conflation, for health and tests
@@ -78,6 +134,10 @@ class Connection(abc.ABC):
         # Tickers whose resume failed with no snapshot to stand in for the gap (nothing
         # cached yet): their next update goes out as that gap snapshot. ticker -> epoch.
         self.gap_pending: dict[str, str] | None = None
+        # Resolved when the client's writes stop being backed up (see `writable`).
+        self._writable: asyncio.Future[None] | None = None
+
+    # -- held updates (subscribe, resume, backfill) --------------------------------------
 
     def is_held_for_subscribe(self, ticker: str) -> bool:
         return self._held_for_subscribe is not None and ticker in self._held_for_subscribe
@@ -128,7 +188,9 @@ class Connection(abc.ABC):
         return None
 
     def replay(self, ticker: str, entry: Entry) -> None:
-        """An update from history: goes out now, in order, ahead of anything held."""
+        """An update from history: goes out now, in order, ahead of anything held. The
+        replayer awaits `writable()` between chunks (hub), so a replay never goes out as
+        one unbounded write."""
         if self.closed or entry.seq <= self.last_seq.get(ticker, 0):
             return
         self.last_seq[ticker] = entry.seq
@@ -138,6 +200,8 @@ class Connection(abc.ABC):
     def remote(self) -> str:
         client = self.websocket.client
         return f"{client.host}:{client.port}" if client else "?"
+
+    # -- the write path ------------------------------------------------------------------
 
     def offer_update(self, ticker: str, seq: int, raw: str, frame: bytes) -> None:
         """A relayed update: skipped when this client already has it (by seq)."""
@@ -157,18 +221,74 @@ class Connection(abc.ABC):
             return
         self._deliver(ticker, raw, frame)
 
-    @abc.abstractmethod
-    def _deliver(self, ticker: str, raw: str, frame: bytes) -> None: ...
-
-    @abc.abstractmethod
     def send(self, text: str) -> None:
-        """A control message (snapshot, error, pong...): never conflated."""
+        """A control message for this client alone (snapshot, error, pong...): never
+        replaced by a newer one; over the budget it closes the client."""
+        self.send_frame(text, None)
 
-    def send_frame(self, text: str, frame: bytes) -> None:
-        """A message built once for many clients (`bars`, `bar`), as its text and its
-        frame: the fast path writes the shared frame, the others send the text. Never
-        conflated, like a control message (a stuck client is still closed in time)."""
-        self.send(text)
+    def send_frame(self, text: str, frame: bytes | None, key: str | None = None) -> None:
+        """A message as its text and, when it was built once for many clients (`bars`,
+        `bar`, heartbeats), its shared frame. With a `key`, a newer message of the same
+        key replaces it while the client's writes are backed up (`market_status:T`, a
+        bar's `bar:T:I:TIME`); without one, nothing replaces it, and a client it would
+        take over its byte budget is closed with 4408 instead."""
+        if self.closed:
+            return
+        if key is not None and self.backed_up():
+            self._keep_newest(key, text, frame)
+            return
+        size = len(frame) if frame is not None else len(text) + 4
+        held = self.held_bytes()
+        if held + size > self.budget:
+            log.warning(
+                "client %s holds %d bytes, budget %d: closing 4408",
+                self.remote,
+                held,
+                self.budget,
+                extra={"conn": self.id},
+            )
+            self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
+            return
+        self._write(text, frame)
+
+    async def writable(self) -> bool:
+        """Wait until the client's writes are no longer backed up. False: it is closed
+        (a stuck client is closed by the stuck watch meanwhile)."""
+        while not self.closed and self.backed_up():
+            waiter = self._writable
+            if waiter is None or waiter.done():
+                waiter = self._writable = asyncio.get_running_loop().create_future()
+            await waiter
+        return not self.closed
+
+    def _wake_writers(self) -> None:
+        waiter, self._writable = self._writable, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    @abc.abstractmethod
+    def held_bytes(self) -> int:
+        """Bytes held for this client and not yet taken by the kernel."""
+
+    @abc.abstractmethod
+    def backed_up(self) -> bool:
+        """Whether the client's writes are backed up (it is not keeping up)."""
+
+    @abc.abstractmethod
+    def stalled_since(self) -> float | None:
+        """`time.monotonic()` since which the client has taken nothing, or None."""
+
+    @abc.abstractmethod
+    def _deliver(self, ticker: str, raw: str, frame: bytes) -> None:
+        """A price update: written, or conflated while backed up."""
+
+    @abc.abstractmethod
+    def _write(self, text: str, frame: bytes | None) -> None:
+        """A message that fits the budget: written in order."""
+
+    @abc.abstractmethod
+    def _keep_newest(self, key: str, text: str, frame: bytes | None) -> None:
+        """A keyed message while backed up: replaces an earlier one of the same key."""
 
     def start(self) -> None:  # noqa: B027 - optional hook
         pass
@@ -182,7 +302,11 @@ class Connection(abc.ABC):
     def abort(self, code: int, reason: str) -> None:
         """Stop sending and close with `code` (best effort: the peer may be stuck)."""
 
-    def _close_stuck(self) -> None:
+    def close_stuck(self) -> None:
+        """Called by the stuck watch (and the conflation path) for a client that has
+        taken nothing for `stuck_timeout` seconds."""
+        if self.closed:
+            return
         log.warning(
             "client %s stuck for %.0fs: closing 4408",
             self.remote,
@@ -198,6 +322,7 @@ class Connection(abc.ABC):
         await self._flush(limit=2.0)
         self.closed = True
         self.close_code = code
+        self._wake_writers()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.websocket.close(code, reason), 2.0)
 
@@ -207,21 +332,42 @@ class Connection(abc.ABC):
     async def stop(self) -> None:
         """The connection ended."""
         self.closed = True
+        self._wake_writers()
 
 
 class QueuedConnection(Connection):
     """The portable connection: a bounded queue drained by a writer task with
-    `send_text`, for any ASGI server."""
+    `send_text`, for any ASGI server. Items are (key, text): key is the ticker for a
+    price update, the message's key for a keyed message, None otherwise."""
 
-    __slots__ = ("_drained", "_last_progress", "_queue", "_wake", "_writer", "queue_size")
+    __slots__ = (
+        "_bytes",
+        "_drained",
+        "_last_progress",
+        "_queue",
+        "_sending",
+        "_wake",
+        "_writer",
+        "queue_size",
+    )
 
-    def __init__(self, websocket: WebSocket, *, queue_size: int, stuck_timeout: float) -> None:
-        super().__init__(websocket, stuck_timeout=stuck_timeout)
+    def __init__(
+        self,
+        websocket: WebSocket,
+        *,
+        queue_size: int,
+        stuck_timeout: float,
+        budget: int = DEFAULT_BUDGET,
+        limiter: Limiter | None = None,
+    ) -> None:
+        super().__init__(websocket, stuck_timeout=stuck_timeout, budget=budget, limiter=limiter)
         self.queue_size = queue_size
         self._queue: deque[tuple[str | None, str]] = deque()
+        self._bytes = 0  # characters of text queued (JSON: about its bytes)
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._last_progress = time.monotonic()
+        self._sending = False  # the writer waits in send_text: the client has not taken it
         self._writer: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -230,47 +376,72 @@ class QueuedConnection(Connection):
     def backlog(self) -> tuple[int, int]:
         return len(self._queue), 0
 
-    def _deliver(self, ticker: str, raw: str, frame: bytes) -> None:
+    def held_bytes(self) -> int:
+        return self._bytes
+
+    def backed_up(self) -> bool:
+        return len(self._queue) >= self.queue_size or self._bytes > BACKED_UP_BYTES
+
+    def stalled_since(self) -> float | None:
+        return self._last_progress if self._queue or self._sending else None
+
+    def _append(self, key: str | None, text: str) -> None:
         if not self._queue:
             self._last_progress = time.monotonic()  # stuck time counts from non-empty
-        elif len(self._queue) >= self.queue_size:
+            stuck_watch().backed_up(self)
+        self._queue.append((key, text))
+        self._bytes += len(text)
+        self._wake.set()
+
+    def _deliver(self, ticker: str, raw: str, frame: bytes) -> None:
+        if self.backed_up():
             self._conflate(ticker)
             if self.closed:
                 return
-        self._queue.append((ticker, raw))
-        self._wake.set()
+        self._append(ticker, raw)
 
-    def send(self, text: str) -> None:
-        if self.closed:
-            return
-        if not self._queue:
-            self._last_progress = time.monotonic()
-        self._queue.append((None, text))
-        self._wake.set()
+    def _write(self, text: str, frame: bytes | None) -> None:
+        self._append(None, text)
+
+    def _keep_newest(self, key: str, text: str, frame: bytes | None) -> None:
+        self._drop(lambda item: item[0] == key)
+        self._append(key, text)
+
+    def _drop(self, match: Callable[[tuple[str | None, str]], bool]) -> int:
+        kept: deque[tuple[str | None, str]] = deque()
+        dropped = 0
+        for item in self._queue:
+            if match(item):
+                dropped += 1
+                self._bytes -= len(item[1])
+            else:
+                kept.append(item)
+        self._queue = kept
+        return dropped
 
     def _conflate(self, ticker: str) -> None:
         if time.monotonic() - self._last_progress > self.stuck_timeout:
-            self._close_stuck()
+            self.close_stuck()
             return
-        kept: deque[tuple[str | None, str]] = deque()
-        dropped = 0
         earlier = 0  # skips this ticker's queued notices already told of
         notice_prefix = f'{{"type":"conflated","ticker":"{ticker}",'
-        for item in self._queue:
-            if item[0] == ticker:
-                dropped += 1
-            elif item[0] is None and item[1].startswith(notice_prefix):
+
+        def folded(item: tuple[str | None, str]) -> bool:
+            nonlocal earlier
+            if item[0] is None and item[1].startswith(notice_prefix):
                 earlier += int(json.loads(item[1])["dropped"])
-            else:
-                kept.append(item)
+                return True
+            return False
+
+        dropped = self._drop(lambda item: item[0] == ticker)
         if dropped == 0:
             # Full of other tickers' updates and control messages: nothing to fold.
             log.warning("client %s queue full: closing 4408", self.remote, extra={"conn": self.id})
             self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
             return
+        self._drop(folded)
         self.conflated += dropped
-        kept.append((None, conflated_notice(ticker, earlier + dropped)))
-        self._queue = kept
+        self._append(None, conflated_notice(ticker, earlier + dropped))
 
     def abort(self, code: int, reason: str) -> None:
         if self.closed:
@@ -278,7 +449,9 @@ class QueuedConnection(Connection):
         self.closed = True
         self.close_code = code
         self._queue.clear()
+        self._bytes = 0
         self._wake.set()
+        self._wake_writers()
         asyncio.get_running_loop().create_task(self._close_now(code, reason))
 
     async def _close_now(self, code: int, reason: str) -> None:
@@ -297,6 +470,8 @@ class QueuedConnection(Connection):
     async def stop(self) -> None:
         self.closed = True
         self._queue.clear()
+        self._bytes = 0
+        self._wake_writers()
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -312,22 +487,43 @@ class QueuedConnection(Connection):
                     continue
                 self._drained.clear()
                 _, text = self._queue.popleft()
+                self._bytes -= len(text)
+                self._sending = True
                 await self.websocket.send_text(text)
+                self._sending = False
                 self._last_progress = time.monotonic()
+                if self._writable is not None and not self.backed_up():
+                    self._wake_writers()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # peer gone: the receive loop will notice and clean up
             log.debug("writer for %s stopped: %s", self.remote, exc, extra={"conn": self.id})
             self.closed = True
             self._drained.set()
+            self._wake_writers()
 
 
-def make_connection(websocket: WebSocket, *, queue_size: int, stuck_timeout: float) -> Connection:
+def make_connection(
+    websocket: WebSocket,
+    *,
+    queue_size: int,
+    stuck_timeout: float,
+    budget: int = DEFAULT_BUDGET,
+    limiter: Limiter | None = None,
+) -> Connection:
     """The server's own connection when it offers one (the fast path's sink, an ASGI
     extension), else the portable one. The fan-out core never imports the server: the
     extension brings its own connection class."""
     sink = websocket.scope.get("extensions", {}).get(SINK_EXTENSION)
     if sink is not None and hasattr(sink, "connection"):
-        made: Connection = sink.connection(websocket, stuck_timeout=stuck_timeout)
+        made: Connection = sink.connection(
+            websocket, stuck_timeout=stuck_timeout, budget=budget, limiter=limiter
+        )
         return made
-    return QueuedConnection(websocket, queue_size=queue_size, stuck_timeout=stuck_timeout)
+    return QueuedConnection(
+        websocket,
+        queue_size=queue_size,
+        stuck_timeout=stuck_timeout,
+        budget=budget,
+        limiter=limiter,
+    )

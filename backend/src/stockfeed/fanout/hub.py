@@ -29,7 +29,12 @@ from typing import Any
 from stockfeed import protocol
 from stockfeed.broker import Broker
 from stockfeed.fanout.bar_feed import BarFeed
-from stockfeed.fanout.connections import CLOSE_SLOW_CONSUMER, Connection
+from stockfeed.fanout.connections import (
+    CLOSE_SLOW_CONSUMER,
+    HEARTBEAT_KEY,
+    Connection,
+    status_key,
+)
 from stockfeed.fanout.frames import text_frame
 from stockfeed.fanout.liveness import Liveness
 from stockfeed.fanout.resume import Entry, History, ResumePoint, replay_after
@@ -329,9 +334,20 @@ class Hub:
             await self.unsubscribe(client, ticker)
         await client.stop()
 
-    def has_room(self, ticker: str) -> bool:
-        """Whether the process can hold `ticker`: already held, under `max_tickers`, or
-        after dropping the ticker that has lingered longest (nobody watches it)."""
+    def has_room(self, ticker: str, pending: int = 0) -> bool:
+        """Whether the process could hold `ticker` now (after `pending` new ones already
+        accepted by the same request): already held, under `max_tickers`, or enough
+        tickers linger to make room. Evicts nothing: the subscribe that follows does
+        (`_make_room`), so a request refused later (an unknown ticker) costs nobody
+        their lingering ticker."""
+        if ticker in self.subscribers and ticker not in self._evicting:
+            return True
+        over = len(self.subscribers) - len(self._evicting) + pending + 1 - self.max_tickers
+        # Every ticker in _linger_until lingers with no client: each can make room.
+        return over <= 0 or len(self._linger_until) >= over
+
+    def _make_room(self, ticker: str) -> bool:
+        """`has_room`, making it: drops the tickers that lingered longest as needed."""
         if ticker in self.subscribers and ticker not in self._evicting:
             return True
         while len(self.subscribers) - len(self._evicting) >= self.max_tickers:
@@ -375,7 +391,7 @@ class Hub:
             if bars:
                 self.bars.attach_soon(client, ticker, bars)
             return True
-        if not self.has_room(ticker):
+        if not self._make_room(ticker):
             return False
         subs = self.subscribers.get(ticker)
         if subs is None or ticker in self._evicting:
@@ -392,17 +408,7 @@ class Hub:
         client.hold(ticker)
         subs.add(client)  # held: what arrives before the snapshot waits in its hold list
         try:
-            lock = self._locks.get(ticker)
-            if lock is None:
-                lock = self._locks[ticker] = asyncio.Lock()
-            async with lock:
-                if ticker not in self._listening:
-                    await self.broker.subscribe(ticker)
-                    self._listening.add(ticker)
-                    try:
-                        await self.store.add_interest({ticker}, INTEREST_TTL)
-                    except StoreUnavailable:
-                        pass  # the interest loop retries
+            await self._listen(ticker)
             if resume is not None and await self._replay(client, ticker, resume):
                 return True
             snap = await self.snapshot(ticker, gap=resume is not None)
@@ -419,7 +425,7 @@ class Hub:
                 self.gaps += 1
         finally:
             self._release(ticker, (client,))
-            client.send(self.market_status(ticker))
+            client.send_frame(self.market_status(ticker), None, status_key(ticker))
             self.statuses_sent += 1
             if bars:
                 self.bars.attach_soon(client, ticker, bars)
@@ -436,6 +442,10 @@ class Hub:
         if entries is None:
             return False
         for entry in entries:
+            # In chunks that wait for the client to drain: a resume from far back is
+            # thousands of frames, and the client may not be reading at all.
+            if client.backed_up() and not await client.writable():
+                break
             client.replay(ticker, entry)
         if not entries:
             client.last_seq[ticker] = max(client.last_seq.get(ticker, 0), point.seq)
@@ -473,12 +483,41 @@ class Hub:
             entries.append(Entry(seq, frame))
         return entries
 
-    async def request_production(self, ticker: str) -> None:
-        """Ask the updater to produce a ticker no client holds yet (REST first look)."""
-        try:
-            await self.store.add_interest({ticker}, INTEREST_TTL)
-        except StoreUnavailable:
-            pass
+    async def _listen(self, ticker: str) -> None:
+        """Subscribe the broker to a ticker the hub holds now (once), and ask the
+        updater to produce it."""
+        lock = self._locks.get(ticker)
+        if lock is None:
+            lock = self._locks[ticker] = asyncio.Lock()
+        async with lock:
+            if ticker not in self._listening:
+                await self.broker.subscribe(ticker)
+                self._listening.add(ticker)
+                try:
+                    await self.store.add_interest({ticker}, INTEREST_TTL)
+                except StoreUnavailable:
+                    pass  # the interest loop retries
+
+    async def hold_unwatched(self, ticker: str) -> bool:
+        """Produce and relay a ticker no client of this process holds (a REST client's
+        first look at it): held like one whose last client just left, so it counts in
+        `max_tickers`, lingers `linger_min` and is the first to make room for a
+        subscriber. False when the process has no free room (a look evicts nothing)."""
+        subs = self.subscribers.get(ticker)
+        if subs is not None and ticker not in self._evicting:
+            if not subs and ticker not in self._linger_until:
+                self._start_linger(ticker, self.linger_min)  # its linger was just over
+            return True
+        if len(self.subscribers) - len(self._evicting) >= self.max_tickers:
+            return False  # only free room: a look must not push out a client's ticker
+        self._evicting.discard(ticker)
+        if subs is None:
+            self.subscribers[ticker] = set()
+        self.history.open(ticker)
+        self.history.watched(ticker, active=False)
+        self._start_linger(ticker, self.linger_min)
+        await self._listen(ticker)
+        return True
 
     async def unsubscribe(self, client: Connection, ticker: str) -> None:
         if ticker not in client.tickers:
@@ -494,18 +533,21 @@ class Hub:
         if not subs:
             # Keep listening a while: a client that comes back can still resume. As long
             # as the ticker was watched, between `linger_min` and `resume_window`: a
-            # ticker a flood touched for a moment goes soon. One timer per ticker,
-            # however often it empties (a subscribe/unsubscribe churn must not pile up a
-            # timer per leave for the whole window).
-            loop = asyncio.get_running_loop()
-            now = loop.time()
+            # ticker a flood touched for a moment goes soon.
+            now = asyncio.get_running_loop().time()
             watched = now - self._watched_since.pop(ticker, now)
-            linger = min(self.resume_window, max(self.linger_min, watched))
-            self._linger_until[ticker] = now + linger
-            self._linger_until.move_to_end(ticker)
             self.history.watched(ticker, active=False)
-            if ticker not in self._lingering:
-                self._lingering[ticker] = loop.call_later(linger, self._linger_check, ticker)
+            self._start_linger(ticker, min(self.resume_window, max(self.linger_min, watched)))
+
+    def _start_linger(self, ticker: str, linger: float) -> None:
+        """The ticker has no client: keep it `linger` seconds more. One timer per
+        ticker, however often it empties (a subscribe/unsubscribe churn must not pile
+        up a timer per leave for the whole window)."""
+        loop = asyncio.get_running_loop()
+        self._linger_until[ticker] = loop.time() + linger
+        self._linger_until.move_to_end(ticker)
+        if ticker not in self._lingering:
+            self._lingering[ticker] = loop.call_later(linger, self._linger_check, ticker)
 
     def _linger_check(self, ticker: str) -> None:
         """The linger since the ticker's *last* client left is over: stop listening."""
@@ -521,10 +563,11 @@ class Hub:
         self._linger_until.pop(ticker, None)
         self._spawn(self._linger_over(ticker))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
         task = asyncio.ensure_future(coro)
         self._in_flight.add(task)  # kept referenced until done, like the backfills
         task.add_done_callback(self._in_flight.discard)
+        return task
 
     async def _linger_over(self, ticker: str) -> None:
         """Stop holding a ticker nobody came back to: its subscription, history and
@@ -534,7 +577,8 @@ class Hub:
             lock = self._locks[ticker] = asyncio.Lock()
         async with lock:
             subs = self.subscribers.get(ticker)
-            if subs is None or subs:
+            if subs is None or subs or ticker in self._linger_until:
+                # Back in use, or lingering anew (hold_unwatched) since this was spawned.
                 self._evicting.discard(ticker)
                 return
             del self.subscribers[ticker]
@@ -636,8 +680,9 @@ class Hub:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             text = protocol.heartbeat()
+            frame = text_frame(text.encode())  # one frame for every client
             for client in list(self.clients):
-                client.send(text)
+                client.send_frame(text, frame, HEARTBEAT_KEY)
             self.heartbeats_sent += len(self.clients)
 
     async def _interest(self) -> None:
@@ -660,8 +705,9 @@ class Hub:
                 self._sessions[ticker] = key
                 if previous is not None and previous != key:
                     text = protocol.dumps(self.liveness.status(ticker, self.stale_since()))
+                    frame = text_frame(text.encode())
                     for client in subs:
-                        client.send(text)
+                        client.send_frame(text, frame, status_key(ticker))
                     self.statuses_sent += len(subs)
 
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from stockfeed import protocol
+from stockfeed.fanout.connections import status_key
+from stockfeed.fanout.frames import text_frame
 from stockfeed.market_hours import MarketClock, MarketSession
 from stockfeed.tickers import asset_class
 
@@ -58,7 +60,7 @@ class _Ticker:
 
 
 class Client(Protocol):
-    def send(self, text: str) -> None: ...
+    def send_frame(self, text: str, frame: bytes | None, key: str | None = None) -> None: ...
 
 
 class Watched(Protocol):
@@ -167,7 +169,8 @@ class Liveness:
             # Lingering tickers too: a client coming back gets a snapshot marked right.
             for ticker in self.check(list(hub.subscribers)):
                 text = protocol.dumps(self.status(ticker, source_stale_since()))
+                frame, key = text_frame(text.encode()), status_key(ticker)
                 subscribers = list(hub.subscribers.get(ticker, ()))
                 for client in subscribers:
-                    client.send(text)
+                    client.send_frame(text, frame, key)
                 hub.statuses_sent += len(subscribers)

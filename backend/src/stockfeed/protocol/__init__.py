@@ -17,6 +17,8 @@ from stockfeed.protocol.messages import (
     read_update,
     server_shutdown,
     snapshot,
+    subscribed,
+    unsubscribed,
 )
 
 __all__ = [
@@ -34,4 +36,6 @@ __all__ = [
     "read_update",
     "server_shutdown",
     "snapshot",
+    "subscribed",
+    "unsubscribed",
 ]

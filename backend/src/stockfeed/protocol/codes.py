@@ -53,6 +53,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN_TICKER = "forbidden_ticker"
     TOO_MANY_CONNECTIONS = "too_many_connections"
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    HOST_NOT_ALLOWED = "host_not_allowed"  # HTTP 403, WebSocket handshakes included
     # REST only (HTTP status in docs/protocol.md#rest-api).
     BAD_REQUEST = "bad_request"
     NO_QUOTE = "no_quote"

@@ -97,6 +97,16 @@ def error(code: str, message: str, ticker: str | None = None) -> str:
     return dumps(obj)
 
 
+def subscribed(tickers: list[str], epochs: dict[str, str]) -> str:
+    """Every ticker the connection holds now, with the epoch each resumes in."""
+    return dumps({"type": "subscribed", "tickers": tickers, "epochs": epochs})
+
+
+def unsubscribed(tickers: list[str]) -> str:
+    """Every ticker the connection still holds."""
+    return dumps({"type": "unsubscribed", "tickers": tickers})
+
+
 def heartbeat() -> str:
     return dumps({"type": "heartbeat", "timestamp": round(now_ms(), 3)})
 

@@ -9,28 +9,48 @@ two stream endpoints straight to the same handlers (`api/ws.py`) and everything 
 lifespan included, to the FastAPI app. The routes stay registered on the app too, so
 the app works the same without this entry point (tests, other servers).
 
-The entry point also applies `X-Forwarded-For` / `X-Forwarded-Proto` from trusted proxies
-itself (uvicorn's `proxy_headers` is off): uvicorn's ProxyHeadersMiddleware is an
-`async def` around the app, so its frame (~0.3 KiB) would stay on every connection's
-stack. For WebSockets it runs that same middleware around an empty app just to
-rewrite the scope, then returns the handler's coroutine, leaving no frame of either
-behind. HTTP requests go through the middleware as before.
+Before that, for every HTTP request and WebSocket handshake, the entry does the two
+checks that belong to the served process rather than to the app, each a plain call that
+returns before the handler starts (so, as for the handlers, no frame of it stays on a
+connection's stack):
+
+- `X-Forwarded-For` / `X-Forwarded-Proto` are applied from `trusted_proxies` only
+  (server/forwarded.py; uvicorn's `proxy_headers` is off, and its middleware, an
+  `async def` around the app, would leave a frame on every connection);
+- the `Host` name must be one the server answers (admission/hosts.py: DNS rebinding);
+  else HTTP 403 `host_not_allowed`, to a WebSocket handshake too. A request a trusted
+  proxy forwarded (with `X-Forwarded-For`) is not checked: the proxy chose this server
+  by name already.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from collections.abc import Awaitable
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from stockfeed.admission.gate import deny
+from stockfeed.admission.hosts import HostPolicy
+from stockfeed.admission.identity import ProxiedAddress
 from stockfeed.api.ws import ws_multi, ws_single
+from stockfeed.config import Settings
+from stockfeed.protocol.codes import ErrorCode
+from stockfeed.server.forwarded import TrustedProxies
+
+log = logging.getLogger(__name__)
 
 _SINGLE = "/ws/stocks/"
+HOST_REFUSAL = "this server does not answer to this host name (allowed_hosts)"
+_HOST_BODY = json.dumps(
+    {"error": {"code": ErrorCode.HOST_NOT_ALLOWED.value, "message": HOST_REFUSAL}},
+    separators=(",", ":"),
+).encode()
 
 
 # How uvicorn must run the lane: it applies X-Forwarded-* itself, and its `__call__` is a
@@ -38,49 +58,64 @@ _SINGLE = "/ws/stocks/"
 UVICORN_OPTIONS: dict[str, Any] = {"interface": "asgi3", "proxy_headers": False}
 
 
-def trusted_proxies() -> str:
-    """uvicorn's own default and variable for which peers may set X-Forwarded-*."""
-    return os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-
-
 class AsgiEntry:
     """Run it under uvicorn with `UVICORN_OPTIONS`."""
 
-    def __init__(self, app: FastAPI, trusted: str | None = None) -> None:
+    def __init__(self, app: FastAPI, settings: Settings | None = None) -> None:
         self.app = app
-        # uvicorn and Starlette spell the ASGI types differently; the middleware is plain ASGI3.
-        trusted = trusted or trusted_proxies()
-        proxied = ProxyHeadersMiddleware(cast(Any, app), trusted_hosts=trusted)
-        self._rewrite: Any = ProxyHeadersMiddleware(cast(Any, _rewritten), trusted_hosts=trusted)
-        self._http: Callable[[Scope, Receive, Send], Awaitable[None]] = cast(Any, proxied)
+        settings = settings or Settings()
+        self.proxies = TrustedProxies(settings.trusted_proxies)
+        self.hosts = HostPolicy(settings.allowed_hosts, settings.host)
+        if os.environ.get("FORWARDED_ALLOW_IPS") and not self.proxies:
+            log.warning(
+                "FORWARDED_ALLOW_IPS is uvicorn's and is ignored here: name the proxies whose "
+                "X-Forwarded-For is believed in STOCKFEED_TRUSTED_PROXIES (--trusted-proxies)"
+            )
 
     @property
     def state(self) -> Any:
         return self.app.state
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        if scope["type"] == "websocket":
+        kind = scope["type"]
+        if kind == "lifespan":
+            return self.app(scope, receive, send)
+        self.proxies.apply(scope)
+        if not self.hosts.any and not self._host_allowed(scope):
+            return _refuse_host(scope, receive, send)
+        if kind == "websocket":
             path: str = scope["path"]
             if path == "/ws" or path.startswith(_SINGLE):
-                self._forwarded(scope)
                 scope["app"] = self.app  # what Starlette would set: handlers reach state
                 websocket = WebSocket(scope, receive, send)
                 if path == "/ws":
                     return ws_multi(websocket)
                 return ws_single(websocket, path[len(_SINGLE) :])
-        return self._http(scope, receive, send)
+        return self.app(scope, receive, send)
 
-    def _forwarded(self, scope: Scope) -> None:
-        """ProxyHeadersMiddleware's own rewrite of a WebSocket scope, run to completion
-        here around an app that does nothing, so no frame of it stays on the stack."""
-        step = self._rewrite(scope, None, None)  # the empty app reads neither
-        try:
-            step.send(None)
-        except StopIteration:
-            return
-        step.close()
-        raise RuntimeError("uvicorn's ProxyHeadersMiddleware now awaits: see server/asgi.py")
+    def _host_allowed(self, scope: Scope) -> bool:
+        client = scope.get("client")
+        if client and isinstance(client[0], ProxiedAddress):
+            return True
+        for name, value in scope["headers"]:
+            if name == b"host":
+                return self.hosts.allows(value.decode("latin-1"))
+        return True  # no Host: not a browser
 
 
-async def _rewritten(scope: Any, receive: Any, send: Any) -> None:
-    """The app behind the rewrite-only middleware: the scope is all that was wanted."""
+async def _refuse_host(scope: Scope, receive: Receive, send: Send) -> None:
+    log.debug("refused host %r", next((v for n, v in scope["headers"] if n == b"host"), None))
+    if scope["type"] == "websocket":
+        await deny(WebSocket(scope, receive, send), 403, ErrorCode.HOST_NOT_ALLOWED, HOST_REFUSAL)
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 403,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(_HOST_BODY)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _HOST_BODY})

@@ -7,12 +7,13 @@ on first use. docs/protocol.md#http-limits says what each one answers.
 
 from __future__ import annotations
 
-import ipaddress
 import resource
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from stockfeed.server.http_peers import Network, PeerCounts
+from stockfeed.admission.identity import ClientIdentity
+from stockfeed.server.forwarded import TrustedProxies
+from stockfeed.server.http_peers import PeerCounts
 
 if TYPE_CHECKING:
     from stockfeed.config import Settings
@@ -32,7 +33,9 @@ class EdgeLimits:
     write_timeout: float = 10.0
     upgrade_timeout: float = 10.0
     max_per_ip: int = 0  # 0: no cap
-    exempt: tuple[Network, ...] = ()
+    exempt_ips: tuple[str, ...] = ()
+    ipv6_prefix: int = 64
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def head_cap(self) -> int:
@@ -53,9 +56,9 @@ class EdgeLimits:
             write_timeout=settings.http_write_timeout,
             upgrade_timeout=settings.http_upgrade_timeout,
             max_per_ip=settings.max_http_connections_per_ip,
-            exempt=tuple(
-                ipaddress.ip_network(item, strict=False) for item in settings.limit_exempt_ips
-            ),
+            exempt_ips=tuple(settings.limit_exempt_ips),
+            ipv6_prefix=settings.ipv6_prefix,
+            trusted_proxies=tuple(settings.trusted_proxies),
         )
 
 
@@ -97,5 +100,9 @@ def peers() -> PeerCounts:
     global _peers
     if _peers is None:
         limits = edges()
-        _peers = PeerCounts(limits.max_per_ip, limits.exempt)
+        _peers = PeerCounts(
+            limits.max_per_ip,
+            ClientIdentity(list(limits.exempt_ips), limits.ipv6_prefix),
+            TrustedProxies(list(limits.trusted_proxies)),
+        )
     return _peers

@@ -36,7 +36,7 @@ from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_pat
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import OPEN
 
-from stockfeed.fanout.connections import SINK_EXTENSION
+from stockfeed.fanout.connections import DEFAULT_BUDGET, SINK_EXTENSION, Limiter
 from stockfeed.fanout.frames import close_frame
 from stockfeed.server import handshake
 from stockfeed.server.sink_connection import SinkConnection
@@ -102,38 +102,66 @@ def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
 
 
 class Sink:
-    """Where the app writes pre-framed bytes for one connection. Never blocks."""
+    """Where the app writes pre-framed bytes for one connection. Never blocks.
 
-    __slots__ = ("_flusher", "_pending", "_protocol", "closed", "on_drain", "paused")
+    Its owner (the connection the app made of it, server/sink_connection.py) appends
+    with `write`, or on the broadcast's hot path straight to `pending` (marking the sink
+    with `flusher` when it was empty), and hears of the transport through `on_pause`,
+    `on_drain` and `on_ping`."""
+
+    __slots__ = (
+        "_protocol",
+        "closed",
+        "flusher",
+        "on_drain",
+        "on_pause",
+        "on_ping",
+        "paused",
+        "pending",
+    )
 
     def __init__(self, protocol: FastWebSocketProtocol) -> None:
         self._protocol = protocol
-        self._flusher = _flusher(protocol.loop)
-        self._pending: list[bytes] = []
+        self.flusher = _flusher(protocol.loop)
+        self.pending: list[bytes] = []
         self.closed = False
         # The transport asked us to stop writing (its buffer passed the high mark); kept
         # as a plain attribute because the broadcast reads it for every client.
         self.paused = False
-        # Called when the transport's buffer drained below its low-water mark.
+        # Called when the transport's buffer passed its high-water mark, and when it
+        # drained below its low-water mark.
+        self.on_pause: Callable[[], None] | None = None
         self.on_drain: Callable[[], None] | None = None
+        # Called for every WebSocket ping the client sends; False: over its message
+        # rate (the owner closes the connection), the ping goes unanswered.
+        self.on_ping: Callable[[], bool] | None = None
 
-    def connection(self, websocket: WebSocket, *, stuck_timeout: float) -> SinkConnection:
+    def connection(
+        self,
+        websocket: WebSocket,
+        *,
+        stuck_timeout: float,
+        budget: int = DEFAULT_BUDGET,
+        limiter: Limiter | None = None,
+    ) -> SinkConnection:
         """The hub's view of this connection (fanout.connections.make_connection asks
         the sink it finds in the scope's extensions for it)."""
-        return SinkConnection(websocket, self, stuck_timeout=stuck_timeout)
+        return SinkConnection(
+            websocket, self, stuck_timeout=stuck_timeout, budget=budget, limiter=limiter
+        )
 
     def write(self, frame: bytes) -> None:
         if self.closed:
             return
-        if not self._pending:
-            self._flusher.mark(self)
-        self._pending.append(frame)
+        if not self.pending:
+            self.flusher.mark(self)
+        self.pending.append(frame)
 
     def flush(self) -> None:
-        pending = self._pending
+        pending = self.pending
         if not pending:
             return
-        self._pending = []
+        self.pending = []
         if self.closed:
             return
         transport = self._protocol.transport
@@ -141,11 +169,18 @@ class Sink:
             return
         transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
+    def held_bytes(self) -> int:
+        """Bytes written for this client and not yet taken by the kernel: the frames
+        not yet handed to the transport plus the transport's buffer."""
+        transport = self._protocol.transport
+        buffered = 0 if transport.is_closing() else transport.get_write_buffer_size()
+        return buffered + sum(len(frame) for frame in self.pending)
+
     def backlog(self) -> tuple[int, int]:
         """(frames not yet handed to the transport, bytes in the transport's buffer)."""
         transport = self._protocol.transport
         buffered = 0 if transport.is_closing() else transport.get_write_buffer_size()
-        return len(self._pending), buffered
+        return len(self.pending), buffered
 
     def close(self, code: int, reason: str, grace: float = 5.0) -> None:
         """Send a close frame behind what is buffered, then drop the connection after
@@ -390,20 +425,57 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_text(event)
 
     def pause_writing(self) -> None:
+        """The client is not taking what it is sent: stop reading it too, so nothing it
+        sends (messages, pings) makes more replies until it drains. The stuck watch
+        closes it if it never does."""
         super().pause_writing()
-        if self.sink is not None:
-            self.sink.paused = True
+        sink = self.sink
+        if sink is not None:
+            sink.paused = True
+            if not self.transport.is_closing():
+                self.transport.pause_reading()
+            if sink.on_pause is not None:
+                sink.on_pause()
 
     def resume_writing(self) -> None:
         super().resume_writing()
         sink = self.sink
         if sink is not None:
             sink.paused = False
+            # uvicorn keeps reading paused while a message waits for the app (read_paused).
+            if not self.read_paused and not self.transport.is_closing():
+                self.transport.resume_reading()
             if sink.on_drain is not None:
                 sink.on_drain()
 
+    async def receive(self) -> Any:
+        """uvicorn's, minus resuming reading while our writes are paused."""
+        message = await self.queue.get()
+        if self.read_paused and self.queue.empty():
+            self.read_paused = False
+            sink = self.sink
+            if sink is None or not sink.paused:
+                self.transport.resume_reading()
+        return message
+
+    def handle_ping(self) -> None:
+        """A ping counts against the client's message rate, and is not answered while
+        its writes are paused (the pong would only add to what it does not read)."""
+        output = self.conn.data_to_send()
+        sink = self.sink
+        if sink is not None:
+            if sink.on_ping is not None and not sink.on_ping():
+                return
+            if sink.paused or sink.closed:
+                return
+        self.transport.write(b"".join(output))
+
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.sink is not None:
-            self.sink.closed = True
-            self.sink.on_drain = None
+        sink = self.sink
+        if sink is not None:
+            sink.closed = True
+            sink.paused = False
+            on_drain, sink.on_drain, sink.on_pause, sink.on_ping = sink.on_drain, None, None, None
+            if on_drain is not None:
+                on_drain()  # wakes whoever waits for the client to drain: it never will
         super().connection_lost(exc)

@@ -6,66 +6,38 @@ so without this one client could hold any number of them (idle, kept alive, or t
 a request) up to the process-wide cap, and then every other client gets 503. The count
 is taken at `connection_made` from the peer address (the only address known then) and
 given back when the connection closes or becomes a WebSocket (the gate counts it from
-there). IPv6 peers are counted by their /64 (admission/ip_keys.py); addresses in
-`limit_exempt_ips` are not counted at all.
+there). Keys and exemption are the other per-IP limits' (admission/identity.py): an IPv6
+peer counts as its /64 (`ipv6_prefix`), addresses in `limit_exempt_ips` are not counted.
 
-Behind a reverse proxy every client arrives from the proxy's address: list the proxy in
-`limit_exempt_ips` (loopback is there by default), or this cap applies to all its
-clients together.
+Nor are connections from a configured reverse proxy (`trusted_proxies`,
+server/forwarded.py): each carries requests of many clients, which the WebSocket and REST
+limits then count one by one under their `X-Forwarded-For` addresses.
 """
 
 from __future__ import annotations
 
-import ipaddress
-
-from stockfeed.admission.ip_keys import client_key
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from stockfeed.admission.identity import ClientIdentity
+from stockfeed.server.forwarded import TrustedProxies
 
 
 class PeerCounts:
     """Per-process counts of open HTTP connections by client key."""
 
-    __slots__ = ("_exempt_cache", "cap", "exempt_networks", "ipv6_prefix", "open")
+    __slots__ = ("cap", "identity", "open", "proxies")
 
-    # Peers whose exemption was looked up, kept to skip parsing the address again on
-    # every connect (a connect storm is many sockets from few addresses); emptied when
-    # full, so a scan over many addresses cannot grow it.
-    EXEMPT_CACHE = 4096
-
-    def __init__(self, cap: int, exempt: tuple[Network, ...], ipv6_prefix: int = 64) -> None:
+    def __init__(self, cap: int, identity: ClientIdentity, proxies: TrustedProxies) -> None:
         self.cap = cap  # 0: no cap
-        self.exempt_networks = exempt
-        self.ipv6_prefix = ipv6_prefix
+        self.identity = identity
+        self.proxies = proxies
         self.open: dict[str, int] = {}  # only keys with open connections: bounded by them
-        self._exempt_cache: dict[str, bool] = {}
-
-    def exempt(self, ip: str) -> bool:
-        known = self._exempt_cache.get(ip)
-        if known is not None:
-            return known
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            answer = False
-        else:
-            mapped = getattr(address, "ipv4_mapped", None)
-            answer = any(
-                address in net or (mapped is not None and mapped in net)
-                for net in self.exempt_networks
-            )
-        if len(self._exempt_cache) >= self.EXEMPT_CACHE:
-            self._exempt_cache.clear()
-        self._exempt_cache[ip] = answer
-        return answer
 
     def acquire(self, ip: str) -> tuple[str | None, bool]:
         """Count a new connection from `ip`: (the key to `release` later, or None when
         it is not counted; whether it is over the cap). A connection over the cap is
         not counted: it is refused."""
-        if not self.cap or self.exempt(ip):
+        if not self.cap or self.identity.exempt(ip) or (self.proxies and self.proxies.trusts(ip)):
             return None, False
-        key = client_key(ip, self.ipv6_prefix)
+        key = self.identity.key(ip)
         held = self.open.get(key, 0)
         if held >= self.cap:
             return None, True

@@ -1,9 +1,11 @@
 """The fast path's connection: the hub's frames go straight into the socket's sink.
 
-When the transport's buffer is full the client's updates are conflated per ticker
-(newest kept, a `conflated` notice first) until it drains; a client that stays full for
-`stuck_timeout` seconds is closed with 4408 (fanout.connections has the rules both kinds
-of connection share).
+What is held for the client is the sink's pending frames plus the transport's buffer
+(`Sink.held_bytes`), plus what waits here while the transport is paused: the newest
+update of each ticker and the newest keyed message of each key. The transport pauses
+past its high-water mark (fast_websocket.py WRITE_HIGH); from then until it drains the
+connection counts as backed up, the stuck watch times it, and the protocol stops
+reading the client (fanout.connections has the rules both kinds of connection share).
 """
 
 from __future__ import annotations
@@ -13,33 +15,53 @@ from typing import TYPE_CHECKING
 
 from starlette.websockets import WebSocket
 
-from stockfeed.fanout.connections import Connection, conflated_notice
+from stockfeed import protocol
+from stockfeed.fanout.connections import (
+    DEFAULT_BUDGET,
+    Connection,
+    Limiter,
+    conflated_notice,
+)
 from stockfeed.fanout.frames import text_frame
+from stockfeed.fanout.stuck_watch import stuck_watch
+from stockfeed.protocol.codes import CloseCode, ErrorCode
 
 if TYPE_CHECKING:
     from stockfeed.server.fast_websocket import Sink
 
 
 class _Newest:
-    """The newest update of a ticker held back while the client's transport is full."""
+    """What waits for a paused transport under one key: a ticker's newest update (and
+    how many it replaced), or a keyed message's newest version."""
 
-    __slots__ = ("dropped", "frame")
+    __slots__ = ("dropped", "frame", "update")
 
-    def __init__(self, frame: bytes) -> None:
+    def __init__(self, frame: bytes, update: bool) -> None:
         self.frame = frame
+        self.update = update
         self.dropped = 0
 
 
 class SinkConnection(Connection):
     __slots__ = ("_conflating", "_since", "sink")
 
-    def __init__(self, websocket: WebSocket, sink: Sink, *, stuck_timeout: float) -> None:
-        super().__init__(websocket, stuck_timeout=stuck_timeout)
+    def __init__(
+        self,
+        websocket: WebSocket,
+        sink: Sink,
+        *,
+        stuck_timeout: float,
+        budget: int = DEFAULT_BUDGET,
+        limiter: Limiter | None = None,
+    ) -> None:
+        super().__init__(websocket, stuck_timeout=stuck_timeout, budget=budget, limiter=limiter)
         self.sink = sink
-        # While the transport is paused: ticker -> its newest update and how many it replaced.
+        # While the transport is paused: key (a ticker, or a message's key) -> its newest.
         self._conflating: dict[str, _Newest] | None = None
-        self._since = 0.0
+        self._since = 0.0  # time.monotonic() the transport paused; 0: not paused
         sink.on_drain = self._drained
+        sink.on_pause = self._paused
+        sink.on_ping = self._ping
 
     def offer_update(self, ticker: str, seq: int, raw: str, frame: bytes) -> None:
         # The broadcast calls this for every subscriber of every update: the common case
@@ -61,29 +83,55 @@ class SinkConnection(Connection):
         if sink.paused:
             self._deliver(ticker, raw, frame)
             return
-        pending = sink._pending
+        pending = sink.pending
         if not pending:
-            sink._flusher.mark(sink)
+            sink.flusher.mark(sink)
         pending.append(frame)
 
+    def held_bytes(self) -> int:
+        held = self.sink.held_bytes()
+        if self._conflating is not None:
+            held += sum(len(item.frame) for item in self._conflating.values())
+        return held
+
+    def backed_up(self) -> bool:
+        return self.sink.paused or self._conflating is not None
+
+    def stalled_since(self) -> float | None:
+        return self._since if self._since and self.backed_up() else None
+
     def _deliver(self, ticker: str, raw: str, frame: bytes) -> None:
-        sink = self.sink
-        if self._conflating is None and not sink.paused:
-            sink.write(frame)
+        if self._conflating is None and not self.sink.paused:
+            self.sink.write(frame)
             return
-        if self._conflating is None:
-            self._conflating = {}
-            self._since = time.monotonic()
+        self._hold(ticker, frame, update=True)
+
+    def _write(self, text: str, frame: bytes | None) -> None:
+        self.sink.write(frame if frame is not None else text_frame(text.encode()))
+
+    def _keep_newest(self, key: str, text: str, frame: bytes | None) -> None:
+        self._hold(key, frame if frame is not None else text_frame(text.encode()), update=False)
+
+    def _hold(self, key: str, frame: bytes, *, update: bool) -> None:
+        conflating = self._conflating
+        if conflating is None:
+            conflating = self._conflating = {}
+            if not self._since:  # not timed yet (a pause the sink did not report)
+                self._paused()
         elif time.monotonic() - self._since > self.stuck_timeout:
-            self._close_stuck()
+            self.close_stuck()
             return
-        held = self._conflating.get(ticker)
-        if held is None:
-            self._conflating[ticker] = _Newest(frame)
-        else:
-            held.frame = frame
-            held.dropped += 1
+        held = conflating.pop(key, None)
+        item = conflating[key] = _Newest(frame, update)  # newest last: drained in order
+        if held is not None and update:
+            item.dropped = held.dropped + 1
             self.conflated += 1
+
+    def _paused(self) -> None:
+        """The transport's buffer passed its high-water mark."""
+        if not self.closed:
+            self._since = time.monotonic()
+            stuck_watch().backed_up(self)
 
     def backlog(self) -> tuple[int, int]:
         held = len(self._conflating) if self._conflating is not None else 0
@@ -92,20 +140,21 @@ class SinkConnection(Connection):
 
     def _drained(self) -> None:
         held, self._conflating = self._conflating, None
-        if not held or self.closed:
-            return
-        for ticker, item in held.items():
-            if item.dropped:
-                self.sink.write(text_frame(conflated_notice(ticker, item.dropped).encode()))
-            self.sink.write(item.frame)
+        self._since = 0.0
+        if held and not self.closed:
+            for key, item in held.items():
+                if item.dropped:
+                    self.sink.write(text_frame(conflated_notice(key, item.dropped).encode()))
+                self.sink.write(item.frame)
+        self._wake_writers()
 
-    def send(self, text: str) -> None:
-        if not self.closed:
-            self.sink.write(text_frame(text.encode()))
-
-    def send_frame(self, text: str, frame: bytes) -> None:
-        if not self.closed:
-            self.sink.write(frame)
+    def _ping(self) -> bool:
+        """A WebSocket ping arrived (answered by the protocol): it counts like a message."""
+        if self.limiter is None or self.limiter():
+            return True
+        self.send(protocol.error(ErrorCode.RATE_LIMITED, "too many messages: slow down"))
+        self.abort(CloseCode.POLICY_VIOLATION, "too many messages")
+        return False
 
     def abort(self, code: int, reason: str) -> None:
         if self.closed:
@@ -114,6 +163,7 @@ class SinkConnection(Connection):
         self.close_code = code
         self._conflating = None
         self.sink.close(code, reason)
+        self._wake_writers()
 
     async def _flush(self, limit: float) -> None:
         self.sink.flush()
@@ -122,3 +172,6 @@ class SinkConnection(Connection):
         self.closed = True
         self._conflating = None
         self.sink.on_drain = None
+        self.sink.on_pause = None
+        self.sink.on_ping = None
+        self._wake_writers()

@@ -5,6 +5,7 @@
 //   const price = useQuote("AAPL", (q) => q?.data.price);  // ... only when the price changes
 //   const bars = useBars("AAPL", "1m");
 //   const { state, latencyMs, reconnects } = useConnection();
+//   const xnys = useMarkets((m) => m.XNYS);                // the session of a market
 //
 // Each hook reads the client through useSyncExternalStore with a selector, and listens
 // only to its own ticker (and interval): a component re-renders when what it selected
@@ -14,7 +15,7 @@
 import { createContext, useCallback, useContext, useEffect, useRef, useSyncExternalStore, type ReactNode } from "react";
 import type { ClientEvents, ConnectionInfo, StockfeedClient } from "../client.js";
 import type { Quote } from "../feedState.js";
-import type { Bar, BarInterval } from "../messages.js";
+import type { Bar, BarInterval, MarketStatus } from "../messages.js";
 
 const ClientContext = createContext<StockfeedClient | null>(null);
 
@@ -103,6 +104,19 @@ export function useConnection<S>(selector?: (info: ConnectionInfo) => S, isEqual
   const subscribe = useCallback((onChange: () => void) => client.on("state", () => onChange()), [client]);
   const get = useCallback(() => client.connection, [client]);
   return useStoreSelector<ConnectionInfo, S | ConnectionInfo>(subscribe, get, selector ?? identity, isEqual as Equal<S | ConnectionInfo>);
+}
+
+type Markets = Readonly<Record<string, MarketStatus>>;
+
+/** Every market's latest status by market (`XNYS`, `CRYPTO`, `FX`: socket, or REST while
+ * polling). The same object until one changes. */
+export function useMarkets(): Markets;
+export function useMarkets<S>(selector: (markets: Markets) => S, isEqual?: Equal<S>): S;
+export function useMarkets<S>(selector?: (markets: Markets) => S, isEqual?: Equal<S>): S | Markets {
+  const client = useStockfeed();
+  const subscribe = useCallback((onChange: () => void) => client.on("market", () => onChange()), [client]);
+  const get = useCallback(() => client.markets, [client]);
+  return useStoreSelector<Markets, S | Markets>(subscribe, get, selector ?? identity, isEqual as Equal<S | Markets>);
 }
 
 /** Call `handler` on every `event` of the client, with no render: for charts that draw

@@ -5,7 +5,7 @@
 // Attached to the candle series, so a bar's logical index is its index in `sessions`.
 
 import type { IPrimitivePaneRenderer, IPrimitivePaneView, ISeriesPrimitive, PrimitivePaneViewZOrder, SeriesAttachedParameter, Time } from "lightweight-charts";
-import type { Session } from "./sessions";
+import type { Session } from "../sessions";
 
 type Target = Parameters<IPrimitivePaneRenderer["draw"]>[0];
 

@@ -1,0 +1,398 @@
+// The price chart's logic, apart from React and from the chart library: which bars are on
+// screen and where they come from, the live upserts, the zoom kept per ticker and interval,
+// the crosshair legend and its keyboard, the session shading, the previous close and the
+// comparison. The React shell (components/PriceChart.tsx) creates one on mount over a chart
+// surface (lightweightSurface.ts), passes its props through the set* methods and show(), and
+// disposes of it on unmount; nothing here renders.
+//
+// Bars: REST history for the range preset, then the wire's bars (`bars`, `bar` upserts; over
+// REST while polling) through lib/candles.ts's BarList: the forming candle is replaced in
+// place or a new one appended (surface.updateBar), so nothing flickers or jumps, and a
+// reconnect leaves no hole. Each ticker/interval's bars and zoom are kept in lib/chartCache.ts
+// when the chart moves on, and shown at once on the way back while fresh history is fetched
+// and laid over them.
+
+import { BarList, INTERVAL_SECONDS, type Interval, type WireBar } from "../candles";
+import { ChartCache, chartCache, rangeFor, viewOf } from "../chartCache";
+import { presetView, type RangePreset } from "../ranges";
+import { sessionOf, shadable } from "../sessions";
+import type { Zone } from "../timezone";
+import type { Bar } from "../types";
+import { timeAxis } from "./axis";
+import { Comparison } from "./comparison";
+import { describeChart } from "./describe";
+import type { BarFeed, HistoryLoader } from "./feed";
+import { legendFor, type Legend } from "./legend";
+import type { ChartSurface, LogicalRange } from "./surface";
+
+/** What is shown: a new one reloads (the cache's bars at once). */
+export interface ChartSource {
+  ticker: string;
+  interval: Interval;
+  /** How far back the chart looks (lib/ranges.ts). */
+  preset: RangePreset;
+  feed: BarFeed;
+  history: HistoryLoader;
+}
+
+/** How it is labelled. */
+export interface ChartLook {
+  /** The instrument's precision (axis, legend, summary). */
+  decimals: number;
+  zone: Zone;
+  /** The ticker's market: XNYS bars are shaded by session. */
+  market: string;
+}
+
+/** What the shell renders: the notes over the chart and the text alternative. */
+export interface ChartState {
+  loading: boolean;
+  error: string | null;
+  summary: string;
+}
+
+export interface ChartControllerOptions {
+  /** Show the legend (the shell writes it into the DOM: lib/chart/legend.ts writeLegend). */
+  showLegend: (legend: Legend) => void;
+  onState: (state: ChartState) => void;
+  /** How many bars are in view, on every zoom or pan (the browser tests read it). */
+  onBarsInView?: (bars: number) => void;
+  cache?: ChartCache;
+  now?: () => number;
+}
+
+/** What is drawn, for the browser tests and anyone curious in the console. */
+export interface ChartProbe {
+  bars: () => Bar[];
+  shaded: () => number;
+  compared: () => { ticker: string; bars: number } | null;
+  percent: () => boolean;
+}
+
+/** One source on screen, from show() to the next. */
+interface Showing {
+  source: ChartSource;
+  series: BarList;
+  abort: AbortController;
+  /** The wire's bars are taken once the history is on screen (before, they are read from
+   * the feed's store when it is). */
+  ready: boolean;
+  range: LogicalRange | null;
+  stop: (() => void)[];
+}
+
+const sameSource = (a: ChartSource, b: ChartSource) =>
+  a.ticker === b.ticker && a.interval === b.interval && a.preset === b.preset && a.feed === b.feed && a.history === b.history;
+
+export class ChartController {
+  readonly probe: ChartProbe;
+  private showing: Showing | null = null;
+  private look: ChartLook | null = null;
+  private live = true;
+  private state: ChartState = { loading: true, error: null, summary: "" };
+  /** The bar under the crosshair, mouse or keyboard (null: none, the legend shows the newest). */
+  private cursor: number | null = null;
+  /** The keyboard put the crosshair where it is. */
+  private keyboard = false;
+  private held: { source: ChartSource; release: () => void } | null = null;
+  private compareTicker: string | null = null;
+  private comparison: { source: ChartSource; line: Comparison } | null = null;
+  private prevClose: { price: number; remove: () => void } | null = null;
+  private axisKey = "";
+  private readonly cache: ChartCache;
+  private readonly offCrosshair: () => void;
+
+  constructor(
+    private readonly surface: ChartSurface,
+    private readonly o: ChartControllerOptions,
+  ) {
+    this.cache = o.cache ?? chartCache;
+    this.offCrosshair = surface.onCrosshair((logical, byUser) => {
+      // Programmatic moves (the keyboard's) come without a user's event: the key handler drew them.
+      if (!byUser && this.keyboard) return;
+      this.keyboard = false;
+      const i = logical === null ? null : Math.round(logical);
+      this.cursor = i !== null && i >= 0 && i < this.bars.length ? i : null;
+      this.showLegend(this.cursor);
+    });
+    this.probe = {
+      bars: () => this.bars.map((b) => ({ ...b })),
+      shaded: () => surface.shaded(),
+      compared: () => (this.comparison ? { ticker: this.comparison.line.ticker, bars: this.comparison.line.size } : null),
+      percent: () => surface.percent(),
+    };
+  }
+
+  /** The bars on screen, oldest first (the series' logical index is the array index). */
+  get bars(): readonly Bar[] {
+    return this.showing?.series.bars ?? [];
+  }
+
+  setLook(look: ChartLook): void {
+    const prev = this.look;
+    this.look = look;
+    if (prev?.decimals !== look.decimals) this.surface.setPriceDecimals(look.decimals);
+    this.applyAxis();
+    if (prev?.market !== look.market) this.shade();
+    this.showLegend(this.cursor);
+  }
+
+  /** Show `source` (nothing happens when it is the one shown). */
+  show(source: ChartSource): void {
+    if (this.showing && sameSource(this.showing.source, source)) return;
+    this.stopShowing();
+    const { ticker, interval, preset, feed } = source;
+    const cached = this.cache.get(ChartCache.key(ticker, interval));
+    const series = new BarList(cached ? cached.bars.slice() : []);
+    const s: Showing = { source, series, abort: new AbortController(), ready: false, range: null, stop: [] };
+    this.showing = s;
+    this.cursor = null;
+    // Where the user looks (the zoom kept with the bars), from the first range set here on.
+    s.stop.push(
+      this.surface.onVisibleRange((r) => {
+        s.range = r;
+        if (r) this.o.onBarsInView?.(Math.round(r.to - r.from));
+      }),
+    );
+    this.applyAxis();
+    this.drawAll();
+    const list = series.bars;
+    const usable = cached !== undefined && cached.preset === preset;
+    if (cached && list.length > 0) {
+      s.ready = true;
+      this.surface.setVisibleRange(usable ? rangeFor(list.length, cached.view) : this.presetRange(s));
+    }
+    this.showLegend(null);
+    this.setState({ loading: !cached, error: null });
+    s.stop.push(
+      feed.on("bars", (ev) => {
+        if (s.ready && this.live && ev.ticker === ticker && ev.interval === interval) this.take(ev.changed);
+      }),
+    );
+    if (cached) this.setState({ summary: this.describe() });
+    void this.load(s, cached !== undefined, usable);
+    this.syncRetain();
+    this.syncComparison();
+  }
+
+  /** False while the page is paused: no bars wanted, the candles stay as they are. */
+  setLive(live: boolean): void {
+    this.live = live;
+    this.syncRetain();
+    this.comparison?.line.setLive(live);
+  }
+
+  /** A second ticker drawn over the first, both in % (null: none). */
+  setCompare(ticker: string | null): void {
+    this.compareTicker = ticker;
+    this.syncComparison();
+  }
+
+  /** The previous close as a dashed line across the chart (null: none known). */
+  setPrevClose(price: number | null): void {
+    const want = price !== null && Number.isFinite(price) ? price : null;
+    if (want === (this.prevClose?.price ?? null)) return;
+    this.prevClose?.remove();
+    this.prevClose = want === null ? null : { price: want, remove: this.surface.addPrevClose(want) };
+  }
+
+  /**
+   * A key pressed on the chart: the arrows walk the crosshair bar by bar (Shift: 10 at a
+   * time), Home and End go to the ends, Escape leaves. True when the key was taken (the page
+   * should not also scroll).
+   */
+  key(key: string, shift: boolean): boolean {
+    const list = this.bars;
+    if (list.length === 0) return false;
+    const last = list.length - 1;
+    const at = this.cursor ?? last;
+    const step = shift ? 10 : 1;
+    let next: number;
+    switch (key) {
+      case "ArrowLeft":
+        next = this.cursor === null ? last : Math.max(0, at - step);
+        break;
+      case "ArrowRight":
+        next = this.cursor === null ? last : Math.min(last, at + step);
+        break;
+      case "Home":
+        next = 0;
+        break;
+      case "End":
+        next = last;
+        break;
+      case "Escape":
+        this.cursor = null;
+        this.keyboard = false;
+        this.surface.clearCrosshair();
+        this.showLegend(null);
+        return false;
+      default:
+        return false;
+    }
+    this.cursor = next;
+    this.keyboard = true;
+    const bar = list[next]!;
+    // Keep the bar in view.
+    const vis = this.surface.visibleRange();
+    if (vis && (next < vis.from || next > vis.to)) {
+      const width = vis.to - vis.from;
+      const from = next < vis.from ? next - 2 : next - width + 2;
+      this.surface.setVisibleRange({ from, to: from + width });
+    }
+    this.surface.setCrosshair(bar);
+    this.showLegend(next);
+    return true;
+  }
+
+  /** The chart lost focus: a crosshair the keyboard placed goes. */
+  blur(): void {
+    if (!this.keyboard) return;
+    this.keyboard = false;
+    this.cursor = null;
+    this.surface.clearCrosshair();
+    this.showLegend(null);
+  }
+
+  /** Stop everything: the bars and zoom are kept in the cache, the chart removed. */
+  dispose(): void {
+    this.stopShowing();
+    this.syncComparison();
+    this.syncRetain();
+    this.offCrosshair();
+    this.surface.remove();
+  }
+
+  private async load(s: Showing, cached: boolean, usable: boolean): Promise<void> {
+    const { ticker, interval, preset, feed, history } = s.source;
+    const signal = s.abort.signal;
+    let fresh: readonly WireBar[] = [];
+    let error: string | null = null;
+    try {
+      fresh = await history(ticker, interval, preset, signal);
+    } catch (e) {
+      if (signal.aborted) return;
+      error = e instanceof Error ? e.message : String(e);
+    }
+    if (signal.aborted) return;
+    const list = s.series.bars;
+    // Where the user is looking, counted from the newest bar, survives the merge.
+    const keep = usable ? viewOf(list.length, s.range) : null;
+    // Fresh history over what was drawn (newer live bars kept), then the wire's bars: the
+    // newest word on the bars they hold.
+    s.series.apply(fresh);
+    s.series.apply(feed.bars(ticker, interval));
+    this.drawAll();
+    s.ready = true;
+    if (list.length > 0 && (!cached || keep || !usable)) this.surface.setVisibleRange(keep ? rangeFor(list.length, keep) : this.presetRange(s));
+    this.showLegend(this.cursor);
+    this.setState({
+      loading: false,
+      error: error && list.length === 0 ? `No history: ${error}. Live bars only.` : error ? `History not refreshed: ${error}.` : null,
+      summary: this.describe(),
+    });
+  }
+
+  /** The wire's bars laid over the list: the newest drawn in place, older ones redraw. */
+  private take(incoming: readonly WireBar[]): void {
+    const s = this.showing;
+    if (!s) return;
+    const list = s.series.bars;
+    const change = s.series.apply(incoming);
+    if (change.kind === "none") return;
+    if (change.kind === "reset") this.drawAll();
+    else {
+      for (const b of change.bars) this.surface.updateBar(b);
+      if (this.shading())
+        for (let i = Math.max(0, list.length - change.bars.length); i < list.length; i += 1) this.surface.putSession(i, sessionOf(list[i]!.time, "XNYS"));
+    }
+    if (this.cursor === null || this.cursor >= list.length - 2) this.showLegend(this.cursor);
+  }
+
+  private stopShowing(): void {
+    const s = this.showing;
+    if (!s) return;
+    this.showing = null;
+    s.abort.abort();
+    for (const stop of s.stop) stop();
+    const list = s.series.bars;
+    const { ticker, interval, preset } = s.source;
+    if (list.length > 0) this.cache.set(ChartCache.key(ticker, interval), { bars: list, view: viewOf(list.length, s.range), preset, savedAt: (this.o.now ?? Date.now)() });
+  }
+
+  /** The shown ticker's bars wanted from the feed while live (let go otherwise). */
+  private syncRetain(): void {
+    const want = this.live ? (this.showing?.source ?? null) : null;
+    const held = this.held;
+    if (held && want && held.source.feed === want.feed && held.source.ticker === want.ticker && held.source.interval === want.interval) return;
+    this.held = null;
+    held?.release();
+    if (want) this.held = { source: want, release: want.feed.retain(want.ticker, want.interval) };
+  }
+
+  /** The comparison line for the compared ticker and the source shown, or none. */
+  private syncComparison(): void {
+    const source = this.showing?.source;
+    const ticker = source && this.compareTicker && this.compareTicker !== source.ticker ? this.compareTicker : null;
+    const cur = this.comparison;
+    if (cur && source && cur.source === source && cur.line.ticker === ticker) return;
+    if (cur) {
+      this.comparison = null;
+      cur.line.dispose();
+      this.showLegend(this.cursor);
+    }
+    if (!source || !ticker) return;
+    const line = new Comparison(this.surface, { ...source, ticker }, this.live, () => this.showLegend(this.cursor));
+    this.comparison = { source, line };
+  }
+
+  private drawAll(): void {
+    this.surface.setBars(this.bars);
+    this.shade();
+  }
+
+  /** Whether the bars are shaded by session: US equities, intraday bars. */
+  private shading(): boolean {
+    const interval = this.showing?.source.interval;
+    return this.look?.market === "XNYS" && interval !== undefined && shadable(INTERVAL_SECONDS[interval]);
+  }
+
+  private shade(): void {
+    this.surface.setSessions(this.shading() ? this.bars.map((b) => sessionOf(b.time, "XNYS")) : []);
+  }
+
+  /** Axis and crosshair times in the chosen zone; daily bars as dates. */
+  private applyAxis(): void {
+    const interval = this.showing?.source.interval;
+    const zone = this.look?.zone;
+    if (!interval || !zone) return;
+    const key = `${zone.tz} ${zone.label} ${interval}`;
+    if (key === this.axisKey) return;
+    this.axisKey = key;
+    this.surface.setTimeAxis(timeAxis(zone, interval));
+  }
+
+  /** The preset's span back from the newest bar. */
+  private presetRange(s: Showing): LogicalRange {
+    const list = s.series.bars;
+    return presetView(list.map((b) => b.time), s.source.preset) ?? rangeFor(list.length, null);
+  }
+
+  private showLegend(index: number | null): void {
+    const s = this.showing;
+    const look = this.look;
+    if (!s || !look) return;
+    this.o.showLegend(legendFor(s.series.bars, index, { ...look, ticker: s.source.ticker, interval: s.source.interval }, this.comparison?.line ?? null));
+  }
+
+  private describe(): string {
+    const s = this.showing;
+    if (!s || !this.look) return "";
+    return describeChart(s.source.ticker, s.source.interval, s.series.bars, this.look.decimals, this.look.zone);
+  }
+
+  private setState(patch: Partial<ChartState>): void {
+    this.state = { ...this.state, ...patch };
+    this.o.onState(this.state);
+  }
+}
