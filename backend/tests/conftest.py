@@ -59,7 +59,6 @@ def faketime_env(moment: str) -> dict[str, str]:
     return {"LD_PRELOAD": str(FAKETIME_LIB), "FAKETIME": f"@{moment}", "TZ": "UTC"}
 
 
-
 class RedisServer(processes.RedisServer):
     """A real redis-server of our own on a free port; `stop()` kills it, `start()` again
     brings it back empty on the same port."""

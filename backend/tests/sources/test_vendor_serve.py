@@ -389,6 +389,7 @@ async def test_a_failover_run_loses_no_update_silently_and_says_where_each_came_
 
 # -- market hours: a server on a fixed clock (Debian's faketime) ----------------------------
 
+
 @pytest.mark.parametrize(
     ("moment", "is_open"),
     [
