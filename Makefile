@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: setup run test lint format check-python bench bench-resume bench-redis-scale chaos clean client client-check frontend frontend-check dist
+.PHONY: setup run test lint format check-python bench bench-store bench-resume bench-redis-scale chaos clean client client-check frontend frontend-check dist
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "stockfeed needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
@@ -94,6 +94,11 @@ test: setup lint frontend-check dist
 # 127.0.0.1:6379 and npm). `make bench ARGS="--quick"`, `make bench ARGS="--find-max"`.
 bench: setup
 	bash bench/setup.sh && $(BIN)/python -m bench.run $(ARGS)
+
+# The market-data store (docs/store.md): writes/s, bytes per bar and tick, /api/history for a
+# year of 1m bars from SQLite and PostgreSQL (its own server), a 30-day sizing check.
+bench-store: setup
+	$(BIN)/python -m bench.store $(ARGS)
 
 # Resume after a 10 s outage: replayed vs missed updates, on the same and another process.
 bench-resume: setup

@@ -79,6 +79,26 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
         "comma-separated Host names served (NAME, *.DOMAIN, or *); default: localhost names"
         " and IPs when listening on loopback, any otherwise",
     ),
+    # The market-data store (docs/store.md).
+    "--store": (
+        "store",
+        str,
+        "where kept data goes: sqlite:///PATH, postgresql://USER:PASSWORD@HOST:PORT/DB or "
+        "none (default: stockfeed.db in --data-dir)",
+    ),
+    "--data-dir": (
+        "data_dir",
+        str,
+        "the SQLite store's directory (default: the user's data directory, "
+        "~/.local/share/stockfeed on Linux)",
+    ),
+    "--keep-ticks": ("keep_ticks", bool, "keep every update too (replay, export)"),
+    "--keep-ticks-days": ("keep_ticks_days", float, "days updates are kept (default 30)"),
+    "--store-max-bytes": (
+        "store_max_bytes",
+        int,
+        "the store's size at most, oldest ticks deleted past it (default 10 GiB, 0: none)",
+    ),
 }
 
 
@@ -88,7 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve_parser = sub.add_parser("serve", help="run the feed server")
     for flag, (_, kind, text) in _FLAGS.items():
-        serve_parser.add_argument(flag, type=kind, default=None, help=text)
+        if kind is bool:  # a switch: present means on
+            serve_parser.add_argument(
+                flag, action="store_const", const=True, default=None, help=text
+            )
+        else:
+            serve_parser.add_argument(flag, type=kind, default=None, help=text)
     serve_parser.set_defaults(run=_run_serve)
     for register in _command_registrars():
         register(sub)

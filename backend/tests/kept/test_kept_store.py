@@ -162,6 +162,32 @@ async def test_history_text_is_the_rest_bars_of_the_range_in_time_order(
     assert [b.start for b in newest] == [T0 + 240, T0 + 300]
 
 
+async def test_past_days_are_read_as_chunks_and_a_correction_remakes_its_chunk(
+    store: KeptStore,
+) -> None:
+    """A year back: whole days of 1m bars are kept as one text each (bar_chunks); the
+    answer is the same as bar by bar, and a corrected bar shows in it."""
+    first_day = T0 - 400 * DAY
+    bars = [
+        bar(first_day + day * DAY + 60 * m, 100.0 + m / 100, final=True, volume=m)
+        for day in range(3)
+        for m in range(0, 390, 7)
+    ]
+    bars.append(bar(T0 - 60, 99.5, final=True))  # today's: its day is not over yet
+    await write(store, Batch(bars=bars))
+    expected = ",".join(b.rest_text() for b in bars)
+    assert await store.history_text("AAPL", "1m", 0, 2**62) == expected
+    # From the middle of the first day: that day bar by bar, the next ones as chunks.
+    middle = first_day + 200 * 60
+    assert await store.history_text("AAPL", "1m", middle, 2**62) == ",".join(
+        b.rest_text() for b in bars if b.start >= middle
+    )
+    corrected = bar(first_day + DAY + 7 * 60, 150.0, final=True, volume=7)
+    await write(store, Batch(bars=[corrected]))
+    text = await store.history_text("AAPL", "1m", 0, 2**62)
+    assert corrected.rest_text() in text and text.count('"time"') == len(bars)
+
+
 async def test_last_quotes_and_seqs(store: KeptStore) -> None:
     assert await store.last_quote("AAPL") is None
     one = KeptQuote("AAPL", 7, "e1", 1.5e12, '{"type":"price_update","seq":7}')
@@ -188,7 +214,7 @@ async def test_spans_only_grow_and_cover_an_interval_or_all(store: KeptStore) ->
 async def test_ticks_page_in_time_order_and_go_by_age(store: KeptStore) -> None:
     start_us = T0 * 1_000_000
     ticks = [
-        KeptTick("AAPL" if i % 2 else "MSFT", start_us + i * 600_000_000, i, 100.0 + i, i * 10)
+        KeptTick(start_us + i * 600_000_000, "AAPL" if i % 2 else "MSFT", i, 100.0 + i, i * 10)
         for i in range(300)  # 600 s apart: 50 hours, three days' partitions
     ]
     await write(store, Batch(ticks=ticks))
@@ -232,7 +258,7 @@ async def test_the_writer_thread_writes_everything_queued_before_it_stops(store:
     writer.start()
     for i in range(50):
         writer.put(Batch(bars=[bar(T0, 100.0 + i)], quotes=[KeptQuote("AAPL", i, "e", 1, "{}")]))
-    writer.put(Batch(ticks=[KeptTick("AAPL", 1, 1, 1.0)]))
+    writer.put(Batch(ticks=[KeptTick(1, "AAPL", 1, 1.0)]))
     await writer.stop()
     assert writer.last_error is None
     assert [b.close for b in await store.bars("AAPL", "1m", 0, 2**62)] == [149.0]

@@ -14,13 +14,52 @@ from __future__ import annotations
 import abc
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+from stockfeed.kept.schema import CHUNK_SECONDS
 from stockfeed.protocol.messages import dumps
 
 # What `interval` says on a span that covers every interval: the updater's own bars, which
 # it builds for all of them at once.
 ALL_INTERVALS = "*"
+
+
+def chunk_start(interval: str, start: int) -> int | None:
+    """The start of the bar chunk (kept/schema.py) a bar's time is in; None: not chunked."""
+    span = CHUNK_SECONDS.get(interval)
+    return None if span is None else start - start % span
+
+
+def closed_chunks(bars: list[KeptBar], now: float) -> set[tuple[str, str, int]]:
+    """(ticker, interval, chunk start) of the chunks these bars are in whose time is over:
+    the chunks a write of them must make again."""
+    out = set()
+    for bar in bars:
+        first = chunk_start(bar.interval, bar.start)
+        if first is not None and first + CHUNK_SECONDS[bar.interval] <= now:
+            out.add((bar.ticker, bar.interval, first))
+    return out
+
+
+def join_chunks(
+    interval: str, start: int, end: int, chunks: list[tuple[int, str]]
+) -> list[tuple[int, int] | str]:
+    """How to read [start, end): the chunk texts (`str`) of whole chunks inside it, and
+    between them the (from, to) spans to read bar by bar, in time order."""
+    span = CHUNK_SECONDS.get(interval)
+    out: list[tuple[int, int] | str] = []
+    at = start
+    for first, body in chunks:
+        if span is None or first < start or first + span > end:
+            continue
+        if first > at:
+            out.append((at, first))
+        if body:
+            out.append(body)
+        at = first + span
+    if at < end:
+        out.append((at, end))
+    return out
 
 
 class KeptUnavailable(Exception):
@@ -89,12 +128,12 @@ class KeptQuote:
         return value
 
 
-@dataclass(frozen=True, slots=True)
-class KeptTick:
-    """One update (`--keep-ticks`): what a replay or a notebook needs of it."""
+class KeptTick(NamedTuple):
+    """One update (`--keep-ticks`): what a replay or a notebook needs of it. A tuple in
+    the `ticks` table's column order: made for every update, written as it is."""
 
-    ticker: str
     time_us: int  # the update's `timestamp`, in microseconds
+    ticker: str
     seq: int
     price: float
     volume: int | float | None = None

@@ -103,7 +103,7 @@ class _Fold:
     pending: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     closed: list[tuple[str, Forming]] = field(default_factory=list)  # finals not handed over
     recent: dict[str, deque[Forming]] = field(default_factory=dict)  # newest finals
-    quote: KeptQuote | None = None  # newest update, not handed over yet
+    quote: tuple[int, float, str] | None = None  # newest (seq, timestamp, text), not written
     seq: int = 0
     span_start: int = 0
 
@@ -168,13 +168,13 @@ class Keeper:
         else:
             self._fold(fold, seq, update)
         fold.seq = seq
-        fold.quote = KeptQuote(ticker, seq, self.epoch(), timestamp, raw)
+        fold.quote = (seq, timestamp, raw)
         self._dirty.add(ticker)
         if self.keep_ticks:
             self._ticks.append(
                 KeptTick(
-                    ticker,
                     round(timestamp * 1000),
+                    ticker,
                     seq,
                     tick.price,
                     tick.volume,
@@ -253,6 +253,11 @@ class Keeper:
             if kept_seq < seq < first_seq:
                 self._fold(fold, seq, update)
 
+    async def settled(self) -> None:
+        """Until every ticker's fold has read its kept state (tests and benchmarks)."""
+        while pending := [f.loaded for f in self._folds.values() if not f.loaded.done()]:
+            await asyncio.wait(pending)
+
     # -- batches ---------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -270,6 +275,7 @@ class Keeper:
             return
         batch = Batch()
         now_s = int(time.time()) + 1
+        epoch = self.epoch()
         dirty, self._dirty = self._dirty, set()
         for i, ticker in enumerate(dirty):
             if i and i % FLUSH_CHUNK == 0:
@@ -289,7 +295,8 @@ class Keeper:
                 if book.forming is not None:
                     batch.bars.append(_kept_bar(ticker, interval, book.forming, False))
             if fold.quote is not None:
-                batch.quotes.append(fold.quote)
+                seq, timestamp, raw = fold.quote
+                batch.quotes.append(KeptQuote(ticker, seq, epoch, timestamp, raw))
             batch.spans.append(Span(ticker, ALL_INTERVALS, fold.span_start, now_s, "built"))
         batch.ticks, self._ticks = self._ticks, []
         self.writer.put(batch)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import calendar
 import logging
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,8 +32,15 @@ from stockfeed.kept.base import (
     KeptTick,
     KeptUnavailable,
     Span,
+    closed_chunks,
+    join_chunks,
 )
-from stockfeed.kept.schema import LATEST, POSTGRES_MIGRATIONS, TICKS_PARTITION_US
+from stockfeed.kept.schema import (
+    CHUNK_SECONDS,
+    LATEST,
+    POSTGRES_MIGRATIONS,
+    TICKS_PARTITION_US,
+)
 from stockfeed.kept.sqlite import BAR_COLUMNS, TICK_COLUMNS, bar_row, kept_bar, kept_tick, tick_row
 from stockfeed.kept.urls import redact
 from stockfeed.sources.base import INTERVALS
@@ -73,6 +81,12 @@ ON CONFLICT (ticker) DO UPDATE SET
 INSERT_TICK = f"""
 INSERT INTO ticks ({TICK_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT DO NOTHING
+"""
+REBUILD_CHUNK = """
+INSERT INTO bar_chunks (ticker, interval, start, bars, body)
+SELECT %s, %s, %s, count(*), coalesce(string_agg(body, ',' ORDER BY start), '') FROM bars
+WHERE ticker = %s AND interval = %s AND start >= %s AND start < %s
+ON CONFLICT (ticker, interval, start) DO UPDATE SET bars = excluded.bars, body = excluded.body
 """
 UPSERT_SPAN = """
 INSERT INTO spans AS s (ticker, interval, start, "end", origin) VALUES (%s, %s, %s, %s, %s)
@@ -132,6 +146,11 @@ class PostgresWriter(BatchWriter):
                     cur.executemany(UPSERT_BAR, [bar_row(b) for b in batch.bars])
                 if batch.source_bars:
                     cur.executemany(INSERT_SOURCE_BAR, [bar_row(b) for b in batch.source_bars])
+                for ticker, interval, first in closed_chunks(bars, time.time()):
+                    after = first + CHUNK_SECONDS[interval]
+                    cur.execute(
+                        REBUILD_CHUNK, (ticker, interval, first, ticker, interval, first, after)
+                    )
                 if batch.quotes:
                     cur.executemany(
                         UPSERT_QUOTE,
@@ -193,7 +212,7 @@ class PostgresWriter(BatchWriter):
             row = self.conn.execute(
                 "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
                 "WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace "
-                "AND (c.relname IN ('quotes', 'spans', 'stockfeed_schema') "
+                "AND (c.relname IN ('quotes', 'spans', 'bar_chunks', 'stockfeed_schema') "
                 "OR c.relname LIKE 'bars\\_m%%' OR c.relname LIKE 'ticks\\_d%%')"
             ).fetchone()
             self.conn.commit()
@@ -272,12 +291,33 @@ class PostgresStore(KeptStore):
     # -- reads ---------------------------------------------------------------------------
 
     async def history_text(self, ticker: str, interval: str, start: int, end: int) -> str:
-        rows = await self._query(
-            "SELECT string_agg(body, ',' ORDER BY start) FROM bars WHERE ticker = %s "
-            "AND interval = %s AND start >= %s AND start < %s",
-            (ticker, interval, start, end),
-        )
-        return str(rows[0][0] or "")
+        if self._pool is None:
+            raise KeptUnavailable("the store is closed")
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cur = await conn.execute(
+                    "SELECT start, body FROM bar_chunks WHERE ticker = %s AND interval = %s "
+                    "AND start >= %s AND start < %s ORDER BY start",
+                    (ticker, interval, start, end),
+                )
+                chunks = await cur.fetchall()
+                parts = []
+                for part in join_chunks(interval, start, end, chunks):
+                    if isinstance(part, str):
+                        parts.append(part)
+                        continue
+                    cur = await conn.execute(
+                        "SELECT string_agg(body, ',' ORDER BY start) FROM bars WHERE "
+                        "ticker = %s AND interval = %s AND start >= %s AND start < %s",
+                        (ticker, interval, *part),
+                    )
+                    row = await cur.fetchone()
+                    if row is not None and row[0]:
+                        parts.append(str(row[0]))
+                return ",".join(parts)
+        except (psycopg.Error, TimeoutError) as exc:
+            raise _unavailable(exc) from None
 
     async def bars(
         self, ticker: str, interval: str, start: int, end: int, *, newest: int | None = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,8 +32,10 @@ from stockfeed.kept.base import (
     KeptTick,
     KeptUnavailable,
     Span,
+    closed_chunks,
+    join_chunks,
 )
-from stockfeed.kept.schema import LATEST, SQLITE_MIGRATIONS
+from stockfeed.kept.schema import CHUNK_SECONDS, LATEST, SQLITE_MIGRATIONS
 from stockfeed.sources.base import INTERVALS
 
 T = TypeVar("T")
@@ -82,6 +85,12 @@ INSERT_TICK = f"""
 INSERT INTO ticks ({TICK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING
 """
+REBUILD_CHUNK = """
+INSERT OR REPLACE INTO bar_chunks (ticker, interval, start, bars, body)
+SELECT ?, ?, ?, count(*), coalesce(group_concat(body, ','), '') FROM (
+    SELECT body FROM bars WHERE ticker = ? AND interval = ? AND start >= ? AND start < ?
+    ORDER BY start)
+"""
 UPSERT_SPAN = """
 INSERT INTO spans (ticker, interval, start, "end", origin) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (ticker, interval, start) DO UPDATE SET "end" = max("end", excluded."end")
@@ -105,20 +114,7 @@ def bar_row(bar: KeptBar) -> tuple[Any, ...]:
 
 
 def tick_row(tick: KeptTick) -> tuple[Any, ...]:
-    return (
-        tick.time_us,
-        tick.ticker,
-        tick.seq,
-        tick.price,
-        tick.volume,
-        tick.market_time,
-        tick.open,
-        tick.high,
-        tick.low,
-        tick.prev_close,
-        tick.price_decimals,
-        tick.source,
-    )
+    return tick  # a KeptTick is the row, in column order
 
 
 def kept_bar(row: tuple[Any, ...]) -> KeptBar:
@@ -129,10 +125,7 @@ def kept_bar(row: tuple[Any, ...]) -> KeptBar:
 
 
 def kept_tick(row: tuple[Any, ...]) -> KeptTick:
-    time_us, ticker, seq, price, volume, market_time, open_, high, low, prev, decimals, src = row
-    return KeptTick(
-        ticker, time_us, seq, price, volume, market_time, open_, high, low, prev, decimals, src
-    )
+    return KeptTick(*row)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -193,6 +186,13 @@ class SqliteWriter(BatchWriter):
                     conn.executemany(UPSERT_BAR, [bar_row(b) for b in batch.bars])
                 if batch.source_bars:
                     conn.executemany(INSERT_SOURCE_BAR, [bar_row(b) for b in batch.source_bars])
+                for ticker, interval, first in closed_chunks(
+                    batch.bars + batch.source_bars, time.time()
+                ):
+                    after = first + CHUNK_SECONDS[interval]
+                    conn.execute(
+                        REBUILD_CHUNK, (ticker, interval, first, ticker, interval, first, after)
+                    )
                 if batch.quotes:
                     conn.executemany(
                         UPSERT_QUOTE,
@@ -289,12 +289,33 @@ class SqliteStore(KeptStore):
     # -- reads ---------------------------------------------------------------------------
 
     async def history_text(self, ticker: str, interval: str, start: int, end: int) -> str:
-        rows = await self._query(
-            "SELECT group_concat(body, ',') FROM (SELECT body FROM bars WHERE ticker = ? "
-            "AND interval = ? AND start >= ? AND start < ? ORDER BY start)",
-            (ticker, interval, start, end),
-        )
-        return str(rows[0][0] or "")
+        def read() -> str:
+            conn = self._conn()
+            conn.execute("BEGIN")  # the chunks and the bars between them: one snapshot
+            try:
+                chunks = conn.execute(
+                    "SELECT start, body FROM bar_chunks WHERE ticker = ? AND interval = ? "
+                    "AND start >= ? AND start < ? ORDER BY start",
+                    (ticker, interval, start, end),
+                ).fetchall()
+                parts = []
+                for part in join_chunks(interval, start, end, chunks):
+                    if isinstance(part, str):
+                        parts.append(part)
+                        continue
+                    (text,) = conn.execute(
+                        "SELECT group_concat(body, ',') FROM (SELECT body FROM bars "
+                        "WHERE ticker = ? AND interval = ? AND start >= ? AND start < ? "
+                        "ORDER BY start)",
+                        (ticker, interval, *part),
+                    ).fetchone()
+                    if text:
+                        parts.append(text)
+            finally:
+                conn.execute("COMMIT")
+            return ",".join(parts)
+
+        return await self._run(read)
 
     async def bars(
         self, ticker: str, interval: str, start: int, end: int, *, newest: int | None = None
