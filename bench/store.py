@@ -34,7 +34,6 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from stockfeed import protocol
 from stockfeed.kept.base import Batch, KeptBar, KeptStore
@@ -92,10 +91,8 @@ def year_of_bars(ticker: str) -> list[KeptBar]:
             h = round(max(o, c) + abs(rng.gauss(0, 0.03)), 2)
             low = round(min(o, c) - abs(rng.gauss(0, 0.03)), 2)
             price = c
-            out.append(
-                KeptBar(ticker, "1m", start + 60 * minute, o, h, low, c,
-                        rng.randint(100, 90_000), True)  # fmt: skip
-            )
+            volume = rng.randint(100, 90_000)
+            out.append(KeptBar(ticker, "1m", start + 60 * minute, o, h, low, c, volume, True))
     return out
 
 
@@ -148,8 +145,17 @@ async def writes(store: KeptStore, tickers: int, seconds: int) -> dict[str, floa
             prices[t] = round(prices[t] + rng.gauss(0, 0.02), 2)
             volumes[t] += rng.randint(1, 500)
             seqs[t] += 1
-            tick = Tick(t, prices[t], market_time=int(now_ms), volume=volumes[t],
-                        open=100.0, high=200.0, low=50.0, prev_close=99.0, source="sim")  # fmt: skip
+            tick = Tick(
+                t,
+                prices[t],
+                market_time=int(now_ms),
+                volume=volumes[t],
+                open=100.0,
+                high=200.0,
+                low=50.0,
+                prev_close=99.0,
+                source="sim",
+            )
             raw = protocol.price_update(tick, seqs[t], now_ms)
             keeper.published(tick, seqs[t], now_ms, raw)
         if second == 0:
@@ -208,9 +214,7 @@ async def history_latency(url_or_path: str, requests: int) -> dict[str, dict[str
             server.stop()
 
 
-async def http_get(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str
-) -> bytes:
+async def http_get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> bytes:
     """One GET on a kept-alive connection, read to its last byte: a client that costs
     next to nothing (httpx spends tens of ms on a 9 MB body), so the figure is the
     server's."""
@@ -270,8 +274,8 @@ async def measure(name: str, store: KeptStore, target: str, args: argparse.Names
         run = await writes(store, args.tickers, args.seconds)
         # The run's rows: a tick per update, the bars it made (5 intervals).
         n_ticks = run["updates"]
-        n_bars = args.tickers * (args.seconds // 60 + 1 + args.seconds // 300 + 1
-                                 + args.seconds // 900 + 1 + args.seconds // 3600 + 1 + 1)  # fmt: skip
+        per_ticker = sum(args.seconds // step + 1 for step in (60, 300, 900, 3600)) + 1
+        n_bars = args.tickers * per_ticker
         per_tick = (run["bytes"] - n_bars * per_bar) / n_ticks
         print(
             f"  writes: {run['updates']:,.0f} updates of {args.tickers} tickers folded and "
