@@ -43,6 +43,14 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
     "--sim-tick-interval": ("sim_tick_interval", float, "seconds between simulated ticks"),
     "--replay-file": ("replay_file", str, "JSON Lines file of ticks for --source replay"),
     "--replay-speed": ("replay_speed", float, "replay speed factor (default 1)"),
+    "--speed": ("replay_speed", float, "the same as --replay-speed"),
+    "--from": (
+        "replay_from",
+        str,
+        "with --source replay: replay the store's kept updates from this time (ISO 8601, "
+        "UTC unless it says, or epoch s; kept with --keep-ticks)",
+    ),
+    "--to": ("replay_to", str, "with --from: until this time (default: the newest)"),
     "--leader-ttl": ("leader_ttl", float, "seconds of the updater lock (default 5)"),
     "--log-level": ("log_level", str, "debug, info, warning or error"),
     "--log-format": ("log_format", str, "text (default) or json: one JSON object per line"),

@@ -222,6 +222,10 @@ class Settings(BaseSettings):
     # The store's size at most (bytes, 0: no cap): past it the oldest day of ticks goes
     # (bars and last quotes are never deleted by it).
     store_max_bytes: int = Field(10 * 2**30, ge=0, le=2**50)
+    # `--source replay --from T [--to T]`: replay the store's kept updates of that time
+    # (ISO 8601, UTC unless it says otherwise, or epoch seconds) instead of a file.
+    replay_from: str | None = None
+    replay_to: str | None = None
 
     @field_validator("source")
     @classmethod
@@ -370,6 +374,25 @@ class Settings(BaseSettings):
         except urls.BadStoreURL as exc:
             raise ValueError(str(exc)) from None
         return value.strip()
+
+    @field_validator("replay_from", "replay_to")
+    @classmethod
+    def _valid_time(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        from stockfeed.kept.times import parse_time
+
+        parse_time(value)  # raises ValueError with the reason
+        return value
+
+    @property
+    def replay_span(self) -> tuple[float, float]:
+        """[from, to) of a replay from the store, epoch seconds."""
+        from stockfeed.kept.times import parse_time
+
+        since = parse_time(self.replay_from) if self.replay_from else 0.0
+        until = parse_time(self.replay_to) if self.replay_to else float(2**40)
+        return since, until
 
     @property
     def keeps(self) -> bool:

@@ -133,7 +133,8 @@ class Services:
             )
             hub.last_known = _last_known(kept)
             hub.bars.kept = keeper.checkpoint
-            if updater is not None:
+            if updater is not None and not (settings.source == "replay" and settings.replay_from):
+                # (A replay of kept updates keeps nothing: they are kept already.)
                 updater.keeper = keeper
         answers = AnswerCaches(settings.rest_cache_bytes)
         history = BarHistory(

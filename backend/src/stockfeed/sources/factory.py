@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING
 
 from stockfeed.config import Settings
 from stockfeed.market_hours import MarketClock
+from stockfeed.models import Tick
 from stockfeed.sources.base import Source
 
 if TYPE_CHECKING:
+    from stockfeed.kept.base import KeptTick
     from stockfeed.sources.yahoo import YahooSource
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,8 @@ async def _build_one(name: str, settings: Settings, clock: MarketClock) -> Sourc
         return source
     if name == "none":
         return None
+    if name == "replay" and settings.replay_from:
+        return await _replay_from_store(settings)
     if name == "replay":
         from stockfeed.sources.replay import ReplaySource
 
@@ -92,6 +96,72 @@ async def _build_one(name: str, settings: Settings, clock: MarketClock) -> Sourc
         settings.yahoo_probe_timeout,
     )
     return _sim(settings, clock)
+
+
+# Kept updates a replay from the store holds in memory at most: a narrower --from/--to past it.
+REPLAY_MAX_TICKS = 2_000_000
+
+
+async def _replay_from_store(settings: Settings) -> Source:
+    """`--source replay --from T --to T`: the kept updates of that time (`--keep-ticks`),
+    every ticker's, played at `--speed` through the same protocol."""
+    from stockfeed.kept import KeptUnavailable
+    from stockfeed.kept import urls as kept_urls
+    from stockfeed.sources.replay import ReplaySource
+
+    store = kept_urls.build(settings)
+    if store is None:
+        raise SourceConfigError("--from needs a store to replay (not --store none)")
+    since, until = settings.replay_span
+    ticks: list[Tick] = []
+    try:
+        await store.open()
+        after = None
+        while True:
+            page = await store.ticks(int(since * 1e6), int(until * 1e6), after=after, limit=50_000)
+            ticks += [_tick_of(t) for t in page]
+            if len(ticks) > REPLAY_MAX_TICKS:
+                raise SourceConfigError(
+                    f"more than {REPLAY_MAX_TICKS:,} kept updates between --from and --to: "
+                    "replay a shorter time"
+                )
+            if len(page) < 50_000:
+                break
+            after = (page[-1].time_us, page[-1].ticker, page[-1].seq)
+    except KeptUnavailable as exc:
+        raise SourceConfigError(f"cannot read the store {store.where}: {exc}") from None
+    finally:
+        await store.close()
+    if not ticks:
+        raise SourceConfigError(
+            f"no kept updates in {store.where} between --from and --to (updates are kept "
+            "with --keep-ticks)"
+        )
+    log.warning(
+        "SOURCE: replay of %d kept updates (%d tickers) from %s at speed %g",
+        len(ticks),
+        len({t.ticker for t in ticks}),
+        store.where,
+        settings.replay_speed,
+    )
+    return ReplaySource(
+        f"store:{store.where}", speed=settings.replay_speed, loop=settings.replay_loop, ticks=ticks
+    )
+
+
+def _tick_of(kept: KeptTick) -> Tick:
+    """A kept update as the tick a replay plays."""
+    return Tick(
+        kept.ticker,
+        kept.price,
+        market_time=kept.market_time or kept.time_us // 1000,
+        volume=kept.volume,
+        open=kept.open,
+        high=kept.high,
+        low=kept.low,
+        prev_close=kept.prev_close,
+        price_decimals=kept.price_decimals,
+    )
 
 
 def _sim(settings: Settings, clock: MarketClock) -> Source:

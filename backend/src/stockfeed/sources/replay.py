@@ -251,7 +251,10 @@ class ReplaySource(Source):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         now: Callable[[], float] = time.time,
         max_wait: float = DEFAULT_MAX_WAIT_S,
+        ticks: list[Tick] | None = None,
     ) -> None:
+        """`ticks`: play these (kept updates, from the market-data store) rather than the
+        file at `path` (then only a name for health)."""
         super().__init__()
         if not speed > 0:
             raise ValueError(f"speed must be positive, got {speed}")
@@ -263,7 +266,7 @@ class ReplaySource(Source):
         self.max_wait = max_wait
         self._sleep = sleep
         self._now = now
-        self._ticks = load_jsonl(self.path)
+        self._ticks = load_jsonl(self.path) if ticks is None else ticks
         self._tickers = tuple(dict.fromkeys(t.ticker for t in self._ticks))
         times = [t.market_time for t in self._ticks if t.market_time is not None]
         gaps = [b - a for a, b in itertools.pairwise(times)]
@@ -317,6 +320,9 @@ class ReplaySource(Source):
             self._clock_ms = max(self._clock_ms, self._now() * 1000.0)
             record = self._ticks[self._index]
             self._index += 1
+            if record.market_time is not None:
+                # The time being replayed, as recorded (the dashboard's replay clock).
+                self.health.extra["replay_clock_ms"] = record.market_time
             await emit(self._restamp(record, self._clock_ms))
             self.health.ok()
 
@@ -351,6 +357,7 @@ class ReplaySource(Source):
             prev_close=record.prev_close,
             change=record.change,
             change_percent=record.change_percent,
+            price_decimals=record.price_decimals,
         )
 
     async def history(self, ticker: str, interval: str, range_: str) -> list[Bar]:
