@@ -292,6 +292,14 @@ class ReplaySource(Source):
     async def can_quote(self, ticker: str) -> bool | None:
         return ticker.upper() in self._tickers
 
+    def describe_state(self) -> dict[str, object]:
+        """Health's `source.replay_clock_ms`: the recorded time of the last update played
+        (what a dashboard shows as the replay's clock), and how many passes so far."""
+        return {
+            "replay_clock_ms": self.health.extra.get("replay_clock_ms"),
+            "replay_passes": self._passes,
+        }
+
     async def stream(self, wanted: Wanted, emit: Emit) -> None:
         # `wanted` is not consulted: the file decides what is replayed (see module docstring).
         now_ms = self._now() * 1000.0
