@@ -7,8 +7,9 @@ read as one string (each bar's REST text is kept: a year of 1m bars is not re-en
 The store knows which times it holds all bars of (`spans`: where the updater published,
 where the source's history was kept); only for what no span covers, and only as far back
 as the source reaches (Yahoo's limits: 1m for 5 days), is the source asked. Its bars
-fill the holes (a kept bar always wins) and are kept too, by the updater's process (the
-store's one writer), with a span saying so: the same hole is not asked for twice. With a
+fill the holes (a kept bar always wins) and are kept too, for the tickers the deployment
+produces, by the updater's process (the store's one writer), with a span saying so: the
+same hole is not asked for twice. With a
 store, a range is served whole whatever the interval (1m over a year: what was kept).
 When the source fails or does not know the ticker, what is kept is still served.
 
@@ -320,6 +321,7 @@ class BarHistory:
         start -= start % step if interval != "1d" else start % 86400
         source = self.source
         holes: list[tuple[int, int]] = []
+        spans: list[Span] = []
         if source is not None:
             reach = clamp_range(interval, range_)
             reach_start = range_start(self.clock, ticker, reach, now)
@@ -340,12 +342,17 @@ class BarHistory:
                 return await self._source_answer(
                     source, ticker, interval, clamp_range(interval, range_), queue
                 )
+            if not text and source is None:
+                raise NoHistory(
+                    f"this server relays only (source none) and keeps no {interval} bars of "
+                    f"{ticker} in that range"
+                )
             head, tail = _head(ticker, interval)
             body = (head + text + tail).encode()
             self.from_store += 1
             return Fill(body, len(body), ttl)
         assert source is not None
-        return await self._fill_holes(source, ticker, interval, range_, start, holes, ttl, queue)
+        return await self._fill_holes(source, ticker, interval, range_, start, spans, ttl, queue)
 
     async def _fill_holes(
         self,
@@ -354,15 +361,14 @@ class BarHistory:
         interval: str,
         range_: str,
         start: int,
-        holes: list[tuple[int, int]],
+        spans: list[Span],
         ttl: float,
         queue: bool,
     ) -> Fill[bytes | _Unknown]:
-        """The kept bars with the source's in the holes, and the source's kept too."""
+        """The kept bars with the source's where no span covers them, and those kept."""
         kept = self.kept
         assert kept is not None
         reach = clamp_range(interval, range_)
-        step = INTERVAL_SECONDS[interval]
         now = time.time()
         async with _slots().slot(queue):
             try:
@@ -389,7 +395,9 @@ class BarHistory:
             by_time: dict[int, Bar | KeptBar] = {}
             fresh: list[KeptBar] = []
             for bar in fetched or []:
-                if bar.time < start or not any(a - step < bar.time < b for a, b in holes):
+                # The source's range is its own (trusted); only where the store holds all
+                # bars (a span: a minute without trades has no bar) does it add nothing.
+                if any(s.start <= bar.time < s.end for s in spans):
                     continue
                 by_time[bar.time] = bar
                 # Its newest bar may still be forming: kept, but not final (the next
@@ -420,10 +428,12 @@ class BarHistory:
     def _keep(
         self, ticker: str, interval: str, reach: str, bars: list[KeptBar], now: float
     ) -> None:
-        """The source's complete bars to the store, with the span they cover: only where
-        this process writes the store (the updater leads)."""
+        """The source's bars to the store, with the span they cover: only where this
+        process writes the store (the updater leads), and only for tickers the deployment
+        produces (the watchlist, what clients hold): a flood of REST requests for
+        distinct tickers is answered, but cannot make the store grow without bound."""
         keeper = self.keeper
-        if keeper is None or not keeper.active:
+        if keeper is None or not keeper.active or ticker not in keeper.wanted():
             return
         begin = range_start(self.clock, ticker, reach, now)
         end = int(now)

@@ -61,6 +61,9 @@ FLUSH_CHUNK = 500
 # How long a bar book's build waits for a ticker's fold to be loaded.
 LOAD_WAIT = 2.0
 FOREVER = 2**62
+# How long a bar book waits for a ticker's first batch, and how often it looks.
+KEPT_WAIT = 2.0
+KEPT_POLL = 0.25
 
 Recent = Callable[[str], Awaitable[list[str]]]
 
@@ -312,7 +315,19 @@ class Keeper:
     async def checkpoint(self, ticker: str, interval: str) -> tuple[str, str] | None:
         """(epoch, checkpoint) a bar book of `ticker` can start from (fanout/bars.py's
         checkpoint text), None when nothing is kept: the history before it (`base`: the
-        store first, the source for its holes), then the fold's own bars on top."""
+        store first, the source for its holes), then the fold's own bars on top.
+
+        A ticker the writer has just begun (nothing of it written yet) is waited for, up
+        to KEPT_WAIT: a book made otherwise (from the source's bars) would differ from
+        the store's in its first bar, and every process must show the same bars."""
+        deadline = time.monotonic() + KEPT_WAIT
+        while True:
+            found = await self._checkpoint(ticker, interval)
+            if found is not None or time.monotonic() >= deadline:
+                return found
+            await asyncio.sleep(KEPT_POLL)
+
+    async def _checkpoint(self, ticker: str, interval: str) -> tuple[str, str] | None:
         fold = self._folds.get(ticker) if self.active else None
         if fold is not None:
             if not fold.loaded.done():

@@ -5,8 +5,9 @@ the database) and goes on. The thread takes everything queued at once, merges it
 quote or span written several times keeps its newest) and writes it in one transaction.
 When the store cannot be written (PostgreSQL away, disk full) the thread keeps what it
 has and tries again with backoff; past MAX_PENDING_TICKS ticks waiting, new ticks are
-dropped (and counted) rather than growing memory: bars and quotes are bounded by the
-tickers and intervals anyway, since they merge.
+dropped (and counted) rather than growing memory, and the source's history is not kept
+(it is asked for again later): bars and quotes are bounded by the tickers and intervals
+anyway, since they merge.
 
 Other work that needs the writing connection (retention, kept/retention.py) runs on the
 same thread through `call`, between batches.
@@ -75,7 +76,9 @@ class Writer:
         if batch.ticks and self._pending_ticks > MAX_PENDING_TICKS:
             self.dropped_ticks += len(batch.ticks)
             batch.ticks = []
-        self._pending_ticks += len(batch.ticks)
+        if batch.source_bars and self._pending_ticks > MAX_PENDING_TICKS // 4:
+            batch.source_bars, batch.spans = [], []  # asked again later: nothing lost
+        self._pending_ticks += len(batch.ticks) + len(batch.source_bars)
         self._queue.put(batch)
 
     def call(self, work: Callable[[BatchWriter], T]) -> asyncio.Future[T]:
@@ -156,7 +159,9 @@ class Writer:
         self.last_write_ms = time.time() * 1000
         self.batches += 1
         self.rows += len(batch)
-        self._pending_ticks = max(0, self._pending_ticks - len(batch.ticks))
+        self._pending_ticks = max(
+            0, self._pending_ticks - len(batch.ticks) - len(batch.source_bars)
+        )
         self.failures_in_a_row = 0
         if self.last_error is not None:
             log.warning("store: writing again (%s)", self.store.where)
