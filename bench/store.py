@@ -13,7 +13,7 @@ postgresql is installed) and prints:
   the ticks of the writes run, measured as the store's growth (SQLite: its used pages;
   PostgreSQL: its tables' and indexes' size) divided by the rows.
 - **history**: `GET /api/history/AAPL?interval=1m&range=1y` (the whole year: 98,280 bars,
-  ~10 MB of JSON) and `?interval=1m&range=1d` against a real `stockfeed serve --source
+  ~10 MB of JSON) and `?interval=1m&range=5d` against a real `stockfeed serve --source
   none` on that store, p50/p99/max over N requests. Too big for the answer cache, the year
   is read from the store each time.
 - **sizing**: what 30 trading days of 370 tickers at 1 update/s in the regular session
@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from stockfeed import protocol
-from stockfeed.kept.base import Batch, KeptBar, KeptStore
+from stockfeed.kept.base import Batch, KeptBar, KeptStore, KeptTick
 from stockfeed.kept.keeper import Keeper
 from stockfeed.kept.postgres import PostgresStore
 from stockfeed.kept.sqlite import SqliteStore
@@ -94,6 +94,25 @@ def year_of_bars(ticker: str) -> list[KeptBar]:
             volume = rng.randint(100, 90_000)
             out.append(KeptBar(ticker, "1m", start + 60 * minute, o, h, low, c, volume, True))
     return out
+
+
+def tick_row(i: int) -> KeptTick:
+    """The i-th of a run of 370 tickers' ticks, a second apart per ticker."""
+    second = T0 + i // 370
+    return KeptTick(
+        second * 1_000_000 + i % 370,
+        f"K{i % 370:03d}",
+        i // 370 + 1,
+        100.0 + (i % 997) / 100,
+        i * 7,
+        second * 1000,
+        100.0,
+        101.0,
+        99.0,
+        99.5,
+        2,
+        "sim",
+    )
 
 
 async def fold_costs(store: KeptStore) -> dict[str, float]:
@@ -192,7 +211,7 @@ async def history_latency(url_or_path: str, requests: int) -> dict[str, dict[str
             try:
                 for label, query in (
                     ("1m over 1y", "interval=1m&range=1y"),
-                    ("1m over 1d", "interval=1m&range=1d"),
+                    ("1m over 5d", "interval=1m&range=5d"),
                 ):
                     times = []
                     body = b""
@@ -271,22 +290,27 @@ async def measure(name: str, store: KeptStore, target: str, args: argparse.Names
             f"({len(bars) / elapsed:,.0f} bars/s, 20,000 a transaction); "
             f"{per_bar:.0f} bytes per bar"
         )
+        ticks = [tick_row(i) for i in range(args.ticks)]
+        before = await size_of(store)
+        for i in range(0, len(ticks), 50_000):
+            await write_batch(store, Batch(ticks=ticks[i : i + 50_000]))
+        per_tick = (await size_of(store) - before) / len(ticks)
+        print(f"  {len(ticks):,} ticks alone: {per_tick:.0f} bytes per tick")
         run = await writes(store, args.tickers, args.seconds)
         # The run's rows: a tick per update, the bars it made (5 intervals).
         n_ticks = run["updates"]
         per_ticker = sum(args.seconds // step + 1 for step in (60, 300, 900, 3600)) + 1
         n_bars = args.tickers * per_ticker
-        per_tick = (run["bytes"] - n_bars * per_bar) / n_ticks
         print(
             f"  writes: {run['updates']:,.0f} updates of {args.tickers} tickers folded and "
             f"kept (ticks on) in {run['elapsed_s']:.1f} s: {run['updates_per_s']:,.0f} "
-            f"updates/s, {run['rows_per_s']:,.0f} rows/s; {per_tick:.0f} bytes per tick"
+            f"updates/s, {run['rows_per_s']:,.0f} rows/s"
         )
         predicted = n_ticks * per_tick + n_bars * per_bar
         print(
-            f"  check: that run's store grew {mib(run['bytes'])}; ticks x bytes/tick + bars "
-            f"x bytes/bar = {mib(predicted)} (by construction of bytes/tick, the bars' share "
-            f"{n_bars * per_bar / max(1, run['bytes']):.1%})"
+            f"  check: that run ({n_ticks:,.0f} ticks, {n_bars:,} bars) grew the store by "
+            f"{mib(run['bytes'])}; predicted from the bytes per row above: {mib(predicted)} "
+            f"({run['bytes'] / predicted:.2f}x)"
         )
         size = sizing(per_tick, per_bar)
         print(
@@ -311,11 +335,12 @@ async def main() -> None:
     parser.add_argument("--tickers", type=int, default=370)
     parser.add_argument("--seconds", type=int, default=600, help="market seconds written")
     parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--ticks", type=int, default=500_000, help="ticks for bytes/tick")
     parser.add_argument("--quick", action="store_true", help="60 s of writes, 20 requests")
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
     args = parser.parse_args()
     if args.quick:
-        args.seconds, args.requests = 60, 20
+        args.seconds, args.requests, args.ticks = 60, 20, 100_000
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "sqlite"):
             path = Path(tmp) / "bench.db"
