@@ -130,6 +130,7 @@ class Services:
                 wanted=updater.wanted if updater is not None else frozenset,
                 recent=store.recent,
                 keep_ticks=settings.keep_ticks,
+                wait_for_first=updater is not None,
             )
             hub.last_known = _last_known(kept)
             hub.bars.kept = keeper.checkpoint

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,7 +28,9 @@ from stockfeed.kept.base import (
     KeptTick,
     Span,
 )
+from stockfeed.kept.keeper import Keeper
 from stockfeed.kept.postgres import PostgresStore
+from stockfeed.kept.retention import Retention
 from stockfeed.kept.sqlite import SqliteStore
 from stockfeed.kept.writer import Writer
 
@@ -265,3 +268,34 @@ async def test_the_writer_thread_writes_everything_queued_before_it_stops(store:
     quote = await store.last_quote("AAPL")
     assert quote is not None and quote.seq == 49
     assert len(await store.ticks(0, 2**62)) == 1
+
+
+async def test_retention_keeps_ticks_for_their_days_and_the_store_under_its_bytes(
+    store: KeptStore,
+) -> None:
+    """The retention job on the writer thread: ticks older than their days go; over the
+    byte budget the oldest days go next; bars and quotes are never deleted."""
+    now_us = int(time.time()) * 1_000_000
+    day_us = DAY * 1_000_000
+    ticks = [
+        KeptTick(now_us - age * day_us - i, "AAPL", age * 1000 + i, 100.0)
+        for age in (0, 1, 3, 5)
+        for i in range(200)
+    ]
+    await write(store, Batch(ticks=ticks, bars=[bar(T0, 101.0, final=True)]))
+    writer = Writer(store)
+    writer.start()
+    keeper = Keeper(store, writer, epoch=lambda: "e", wanted=frozenset)
+    keeper.lead(True)
+    try:
+        by_days = Retention(keeper, keep_ticks_days=4, max_bytes=0)
+        await by_days.check()
+        left = {t.seq // 1000 for t in await store.ticks(0, 2**62, limit=10_000)}
+        assert left == {0, 1, 3}, left  # 5 days old: past its 4 days
+        over = Retention(keeper, keep_ticks_days=None, max_bytes=1)
+        await over.check()
+        assert await store.ticks(0, 2**62) == []  # every day of ticks went
+        assert over.over_budget and over.size_bytes is not None
+        assert [b.close for b in await store.bars("AAPL", "1m", 0, 2**62)] == [101.0]
+    finally:
+        await writer.stop()

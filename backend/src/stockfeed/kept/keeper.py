@@ -122,7 +122,11 @@ class Keeper:
         recent: Recent | None = None,
         keep_ticks: bool = False,
         flush_interval: float = FLUSH_INTERVAL,
+        wait_for_first: bool = True,
     ) -> None:
+        """`wait_for_first`: a bar book waits for a new ticker's first kept batch (a
+        process with an updater: it or another of the deployment writes the store; a
+        relay-only one may serve another publisher's tickers, which nobody keeps)."""
         self.store = store
         self.writer = writer
         self.epoch = epoch
@@ -130,6 +134,7 @@ class Keeper:
         self.recent = recent
         self.keep_ticks = keep_ticks
         self.flush_interval = flush_interval
+        self.wait_for_first = wait_for_first
         self.active = False  # the updater leads: this process writes
         self._folds: dict[str, _Fold] = {}
         self._dirty: set[str] = set()
@@ -320,7 +325,7 @@ class Keeper:
         A ticker the writer has just begun (nothing of it written yet) is waited for, up
         to KEPT_WAIT: a book made otherwise (from the source's bars) would differ from
         the store's in its first bar, and every process must show the same bars."""
-        deadline = time.monotonic() + KEPT_WAIT
+        deadline = time.monotonic() + (KEPT_WAIT if self.wait_for_first else 0.0)
         while True:
             found = await self._checkpoint(ticker, interval)
             if found is not None or time.monotonic() >= deadline:
