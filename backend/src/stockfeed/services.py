@@ -223,7 +223,7 @@ class Services:
             floors = await kept.quote_seqs()
         except KeptUnavailable as exc:
             log.error("store: %s: %s; nothing is kept this run", kept.where, exc)
-            self.kept = self.history.kept = self.keeper = None
+            self.kept = self.history.kept = self.keeper = self.history.keeper = None
             self.hub.last_known = None
             self.hub.bars.kept = None
             if self.updater is not None:

@@ -117,7 +117,8 @@ def _unavailable(exc: Exception) -> KeptUnavailable:
 class PostgresWriter(BatchWriter):
     def __init__(self, url: str) -> None:
         try:
-            self.conn = psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S)
+            # Autocommit: reads commit at once; each write is its own `transaction()`.
+            self.conn = psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True)
         except psycopg.Error as exc:
             raise _unavailable(exc) from None
         self._partitions: set[str] = set()
@@ -202,7 +203,6 @@ class PostgresWriter(BatchWriter):
                 row = self.conn.execute(f"SELECT min(time_us) FROM {name}").fetchone()
                 if row is not None and row[0] is not None:
                     return int(row[0])
-            self.conn.commit()
         except psycopg.Error as exc:
             raise _unavailable(exc) from None
         return None
@@ -215,7 +215,6 @@ class PostgresWriter(BatchWriter):
                 "AND (c.relname IN ('quotes', 'spans', 'bar_chunks', 'stockfeed_schema') "
                 "OR c.relname LIKE 'bars\\_m%%' OR c.relname LIKE 'ticks\\_d%%')"
             ).fetchone()
-            self.conn.commit()
         except psycopg.Error as exc:
             raise _unavailable(exc) from None
         return int(row[0]) if row is not None else 0
