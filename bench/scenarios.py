@@ -837,7 +837,8 @@ class WideScenario:
         size = ctx.sizes.wide
         server = session.restart()  # each window on a fresh server: no backlog carried over
         names = ctx.names.fresh(size.tickers)
-        conn, lg_cpu = _connect(ctx, server, _plan(names, size.tickers * readers), prime=True)
+        plan = _plan(names, size.tickers * readers)
+        conn, lg_cpu = _connect(ctx, server, plan, prime=readers > 1)
         time.sleep(1.0)
         spy = _py_spy(server.pid, size.duration, profile) if profile is not None else None
         phase = _measure(
