@@ -289,32 +289,33 @@ class PostgresStore(KeptStore):
 
     # -- reads ---------------------------------------------------------------------------
 
-    async def history_text(self, ticker: str, interval: str, start: int, end: int) -> str:
+    async def history_pieces(self, ticker: str, interval: str, start: int, end: int) -> list[bytes]:
         if self._pool is None:
             raise KeptUnavailable("the store is closed")
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 cur = await conn.execute(
-                    "SELECT start, body FROM bar_chunks WHERE ticker = %s AND interval = %s "
-                    "AND start >= %s AND start < %s ORDER BY start",
+                    "SELECT start, convert_to(body, 'UTF8') FROM bar_chunks WHERE ticker = %s "
+                    "AND interval = %s AND start >= %s AND start < %s ORDER BY start",
                     (ticker, interval, start, end),
                 )
-                chunks = await cur.fetchall()
-                parts = []
+                chunks = [(int(first), bytes(body)) for first, body in await cur.fetchall()]
+                pieces: list[bytes] = []
                 for part in join_chunks(interval, start, end, chunks):
-                    if isinstance(part, str):
-                        parts.append(part)
+                    if isinstance(part, bytes):
+                        pieces.append(part)
                         continue
                     cur = await conn.execute(
-                        "SELECT string_agg(body, ',' ORDER BY start) FROM bars WHERE "
-                        "ticker = %s AND interval = %s AND start >= %s AND start < %s",
+                        "SELECT convert_to(string_agg(body, ',' ORDER BY start), 'UTF8') "
+                        "FROM bars WHERE ticker = %s AND interval = %s AND start >= %s "
+                        "AND start < %s",
                         (ticker, interval, *part),
                     )
                     row = await cur.fetchone()
                     if row is not None and row[0]:
-                        parts.append(str(row[0]))
-                return ",".join(parts)
+                        pieces.append(bytes(row[0]))
+                return pieces
         except (psycopg.Error, TimeoutError) as exc:
             raise _unavailable(exc) from None
 

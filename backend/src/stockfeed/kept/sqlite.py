@@ -288,9 +288,10 @@ class SqliteStore(KeptStore):
 
     # -- reads ---------------------------------------------------------------------------
 
-    async def history_text(self, ticker: str, interval: str, start: int, end: int) -> str:
-        def read() -> str:
+    async def history_pieces(self, ticker: str, interval: str, start: int, end: int) -> list[bytes]:
+        def read() -> list[bytes]:
             conn = self._conn()
+            conn.text_factory = bytes  # the texts as stored (UTF-8): no decoding
             conn.execute("BEGIN")  # the chunks and the bars between them: one snapshot
             try:
                 chunks = conn.execute(
@@ -298,10 +299,10 @@ class SqliteStore(KeptStore):
                     "AND start >= ? AND start < ? ORDER BY start",
                     (ticker, interval, start, end),
                 ).fetchall()
-                parts = []
+                pieces: list[bytes] = []
                 for part in join_chunks(interval, start, end, chunks):
-                    if isinstance(part, str):
-                        parts.append(part)
+                    if isinstance(part, bytes):
+                        pieces.append(part)
                         continue
                     (text,) = conn.execute(
                         "SELECT group_concat(body, ',') FROM (SELECT body FROM bars "
@@ -310,10 +311,11 @@ class SqliteStore(KeptStore):
                         (ticker, interval, *part),
                     ).fetchone()
                     if text:
-                        parts.append(text)
+                        pieces.append(text)
             finally:
                 conn.execute("COMMIT")
-            return ",".join(parts)
+                conn.text_factory = str
+            return pieces
 
         return await self._run(read)
 
