@@ -41,7 +41,6 @@ Symbols: stocks as stockfeed writes them with the share class after `-` (`BRK-B`
 
 from __future__ import annotations
 
-import calendar
 import json
 import logging
 import time
@@ -65,6 +64,7 @@ from stockfeed.sources.vendors.connection import Dialect, VendorConnection
 from stockfeed.sources.vendors.errors import Capacity, FatalConfig, Transient, VendorError
 from stockfeed.sources.vendors.http import HttpError, get_json, url_with
 from stockfeed.sources.vendors.plugin import VendorSource
+from stockfeed.sources.vendors.rest_bars import rest_bar
 from stockfeed.sources.wire_values import (
     NS_PER_MS,
     NS_PER_S,
@@ -523,24 +523,6 @@ class AlpacaSource(VendorSource):
         ]
         before = [close for day, close in closes if day < today]
         return before[-1] if before else None
-
-
-def rest_bar(ticker: str, interval: str, start_ns: int, raw: dict[str, Any]) -> Bar:
-    """A REST bar as /api/history serves it: `time` the bucket start, and for `1d` 00:00
-    UTC of the session's date (Alpaca stamps days at 00:00 New York)."""
-    seconds = start_ns // NS_PER_S
-    if interval == "1d":
-        day = datetime.strptime(day_key(ticker, seconds + 43200), "%Y-%m-%d")
-        seconds = calendar.timegm(day.timetuple())
-    volume = decimal(raw["v"])
-    return Bar(
-        time=seconds,
-        open=float(decimal(raw["o"])),
-        high=float(decimal(raw["h"])),
-        low=float(decimal(raw["l"])),
-        close=float(decimal(raw["c"])),
-        volume=int(volume) if volume == volume.to_integral_value() else float(volume),
-    )
 
 
 def asset_info(asset: object) -> SymbolInfo | None:
