@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -201,10 +202,12 @@ class FinnhubSource(VendorSource):
         clock: MarketClock,
         mute_after: float = 60.0,
         reconnect_max: float = 60.0,
+        now: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self._key = key
         self.clock = clock
+        self._now = now  # the wall clock the current trading day is read from
         self.rest_url = rest_url
         self.dialect = FinnhubDialect(url=url, key=key)
         self.connections = [
@@ -257,9 +260,12 @@ class FinnhubSource(VendorSource):
         return bars
 
     def fetch_prev_close(self, ticker: str) -> Decimal | None:
-        """The regular close of the session before the current one. `/quote` gives the
-        current price `c` (with its time `t`) and the close before it `pc`: before today's
-        open, `c` is the last session's close, and that is the previous close."""
+        """The regular close of the session before the current one. `/quote` gives a
+        price `c` with its time `t` and `pc`, "Previous close price", the close before
+        `c`'s day. Once today's session has opened, that is `pc`. Before it, `c` is the
+        previous close only if it was stamped within that session's regular hours: an
+        after-hours `c` is no close, and then Finnhub says nothing usable (None: the
+        server uses the regular close it saw itself)."""
         symbol = stock_symbol(ticker)
         if symbol is None:
             return None
@@ -267,14 +273,18 @@ class FinnhubSource(VendorSource):
         if not isinstance(answer, dict):
             return None
         price, previous = optional_decimal(answer.get("c")), optional_decimal(answer.get("pc"))
-        day = self.clock.current_day(self.clock.schedule(ticker), time.time())
         try:
             when = epoch_ns(answer.get("t"), "s") // NS_PER_S
         except BadValue:
-            when = None
-        if day is not None and when is not None and when < day.open and price:
+            return None
+        schedule = self.clock.schedule(ticker)
+        today = self.clock.current_day(schedule, self._now())
+        if today is None or when >= today.open:
+            return previous if previous else None
+        day = self.clock.current_day(schedule, when)
+        if day is not None and day.open <= when <= day.close and price:
             return price
-        return previous if previous else None
+        return None
 
 
 def symbol_info(item: object) -> SymbolInfo | None:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -283,10 +284,12 @@ class MassiveSource(VendorSource):
         clock: MarketClock,
         mute_after: float = 60.0,
         reconnect_max: float = 60.0,
+        now: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self._key = key
         self.clock = clock
+        self._now = now  # the wall clock the current trading day is read from
         self.feed = feed
         self.delayed = 900 if feed == "delayed" else 0
         self.rest_url = rest_url
@@ -374,7 +377,7 @@ class MassiveSource(VendorSource):
         if symbol is None:
             return None
         schedule = self.clock.schedule(ticker)
-        today = self.clock.current_day(schedule, time.time())
+        today = self.clock.current_day(schedule, self._now())
         if today is None:
             return None
         before = self.clock.previous_day(schedule, today)
