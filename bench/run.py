@@ -30,7 +30,7 @@ from bench import measure, report
 from bench.loadgen import LoadGen, raise_nofile
 from bench.publisher import Publisher
 from bench.scenarios import DEFAULT, SCENARIOS, Context, Scenario, Session, Sizes
-from bench.servers import BENCH, SERVERS, SUBJECT, ServerFailed, ServerSpec, launch
+from bench.servers import BENCH, SERVERS, SUBJECT, ServerFailed, ServerSpec, baseline, launch
 from bench.tickers import TickerNames
 
 RESULTS = BENCH / "results"
@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"comma-separated, from {','.join(SERVERS)} (default: all)",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: ~1-2 minutes")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also run stockfeed from this checkout (e.g. a `git worktree` of the commit "
+        "before a change) as `stockfeed_base`, for before/after figures in one run",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="run everything N times; medians")
     parser.add_argument("--procs", type=int, default=1, help="load generator processes (default 1)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis URL")
@@ -221,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     specs: list[ServerSpec] = []
+    if args.baseline is not None:
+        if not (args.baseline / "backend" / "src" / "stockfeed").is_dir():
+            print(f"--baseline: no stockfeed checkout at {args.baseline}", file=sys.stderr)
+            return 2
+        specs.append(baseline(args.baseline))
     for name in names:
         spec = SERVERS[name]
         why = spec.missing() or (_node_ready() if name == "node_ws" else None)

@@ -78,6 +78,18 @@ def _stockfeed(port: int, redis: str) -> list[str]:
     ]
 
 
+def baseline(checkout: Path) -> ServerSpec:
+    """stockfeed as another checkout has it (a commit before a change: `git worktree add
+    ../base <commit>`), run with this virtualenv, for before/after figures in one run."""
+    src = checkout.resolve() / "backend" / "src"
+
+    def argv(port: int, redis: str) -> list[str]:
+        serve = _stockfeed(port, redis)[1:]  # `serve ...`, without the entry point
+        return ["env", f"PYTHONPATH={src}", sys.executable, "-m", "stockfeed", *serve]
+
+    return ServerSpec("stockfeed_base", f"stockfeed of {checkout} (the baseline)", argv)
+
+
 SERVERS: dict[str, ServerSpec] = {
     spec.name: spec
     for spec in (

@@ -1,4 +1,4 @@
-"""Hostile clients (issue 11, "Bounded by design"): five attacks, a fresh server for each.
+"""Hostile clients (issue 11, "Bounded by design"; issue 20): a fresh server for each attack.
 
 - ticker-flood: four `/ws` connections of one authorised client each subscribe 50 new
   made-up tickers and unsubscribe them, 7 times a second (14 messages/s, under the
@@ -11,6 +11,8 @@
 - many-conns: 1,000 WebSocket connections from one IP, each retrying once a second, 8 s.
 - scrape-flood, forwarded-exempt, year-history, dns-rebinding: client identity, health and
   metrics exposure, REST costs and Host names (chaos/hostile_exposure.py).
+- pipelined, slow-body: HTTP connections that never read their answers, and request
+  bodies sent a byte every 3 s (chaos/hostile_http.py).
 
 The attackers connect from 127.0.0.2, the well-behaved client (chaos/watcher.py, a process
 of its own) from 127.0.0.1. Loopback 127.0.0.1 is exempt from the per-IP limits by default
@@ -55,6 +57,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from chaos.hostile_exposure import EXPOSURE_ATTACKS
+from chaos.hostile_http import pipelined, slow_body
+from chaos.hostile_ws import SERVER_ARGS, WS_ATTACKS
 from chaos.procs import ROOT, ServerProc, free_port
 
 if TYPE_CHECKING:
@@ -576,6 +580,9 @@ ATTACKS: list[tuple[str, Attack, bool]] = [  # (name, attack, the floods' accept
     ("churn", churn, False),
     ("many-conns", many_connections, False),
     *EXPOSURE_ATTACKS,  # identity, exposure, REST costs, Host names: chaos/hostile_exposure.py
+    *WS_ATTACKS,  # the one accounted write path and the ticker budgets: chaos/hostile_ws.py
+    ("pipelined", pipelined, True),  # chaos/hostile_http.py
+    ("slow-body", slow_body, False),
 ]
 
 
@@ -624,7 +631,10 @@ class Outcome:
 
 async def run_one(name: str, attack: Attack, flood: bool, sizes: Sizes, secret: str) -> Outcome:
     server = ServerProc(
-        f"hostile-{name}", free_port(), ["--source", "sim"], env={"STOCKFEED_AUTH_SECRET": secret}
+        f"hostile-{name}",
+        free_port(),
+        ["--source", "sim", *SERVER_ARGS.get(name, [])],
+        env={"STOCKFEED_AUTH_SECRET": secret},
     )
     watcher = WatcherProc()
     meter: Meter | None = None
@@ -751,6 +761,8 @@ async def hostile(sizes: Sizes) -> Rows:
     outcomes: list[Outcome] = []
     failed: Rows = []
     for name, attack, flood in ATTACKS:
+        if sizes.hostile_attacks and name not in sizes.hostile_attacks:
+            continue
         progress(f"{name} ...")
         try:
             outcomes.append(await run_one(name, attack, flood, sizes, secret))

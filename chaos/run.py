@@ -1,9 +1,11 @@
-"""`python -m chaos.run [--quick] [--only NAME ...]`: break things, print what it cost.
+"""`python -m chaos.run [--quick] [--only NAME ...] [--attacks NAME ...]`: break things,
+print what it cost.
 
 Scenarios (chaos/scenarios.py): a Redis outage under load, the updater's process killed
 with SIGKILL among three workers, a reconnect storm after a restart, a leak check, and
 `hostile`: hostile clients (ticker flood, REST flood, slowloris, subscribe churn, many
-connections from one IP; chaos/hostile.py), each against a fresh server with a
+connections from one IP, pipelined HTTP never read, slow request bodies; chaos/hostile.py,
+`--attacks` picks some), each against a fresh server with a
 well-behaved client alongside, and `cluster-failover` / `sentinel-failover`: a Redis
 Cluster primary, or the Sentinel primary, SIGKILLed under 200 resuming clients of two
 processes (chaos/failover.py). Everything runs on free ports (with its own redis-server,
@@ -14,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import resource
 import sys
 import time
 
+from chaos.hostile import ATTACKS
 from chaos.scenarios import SCENARIOS, Rows, Sizes
 
 
@@ -57,11 +61,19 @@ def cli() -> None:
     parser = argparse.ArgumentParser(prog="python -m chaos.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller and shorter (~2 min)")
     parser.add_argument("--only", nargs="+", choices=sorted(SCENARIOS), help="run only these")
+    parser.add_argument(
+        "--attacks",
+        nargs="+",
+        choices=[name for name, _, _ in ATTACKS],
+        help="with hostile: run only these attacks",
+    )
     args = parser.parse_args()
     # Thousands of client sockets in this process.
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     sizes = Sizes.quick() if args.quick else Sizes()
+    if args.attacks:
+        sizes = dataclasses.replace(sizes, hostile_attacks=tuple(args.attacks))
     names = args.only or list(SCENARIOS)
     try:
         import uvloop

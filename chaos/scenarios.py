@@ -48,6 +48,7 @@ class Sizes:
     hostile_conns: int = 1000
     hostile_conn_seconds: float = 8.0
     hostile_after_seconds: float = 15.0
+    hostile_attacks: tuple[str, ...] = ()  # run only these (run.py --attacks); () = all
 
     @classmethod
     def quick(cls) -> Sizes:

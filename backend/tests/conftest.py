@@ -21,7 +21,15 @@ import redis
 from stockfeed.testing import processes
 from stockfeed.testing.processes import StockfeedServer, free_port
 
-__all__ = ["IN_CI", "RedisServer", "Server", "free_port", "redis_available", "wait_health"]
+__all__ = [
+    "IN_CI",
+    "RedisServer",
+    "Server",
+    "faketime_env",
+    "free_port",
+    "redis_available",
+    "wait_health",
+]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Pub/sub channels are global to a Redis server (not per database), so two test runs on one
@@ -35,6 +43,20 @@ def redis_available(url: str) -> bool:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
     except redis.RedisError:
         return False
+
+
+FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+
+
+def faketime_env(moment: str) -> dict[str, str]:
+    """The server's clock starts at `moment` (UTC) and runs on. FAKETIME_DONT_FAKE_MONOTONIC
+    is not set: with libfaketime 0.9.10 it makes every time.sleep fail (EINVAL from an
+    absolute clock_nanosleep); the monotonic clock moves in step instead."""
+    if not FAKETIME_LIB.exists():
+        if IN_CI:
+            pytest.fail("faketime is required under CI (.ci/run installs it)")
+        pytest.skip("no faketime (apt-get install faketime)")
+    return {"LD_PRELOAD": str(FAKETIME_LIB), "FAKETIME": f"@{moment}", "TZ": "UTC"}
 
 
 class RedisServer(processes.RedisServer):

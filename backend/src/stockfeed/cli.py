@@ -178,9 +178,9 @@ def _raise_open_files_limit() -> int:
 
 
 def _edge_options(settings: Settings, open_files: int) -> dict[str, object]:
-    """The HTTP edges (server.fast_http.EdgeLimits): ours on the fast path; with the stock
+    """The HTTP edges (server.edge_limits.EdgeLimits): ours on the fast path; with the stock
     protocol only what uvicorn offers (its 503 past `limit_concurrency`, for plain HTTP)."""
-    from stockfeed.server.fast_http import EdgeLimits, configure_edges
+    from stockfeed.server.edge_limits import EdgeLimits, configure_edges
 
     limits = EdgeLimits.from_settings(settings)
     log = logging.getLogger("stockfeed.cli")
@@ -194,8 +194,8 @@ def _edge_options(settings: Settings, open_files: int) -> dict[str, object]:
             settings.max_open_connections or "unlimited",
             open_files,
         )
-    # Between requests on a kept-alive connection (uvicorn's default, said out loud).
-    options: dict[str, object] = {"timeout_keep_alive": 5}
+    # Between requests on a kept-alive connection (on the fast path, kept by its clock).
+    options: dict[str, object] = {"timeout_keep_alive": settings.http_keepalive_timeout}
     if settings.fast_path:
         configure_edges(limits)
     else:

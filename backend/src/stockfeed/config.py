@@ -139,9 +139,9 @@ class Settings(BaseSettings):
     upstream_burst: int = Field(30, ge=1, le=1_000_000)
 
     # -- HTTP edges (slow or oversized requests, idle sockets): filled in by the edge work --
-    # (server.fast_http.EdgeLimits; docs/protocol.md#http-limits.) Seconds from connect (or from
-    # the first byte of a later request on a kept-alive connection) until the request head
-    # is complete: a partial head then gets 408, a connection that sent nothing is closed.
+    # (server.edge_limits.EdgeLimits; docs/protocol.md#http-limits.) Seconds from connect (or
+    # from the first byte of a later request on a kept-alive connection) until the request
+    # head is complete: a partial head then gets 408, a connection that sent nothing is closed.
     http_header_timeout: float = Field(10.0, gt=0, le=3600)
     # Request target (path and query) in bytes: longer gets 414.
     max_url_bytes: int = Field(8192, ge=256, le=1_048_576)
@@ -263,6 +263,25 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_source_value_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    # -- HTTP edges, every phase (issue 20: every connection must make progress) --
+    # (server/fast_http.py on the fast path; docs/protocol.md#http-limits.) Seconds from
+    # the end of a request head until its body is complete: past it, 408 `request_timeout`
+    # when no answer has begun, else a close.
+    http_body_timeout: float = Field(10.0, gt=0, le=3600)
+    # Seconds a response may wait on a client that does not read it: when the client takes
+    # not one byte this long while its answers wait (our buffer full, pipelined answers
+    # untaken, a closing connection's answer unsent), the connection is reset.
+    http_write_timeout: float = Field(10.0, gt=0, le=3600)
+    # Seconds from a WebSocket upgrade request until the app accepts or refuses it: past
+    # it, 503 `server_busy`.
+    http_upgrade_timeout: float = Field(10.0, gt=0, le=3600)
+    # Seconds a kept-alive connection may sit idle between requests (uvicorn's default).
+    http_keepalive_timeout: float = Field(5.0, gt=0, le=3600)
+    # Open HTTP connections per socket peer (IPv6: per `ipv6_prefix`) per process, not yet
+    # upgraded to WebSocket (max_connections_per_ip counts those); exempt IPs and trusted
+    # proxies skip it; 0: no cap. Past it: 429 `too_many_connections` with Retry-After.
+    max_http_connections_per_ip: int = Field(128, ge=0, le=1_000_000)
 
     @field_validator("tickers", mode="before")
     @classmethod

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import resource
 import socket
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 from conftest import Server
+from httputil import exchange, get, read_all, refusal, rss_kib
 from websockets.http11 import Request
 from websockets.streams import StreamReader
 from websockets.sync.client import connect
@@ -49,40 +48,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         running.stop()
 
 
-def _read_all(sock: socket.socket, timeout: float) -> tuple[bytes, bool]:
-    """What the server sends until it closes (True) or `timeout` passes (False)."""
-    sock.settimeout(timeout)
-    out = b""
-    try:
-        while chunk := sock.recv(65536):
-            out += chunk
-    except TimeoutError:
-        return out, False
-    except ConnectionResetError:
-        pass
-    return out, True
-
-
-def exchange(server: Server, request: bytes, timeout: float = 5.0) -> tuple[bytes, bool]:
-    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as sock:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            sock.sendall(request)
-        return _read_all(sock, timeout)
-
-
-def refusal(reply: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
-    """(status, headers, JSON body) of a refusal, which must say `Connection: close`."""
-    head, _, body = reply.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value for name, _, value in (h.partition(": ") for h in lines)}
-    assert headers.get("connection") == "close", reply
-    assert headers.get("content-type") == "application/json", reply
-    assert int(headers["content-length"]) == len(body), reply
-    parsed: dict[str, Any] = json.loads(body)
-    assert set(parsed["error"]) == {"code", "message"}, parsed
-    return int(status_line.split(" ")[1]), headers, parsed
-
-
 def head_of_reply(server: Server, request: bytes) -> bytes:
     """The status line and headers the server answers with (the connection may stay)."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
@@ -97,15 +62,12 @@ def still_serves(server: Server) -> None:
     assert httpx.get(server.base + "/api/ws/health", timeout=5).status_code == 200
 
 
-def get(target: bytes, extra: bytes = b"") -> bytes:
-    return b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\n" + extra + b"\r\n"
-
-
 def test_uvicorn_still_has_what_the_edges_lean_on() -> None:
-    """FastHttpProtocol replaces uvicorn's `data_received` and parser callbacks and
-    lightens `pipeline` and the flow control's event: fail loudly when uvicorn moves."""
+    """FastHttpProtocol replaces uvicorn's `data_received`, parser callbacks, response
+    completion and write flow control, reads its request cycles' state and lightens
+    `pipeline` and the flow control's event: fail loudly when uvicorn moves."""
     from uvicorn.protocols.http.flow_control import FlowControl
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
     for name in (
         "data_received",
@@ -113,17 +75,30 @@ def test_uvicorn_still_has_what_the_edges_lean_on() -> None:
         "on_url",
         "on_header",
         "on_headers_complete",
+        "on_message_complete",
+        "on_response_complete",
         "connection_made",
         "connection_lost",
+        "pause_writing",
+        "resume_writing",
+        "_start_asgi_task",
         "_unset_keepalive_if_required",
         "_should_upgrade",
         "_unsupported_upgrade_warning",
         "send_400_response",
     ):
         assert callable(getattr(HttpToolsProtocol, name, None)), name
-    assert "_is_writable_event" in vars(FlowControl(transport=None))  # type: ignore[arg-type]
+    flow = vars(FlowControl(transport=None))  # type: ignore[arg-type]
+    assert {"_is_writable_event", "read_paused", "write_paused"} <= set(flow)
     source = inspect.getsource(HttpToolsProtocol)
     assert "self.pipeline.appendleft(" in source and "self.pipeline.pop()" in source
+    assert "self.timeout_keep_alive = config.timeout_keep_alive" in source
+    cycle = inspect.getsource(RequestResponseCycle)
+    for attribute in ("response_started", "response_complete", "disconnected", "message_event"):
+        assert f"self.{attribute} = " in cycle, attribute
+    # The cycle reports a complete response through `on_response` (our
+    # on_response_complete) and closes first when the connection is not kept alive.
+    assert cycle.index("self.transport.close()\n                self.on_response()") > 0
 
 
 # -- slow heads ------------------------------------------------------------------------
@@ -132,7 +107,7 @@ def test_uvicorn_still_has_what_the_edges_lean_on() -> None:
 def test_a_socket_that_sends_nothing_is_closed(server: Server) -> None:
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         started = time.monotonic()
-        reply, closed = _read_all(sock, 10)
+        reply, closed = read_all(sock, 10)
     print(f"silent socket closed after {time.monotonic() - started:.2f} s (timeout 1 s)")
     assert closed and reply == b"", "closed without an answer: there was no request"
     still_serves(server)
@@ -151,7 +126,7 @@ def test_a_head_sent_byte_by_byte_gets_408(server: Server, upgrade: bool) -> Non
             if reply or time.monotonic() - started > 10:
                 break
             sock.sendall(head[i : i + 1])
-        rest, closed = _read_all(sock, 5)
+        rest, closed = read_all(sock, 5)
     print(f"trickled head answered after {time.monotonic() - started:.2f} s (timeout 1 s)")
     status, _, body = refusal(reply + rest)
     assert (status, body["error"]["code"]) == (408, "request_timeout")
@@ -169,7 +144,7 @@ def test_the_deadline_starts_again_for_the_next_request_on_a_kept_alive_connecti
         assert first.startswith(b"HTTP/1.1 200 "), first
         time.sleep(1.5)  # longer than the header timeout, shorter than keep-alive (5 s)
         sock.sendall(b"GET /api/ws/health HTTP/1.1\r\nHost: localhost\r\n")  # and no more
-        reply, closed = _read_all(sock, 5)
+        reply, closed = read_all(sock, 5)
     status, _, body = refusal(reply)
     assert (status, body["error"]["code"]) == (408, "request_timeout") and closed
     still_serves(server)
@@ -186,7 +161,7 @@ def test_a_url_over_the_limit_gets_414(server: Server, upgrade: bool) -> None:
     ok = head_of_reply(server, get(at_limit, extra))
     assert ok.startswith(b"HTTP/1.1 101 " if upgrade else b"HTTP/1.1 200 "), ok[:80]
     for size in (2049, 1_000_000):
-        reply, closed = exchange(server, get(path + b"a" * (size - len(path)), extra))
+        reply, closed = exchange(server.port, get(path + b"a" * (size - len(path)), extra))
         status, _, body = refusal(reply)
         assert (status, body["error"]["code"]) == (414, "uri_too_long"), body
         assert closed
@@ -206,7 +181,7 @@ def test_a_url_over_the_limit_gets_414(server: Server, upgrade: bool) -> None:
 @pytest.mark.parametrize("upgrade", [False, True], ids=["http", "websocket"])
 def test_headers_over_the_limit_get_431(server: Server, headers: bytes, upgrade: bool) -> None:
     target = b"/ws" if upgrade else b"/api/ws/health"
-    reply, closed = exchange(server, get(target, (UPGRADE if upgrade else b"") + headers))
+    reply, closed = exchange(server.port, get(target, (UPGRADE if upgrade else b"") + headers))
     status, _, body = refusal(reply)
     assert (status, body["error"]["code"]) == (431, "headers_too_large"), body
     assert closed
@@ -260,11 +235,11 @@ def test_a_websocket_request_line_over_websockets_limit_gets_414(
     running = Server(tmp_path_factory.mktemp("wide"), "--source", "none", env=env)
     try:
         running.wait_ready()
-        reply, closed = exchange(running, get(b"/ws?x=" + b"a" * 9000, UPGRADE), timeout=5)
+        reply, closed = exchange(running.port, get(b"/ws?x=" + b"a" * 9000, UPGRADE), timeout=5)
         status, _, body = refusal(reply)
         assert (status, body["error"]["code"]) == (414, "uri_too_long") and closed
         big = b"X-Big: " + b"v" * 9000 + b"\r\n"
-        reply, closed = exchange(running, get(b"/ws", UPGRADE + big), timeout=5)
+        reply, closed = exchange(running.port, get(b"/ws", UPGRADE + big), timeout=5)
         assert refusal(reply)[0] == 431 and closed
         reply = head_of_reply(running, get(b"/api/ws/health?x=" + b"a" * 9000))
         assert reply.startswith(b"HTTP/1.1 200 "), "plain HTTP takes our limit only"
@@ -287,7 +262,7 @@ def test_connections_past_the_cap_get_503(tmp_path_factory: pytest.TempPathFacto
             try:
                 for request in (get(b"/api/ws/health"), get(b"/ws", UPGRADE)):
                     started = time.monotonic()
-                    reply, closed = exchange(running, request)
+                    reply, closed = exchange(running.port, request)
                     status, headers, body = refusal(reply)
                     assert (status, body["error"]["code"]) == (503, "server_busy"), body
                     assert headers["retry-after"] == "5" and closed
@@ -295,7 +270,7 @@ def test_connections_past_the_cap_get_503(tmp_path_factory: pytest.TempPathFacto
                 # One past the cap that says nothing is closed after 1 s, not 30.
                 with socket.create_connection(("127.0.0.1", running.port)) as sock:
                     started = time.monotonic()
-                    assert _read_all(sock, 5) == (b"", True)
+                    assert read_all(sock, 5) == (b"", True)
                     assert time.monotonic() - started < 3
             finally:
                 for sock in idle:
@@ -320,7 +295,7 @@ def test_the_stock_protocol_gets_uvicorns_503(tmp_path_factory: pytest.TempPathF
         idle = [socket.create_connection(("127.0.0.1", running.port)) for _ in range(5)]
         try:
             time.sleep(0.3)
-            reply, _ = exchange(running, get(b"/api/ws/health"))
+            reply, _ = exchange(running.port, get(b"/api/ws/health"))
             assert reply.startswith(b"HTTP/1.1 503 "), reply[:80]
         finally:
             for sock in idle:
@@ -332,14 +307,6 @@ def test_the_stock_protocol_gets_uvicorns_503(tmp_path_factory: pytest.TempPathF
 
 
 # -- what idle sockets cost ------------------------------------------------------------
-
-
-def _rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def test_idle_sockets_cost_little_and_are_closed(
@@ -369,18 +336,18 @@ def _idle_sockets(
         for _ in range(20):
             still_serves(running)
         time.sleep(0.5)
-        before = _rss_kib(running.proc.pid)
+        before = rss_kib(running.proc.pid)
         socks = [socket.create_connection(("127.0.0.1", running.port)) for _ in range(count)]
         for sock in socks:
             if first_bytes:
                 sock.sendall(first_bytes)
         time.sleep(1)
-        grown = _rss_kib(running.proc.pid) - before
+        grown = rss_kib(running.proc.pid) - before
         print(f"{count} idle sockets, {kind}: RSS +{grown} KiB, {grown * 1024 / count:.0f} B each")
         time.sleep(3.5)  # past the header timeout (3 s) and its clock's tick
         open_left = 0
         for sock in socks:
-            reply, closed = _read_all(sock, 0.01)
+            reply, closed = read_all(sock, 0.01)
             open_left += not closed
             if first_bytes:
                 assert refusal(reply)[0] == 408

@@ -12,13 +12,12 @@ import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from conftest import IN_CI
+from conftest import faketime_env
 from vendor_fakes.alpaca import FakeAlpaca
 from vendor_fakes.base import eventually
 from vendor_fakes.coinbase import FakeCoinbase
@@ -525,19 +524,6 @@ async def test_a_failover_run_loses_no_update_silently_and_says_where_each_came_
 
 
 # -- market hours: a server on a fixed clock (Debian's faketime) ----------------------------
-
-FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
-
-
-def faketime_env(moment: str) -> dict[str, str]:
-    """The server's clock starts at `moment` (UTC) and runs on. FAKETIME_DONT_FAKE_MONOTONIC
-    is not set: with libfaketime 0.9.10 it makes every time.sleep fail (EINVAL from an
-    absolute clock_nanosleep); the monotonic clock moves in step instead."""
-    if not FAKETIME_LIB.exists():
-        if IN_CI:
-            pytest.fail("faketime is required under CI (.ci/run installs it)")
-        pytest.skip("no faketime (apt-get install faketime)")
-    return {"LD_PRELOAD": str(FAKETIME_LIB), "FAKETIME": f"@{moment}", "TZ": "UTC"}
 
 
 @pytest.mark.parametrize(

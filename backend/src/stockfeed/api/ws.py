@@ -143,9 +143,9 @@ async def _receive_loop(conn: _Connected, *, multiplexed: bool) -> None:
     while True:
         # The next message is read only once the replies to the last have gone out: a
         # client that does not read what it is sent stops being read, and the stuck
-        # watch closes it (4408) if it never drains.
-        if client.backed_up() and not await client.writable():
-            return
+        # watch closes it (4408) if it never drains (then `writable` returns at once).
+        if client.backed_up():
+            await client.writable()
         try:
             message = await websocket.receive()
         except (WebSocketDisconnect, RuntimeError):
@@ -153,7 +153,10 @@ async def _receive_loop(conn: _Connected, *, multiplexed: bool) -> None:
         if message["type"] == "websocket.disconnect":
             return
         if client.closed or websocket.application_state != WebSocketState.CONNECTED:
-            return
+            # Closing: what the client still sends is dropped until the socket ends.
+            # Returning now would close the transport under the close frame and what
+            # is buffered before it (the peer would get a reset, not 4408).
+            continue
         if limiter is not None and not limiter():
             client.send(protocol.error(ErrorCode.RATE_LIMITED, "too many messages: slow down"))
             await client.close(CloseCode.POLICY_VIOLATION, "too many messages")

@@ -116,6 +116,7 @@ class BarFeed:
         self.built = 0  # books built (first or again), for health and tests
         self.from_checkpoint = 0  # ... of which from a shared checkpoint
         self.bar_messages = 0  # `bar` messages encoded (once each, whatever the audience)
+        self.cancelled = 0  # builds stopped because nobody waited for them any more
 
     # -- clients ---------------------------------------------------------------------
 
@@ -183,6 +184,7 @@ class BarFeed:
                 del books[interval]
                 if book.building is not None:
                     book.building.cancel()
+                    self.cancelled += 1
         if not books:
             self.books.pop(ticker, None)
         waiting = self._after_gap.get(ticker)
@@ -202,12 +204,13 @@ class BarFeed:
         return self._streams.get(client, set())
 
     def stats(self) -> dict[str, int]:
-        """For /api/ws/health: books held, built (of which from a shared checkpoint), and
-        `bar` messages encoded."""
+        """For /api/ws/health: books held, built (of which from a shared checkpoint),
+        builds cancelled (nobody waited for them any more), and `bar` messages encoded."""
         return {
             "books": sum(len(books) for books in self.books.values()),
             "built": self.built,
             "from_checkpoint": self.from_checkpoint,
+            "cancelled": self.cancelled,
             "bar_messages": self.bar_messages,
         }
 

@@ -190,8 +190,11 @@ class Sink:
         self.write(close_frame(code, reason))
         self.flush()
         self.closed = True
-        self._protocol.close_sent = True  # uvicorn must not send anything after it
-        self._protocol.loop.call_later(grace, self._protocol.transport.abort)
+        protocol = self._protocol
+        protocol.close_sent = True  # uvicorn must not send anything after it
+        if not protocol.transport.is_closing():
+            protocol.transport.resume_reading()  # for the peer's close reply (or its end)
+        protocol.loop.call_later(grace, protocol.transport.abort)
 
 
 class _Inbox:
