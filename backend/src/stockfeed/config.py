@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     # text: the classic line; json: one JSON object per line (see logs.py).
     log_format: Literal["text", "json"] = "text"
 
-    # Simulator
+    # Simulator. Without a seed, a fixed default (sources/sim.py DEFAULT_SEED): the same
+    # history on every start and every machine.
     sim_seed: int | None = None
     sim_tick_interval: float = Field(1.0, gt=0, le=3600)
     # On: each instrument trades its market's hours (closed markets are quiet); off: every

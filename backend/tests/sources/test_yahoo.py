@@ -236,6 +236,7 @@ def test_quote_from_chart_reads_recorded_metadata_in_milliseconds(as_yfinance: b
     assert (tick.high, tick.low, tick.volume) == (221.021, 218.58, 5800260)
     assert tick.price_decimals == 2
     assert tick.open is None, "no bars: nothing tells the session's first trade"
+    assert tick.regular_close is None, "the session has not closed"
 
 
 @pytest.mark.parametrize("as_yfinance", [False, True], ids=["raw", "yfinance"])
@@ -280,6 +281,33 @@ def test_quote_from_chart_before_the_open_has_no_open(as_yfinance: bool) -> None
     assert tick is not None
     assert (tick.price, tick.market_time) == (245.50, 1740051900 * 1000)
     assert tick.open is None, "pre-market bars are not the session's open"
+
+
+@pytest.mark.parametrize("as_yfinance", [False, True], ids=["raw", "yfinance"])
+def test_quote_from_chart_before_the_open_measures_from_the_last_regular_close(
+    as_yfinance: bool,
+) -> None:
+    # In the recorded pre-market metadata, `previousClose` (244.47) is the close before
+    # the last session, and `regularMarketPrice` (244.87) that session's close, stamped
+    # before today's session starts: the previous close is 244.87, as quote sites show
+    # pre-market changes.
+    meta = recorded_meta("aapl_premarket_2025_02_20", as_yfinance=as_yfinance)
+    rows = [("2025-02-20 06:45", 245.30, 245.60, 245.25, 245.50, 0)]
+    tick = quote_from_chart("AAPL", minute_frame(rows), meta)
+    assert tick is not None
+    assert tick.prev_close == 244.87 != CHARTS["aapl_premarket_2025_02_20"]["meta"]["previousClose"]
+    assert tick.regular_close is None, "today's session has not closed"
+    # The same metadata once its session is over (the capture's times moved a day back,
+    # so that the regular price of 19 Feb is stamped after that day's close): it is the
+    # regular close, and the previous close is the one before it.
+    raw = recorded_meta("aapl_premarket_2025_02_20", as_yfinance=False)
+    for period in raw["currentTradingPeriod"].values():
+        period["start"] -= 86400
+        period["end"] -= 86400
+    meta = yf_utils.format_history_metadata(raw) if as_yfinance else raw
+    tick = quote_from_chart("AAPL", pd.DataFrame(), meta)
+    assert tick is not None
+    assert (tick.price, tick.regular_close, tick.prev_close) == (244.87, 244.87, 244.47)
 
 
 # --- streaming over a real websocket ------------------------------------------------------

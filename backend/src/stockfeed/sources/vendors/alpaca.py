@@ -58,13 +58,12 @@ from stockfeed.models import Bar
 from stockfeed.sources.base import RANGE_DAYS, Provenance, UnknownTicker
 from stockfeed.sources.capabilities import Capabilities
 from stockfeed.sources.events import Event, Quote, Status, StatusKind, Summary, Trade, VendorBar
-from stockfeed.sources.last_price import day_key
 from stockfeed.sources.symbols import SymbolInfo
 from stockfeed.sources.vendors.connection import Dialect, VendorConnection
 from stockfeed.sources.vendors.errors import Capacity, FatalConfig, Transient, VendorError
 from stockfeed.sources.vendors.http import HttpError, get_json, url_with
 from stockfeed.sources.vendors.plugin import VendorSource
-from stockfeed.sources.vendors.rest_bars import rest_bar
+from stockfeed.sources.vendors.rest_bars import rest_bar, session_date
 from stockfeed.sources.wire_values import (
     NS_PER_MS,
     NS_PER_S,
@@ -393,6 +392,7 @@ class AlpacaSource(VendorSource):
     ) -> None:
         super().__init__()
         self._key = (key_id, secret)
+        self.clock = clock
         self.feed = feed
         self.delayed = 900 if feed == "delayed_sip" else 0
         self.rest_url = rest_url
@@ -515,10 +515,12 @@ class AlpacaSource(VendorSource):
         return bars
 
     def fetch_prev_close(self, ticker: str) -> Decimal | None:
+        """The close of the last daily bar before the current trading day (at 02:00 on a
+        Tuesday, Monday is still the current day: Friday's close)."""
         now = time.time()
-        today = day_key(ticker, now)
+        today = self.trading_date(ticker, now)
         closes = [
-            (day_key(ticker, (start + _NS_HALF_DAY) / NS_PER_S), decimal(raw["c"]))
+            (session_date(ticker, start), decimal(raw["c"]))
             for start, raw in self._bars(ticker, "1Day", int(now) - 10 * 86400, int(now))
         ]
         before = [close for day, close in closes if day < today]

@@ -277,11 +277,13 @@ class FinnhubSource(VendorSource):
             when = epoch_ns(answer.get("t"), "s") // NS_PER_S
         except BadValue:
             return None
-        schedule = self.clock.schedule(ticker)
-        today = self.clock.current_day(schedule, self._now())
+        clock = self.clock
+        assert clock is not None  # set by __init__
+        schedule = clock.schedule(ticker)
+        today = clock.current_day(schedule, self._now())
         if today is None or when >= today.open:
             return previous if previous else None
-        day = self.clock.current_day(schedule, when)
+        day = clock.current_day(schedule, when)
         if day is not None and day.open <= when <= day.close and price:
             return price
         return None

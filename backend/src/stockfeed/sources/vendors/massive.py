@@ -376,11 +376,13 @@ class MassiveSource(VendorSource):
         symbol = stock_symbol(ticker)
         if symbol is None:
             return None
-        schedule = self.clock.schedule(ticker)
-        today = self.clock.current_day(schedule, self._now())
+        clock = self.clock
+        assert clock is not None  # set by __init__
+        schedule = clock.schedule(ticker)
+        today = clock.current_day(schedule, self._now())
         if today is None:
             return None
-        before = self.clock.previous_day(schedule, today)
+        before = clock.previous_day(schedule, today)
         try:
             answer = self._get(f"/v1/open-close/{symbol}/{before.date.isoformat()}")
         except HttpError as exc:
