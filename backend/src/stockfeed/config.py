@@ -312,6 +312,7 @@ class Settings(BaseSettings):
         "auth_issuer",
         "auth_audience",
         "metrics_token",
+        "sim_seed",
         mode="before",
     )
     @classmethod
