@@ -15,7 +15,8 @@ after and what the good client saw.
   as they can: they count against the message rate (1008).
 - ticker-share: 20 connections from one address subscribe 50 listed tickers each, all
   different: the address may hold a quarter of the process's tickers.
-- rest-interest: `GET /api/quotes/{T}` for 300 listed tickers nobody watches: each
+- rest-interest: `GET /api/quotes/{T}` for 300 listed tickers nobody watches, 8 at a
+  time: each
   first look is held within the process's ticker budget, lingering `linger_min`.
 - bars-abandon: 30 connections a second subscribe 20 listed tickers with bars and leave at
   once: the bar-book builds nobody waits for are cancelled.
@@ -268,10 +269,16 @@ async def rest_interest(server: ServerProc, token: str, sizes: Sizes) -> Rows:
     async with httpx.AsyncClient(
         transport=transport, base_url=server.base, headers=headers, timeout=10
     ) as http:
-        for ticker in LISTED[:300]:
-            response = await http.get(f"/api/quotes/{ticker}")
-            code = response.json().get("error", {}).get("code", "") if response.is_error else ""
-            statuses[f"{response.status_code} {code}".strip()] += 1
+        pending = iter(LISTED[:300])
+
+        async def asker() -> None:  # eight at a time; a first look waits for a quote
+            for ticker in pending:
+                response = await http.get(f"/api/quotes/{ticker}")
+                body = response.json() if response.is_error else {}
+                code = body.get("error", {}).get("code", "")
+                statuses[f"{response.status_code} {code}".strip()] += 1
+
+        await asyncio.gather(*(asker() for _ in range(8)))
     status = await health(server)
     return [
         (

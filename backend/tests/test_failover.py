@@ -140,7 +140,7 @@ async def test_subscribe_churn_then_the_resume_window_still_ends(
         "--broker",
         redis_url,
         env={
-            "STOCKFEED_RESUME_WINDOW": "1",
+            "STOCKFEED_RESUME_WINDOW": "3",
             "STOCKFEED_CLIENT_MESSAGES_PER_SECOND": "10000",
             "STOCKFEED_CLIENT_MESSAGE_BURST": "10000",
         },

@@ -5,8 +5,9 @@ channel lives in the slot of the ticker's keys (`quote:{AAPL}`, `seq:{AAPL}`, ..
 ticker's whole traffic stays on one shard. Publishing is `SPUBLISH` (redis-py's cluster
 client routes it to the slot's primary); listening is `SSUBSCRIBE` on that primary.
 
-Each process holds one pub/sub connection per primary (`_Shard`), whether or not it has
-channels there yet, so that a dead shard shows in health at once. A supervisor keeps
+Each process holds one pub/sub connection per primary (`_Shard`, on the broker's own link:
+broker/pubsub_link.py), whether or not it has channels there yet, so that a dead shard
+shows in health at once. A supervisor keeps
 the slot map (CLUSTER SLOTS through redis-py's cluster client) and the wanted channels
 in step: every few seconds, and at once when a shard's connection breaks, a subscribe
 is refused with MOVED, or a node drops our channels itself (Redis sends `sunsubscribe`
@@ -22,16 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Literal
+from typing import Literal
 
-import redis.asyncio as aioredis
-from redis.asyncio.client import PubSub
+import hiredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError
 
 from stockfeed.broker.base import Broker, BrokerUnavailable
+from stockfeed.broker.pubsub_link import PubSubLink
 from stockfeed.broker.urls import RedisTarget
 from stockfeed.logs import redact
 
@@ -62,32 +61,14 @@ def ticker_of(name: str) -> str | None:
     return None
 
 
-class _ShardPubSub(PubSub):
-    async def _resubscribe_shard_channels(self) -> None:
-        # redis-py would send every channel in one SSUBSCRIBE after a reconnect, which a
-        # node refuses (CROSSSLOT) when they span slots: one command per channel.
-        for name in list(self.shard_channels):
-            await self.ssubscribe(name)
-
-
 class _Shard:
     """One primary and our pub/sub connection to it."""
 
     def __init__(self, broker: RedisClusterBroker, node: ClusterNode) -> None:
         self.broker = broker
         self.name = node.name
-        self.client = aioredis.Redis(
-            host=node.host,
-            port=int(node.port),
-            username=broker.target.username,
-            password=broker.target.password,
-            socket_connect_timeout=2,
-            socket_timeout=None,  # see store/redis.py; silence is detected by PINGs
-            health_check_interval=0,
-            # Errors surface here and the listener starts a fresh connection, rather
-            # than redis-py reconnecting underneath with subscriptions of its own.
-            retry=Retry(NoBackoff(), 0),
-        )
+        self.host = node.host
+        self.port = int(node.port)
         self.channels: set[str] = set()  # wanted on this shard
         self.confirmed: set[str] = set()  # subscribed on the current connection
         self.sent: set[str] = set()  # SSUBSCRIBE sent, not confirmed yet
@@ -96,7 +77,7 @@ class _Shard:
         self.state: ShardState = "connecting"
         self.last_error: str | None = None
         self.ever_connected = False
-        self._pubsub: _ShardPubSub | None = None
+        self._link: PubSubLink | None = None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -108,7 +89,6 @@ class _Shard:
             await asyncio.wait([self._task], timeout=3)
         self._settle_pending()
         await self._close_pubsub()
-        await self.client.aclose()
 
     def describe(self) -> dict[str, object]:
         return {
@@ -124,7 +104,7 @@ class _Shard:
         """Want `name` here; with `wait`, return once the node confirmed it (bounded)."""
         self.channels.add(name)
         self.leaving.discard(name)
-        if self.state != "connected" or self._pubsub is None or name in self.confirmed:
+        if self.state != "connected" or self._link is None or name in self.confirmed:
             return  # the listener subscribes every wanted channel when it connects
         fut: asyncio.Future[None] | None = None
         if wait:
@@ -143,16 +123,17 @@ class _Shard:
                 del self.pending[name]
 
     async def _send_subscribe(self, name: str) -> None:
-        pubsub = self._pubsub
-        if pubsub is None or name in self.sent or name in self.confirmed:
+        link = self._link
+        if link is None or name in self.sent or name in self.confirmed:
             return
         self.sent.add(name)
-        await pubsub.ssubscribe(name)
+        # One SSUBSCRIBE per channel: a node refuses one that spans slots (CROSSSLOT).
+        link.send("SSUBSCRIBE", name)
 
     async def remove(self, name: str) -> None:
         self.channels.discard(name)
-        pubsub = self._pubsub
-        if self.state != "connected" or pubsub is None:
+        link = self._link
+        if self.state != "connected" or link is None:
             return
         # Only what the node still holds for us: after a slot moved, the node dropped
         # the channel itself (and would answer MOVED).
@@ -160,7 +141,7 @@ class _Shard:
             self.leaving.add(name)
             self.sent.discard(name)
             try:
-                await pubsub.sunsubscribe(name)
+                link.send("SUNSUBSCRIBE", name)
             except _ERRORS as exc:
                 log.warning("sunsubscribe %s on %s failed: %s", name, self.name, exc)
 
@@ -185,15 +166,12 @@ class _Shard:
     # -- the listener ------------------------------------------------------------------
 
     async def _close_pubsub(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
+        link, self._link = self._link, None
         self.confirmed.clear()
         self.sent.clear()
         self.leaving.clear()
-        if pubsub is not None:
-            try:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
-            except _ERRORS:
-                pass
+        if link is not None:
+            link.close()
 
     async def _run(self) -> None:
         backoff = _BACKOFF_MIN
@@ -216,12 +194,19 @@ class _Shard:
             backoff = min(backoff * 2, _BACKOFF_MAX)
 
     async def _connect_and_listen(self) -> None:
-        pubsub = _ShardPubSub(connection_pool=self.client.connection_pool)
-        self._pubsub = pubsub
-        await pubsub.connect()  # type: ignore[no-untyped-call]
-        await pubsub.ping()
-        loop = asyncio.get_running_loop()
-        heard = loop.time()
+        target = self.broker.target
+        link = await PubSubLink.open(
+            self.host,
+            self.port,
+            self.broker._deliver,
+            username=target.username,
+            password=target.password,
+        )
+        self._link = link
+        link.send("PING")
+        reply = await link.event(within=_SILENT_LIMIT)
+        if reply is None:
+            raise TimeoutError(f"no answer from {self.name} for {_SILENT_LIMIT:g}s")
         self.state = "connected"
         if self.ever_connected:
             log.info("Redis shard %s back: subscribing %d channels", self.name, len(self.channels))
@@ -229,43 +214,35 @@ class _Shard:
         self.last_error = None
         await self.resync()
         self.broker._shard_changed(self, remap=False)
-        handler_of = self.broker._deliver
         while True:
-            try:
-                msg = await pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
-            except ResponseError as exc:
+            msg = await link.event(within=1.0)
+            if msg is None:
+                if link.silent_for() > _SILENT_LIMIT:
+                    raise TimeoutError(f"no answer from {self.name} for {_SILENT_LIMIT:g}s")
+                link.send("PING")  # poke the connection so a silent death is noticed
+                continue
+            if isinstance(msg, hiredis.ReplyError):
                 # A refused SSUBSCRIBE (MOVED: the slot has another owner now). Which
                 # one is not said: forget what was on its way, and have the slot map
                 # refreshed; the supervisor subscribes each channel where it belongs.
-                log.info("shard %s refused a subscription: %s", self.name, exc)
+                log.info("shard %s refused a subscription: %s", self.name, msg)
                 self.sent.clear()
                 self._settle_pending()
                 self.broker._shard_changed(self, remap=True)
                 continue
-            if msg is None:
-                if loop.time() - heard > _SILENT_LIMIT:
-                    raise TimeoutError(f"no answer from {self.name} for {_SILENT_LIMIT:g}s")
-                await pubsub.ping()  # poke the connection so a silent death is noticed
+            kind = msg[0]
+            if kind == b"pong" or not isinstance(msg[1], bytes):
                 continue
-            heard = loop.time()
-            kind = msg["type"]
-            if isinstance(kind, bytes):
-                kind = kind.decode()
-            if kind == "pong":
-                continue
-            name = msg["channel"]
-            if isinstance(name, bytes):
-                name = name.decode()
-            if kind == "smessage":
-                handler_of(name, msg["data"])
-            elif kind == "ssubscribe":
+            name = msg[1].decode()
+            if kind == b"ssubscribe":
                 self.sent.discard(name)
                 self.confirmed.add(name)
                 fut = self.pending.get(name)
                 if fut is not None and not fut.done():
                     fut.set_result(None)
-            elif kind == "sunsubscribe":
+            elif kind == b"sunsubscribe":
                 self.confirmed.discard(name)
+                self.broker._tickers.pop(msg[1], None)
                 if name in self.leaving:
                     self.leaving.discard(name)
                 elif name in self.channels:
@@ -294,6 +271,7 @@ class RedisClusterBroker(Broker):
             require_full_coverage=False,
         )
         self._channels: set[str] = set()  # every channel this process wants
+        self._tickers: dict[bytes, str] = {}  # channel -> ticker, for every data message
         self._owner: dict[str, str] = {}  # channel -> the shard it is wanted on
         self._shards: dict[str, _Shard] = {}  # one per primary in the slot map
         self._map_ok = False
@@ -346,6 +324,7 @@ class RedisClusterBroker(Broker):
         if name not in self._channels:
             return
         self._channels.discard(name)
+        self._tickers.pop(name.encode(), None)
         owner = self._owner.pop(name, None)
         shard = self._shards.get(owner) if owner is not None else None
         if shard is not None:
@@ -360,15 +339,19 @@ class RedisClusterBroker(Broker):
 
     # -- shards and the slot map -------------------------------------------------------
 
-    def _deliver(self, name: str, data: Any) -> None:
+    def _deliver(self, name: bytes, data: bytes) -> None:
+        """A shard's data message: to the hub, synchronously (pubsub_link.py)."""
         handler = self._handler
-        ticker = ticker_of(name)
-        if handler is None or ticker is None:
-            return
-        try:
+        ticker = self._tickers.get(name)
+        if ticker is None:
+            text = name.decode(errors="replace")
+            ticker = ticker_of(text)
+            if ticker is None:
+                return
+            if text in self._channels:  # remembered while subscribed: bounded by them
+                self._tickers[name] = ticker
+        if handler is not None:
             handler(ticker, data)
-        except Exception:  # a bad message must not kill the listener
-            log.exception("handler failed for %s", name)
 
     def _owner_of(self, name: str) -> str | None:
         try:

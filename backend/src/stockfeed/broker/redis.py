@@ -1,8 +1,10 @@
 """Redis pub/sub broker: any number of processes and machines share one feed.
 
-One pub/sub connection per process, one channel per ticker. When Redis drops, the
-listener retries with backoff and resubscribes every channel; meanwhile the broker
-reports `degraded` and publishing raises BrokerUnavailable (the caller decides).
+One pub/sub connection per process (broker/pubsub_link.py: every message of a read handed
+to the hub at once), one channel per ticker; publishing and everything else through
+redis-py. When Redis drops, the listener retries with backoff and resubscribes every
+channel; meanwhile the broker reports `degraded` and publishing raises BrokerUnavailable
+(the caller decides).
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+import ssl
 
+import hiredis
 import redis.asyncio as aioredis
+from redis.asyncio.connection import SSLConnection
 from redis.exceptions import RedisError
 
 from stockfeed.broker.base import CHANNEL_PREFIX, Broker, BrokerUnavailable, channel
+from stockfeed.broker.pubsub_link import LinkLost, PubSubLink
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +28,8 @@ _BACKOFF_MIN = 0.2
 _BACKOFF_MAX = 5.0
 _CONFIRM_TIMEOUT = 5.0
 _PUBLISH_TIMEOUT = 3.0
+_SILENT_LIMIT = 5.0  # a Redis that answers no PING for this long is taken as dead
+_CONTROL = "stockfeed:control"  # subscribed first: holds the connection in pub/sub mode
 
 
 class RedisBroker(Broker):
@@ -43,7 +50,9 @@ class RedisBroker(Broker):
         self._client: aioredis.Redis = client
         self._channels: set[str] = set()
         self._pending: dict[str, asyncio.Future[None]] = {}
-        self._pubsub: Any = None
+        self._link: PubSubLink | None = None
+        self.listening_at: tuple[str, int] | None = None  # where the pub/sub link went
+        self._tickers: dict[bytes, str] = {}  # channel -> ticker, for every data message
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         # Both directions must work for "connected": the listener and publishing.
@@ -78,14 +87,15 @@ class RedisBroker(Broker):
         if name in self._channels:
             return
         self._channels.add(name)
-        if not self._connected.is_set() or self._pubsub is None:
+        link = self._link
+        if not self._connected.is_set() or link is None:
             return  # the listener subscribes every channel when it (re)connects
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending[name] = fut
         try:
-            await self._pubsub.subscribe(name)
+            link.send("SUBSCRIBE", name)
             await asyncio.wait_for(asyncio.shield(fut), _CONFIRM_TIMEOUT)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (LinkLost, TimeoutError) as exc:
             # The listener will notice the broken connection and resubscribe.
             log.warning("subscribe %s not confirmed: %s", name, exc)
         finally:
@@ -96,20 +106,18 @@ class RedisBroker(Broker):
         if name not in self._channels:
             return
         self._channels.discard(name)
-        if self._pubsub is not None and self._connected.is_set():
+        link = self._link
+        if link is not None and self._connected.is_set():
             try:
-                await self._pubsub.unsubscribe(name)
-            except (RedisError, OSError) as exc:
+                link.send("UNSUBSCRIBE", name)
+            except LinkLost as exc:
                 log.warning("unsubscribe %s failed: %s", name, exc)
 
     async def _close_pubsub(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
+        link, self._link = self._link, None
         self._connected.clear()
-        if pubsub is not None:
-            try:
-                await pubsub.aclose()
-            except (RedisError, OSError):
-                pass
+        if link is not None:
+            link.close()
 
     async def _listen_forever(self) -> None:
         backoff = _BACKOFF_MIN
@@ -118,7 +126,7 @@ class RedisBroker(Broker):
                 await self._connect_and_listen()
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, TimeoutError) as exc:  # LinkLost is an OSError
                 if self.state != "degraded":
                     log.error("Redis broker lost (%s): retrying with backoff", exc)
                 self._set_state("degraded", str(exc))
@@ -128,20 +136,73 @@ class RedisBroker(Broker):
             if self.state == "connected":
                 backoff = _BACKOFF_MIN
 
+    async def _address(self) -> tuple[str, int]:
+        """Where the pub/sub connection goes (Sentinel: the current primary)."""
+        kwargs = self._client.connection_pool.connection_kwargs
+        return kwargs.get("host", "localhost"), int(kwargs.get("port", 6379))
+
+    def _tls(self) -> ssl.SSLContext | None:
+        """`rediss://`: TLS as redis-py would do it for the same URL."""
+        pool = self._client.connection_pool
+        if not issubclass(pool.connection_class, SSLConnection):
+            return None
+        kwargs = pool.connection_kwargs
+        context = ssl.create_default_context(cafile=kwargs.get("ssl_ca_certs"))
+        if kwargs.get("ssl_cert_reqs") in ("none", ssl.CERT_NONE):
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        elif kwargs.get("ssl_check_hostname") is False:
+            context.check_hostname = False
+        if kwargs.get("ssl_certfile"):
+            context.load_cert_chain(kwargs["ssl_certfile"], kwargs.get("ssl_keyfile"))
+        return context
+
+    def _on_data(self, name: bytes, data: bytes) -> None:
+        """A message on one of our channels: to the hub, synchronously (pubsub_link.py)."""
+        ticker = self._tickers.get(name)
+        if ticker is None:
+            text = name.decode(errors="replace")
+            if not text.startswith(CHANNEL_PREFIX):
+                return  # the control channel
+            ticker = text[len(CHANNEL_PREFIX) :]
+            if text in self._channels:  # remembered while subscribed: bounded by them
+                self._tickers[name] = ticker
+        handler = self._handler
+        if handler is not None:
+            handler(ticker, data)
+
     async def _connect_and_listen(self) -> None:
-        pubsub = self._client.pubsub(ignore_subscribe_messages=False)
-        self._pubsub = pubsub
-        # A first subscribe opens the connection; an idle pubsub has no channel yet, so
-        # subscribe to a private control channel to hold the connection open.
+        host, port = await self._address()
+        kwargs = self._client.connection_pool.connection_kwargs
+        link = await PubSubLink.open(
+            host,
+            port,
+            self._on_data,
+            username=kwargs.get("username"),
+            password=kwargs.get("password"),
+            tls=self._tls(),
+        )
+        self._link = link
+        self.listening_at = (host, port)
+        self._tickers.clear()
+        # The control channel first: its confirmation says the connection works.
         initial = set(self._channels)
-        await pubsub.subscribe("stockfeed:control", *sorted(initial))
+        link.send("SUBSCRIBE", _CONTROL, *sorted(initial))
+        while True:
+            reply = await link.event(within=_CONFIRM_TIMEOUT)
+            if reply is None:
+                raise TimeoutError(f"Redis did not confirm a subscribe in {_CONFIRM_TIMEOUT:g}s")
+            if isinstance(reply, hiredis.ReplyError):
+                raise LinkLost(f"Redis refused SUBSCRIBE: {reply}")
+            if reply[0] == b"subscribe" and reply[1] == _CONTROL.encode():
+                break
         self._connected.set()
         if self._ever_connected:
             self.reconnects += 1  # back after a loss (health and /metrics)
         self._ever_connected = True
         added_meanwhile = self._channels - initial
         if added_meanwhile:
-            await pubsub.subscribe(*sorted(added_meanwhile))
+            link.send("SUBSCRIBE", *sorted(added_meanwhile))
         if self.state != "connected":
             log.info("Redis broker connected (%d channels)", len(self._channels))
         if not self._publish_ok:
@@ -152,26 +213,23 @@ class RedisBroker(Broker):
                     self._publish_ok = bool(await self._client.ping())
         if self._publish_ok:
             self._set_state("connected")
-        prefix_len = len(CHANNEL_PREFIX)
         while True:
-            msg = await pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
-            if msg is None:
+            reply = await link.event(within=1.0)
+            if reply is None:
+                if link.silent_for() > _SILENT_LIMIT:
+                    raise TimeoutError(f"no answer from Redis for {_SILENT_LIMIT:g}s")
                 # Poke the connection so a silent Redis death is noticed.
-                await pubsub.ping()
+                link.send("PING")
                 continue
-            kind = msg["type"]
-            name = msg["channel"]
-            if isinstance(name, bytes):
-                name = name.decode()
-            if kind == b"message" or kind == "message":
-                handler = self._handler
-                if handler is None or not name.startswith(CHANNEL_PREFIX):
-                    continue
-                try:
-                    handler(name[prefix_len:], msg["data"])
-                except Exception:  # a bad message must not kill the listener
-                    log.exception("handler failed for %s", name)
-            elif kind in (b"subscribe", "subscribe"):
-                fut = self._pending.get(name)
+            if isinstance(reply, hiredis.ReplyError):
+                log.warning("Redis pub/sub error: %s", reply)
+                continue
+            kind, name = reply[0], reply[1]
+            if kind == b"subscribe":
+                text = name.decode()
+                fut = self._pending.get(text)
                 if fut is not None and not fut.done():
                     fut.set_result(None)
+            elif kind == b"unsubscribe":
+                self._tickers.pop(name, None)
+            # b"pong": heard, nothing more to do

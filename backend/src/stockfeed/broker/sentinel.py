@@ -1,9 +1,9 @@
 """Redis behind Sentinel: the single-Redis broker on whichever node is the primary.
 
 Sentinel's connection pool asks the Sentinels for the primary's address on every new
-connection. When the primary dies, the listener's connection breaks, and it reconnects
-with backoff like after any Redis outage (broker/redis.py): to nothing while the
-Sentinels still name the dead primary (they refuse it once it is down), then to the
+connection, and so does the pub/sub connection (`_address`). When the primary dies, the
+listener's connection breaks, and it reconnects with backoff like after any Redis outage
+(broker/redis.py): to nothing while the Sentinels still name the dead primary (they refuse it once it is down), then to the
 promoted replica, where it subscribes every channel again. Updates published meanwhile
 are the hub's to backfill (a `seq` jump), as after a Redis restart.
 """
@@ -64,13 +64,18 @@ class SentinelBroker(RedisBroker):
         )
         super().__init__(target.url, client=client)
 
+    async def _address(self) -> tuple[str, int]:
+        """The primary the Sentinels name now (the pub/sub connection goes there)."""
+        host, port = await self._sentinel.discover_master(self.master_name)
+        return host, int(port)
+
     async def close(self) -> None:
         await super().close()
         await self._sentinel.aclose()
 
     def describe(self) -> dict[str, object]:
         out = super().describe()
-        address = getattr(self._client.connection_pool, "master_address", None)
+        address = self.listening_at or getattr(self._client.connection_pool, "master_address", None)
         out["master_name"] = self.master_name
         out["primary"] = f"{address[0]}:{address[1]}" if address else None
         return out
