@@ -37,6 +37,7 @@ RESULTS = BENCH / "results"
 RUN_ORDER = [
     "conn",
     "rate",
+    "wide",
     "bars",
     "fresh",
     "slow",
@@ -169,7 +170,7 @@ def _run_scenario(
     broken state); tried a second time if the server dies under it."""
     errors: list[str] = []
     for attempt in (1, 2):
-        session = Session(lambda: launch(spec, redis_url, log_dir))
+        session = Session(lambda: launch(spec, redis_url, log_dir), spec.name)
         try:
             outcome = scenario.run(ctx, session)
             if errors:
@@ -285,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         names=TickerNames(),
         redis_pid=measure.redis_pid(args.redis),
         say=lambda text: print("  " + text, flush=True),
+        results_dir=RESULTS,
+        run_id=started,
     )
     log_dir = RESULTS / "logs" / started
     t_start = time.monotonic()

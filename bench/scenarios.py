@@ -8,10 +8,14 @@ up by name, prints its columns and writes its figures to the JSON results.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from bench import measure, procstat
@@ -84,6 +88,19 @@ class SlowSize:
 
 
 @dataclass(slots=True)
+class WideSize:
+    """Many tickers, few watchers each (a whole market): each broker message is taken in
+    for `readers` clients only, so taking it in is what costs."""
+
+    tickers: int = 2000
+    rates: tuple[float, ...] = (10_000, 20_000, 40_000)  # with one client per ticker
+    shared_readers: int = 5  # then `shared_rate` with this many clients per ticker
+    shared_rate: float = 10_000
+    duration: float = 10.0
+    profile: bool = True  # py-spy of stockfeed's first window, saved with the run
+
+
+@dataclass(slots=True)
 class Sizes:
     rate: RateSize = field(default_factory=RateSize)
     max: MaxSize = field(default_factory=MaxSize)
@@ -91,12 +108,14 @@ class Sizes:
     fresh: FreshSize = field(default_factory=FreshSize)
     slow: SlowSize = field(default_factory=SlowSize)
     bars: BarsSize = field(default_factory=BarsSize)
+    wide: WideSize = field(default_factory=WideSize)
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(
             rate=RateSize(duration=2.0),
             bars=BarsSize(duration=2.0),
+            wide=WideSize(duration=3.0, rates=(10_000, 20_000), profile=False),
             max=MaxSize(probe_s=2.0, start=50_000, tolerance=0.3, max_probes=7),
             conn=ConnSize(clients=1000, settle_s=1.5),
             fresh=FreshSize(duration=3.0, settle_s=0.5),
@@ -131,13 +150,16 @@ class Context:
     names: TickerNames
     redis_pid: int | None
     say: Printer
+    results_dir: Path = Path("bench/results")  # where a scenario may save files (profiles)
+    run_id: str = ""
 
 
 class Session:
     """A running server plus a way to replace it (a scenario may need a fresh one)."""
 
-    def __init__(self, launcher: Launcher) -> None:
+    def __init__(self, launcher: Launcher, spec_name: str = "") -> None:
         self._launcher = launcher
+        self.spec_name = spec_name
         self._cm: AbstractContextManager[RunningServer] | None = None
         self.server: RunningServer | None = None
 
@@ -788,6 +810,123 @@ class BarsScenario:
         }
 
 
+class WideScenario:
+    name: ClassVar[str] = "wide"
+    help: ClassVar[str] = (
+        "2,000 tickers, one client each at 10k/20k/40k msg/s, then five each: the cost of "
+        "taking a message in"
+    )
+    columns: ClassVar[list[Column]] = [
+        Column("cpu_10k", "CPU% @10k wide", "lower", "{:,.1f}"),
+        Column("us_per_msg_10k", "us/published msg @10k", "lower", "{:,.1f}"),
+        Column("p99_10k", "p99 ms @10k wide", "lower", "{:,.2f}"),
+        Column("cpu_20k", "CPU% @20k wide", "lower", "{:,.1f}"),
+        Column("p99_20k", "p99 ms @20k wide", "lower", "{:,.2f}"),
+        Column("p99_40k", "p99 ms @40k wide", "lower", "{:,.2f}"),
+        Column("loss_40k", "lost @40k wide", "lower", "{:,.0f}"),
+        Column("cpu_x5", "CPU% x5 readers", "lower", "{:,.1f}"),
+        Column("p99_x5", "p99 ms x5 readers", "lower", "{:,.2f}"),
+    ]
+
+    def supports(self, spec: ServerSpec) -> bool:
+        return True
+
+    def _window(
+        self, ctx: Context, session: Session, readers: int, rate: float, profile: Path | None
+    ) -> Phase:
+        size = ctx.sizes.wide
+        server = session.restart()  # each window on a fresh server: no backlog carried over
+        names = ctx.names.fresh(size.tickers)
+        plan = _plan(names, size.tickers * readers)
+        conn, lg_cpu = _connect(ctx, server, plan, prime=readers > 1)
+        time.sleep(1.0)
+        spy = _py_spy(server.pid, size.duration, profile) if profile is not None else None
+        phase = _measure(
+            ctx,
+            server,
+            tickers=names,
+            readers_per_ticker=readers,
+            rate=rate,
+            duration=size.duration,
+        )
+        if spy is not None:
+            _py_spy_done(spy, profile, ctx.say)
+        server.check()
+        ctx.lg.disconnect()
+        ctx.say(
+            f"{size.tickers:,} tickers x {readers} client(s), {rate:,.0f} msg/s delivered "
+            f"({rate / readers:,.0f} published) for {size.duration:g} s"
+        )
+        for line in [_connect_line(conn, lg_cpu), *_phase_lines(phase)]:
+            ctx.say("  " + line)
+        per_msg = _us_per_published(phase)
+        if per_msg is not None:
+            ctx.say(f"  server CPU per published message {per_msg:,.1f} us")
+        return phase
+
+    def run(self, ctx: Context, session: Session) -> dict[str, Any]:
+        size = ctx.sizes.wide
+        phases: dict[str, Phase] = {}
+        for i, rate in enumerate(size.rates):
+            want = size.profile and i == 0 and session.spec_name == SUBJECT
+            profile = ctx.results_dir / f"wide-{rate:.0f}-{ctx.run_id}.svg" if want else None
+            phases[f"{rate:.0f}"] = self._window(ctx, session, 1, rate, profile)
+        shared = self._window(ctx, session, size.shared_readers, size.shared_rate, None)
+        by = dict(phases)
+
+        def get(rate: int, attr: str) -> Any:
+            phase = by.get(str(rate))
+            return None if phase is None else getattr(phase, attr)
+
+        summary = {
+            "cpu_10k": (by["10000"].cpu["server_cpu_pct"] if "10000" in by else None),
+            "us_per_msg_10k": _us_per_published(by["10000"]) if "10000" in by else None,
+            "p99_10k": get(10000, "p99_ms"),
+            "cpu_20k": (by["20000"].cpu["server_cpu_pct"] if "20000" in by else None),
+            "p99_20k": get(20000, "p99_ms"),
+            "p99_40k": get(40000, "p99_ms"),
+            "loss_40k": get(40000, "loss"),
+            "cpu_x5": shared.cpu["server_cpu_pct"],
+            "p99_x5": shared.p99_ms,
+        }
+        return {
+            "summary": summary,
+            "phases": {k: p.to_json() for k, p in phases.items()},
+            "shared": shared.to_json(),
+            "size": size,
+        }
+
+
+def _us_per_published(phase: Phase) -> float | None:
+    """Server CPU per message published (µs): what taking one message in costs."""
+    cpu = phase.cpu.get("server_cpu_pct")
+    if cpu is None or phase.publish_rate <= 0:
+        return None
+    return float(cpu) / 100.0 * 1e6 / phase.publish_rate
+
+
+def _py_spy(pid: int, seconds: float, out: Path | None) -> subprocess.Popen[bytes] | None:
+    """py-spy recording the server for the window (None when py-spy is missing)."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if out is None or not Path(exe).exists():
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _py_spy_done(spy: subprocess.Popen[bytes], out: Path | None, say: Printer) -> None:
+    try:
+        spy.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+    if out is not None and out.exists():
+        say(f"  profile of this window: {out}")
+
+
 def _ratio_of(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b <= 0 else a / b
 
@@ -821,6 +960,7 @@ SCENARIOS: dict[str, Scenario] = {
         SlowScenario(),
         MaxScenario(),
         BarsScenario(),
+        WideScenario(),
     )
 }
-DEFAULT = ["conn", "rate", "fresh", "slow"]
+DEFAULT = ["conn", "rate", "wide", "fresh", "slow"]

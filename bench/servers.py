@@ -85,7 +85,9 @@ def baseline(checkout: Path) -> ServerSpec:
 
     def argv(port: int, redis: str) -> list[str]:
         serve = _stockfeed(port, redis)[1:]  # `serve ...`, without the entry point
-        return ["env", f"PYTHONPATH={src}", sys.executable, "-m", "stockfeed", *serve]
+        # Older defaults held 1,000 tickers: the wide shape needs 2,000.
+        env = [f"PYTHONPATH={src}", "STOCKFEED_MAX_TICKERS=20000"]
+        return ["env", *env, sys.executable, "-m", "stockfeed", *serve]
 
     return ServerSpec("stockfeed_base", f"stockfeed of {checkout} (the baseline)", argv)
 

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     # Process-wide budgets for what clients can make the process hold (docs/protocol.md#limits).
     # Tickers held at once (subscribed + lingering); a new one past it evicts the ticker
     # that has lingered longest, or is refused with `ticker_limit` when none lingers.
-    max_tickers: int = Field(1000, ge=1, le=1_000_000)
+    max_tickers: int = Field(10_000, ge=1, le=1_000_000)
     # New tickers (not yet held by the process) one connection may bring in: a bucket of
     # `new_ticker_burst`, refilled at `new_tickers_per_minute`; refusals: `new_ticker_rate`.
     new_tickers_per_minute: float = Field(60.0, gt=0, le=1_000_000)

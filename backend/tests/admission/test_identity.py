@@ -79,7 +79,7 @@ def test_every_per_ip_limit_counts_an_ipv6_network_as_one_client() -> None:
 
 def test_per_ip_shares_are_a_fraction_of_the_process_budget() -> None:
     default = Settings()
-    assert default.max_tickers == 1000 and default.ip_subscription_cap == 250
+    assert default.max_tickers == 10_000 and default.ip_subscription_cap == 2500
     assert (default.ip_new_ticker_burst, default.ip_new_tickers_per_minute) == (100, 120.0)
     small = Settings(max_tickers=40)
     assert small.ip_subscription_cap == 10

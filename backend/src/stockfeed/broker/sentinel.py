@@ -3,9 +3,10 @@
 Sentinel's connection pool asks the Sentinels for the primary's address on every new
 connection, and so does the pub/sub connection (`_address`). When the primary dies, the
 listener's connection breaks, and it reconnects with backoff like after any Redis outage
-(broker/redis.py): to nothing while the Sentinels still name the dead primary (they refuse it once it is down), then to the
-promoted replica, where it subscribes every channel again. Updates published meanwhile
-are the hub's to backfill (a `seq` jump), as after a Redis restart.
+(broker/redis.py): to nothing while the Sentinels still name the dead primary (they
+refuse it once it is down), then to the promoted replica, where it subscribes every
+channel again. Updates published meanwhile are the hub's to backfill (a `seq` jump), as
+after a Redis restart.
 """
 
 from __future__ import annotations
