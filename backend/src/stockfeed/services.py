@@ -92,6 +92,7 @@ class Services:
                 quote_ttl=settings.quote_ttl,
                 leader_ttl=settings.leader_ttl,
                 owner=owner,
+                clock=clock,
             )
         services: Services
         hub = Hub(
