@@ -39,7 +39,11 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
     "--poll-interval": ("poll_interval", float, "seconds between yfinance polls (default 15)"),
     "--quote-ttl": ("quote_ttl", float, "seconds a cached quote counts as fresh (default 60)"),
     "--heartbeat-interval": ("heartbeat_interval", float, "seconds between heartbeats"),
-    "--sim-seed": ("sim_seed", int, "seed for the simulator (default: random)"),
+    "--sim-seed": (
+        "sim_seed",
+        int,
+        "seed for the simulator (default 0: the same history on every start and machine)",
+    ),
     "--sim-tick-interval": ("sim_tick_interval", float, "seconds between simulated ticks"),
     "--replay-file": ("replay_file", str, "JSON Lines file of ticks for --source replay"),
     "--replay-speed": ("replay_speed", float, "replay speed factor (default 1)"),

@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     # text: the classic line; json: one JSON object per line (see logs.py).
     log_format: Literal["text", "json"] = "text"
 
-    # Simulator
+    # Simulator. Without a seed, a fixed default (sources/sim.py DEFAULT_SEED): the same
+    # history on every start and every machine.
     sim_seed: int | None = None
     sim_tick_interval: float = Field(1.0, gt=0, le=3600)
     # On: each instrument trades its market's hours (closed markets are quiet); off: every
@@ -174,9 +175,9 @@ class Settings(BaseSettings):
     status_burst: int = Field(20, ge=1, le=1_000_000)
     # -- Sources (sources/, docs/sources.md): vendor streams, their keys, failover --
     # `source` is one name (auto, sim, yfinance, replay, none, or a vendor plugin:
-    # alpaca, coinbase) or a comma-separated chain (`alpaca,yfinance`) that fails each
-    # ticker over to the next source on a fatal error, a capacity limit, or silence while
-    # its market is open, and back once the first is good again.
+    # alpaca, coinbase, massive, finnhub) or a comma-separated chain (`alpaca,yfinance`)
+    # that fails each ticker over to the next source on a fatal error, a capacity limit,
+    # or silence while its market is open, and back once the first is good again.
     # Seconds a subscribed ticker may stay silent while its market is open before it is
     # stale (a chain fails it over); a socket whose open tickers are all that silent is
     # mute and is replaced.
@@ -207,6 +208,23 @@ class Settings(BaseSettings):
     # Coinbase Advanced Trade market data (sources/vendors/coinbase.py): keyless.
     coinbase_url: str = "wss://advanced-trade-ws.coinbase.com"
     coinbase_rest_url: str = "https://api.coinbase.com"  # products, candles
+    # Massive, formerly Polygon (sources/vendors/massive.py): US stocks, real time or 15
+    # minutes delayed. The key from Massive's own variable; never logged.
+    massive_feed: Literal["realtime", "delayed"] = "realtime"
+    # The stocks stream; default wss://socket.massive.com/stocks (realtime) or
+    # wss://delayed.massive.com/stocks (delayed).
+    massive_url: str | None = None
+    massive_rest_url: str = "https://api.massive.com"  # history, tickers, daily closes
+    massive_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("MASSIVE_API_KEY", "STOCKFEED_MASSIVE_API_KEY")
+    )
+    # Finnhub (sources/vendors/finnhub.py): US stock trades. The key goes in the socket's
+    # URL (`?token=`): masked wherever a URL is shown.
+    finnhub_url: str = "wss://ws.finnhub.io"
+    finnhub_rest_url: str = "https://finnhub.io/api/v1"  # symbols, quotes, candles
+    finnhub_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("FINNHUB_API_KEY", "STOCKFEED_FINNHUB_API_KEY")
+    )
 
     # -- Market-data store (stockfeed/kept/, docs/store.md): what the deployment keeps --
     # Where: `sqlite:///PATH` (relative; `sqlite:////abs/path` absolute), by default
@@ -253,7 +271,14 @@ class Settings(BaseSettings):
         return self.source.split(",")
 
     @field_validator(
-        "alpaca_url", "alpaca_trading_url", "alpaca_key_id", "alpaca_secret_key", mode="before"
+        "alpaca_url",
+        "alpaca_trading_url",
+        "alpaca_key_id",
+        "alpaca_secret_key",
+        "massive_url",
+        "massive_api_key",
+        "finnhub_api_key",
+        mode="before",
     )
     @classmethod
     def _empty_source_value_is_unset(cls, value: object) -> object:
@@ -306,6 +331,7 @@ class Settings(BaseSettings):
         "auth_issuer",
         "auth_audience",
         "metrics_token",
+        "sim_seed",
         mode="before",
     )
     @classmethod

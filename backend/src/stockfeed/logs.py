@@ -40,10 +40,10 @@ _QUERY_SECRET = re.compile(
 # RFC 6750 token68; 8+ characters so that prose ("the bearer token is missing") stays.
 _BEARER = re.compile(r"(?P<key>\bBearer\s+)[A-Za-z0-9\-._~+/]{8,}=*", re.IGNORECASE)
 # Header lines (uvicorn logs every handshake header at debug level): the whole value.
-# Vendors' key headers too (Alpaca's), should a client library log its requests.
+# Vendors' key headers too (Alpaca's, Finnhub's), should a client library log its requests.
 _HEADER = re.compile(
     r"(?P<key>\b(?:authorization|proxy-authorization|cookie|set-cookie|x-api-key"
-    r"|apca-api-key-id|apca-api-secret-key)\s*:\s*)"
+    r"|apca-api-key-id|apca-api-secret-key|x-finnhub-token)\s*:\s*)"
     r"[^\r\n]+",
     re.IGNORECASE,
 )

@@ -243,6 +243,14 @@ class MarketClock:
                 return day
         return None
 
+    def current_day(self, schedule: str, at: float) -> TradingDay | None:
+        """The day of `schedule` trading at `at`, or else the last one that ended before
+        it: the day whose figures a quote shows at night, on a weekend or a holiday (its
+        close is the last close; the day before it gives the previous close). None only
+        when nothing traded in the ten days before `at`."""
+        days = [d for d in self.trading_days(schedule, at - 10 * 86400, at) if d.start <= at]
+        return days[-1] if days else None
+
     def previous_day(self, schedule: str, day: TradingDay) -> TradingDay:
         """The day of `schedule` before `day` (a holiday or weekend in between is skipped)."""
         earlier = self.trading_days(schedule, day.start - 10 * 86400, day.start - 1)

@@ -35,6 +35,12 @@ class Tick:
     source: str | None = None
     feed: str | None = None
     delayed: int | None = None
+    # Session-true figures (protocol v1.2) of a session-bound instrument (US equities,
+    # ETFs, indices), set by the updater (sources/session_figures.py): the session the
+    # quote's time falls in (pre, regular, post, closed) and, once its trading day's
+    # regular session has closed, that session's close. None for crypto, FX, futures.
+    session: str | None = None
+    regular_close: float | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -105,6 +105,7 @@ class Services:
                 quote_ttl=settings.quote_ttl,
                 leader_ttl=settings.leader_ttl,
                 owner=owner,
+                clock=clock,
             )
         services: Services
         hub = Hub(
@@ -183,8 +184,8 @@ class Services:
         for now, never accept (fail closed). Answers are shared through the answer
         cache: a yes for an hour, a no for ten minutes. Relay (no source): always."""
         source = self.source
-        if source is None:
-            return True
+        if source is None or ticker in self.watchlist:
+            return True  # relay: cannot know; the watchlist: the updater produces it anyway
         key = ("can_quote", source.name, ticker)
         known = await self.answers.get_or_load(key, lambda: _can_quote(source, ticker))
         if known is None:

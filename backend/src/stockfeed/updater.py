@@ -1,10 +1,11 @@
 """The updater: the one task per deployment that reads the source and publishes.
 
 It folds the source's events (trades, quotes, bars, summaries: sources/events.py) into
-the last-price view (sources/last_price.py), stamps each update the view yields with the
-ticker's next `seq` and the publish time, caches it as the latest quote and publishes it
-on `market:{T}`. With several processes on Redis, a lock with a TTL elects exactly one
-updater; the others wait and take over when it lapses. Only the updater runs the source's
+the last-price view (sources/last_price.py), stamps each update the view yields with its
+session figures (sources/session_figures.py), the ticker's next `seq` and the publish
+time, caches it as the latest quote and publishes it on `market:{T}`. With several
+processes on Redis, a lock with a TTL elects exactly one updater; the others wait and
+take over when it lapses. Only the updater runs the source's
 stream, so a vendor's socket (one per key: Alpaca refuses a second with 406) is held by
 exactly one process of the deployment, and handed over with the lock.
 
@@ -23,11 +24,13 @@ import time
 from stockfeed import protocol
 from stockfeed.broker import Broker, BrokerUnavailable
 from stockfeed.kept.keeper import Keeper
+from stockfeed.market_hours import MarketClock
 from stockfeed.models import Tick, now_ms
 from stockfeed.shared import SharedStore, StoreUnavailable
 from stockfeed.sources.base import Provenance, Source
 from stockfeed.sources.events import Event, Gap, SourceState
 from stockfeed.sources.last_price import LastPriceView
+from stockfeed.sources.session_figures import SessionFigures
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,7 @@ class Updater:
         quote_ttl: float,
         leader_ttl: float,
         owner: str,
+        clock: MarketClock | None = None,
     ) -> None:
         self.source = source
         self.requested_source = requested_source
@@ -76,6 +80,9 @@ class Updater:
         self._yielded_at = 0.0  # time.monotonic() of the last yield to the loop
         self._lease_until = 0.0  # time.monotonic() until which the lock we renewed holds
         self.view = LastPriceView()
+        # Session, previous and regular close of session-bound instruments, by the hours
+        # the source's prices follow (a simulator without market hours: none).
+        self.sessions = SessionFigures(clock or source.market_clock or MarketClock())
         # The source's own reports (SourceState per source name, recent Gaps).
         self.states: dict[str, SourceState] = {}
         self.gaps: list[dict[str, object]] = []
@@ -133,6 +140,7 @@ class Updater:
             # (a restart of their seq would show as a new epoch, never as a repeat).
             self._last_seq = {t: s for t, s in self._last_seq.items() if t in self._wanted}
             self.view.forget(self._wanted)
+            self.sessions.forget(self._wanted)
         if (self._stream is None or self._stream.done()) and self.disabled is None:
             if self._stream is not None and not self._stream.cancelled():
                 exc = self._stream.exception()
@@ -229,6 +237,7 @@ class Updater:
                 # The store lost its counter (a Redis flush or restart), or this is the
                 # memory store's first count after a restart: never go back.
                 seq = await self.store.raise_seq(tick.ticker, last)
+            self.sessions.stamp(tick)
             timestamp = round(now_ms(), 3)
             raw = protocol.price_update(tick, seq, timestamp)
             await self.store.put_quote(tick.ticker, raw, self.quote_ttl)

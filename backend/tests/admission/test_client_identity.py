@@ -81,7 +81,12 @@ async def test_a_forwarded_loopback_address_is_never_exempt(start_server: Any) -
     per-IP limits apply to it; others' headers are not believed at all."""
     server: Server = start_server(
         *FAST_SIM,
-        env={**SMALL, "STOCKFEED_TRUSTED_PROXIES": ATTACKER, "STOCKFEED_API_BURST": "3"},
+        env={
+            **SMALL,
+            "STOCKFEED_TRUSTED_PROXIES": ATTACKER,
+            "STOCKFEED_API_BURST": "3",
+            "STOCKFEED_API_RATE": "0.01",  # no token back within the test, however slow
+        },
     )
     forged = {"X-Forwarded-For": "127.0.0.1"}
     async with dial(server, ip=ATTACKER, **forged) as ws:

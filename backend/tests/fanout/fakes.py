@@ -149,6 +149,7 @@ class FakeSink:
 
     def __init__(self) -> None:
         self.pending: list[bytes] = []
+        self.pending_bytes = 0
         self.flusher = FakeFlusher()
         self.paused = False
         self.closed = False
@@ -165,13 +166,15 @@ class FakeSink:
         if not self.pending:
             self.flusher.mark(self)
         self.pending.append(frame)
+        self.pending_bytes += len(frame)
 
     def flush(self) -> None:
         self.sent.extend(self.pending)
         self.pending = []
+        self.pending_bytes = 0
 
     def held_bytes(self) -> int:
-        return self.buffered + sum(len(f) for f in self.pending)
+        return self.buffered + self.pending_bytes
 
     def backlog(self) -> tuple[int, int]:
         return len(self.pending), self.buffered

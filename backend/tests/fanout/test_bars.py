@@ -159,6 +159,36 @@ def test_daily_bars_are_dated_by_the_session() -> None:
                         "close": 190.0, "volume": 12_000, "final": False}  # fmt: skip
 
 
+def test_a_daily_bar_with_sessions_is_the_regular_sessions() -> None:
+    # Tuesday 2025-11-25 in New York (EST: 04:00 = 09:00Z, 09:30 = 14:30Z, 16:00 = 21:00Z).
+    day = 1_764_028_800  # 2025-11-25 00:00 UTC, the session's date
+    pre, open_, late, after = (
+        day + 9 * 3600 + 60,
+        day + 14 * 3600 + 1800,
+        day + 20 * 3600 + 3540,
+        day + 22 * 3600,
+    )
+    book = BarBook("AAPL", "1d")
+    assert book.apply(1, upd(1, 251.0, pre, 1_000, session="pre")) == []
+    assert book.apply(2, upd(2, 252.5, pre + 60, 1_500, session="pre")) == []
+    first = bars(book.apply(3, upd(3, 253.0, open_, 2_500, session="regular")))
+    # Pre-market trades are not in it (their 1,500 shares neither).
+    assert first == [{"time": day, "open": 253.0, "high": 253.0, "low": 253.0, "close": 253.0,
+                      "volume": 1_000, "final": False}]  # fmt: skip
+    book.apply(4, upd(4, 254.5, late, 9_000, session="regular"))  # 15:59: the close
+    assert book.apply(5, upd(5, 256.0, after, 9_400, session="post")) == []
+    assert book.apply(6, upd(6, 249.0, after + 600, 9_900, session="post")) == []
+    (bar,) = bars(book.texts())
+    assert (bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"]) == (
+        253.0, 254.5, 253.0, 254.5, 7_500,
+    ), "the regular close, and neither the after-hours high, low nor volume"  # fmt: skip
+    # Without `session` (a publisher of its own feed), every update counts, as in v1.1.
+    plain = BarBook("AAPL", "1d")
+    plain.apply(1, upd(1, 253.0, open_, 2_500))
+    plain.apply(2, upd(2, 256.0, after, 9_400))
+    assert bars(plain.texts())[0]["close"] == 256.0
+
+
 def test_rest_text_is_the_bar_without_final() -> None:
     book = BarBook("AAPL", "1m")
     book.apply(1, upd(1, 10.0, T0 + 1, 100))

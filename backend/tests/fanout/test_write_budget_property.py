@@ -39,11 +39,17 @@ class Transport(FakeSink):
     """What the client has not taken yet: `pending` (this loop turn's frames) and
     `buffered` (the transport's buffer); pauses and resumes at asyncio's marks."""
 
+    def write(self, frame: bytes) -> None:
+        super().write(frame)
+        if self.pending_bytes > HIGH:  # as the real sink does (FLUSH_AT)
+            self.flush()
+
     def flush(self) -> None:
         """The pending frames go to the transport (at the end of a loop turn, or at
         once for a burst)."""
-        self.buffered += sum(len(f) for f in self.pending)
+        self.buffered += self.pending_bytes
         self.pending = []
+        self.pending_bytes = 0
         if not self.paused and self.buffered > HIGH:
             self.pause()
 

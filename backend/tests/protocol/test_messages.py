@@ -7,6 +7,7 @@ import json
 import pytest
 
 from stockfeed import protocol
+from stockfeed.client.messages import PriceUpdate, parse_message
 from stockfeed.models import Tick
 from stockfeed.tickers import InvalidTicker, asset_class, normalize_ticker
 
@@ -140,3 +141,30 @@ def test_provenance_and_rolling_volume_bytes() -> None:
     assert json.loads(delayed)["data"]["delayed"] == 900
     snap = json.loads(protocol.snapshot(protocol.read_update(delayed)[2]))
     assert (snap["data"]["source"], snap["data"]["feed"]) == ("alpaca", "delayed_sip")
+
+
+def test_session_true_figures_bytes_and_the_python_client_reads_them() -> None:
+    # v1.2: after the close, change from the previous session's close, today's close apart.
+    tick = Tick(
+        "AAPL",
+        255.26,
+        market_time=1765233000000,
+        prev_close=253.1,
+        source="sim",
+        session="post",
+        regular_close=254.5,
+    )
+    raw = protocol.price_update(tick, 3, timestamp_ms=1.0)
+    assert raw.endswith(
+        '"prev_close":253.1,"market_time":1765233000000,"source":"sim","feed":null,'
+        '"delayed":0,"session":"post","regular_close":254.5}}'
+    )
+    assert json.loads(raw)["data"]["change"] == 2.16
+    parsed = parse_message(raw)
+    assert isinstance(parsed, PriceUpdate)
+    assert (parsed.data.session, parsed.data.regular_close) == ("post", 254.5)
+    # Before the close there is no regular close; without sessions (crypto) no session.
+    pre = json.loads(protocol.price_update(Tick("AAPL", 255.0, session="pre"), 1, 1.0))
+    assert pre["data"]["session"] == "pre" and "regular_close" not in pre["data"]
+    crypto = json.loads(protocol.price_update(Tick("BTC-USD", 1.0, source="coinbase"), 1, 1.0))
+    assert "session" not in crypto["data"]

@@ -6,6 +6,7 @@ parsers and the TypeScript client's generated constants (clients/js, used by the
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ import yaml
 
 from stockfeed import spec
 from stockfeed.client import messages as client_messages
-from stockfeed.protocol import ClientMessage, CloseCode, ErrorCode, MessageType
+from stockfeed.market_hours import Session as SessionLiteral
+from stockfeed.protocol import ClientMessage, CloseCode, ErrorCode, MessageType, Session
 from stockfeed.protocol.typescript import render_typescript
 
 ROOT = Path(__file__).parents[3]
@@ -62,6 +64,18 @@ def test_docs_list_every_error_code() -> None:
     documented = set(re.findall(r"`([a-z][a-z0-9_]+)`", PROTOCOL_MD))
     missing = {c.value for c in ErrorCode} - documented
     assert not missing, f"error codes not in docs/protocol.md: {sorted(missing)}"
+
+
+def test_sessions_are_one_vocabulary() -> None:
+    # market_status's `session` and (v1.2) an update's `data.session` name the same
+    # sessions as the server's market hours.
+    names = {s.value for s in Session}
+    assert set(SPEC["components"]["schemas"]["SessionName"]["enum"]) == names
+    assert set(typing.get_args(SessionLiteral)) == names
+    quote = SPEC["components"]["schemas"]["Quote"]["properties"]
+    assert quote["session"]["$ref"].endswith("/SessionName")
+    for session in names:
+        assert f"`{session}`" in PROTOCOL_MD
 
 
 def test_python_client_parses_every_message_type() -> None:

@@ -21,7 +21,7 @@ from stockfeed.market_hours import MarketClock
 from stockfeed.models import Bar, Tick
 from stockfeed.sources import sim as sim_module
 from stockfeed.sources.base import INTERVAL_SECONDS, RANGE_DAYS, UnknownTicker, check_history_params
-from stockfeed.sources.sim import SimSource
+from stockfeed.sources.sim import DEFAULT_SEED, SimSource
 from stockfeed.sources.symbols import Directory
 
 NY = ZoneInfo("America/New_York")
@@ -178,36 +178,54 @@ def test_a_week_with_a_holiday_and_a_dst_change(
         drawn = asyncio.run(sim.history("AAPL", interval, "5d"))
         assert [b for b in drawn if b.time >= start] == bars_from_ticks(live, step)
 
-    # The day fields equal the session's bars; the 1D bar is at 00:00 UTC of its date.
+    # The day fields are the whole trading day's (pre-market on); the 1D bar, at 00:00 UTC
+    # of its date, is the regular session's, as quote sites draw it: its close is the
+    # regular close, which is also the next day's prev_close and, after the close, the
+    # ticks' regular_close. The after-hours last print is neither.
     daily = {
         datetime.fromtimestamp(b.time, UTC).date(): b
         for b in asyncio.run(sim.history("AAPL", "1d", "1mo"))
     }
+    trading = {d.date: d for d in CLOCK.trading_days("XNYS", start, end - 1)}
     previous_close: float | None = None
+    after_hours_moved = 0
     for session_date in sorted(days):
         session = days[session_date]
+        day = trading[session_date]
         last = session[-1]
         bar = daily[session_date]
         assert bar.time == datetime.combine(session_date, datetime.min.time(), UTC).timestamp()
-        assert (last.open, last.high, last.low, last.price, last.volume) == (
-            bar.open,
-            bar.high,
-            bar.low,
-            bar.close,
-            bar.volume,
+        minute_bars = [
+            b for b in streamed if datetime.fromtimestamp(b.time, NY).date() == session_date
+        ]
+        assert (last.open, last.high, last.low, last.volume) == (
+            minute_bars[0].open,
+            max(b.high for b in minute_bars),
+            min(b.low for b in minute_bars),
+            sum(b.volume for b in minute_bars),
+        )
+        regular = [b for b in minute_bars if day.open <= b.time < day.close]
+        assert (bar.open, bar.high, bar.low, bar.close, bar.volume) == (
+            regular[0].open,
+            max(b.high for b in regular),
+            min(b.low for b in regular),
+            regular[-1].close,
+            sum(b.volume for b in regular),
         )
         assert session[0].open == session[0].price  # the day opens at its first trade
         assert {t.prev_close for t in session} == {session[0].prev_close}
         if previous_close is not None:
-            # The previous *session's* close, the holiday skipped.
+            # The previous *session's* regular close, the holiday skipped.
             assert session[0].prev_close == previous_close
-        previous_close = last.price
-        minute_bars = [
-            b for b in streamed if datetime.fromtimestamp(b.time, NY).date() == session_date
+        closed = [
+            t for t in session if t.market_time is not None and t.market_time >= day.close * 1000
         ]
-        assert bar.high == max(b.high for b in minute_bars)
-        assert bar.low == min(b.low for b in minute_bars)
-        assert bar.volume == sum(b.volume for b in minute_bars)
+        assert closed, "a post-market after every close"
+        assert {t.regular_close for t in closed} == {bar.close}
+        assert {t.regular_close for t in session if t not in closed} == {None}
+        after_hours_moved += last.price != bar.close
+        previous_close = bar.close
+    assert after_hours_moved, "the after-hours last print is not the close"
     assert not [d for d in daily if d.weekday() >= 5 or d == date(2026, 11, 26)]
 
 
@@ -431,8 +449,15 @@ async def test_the_real_stream_ticks_on_its_grid_never_early() -> None:
     assert sim.health.last_tick_ms is not None
 
 
-def test_unseeded_sources_differ() -> None:
+def test_the_default_seed_is_stable_and_a_given_one_changes_the_path() -> None:
+    # Without --sim-seed every instance (every start, every machine) draws the same
+    # history: a restart must not rewrite the simulated past.
     t = et(2026, 11, 24, 11)
-    a = SimSource(now=lambda: t).quote("AAPL")
-    b = SimSource(now=lambda: t).quote("AAPL")
-    assert a is not None and b is not None and a != b
+    a, b = SimSource(now=lambda: t), SimSource(now=lambda: t)
+    assert a.seed == b.seed == DEFAULT_SEED
+    assert a.quote("AAPL") == b.quote("AAPL") is not None
+    assert asyncio.run(a.history("AAPL", "1d", "6mo")) == asyncio.run(
+        b.history("AAPL", "1d", "6mo")
+    )
+    other = SimSource(seed=DEFAULT_SEED + 1, now=lambda: t).quote("AAPL")
+    assert other is not None and other != a.quote("AAPL")

@@ -21,6 +21,8 @@ from conftest import faketime_env
 from vendor_fakes.alpaca import FakeAlpaca
 from vendor_fakes.base import eventually
 from vendor_fakes.coinbase import FakeCoinbase
+from vendor_fakes.finnhub import FakeFinnhub
+from vendor_fakes.massive import FakeMassive
 from websockets.asyncio.client import ClientConnection, connect
 from wsutil import recv_json
 
@@ -326,6 +328,140 @@ async def test_two_processes_one_vendor_connection_handed_over_when_the_leader_d
             feed.task.cancel()
         for ws in sockets:
             await ws.close()
+
+
+# -- Massive ------------------------------------------------------------------------------
+
+
+async def test_massive_streams_in_the_v1_protocol_and_its_bars_agree_with_the_wire(
+    start_server: Any,
+) -> None:
+    massive = await FakeMassive().start()
+    env = {
+        "MASSIVE_API_KEY": "MASSIVEKEY",
+        "STOCKFEED_MASSIVE_URL": f"{massive.ws_url}/stocks",
+        "STOCKFEED_MASSIVE_REST_URL": massive.http_url,
+    }
+    try:
+        server = await serve(start_server, "--source", "massive", "--tickers", "AAPL", env=env)
+        minute = (time.time_ns() // 60_000_000_000 - 4) * 60
+        prices = {
+            0: ["114.125", "114.40", "113.90", "114.20"],
+            1: ["114.30", "113.75", "114.95", "114.60"],
+        }
+        async with connect(server.ws + "/ws") as ws:
+            await ws.send(json.dumps({"action": "subscribe", "tickers": ["AAPL"], "bars": ["1m"]}))
+            feed = Feed(ws)
+            await eventually(lambda: massive.subscribed("T") == {"AAPL"}, timeout=30)
+            await eventually(lambda: feed.of("subscribed"), timeout=30)
+            for m, row in prices.items():
+                start = minute + 60 * m
+                for i, price in enumerate(row):
+                    second = start + 10 * i + 5
+                    await massive.trade("AAPL", price, str(100 * (i + 1)), at_ns=second * 10**9)
+                    await massive.second_agg("AAPL", second)  # the day's volume so far
+                await massive.minute_agg("AAPL", start)
+            await massive.trade("AAPL", "114.80", "50", at_ns=(minute + 125) * 10**9)
+            await eventually(lambda: len(feed.bars("AAPL")) >= 3, timeout=30)
+            await eventually(
+                lambda: feed.quotes("AAPL") and feed.quotes("AAPL")[-1]["data"]["price"] == 114.8
+            )
+            feed.task.cancel()
+        quotes = feed.quotes("AAPL")
+        check_seqs(quotes)
+        for msg in quotes:
+            data = msg["data"]
+            assert list(data)[: len(V1_FIELDS)] == V1_FIELDS
+            assert (data["source"], data["feed"], data["delayed"]) == ("massive", "realtime", 0)
+        last = quotes[-1]["data"]
+        assert last["volume"] == 2000, "av: the day's accumulated volume"
+        assert last["open"] == 114.125, "op: the official open"
+        wire = feed.bars("AAPL")
+        for m in (0, 1):
+            start = minute + 60 * m
+            vendor = massive.aggregate("AAPL", start, 60, "AM")
+            assert vendor is not None
+            bar = wire[start]
+            assert bar["final"] is True
+            assert (bar["open"], bar["high"], bar["low"], bar["close"]) == (
+                vendor["o"],
+                vendor["h"],
+                vendor["l"],
+                vendor["c"],
+            )
+        # The second minute's volume is av's growth: the vendor's own minute volume.
+        second_bar = massive.aggregate("AAPL", minute + 60, 60, "AM")
+        assert second_bar is not None and wire[minute + 60]["volume"] == second_bar["v"] == 1000
+        async with httpx.AsyncClient(base_url=server.base) as http:
+            history = (await http.get("/api/history/AAPL?interval=1m&range=1d")).json()
+            symbols = (await http.get("/api/symbols?q=berkshire")).json()
+        rest = {b["time"]: b for b in history["bars"]}
+        assert rest[minute + 60]["close"] == wire[minute + 60]["close"]
+        assert [(s["symbol"], s["exchange"]) for s in symbols["symbols"]] == [("BRK-B", "XNYS")]
+        health = server.health()["source"]
+        assert health["active"] == "massive" and health["vendors"]["massive"]["connected"]
+        assert massive.connections == 1 and len(massive.authenticated()) == 1
+        assert "MASSIVEKEY" not in server.log() + json.dumps(server.health())
+    finally:
+        await massive.stop()
+
+
+# -- Finnhub ------------------------------------------------------------------------------
+
+
+async def test_finnhub_streams_its_trades_and_never_shows_the_key_in_its_url(
+    start_server: Any,
+) -> None:
+    finnhub = await FakeFinnhub(ping_interval=0.5).start()
+    key = "fhkey123"
+    env = {
+        "FINNHUB_API_KEY": key,
+        "STOCKFEED_FINNHUB_URL": finnhub.ws_url,
+        "STOCKFEED_FINNHUB_REST_URL": f"{finnhub.http_url}/api/v1",
+        "STOCKFEED_LOG_LEVEL": "debug",
+    }
+    try:
+        server = await serve(start_server, "--source", "finnhub", "--tickers", "MSFT", env=env)
+        minute = (time.time_ns() // 60_000_000_000 - 3) * 60
+        prices = ["402.10", "402.55", "401.80", "402.25", "403.00"]
+        async with connect(server.ws + "/ws") as ws:
+            await ws.send(json.dumps({"action": "subscribe", "tickers": ["MSFT"], "bars": ["1m"]}))
+            feed = Feed(ws)
+            await eventually(lambda: finnhub.subscribed() == {"MSFT"}, timeout=30)
+            await eventually(lambda: feed.of("subscribed"), timeout=30)
+            for i, price in enumerate(prices[:4]):
+                await finnhub.trade("MSFT", price, "10", at_ns=(minute + 10 * i + 1) * 10**9)
+            await finnhub.trade("MSFT", prices[4], "5", at_ns=(minute + 61) * 10**9)
+            await eventually(lambda: len(feed.of("price_update", "MSFT")) >= 5, timeout=30)
+            await eventually(lambda: len(feed.bars("MSFT")) >= 2, timeout=30)
+            feed.task.cancel()
+        quotes = feed.quotes("MSFT")
+        check_seqs(quotes)
+        updates = [m for m in quotes if m["type"] == "price_update"]
+        assert [u["data"]["price"] for u in updates[-5:]] == [float(p) for p in prices]
+        for msg in quotes:
+            data = msg["data"]
+            assert list(data)[: len(V1_FIELDS)] == V1_FIELDS
+            assert (data["source"], data["feed"], data["delayed"]) == ("finnhub", None, 0)
+            assert data["volume"] is None, "trade sizes are never summed into a day volume"
+        bar = feed.bars("MSFT")[minute]
+        assert (bar["open"], bar["high"], bar["low"], bar["close"], bar["final"]) == (
+            402.10,
+            402.55,
+            401.80,
+            402.25,
+            True,
+        )
+        async with httpx.AsyncClient(base_url=server.base) as http:
+            symbols = (await http.get("/api/symbols?q=microsoft")).json()
+        assert symbols["symbols"][0]["symbol"] == "MSFT"
+        health = server.health()
+        assert health["source"]["vendors"]["finnhub"]["connected"] is True
+        assert finnhub.ws_paths == [f"/?token={key}"] and finnhub.connections == 1
+        shown = server.log() + json.dumps(health)
+        assert key not in shown, "the key in the socket's URL is masked everywhere"
+    finally:
+        await finnhub.stop()
 
 
 # -- failover, in a server process ---------------------------------------------------------

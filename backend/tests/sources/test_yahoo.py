@@ -4,6 +4,7 @@ recorded from Yahoo's streamer, and blocking fetchers stand in for Yahoo's HTTP 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import math
 import threading
@@ -14,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import yfinance.utils as yf_utils
 from websockets.asyncio.server import Server, ServerConnection, serve
 from yfinance.exceptions import YFPricesMissingError, YFRateLimitError
 
@@ -29,6 +31,10 @@ from stockfeed.sources.yahoo import (
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "yahoo"
 FRAMES: list[dict[str, Any]] = json.loads((FIXTURES / "streamer-frames.json").read_text())
 BY_NAME = {frame["name"]: frame for frame in FRAMES}
+# Chart metadata recorded from Yahoo (see fixtures/yahoo/README.md), by name.
+CHARTS: dict[str, dict[str, Any]] = {
+    chart["name"]: chart for chart in json.loads((FIXTURES / "chart-metadata.json").read_text())
+}
 # 2026-05-26 04:00 -04:00, the first EA bar.
 EA_FIRST_BAR_TIME = 1779782400
 
@@ -198,6 +204,110 @@ def test_quote_from_chart_without_metadata_uses_the_last_real_bar() -> None:
     assert tick.market_time == 1780510500 * 1000
     # Nothing in a bare frame says what the day's volume, range or previous close are.
     assert (tick.volume, tick.open, tick.high, tick.low, tick.prev_close) == (None,) * 5
+
+
+def recorded_meta(name: str, *, as_yfinance: bool) -> dict[str, Any]:
+    """A recorded chart metadata, raw (epoch seconds, as Yahoo sends it) or as yfinance's
+    `get_history_metadata()` hands it over (its times made exchange-local Timestamps)."""
+    meta = copy.deepcopy(CHARTS[name]["meta"])
+    return yf_utils.format_history_metadata(meta) if as_yfinance else meta  # type: ignore[no-any-return]
+
+
+def minute_frame(rows: list[tuple[str, float, float, float, float, int]]) -> pd.DataFrame:
+    """1-minute bars in the shape yfinance's history() returns them (an exchange-local
+    index): made in the test, next to recorded metadata of the same day (no recording
+    pairs them)."""
+    index = pd.DatetimeIndex([pd.Timestamp(t, tz="America/New_York") for t, *_ in rows])
+    frame = pd.DataFrame(
+        [row[1:] for row in rows], index=index, columns=["Open", "High", "Low", "Close", "Volume"]
+    )
+    frame.index.name = "Datetime"
+    return frame
+
+
+@pytest.mark.parametrize("as_yfinance", [False, True], ids=["raw", "yfinance"])
+def test_quote_from_chart_reads_recorded_metadata_in_milliseconds(as_yfinance: bool) -> None:
+    # 24 Mar 2025, captured at 09:51:33 New York: regularMarketTime 1742824293 (seconds).
+    meta = recorded_meta("aapl_regular_2025_03_24", as_yfinance=as_yfinance)
+    tick = quote_from_chart("AAPL", pd.DataFrame(), meta)
+    assert tick is not None
+    assert tick.market_time == 1742824293 * 1000, "epoch ms, whatever shape the time came in"
+    assert tick.price == 220.003
+    assert (tick.high, tick.low, tick.volume) == (221.021, 218.58, 5800260)
+    assert tick.price_decimals == 2
+    assert tick.open is None, "no bars: nothing tells the session's first trade"
+    assert tick.regular_close is None, "the session has not closed"
+
+
+@pytest.mark.parametrize("as_yfinance", [False, True], ids=["raw", "yfinance"])
+def test_quote_from_chart_newest_of_metadata_and_last_bar_wins(as_yfinance: bool) -> None:
+    meta = recorded_meta("aapl_regular_2025_03_24", as_yfinance=as_yfinance)
+    # The day so far in minutes: pre-market at 08:00 and 09:29, the regular session from
+    # its start (currentTradingPeriod.regular.start = 09:30) to the 09:50 minute.
+    rows = [
+        ("2025-03-24 08:00", 218.10, 218.30, 218.00, 218.20, 0),
+        ("2025-03-24 09:29", 218.90, 219.00, 218.80, 218.95, 0),
+        ("2025-03-24 09:30", 219.50, 219.90, 219.20, 219.70, 912000),
+        ("2025-03-24 09:31", 219.70, 220.10, 219.60, 220.05, 301000),
+        ("2025-03-24 09:50", 220.00, 220.10, 219.95, 220.02, 88000),
+    ]
+    tick = quote_from_chart("AAPL", minute_frame(rows), meta)
+    assert tick is not None
+    # 09:50:00 (the last bar's start) is older than 09:51:33: the metadata's price wins.
+    assert (tick.price, tick.market_time) == (220.003, 1742824293000)
+    assert tick.open == 219.50, "the first bar at or after the regular session's start"
+    # A bar newer than the metadata (09:52, the metadata lagging): the bar wins, its
+    # time the minute's start, in ms.
+    later = [*rows, ("2025-03-24 09:52", 220.10, 220.40, 220.05, 220.35, 51000)]
+    tick = quote_from_chart("AAPL", minute_frame(later), meta)
+    assert tick is not None
+    assert (tick.price, tick.market_time) == (220.35, 1742824320 * 1000)
+    assert tick.open == 219.50
+
+
+@pytest.mark.parametrize("as_yfinance", [False, True], ids=["raw", "yfinance"])
+def test_quote_from_chart_before_the_open_has_no_open(as_yfinance: bool) -> None:
+    # 20 Feb 2025, captured at 06:47 New York: the metadata's regular price is the last
+    # session's close (19 Feb 16:00:01); today's pre-market bars are newer.
+    meta = recorded_meta("aapl_premarket_2025_02_20", as_yfinance=as_yfinance)
+    tick = quote_from_chart("AAPL", pd.DataFrame(), meta)
+    assert tick is not None
+    assert (tick.price, tick.market_time) == (244.87, 1739998801 * 1000)
+    rows = [
+        ("2025-02-20 04:00", 244.90, 245.10, 244.80, 245.00, 0),
+        ("2025-02-20 06:45", 245.30, 245.60, 245.25, 245.50, 0),
+    ]
+    tick = quote_from_chart("AAPL", minute_frame(rows), meta)
+    assert tick is not None
+    assert (tick.price, tick.market_time) == (245.50, 1740051900 * 1000)
+    assert tick.open is None, "pre-market bars are not the session's open"
+
+
+@pytest.mark.parametrize("as_yfinance", [False, True], ids=["raw", "yfinance"])
+def test_quote_from_chart_before_the_open_measures_from_the_last_regular_close(
+    as_yfinance: bool,
+) -> None:
+    # In the recorded pre-market metadata, `previousClose` (244.47) is the close before
+    # the last session, and `regularMarketPrice` (244.87) that session's close, stamped
+    # before today's session starts: the previous close is 244.87, as quote sites show
+    # pre-market changes.
+    meta = recorded_meta("aapl_premarket_2025_02_20", as_yfinance=as_yfinance)
+    rows = [("2025-02-20 06:45", 245.30, 245.60, 245.25, 245.50, 0)]
+    tick = quote_from_chart("AAPL", minute_frame(rows), meta)
+    assert tick is not None
+    assert tick.prev_close == 244.87 != CHARTS["aapl_premarket_2025_02_20"]["meta"]["previousClose"]
+    assert tick.regular_close is None, "today's session has not closed"
+    # The same metadata once its session is over (the capture's times moved a day back,
+    # so that the regular price of 19 Feb is stamped after that day's close): it is the
+    # regular close, and the previous close is the one before it.
+    raw = recorded_meta("aapl_premarket_2025_02_20", as_yfinance=False)
+    for period in raw["currentTradingPeriod"].values():
+        period["start"] -= 86400
+        period["end"] -= 86400
+    meta = yf_utils.format_history_metadata(raw) if as_yfinance else raw
+    tick = quote_from_chart("AAPL", pd.DataFrame(), meta)
+    assert tick is not None
+    assert (tick.price, tick.regular_close, tick.prev_close) == (244.87, 244.87, 244.47)
 
 
 # --- streaming over a real websocket ------------------------------------------------------

@@ -7,7 +7,10 @@
 // the interfaces, and test/vocabulary.test.ts ties it to the AsyncAPI document. A message
 // type the server sends that has no interface here fails the typecheck.
 
-import type { MessageType } from "./protocol.js";
+import type { MessageType, Session } from "./protocol.js";
+
+/** A market's session: `market_status.session`, and (v1.2) a quote's `session`. */
+export type SessionName = Session;
 
 /** The quote of a `price_update` or `snapshot`. Fields the source lacks are null. */
 export interface QuoteData {
@@ -32,6 +35,13 @@ export interface QuoteData {
   feed?: string | null;
   /** v1.2 provenance: seconds behind real time (0, or 900 for a 15-minute delayed feed). */
   delayed?: number;
+  /** v1.2, instruments with sessions (US equities, ETFs, indices): the session the quote's
+   * time falls in. `prev_close` is then the last regular close before its trading day, at
+   * every hour (pre-market change = price - that close). */
+  session?: SessionName;
+  /** v1.2: once the trading day's regular session has closed, its close ("At close
+   * 254.50 · After hours 255.26 +0.30 %": the after-hours change is price - regular_close). */
+  regular_close?: number;
 }
 
 export interface PriceUpdate {
@@ -67,7 +77,8 @@ export type BarInterval = "1m" | "5m" | "15m" | "1h" | "1d";
 export const BAR_INTERVALS: readonly BarInterval[] = ["1m", "5m", "15m", "1h", "1d"];
 
 /** One candle. `time` is the bucket start in epoch seconds (for `1d`, 00:00 UTC of the
- * session's date); REST bars have no `final`. */
+ * session's date; v1.2: a `1d` bar of an instrument with sessions is its regular session's,
+ * its close the regular close); REST bars have no `final`. */
 export interface Bar {
   time: number;
   open: number;
@@ -103,7 +114,7 @@ export interface MarketStatus {
   /** The ticker whose subscription this status answers (on the socket). */
   ticker?: string;
   is_open: boolean;
-  session: "closed" | "pre" | "regular" | "post";
+  session: SessionName;
   next_open: string | null;
   next_close: string | null;
   stale?: boolean;
@@ -257,6 +268,8 @@ const QUOTE_FIELDS: Spec = {
   source: "string?",
   feed: "string|null?",
   delayed: "integer?",
+  session: "string?",
+  regular_close: "number?",
 };
 
 const BAR_FIELDS: Spec = {

@@ -51,6 +51,14 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+export const Session = {
+  pre: "pre",
+  regular: "regular",
+  post: "post",
+  closed: "closed",
+} as const;
+export type Session = (typeof Session)[keyof typeof Session];
+
 export const CloseCode = {
   normal: 1000,
   goingAway: 1001,

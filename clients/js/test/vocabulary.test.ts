@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { FIELDS, parseMessage } from "../src/messages.js";
-import { MessageType } from "../src/protocol.js";
+import { MessageType, Session } from "../src/protocol.js";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const spec = parse(readFileSync(resolve(repo, "backend/src/stockfeed/spec/asyncapi.yaml"), "utf8")) as {
@@ -69,5 +69,16 @@ describe("v1.2 provenance in a quote", () => {
     expect(parseMessage(update({ source: "alpaca", feed: "iex", delayed: 900 })).known).toBe(true);
     expect(() => parseMessage(update({ feed: 5 }))).toThrow(/feed must be string or null/);
     expect(() => parseMessage(update({ delayed: "0" }))).toThrow(/delayed must be integer/);
+  });
+
+  it("takes the session-true figures: a session and, after the close, the regular close", () => {
+    const parsed = parseMessage(update({ prev_close: 253.1, session: "post", regular_close: 254.5 }));
+    expect(parsed.known).toBe(true);
+    if (parsed.known && parsed.message.type === "price_update") {
+      expect(parsed.message.data.session).toBe(Session.post);
+      expect(parsed.message.data.regular_close).toBe(254.5);
+    }
+    expect(parseMessage(update({ session: "pre" })).known).toBe(true);
+    expect(() => parseMessage(update({ regular_close: "254.5" }))).toThrow(/regular_close must be number/);
   });
 });

@@ -65,6 +65,11 @@ class PriceData:
     source: str | None = None
     feed: str | None = None
     delayed: int | None = None
+    # v1.2, instruments with sessions: the session the quote's time falls in (`prev_close`
+    # is then the last regular close before its trading day) and, once the day's regular
+    # session closed, that close.
+    session: str | None = None
+    regular_close: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +317,8 @@ def _data(obj: dict[str, Any]) -> PriceData:
             source=_opt_str(data, "source"),
             feed=_opt_str(data, "feed"),
             delayed=_opt_int(data, "delayed"),
+            session=_opt_str(data, "session"),
+            regular_close=_opt_num(data, "regular_close"),
         )
     except ProtocolError as exc:
         raise ProtocolError(f"data.{exc}") from None

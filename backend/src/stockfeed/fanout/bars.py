@@ -13,6 +13,10 @@ The rules (docs/protocol.md#bars):
   the source has no volume.
 - An update that changes neither price nor volume is no trade: no bar. A bucket without
   an update has no bar (no flat bars invented).
+- A `1d` bar of an instrument with sessions (an update with `data.session`) is its
+  regular session's, as quote sites draw daily candles: pre- and post-market updates
+  change no daily bar (their volume is counted in no daily bar either), so its close is
+  the regular close.
 - A bar is `final` once an update lands in a later bucket; data older than the forming
   bar (a late quote) goes into the forming bar, so a final bar never changes.
 - At most `KEPT` bars are kept: the forming one and the newest finals.
@@ -42,6 +46,8 @@ from stockfeed.tickers import asset_class
 KEPT = 120
 _NEW_YORK = ZoneInfo("America/New_York")
 _FX_ROLL = 7 * 3600  # FX's trading day starts at 17:00 New York: shift by 7 h to its date
+# Sessions (`data.session`) whose updates are in no daily bar.
+_OUTSIDE_REGULAR = frozenset({"pre", "post", "closed"})
 
 
 class BadBars(ValueError):
@@ -219,6 +225,8 @@ class BarBook:
         volume = _count(data.get("volume"))
         before_volume, before_price = self.volume, self.price
         self.volume, self.price = volume, price
+        if self.interval == "1d" and data.get("session") in _OUTSIDE_REGULAR:
+            return False, None  # a daily bar is the regular session's
         delta: int | None = None
         if volume is not None:
             if before_volume is None:

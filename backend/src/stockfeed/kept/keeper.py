@@ -80,6 +80,7 @@ def update_of(tick: Tick, timestamp: float) -> dict[str, Any]:
             "high": tick.high,
             "low": tick.low,
             "market_time": tick.market_time,
+            "session": tick.session,
         },
     }
 

@@ -6,6 +6,7 @@ from stockfeed.protocol.codes import (
     CloseCode,
     ErrorCode,
     MessageType,
+    Session,
 )
 from stockfeed.protocol.messages import (
     BadUpdate,
@@ -28,6 +29,7 @@ __all__ = [
     "CloseCode",
     "ErrorCode",
     "MessageType",
+    "Session",
     "dumps",
     "error",
     "heartbeat",

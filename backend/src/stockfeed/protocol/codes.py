@@ -1,5 +1,5 @@
-"""The protocol's vocabulary in one place: message types, client actions, error codes
-and close codes, as docs/protocol.md and the AsyncAPI document define them.
+"""The protocol's vocabulary in one place: message types, client actions, error codes,
+market sessions and close codes, as docs/protocol.md and the AsyncAPI document define them.
 
 Everything that names one of these (the server, the Python client, the fuzz tests) takes
 it from here. The dashboard's TypeScript constants are generated from it
@@ -67,6 +67,16 @@ class ErrorCode(StrEnum):
     URI_TOO_LONG = "uri_too_long"
     HEADERS_TOO_LARGE = "headers_too_large"
     SERVER_BUSY = "server_busy"
+
+
+class Session(StrEnum):
+    """A market's session: `session` of `market_status`, and (v1.2) of the updates of
+    instruments with sessions (`data.session`: the one the quote's time falls in)."""
+
+    PRE = "pre"
+    REGULAR = "regular"
+    POST = "post"
+    CLOSED = "closed"
 
 
 class CloseCode(IntEnum):

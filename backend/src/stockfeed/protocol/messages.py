@@ -56,6 +56,13 @@ def price_update(tick: Tick, seq: int, timestamp_ms: float | None = None) -> str
         data["source"] = tick.source
         data["feed"] = tick.feed
         data["delayed"] = tick.delayed if tick.delayed is not None else 0
+    if tick.session is not None:
+        # v1.2, session-true figures: the session the quote belongs to and, once the
+        # trading day's regular session closed, its close (prev_close stays the close of
+        # the session before: "At close 254.50 · After hours 255.26 +0.30 %").
+        data["session"] = tick.session
+        if tick.regular_close is not None:
+            data["regular_close"] = _round(tick.regular_close, digits)
     ts = round(now_ms() if timestamp_ms is None else timestamp_ms, 3)
     return dumps(
         {"type": "price_update", "ticker": tick.ticker, "seq": seq, "timestamp": ts, "data": data}

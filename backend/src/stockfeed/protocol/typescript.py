@@ -8,6 +8,7 @@ from stockfeed.protocol.codes import (
     CloseCode,
     ErrorCode,
     MessageType,
+    Session,
 )
 
 
@@ -34,6 +35,7 @@ def render_typescript() -> str:
     block("MessageType", {m.name: m.value for m in MessageType})
     block("ClientMessage", {m.name: m.value for m in ClientMessage})
     block("ErrorCode", {m.name: m.value for m in ErrorCode})
+    block("Session", {m.name: m.value for m in Session})
     block("CloseCode", {m.name: int(m.value) for m in CloseCode})
     reconnects = ", ".join(f"CloseCode.{_camel(c.name)}" for c in sorted(CLOSE_RECONNECTS))
     lines.append("/** Close codes after which a client reconnects (with its backoff). */")

@@ -39,7 +39,7 @@ from websockets.protocol import OPEN
 from stockfeed.fanout.connections import DEFAULT_BUDGET, SINK_EXTENSION, Limiter
 from stockfeed.fanout.frames import close_frame
 from stockfeed.server import handshake
-from stockfeed.server.sink_connection import SinkConnection
+from stockfeed.server.sink_connection import FLUSH_AT, SinkConnection
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,9 @@ class Sink:
 
     Its owner (the connection the app made of it, server/sink_connection.py) appends
     with `write`, or on the broadcast's hot path straight to `pending` (marking the sink
-    with `flusher` when it was empty), and hears of the transport through `on_pause`,
-    `on_drain` and `on_ping`."""
+    with `flusher` when it was empty, counting `pending_bytes`, flushing past
+    `FLUSH_AT`), and hears of the transport through `on_pause`, `on_drain` and
+    `on_ping`."""
 
     __slots__ = (
         "_protocol",
@@ -118,12 +119,14 @@ class Sink:
         "on_ping",
         "paused",
         "pending",
+        "pending_bytes",
     )
 
     def __init__(self, protocol: FastWebSocketProtocol) -> None:
         self._protocol = protocol
         self.flusher = _flusher(protocol.loop)
         self.pending: list[bytes] = []
+        self.pending_bytes = 0  # of `pending`, kept by whoever appends (see `write`)
         self.closed = False
         # The transport asked us to stop writing (its buffer passed the high mark); kept
         # as a plain attribute because the broadcast reads it for every client.
@@ -156,12 +159,16 @@ class Sink:
         if not self.pending:
             self.flusher.mark(self)
         self.pending.append(frame)
+        self.pending_bytes += len(frame)
+        if self.pending_bytes > FLUSH_AT:
+            self.flush()
 
     def flush(self) -> None:
         pending = self.pending
         if not pending:
             return
         self.pending = []
+        self.pending_bytes = 0
         if self.closed:
             return
         transport = self._protocol.transport
@@ -174,7 +181,7 @@ class Sink:
         not yet handed to the transport plus the transport's buffer."""
         transport = self._protocol.transport
         buffered = 0 if transport.is_closing() else transport.get_write_buffer_size()
-        return buffered + sum(len(frame) for frame in self.pending)
+        return buffered + self.pending_bytes
 
     def backlog(self) -> tuple[int, int]:
         """(frames not yet handed to the transport, bytes in the transport's buffer)."""

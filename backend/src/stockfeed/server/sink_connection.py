@@ -29,9 +29,10 @@ from stockfeed.protocol.codes import CloseCode, ErrorCode
 if TYPE_CHECKING:
     from stockfeed.server.fast_websocket import Sink
 
-
-# Pending reply bytes past which they are handed to the transport at once (its high-water
-# mark: fast_websocket.py WRITE_HIGH).
+# Bytes pending for one client past which they go to the transport at once rather than at
+# the end of the loop turn: a read of the broker can bring many updates for one client,
+# and past the transport's high-water mark (fast_websocket.py WRITE_HIGH) it pauses and
+# the rest are conflated.
 FLUSH_AT = 64 * 1024
 
 
@@ -92,6 +93,10 @@ class SinkConnection(Connection):
         if not pending:
             sink.flusher.mark(sink)
         pending.append(frame)
+        size = sink.pending_bytes + len(frame)
+        sink.pending_bytes = size
+        if size > FLUSH_AT:
+            sink.flush()  # the transport pauses past its mark: then updates conflate
 
     def held_bytes(self) -> int:
         held = self.sink.held_bytes()
@@ -112,14 +117,11 @@ class SinkConnection(Connection):
         self._hold(ticker, frame, update=True)
 
     def _write(self, text: str, frame: bytes | None) -> None:
-        sink = self.sink
-        sink.write(frame if frame is not None else text_frame(text.encode()))
-        if not sink.paused and sink.held_bytes() > FLUSH_AT:
-            # A burst of replies (a subscribe's snapshots and bars) goes to the transport
-            # at once rather than at the end of the loop turn: past its high-water mark
-            # it pauses, and the updates that follow in the same turn are conflated
-            # instead of piling up behind the burst.
-            sink.flush()
+        # A burst of replies (a subscribe's snapshots and bars) goes to the transport once
+        # past FLUSH_AT (Sink.write), not only at the end of the loop turn: past its
+        # high-water mark it pauses, and the updates that follow are conflated instead of
+        # piling up behind the burst.
+        self.sink.write(frame if frame is not None else text_frame(text.encode()))
 
     def _keep_newest(self, key: str, text: str, frame: bytes | None) -> None:
         self._hold(key, frame if frame is not None else text_frame(text.encode()), update=False)

@@ -178,12 +178,18 @@ def _sim(settings: Settings, clock: MarketClock) -> Source:
             "simulator: market hours OFF (STOCKFEED_SIM_MARKET_HOURS=false): every "
             "instrument trades around the clock; market_status says market SIM, always open"
         )
-    return SimSource(
+    sim = SimSource(
         seed=settings.sim_seed,
         tick_interval=settings.sim_tick_interval,
         market_hours=settings.sim_market_hours,
         clock=clock,
     )
+    log.info(
+        "simulator: seed %d (%s): the same history on every start with it",
+        sim.seed,
+        "--sim-seed" if settings.sim_seed is not None else "the default",
+    )
+    return sim
 
 
 def _yahoo(settings: Settings, clock: MarketClock) -> YahooSource:

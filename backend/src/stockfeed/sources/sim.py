@@ -24,11 +24,18 @@ and t only):
 - The day's close is the ticker's typical price times exp(X), X a mean-reverting walk
   over calendar days (a moving average of per-day draws, half-life 90 days), so any day's
   close is computed from a few hundred draws, without walking from the beginning of time.
-  A day's `prev_close` is the previous trading day's close: its last trade.
-- The minutes of a day are a Brownian bridge, in log price, from the previous close to
-  the day's close, with more movement and volume in the regular session (a U shape) and a
-  gap at the open after a break. Each minute has its open (the previous minute's close),
-  high, low, close and volume.
+  It is the close of the day's regular session: for what trades a post-market after it
+  (US equities, ETFs), the day's last trade is that close moved by the post-market's own
+  draw (`_day_last`). A day's `prev_close` is the previous trading day's close, its
+  regular close, never its after-hours last print (what quote sites measure `change`
+  from); once the regular session has closed, its ticks say that close
+  (`regular_close`).
+- The minutes of a day are a Brownian bridge, in log price, from the previous day's last
+  trade through the day's close at the end of its regular session to the day's last
+  trade, with more movement and volume in the regular session (a U shape) and a gap at
+  the open after a break. Each minute has its open (the previous minute's close), high,
+  low, close and volume. A daily bar (`1d`) is the regular session's, as quote sites
+  draw them: its close is the regular close, pre- and post-market trades are not in it.
 - Ticks fall on a fixed grid of `tick_interval` (epoch-aligned). A minute's ticks start
   at its open, end at its close, touch its high and its low once each and stay between
   them; its volume is spread evenly over its ticks. So a minute bar built from the ticks
@@ -42,7 +49,6 @@ import asyncio
 import hashlib
 import logging
 import math
-import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -104,6 +110,9 @@ MAX_IDLE_TICKERS = 1000
 HISTORY_CHUNK = 50
 # Sessions of the ranges that count sessions (Yahoo's: 1d is the current or last session).
 SESSION_RANGES = {"1d": 1, "5d": 5}
+# The seed without --sim-seed: fixed, so every start and every machine draws the same
+# history (a restart must not rewrite the simulated past).
+DEFAULT_SEED = 0
 
 _US_SESSION_TYPES = frozenset({"equity", "etf", "index", "future"})
 
@@ -113,7 +122,8 @@ class _Day:
     """One trading day of one ticker: its minutes and what traded in them."""
 
     day: TradingDay
-    prev_close: float
+    prev_close: float  # the previous day's regular close
+    regular_close: float  # this day's: its ticks from the close on say it
     decimals: int
     times: Ints  # minute start, epoch s
     first_k: Ints  # grid index of each minute's first tick
@@ -208,8 +218,8 @@ class SimSource(Source):
         super().__init__()
         if tick_interval <= 0:
             raise ValueError("tick_interval must be positive")
-        # Without a seed each instance still gets one, so per-ticker paths stay independent.
-        self.seed = seed if seed is not None else random.SystemRandom().randrange(2**63)
+        # Without a seed, the fixed default: the same history on every start.
+        self.seed = DEFAULT_SEED if seed is None else seed
         self.tick_interval = tick_interval
         # The tick grid in whole milliseconds: integer arithmetic decides which minute a
         # tick falls in, the same way in the stream and in history.
@@ -222,6 +232,7 @@ class SimSource(Source):
         self._now = now
         self._live: dict[str, _Live] = {}
         self._closes: dict[tuple[str, date], float] = {}
+        self._lasts: dict[tuple[str, date], float] = {}
         self._draws: dict[tuple[str, int], Floats] = {}
         self._shapes: dict[tuple[object, ...], _Shape] = {}
         self._full_n: dict[int, Ints] = {}
@@ -277,6 +288,31 @@ class SimSource(Source):
         self._closes[key] = close
         return close
 
+    def _regular_end(self, day: TradingDay, minutes: int) -> int:
+        """The path point (minutes from the day's start) at its regular session's close:
+        the day's end when nothing trades after the close."""
+        return min(minutes, (day.close - day.start) // 60)
+
+    def _day_last(self, ticker: str, listing: Listing, schedule: str, day: TradingDay) -> float:
+        """The day's last trade: its close, moved by a post-market when it has one (a draw
+        of its own, so the next day's path can start from it without building this day)."""
+        close = self._day_close(ticker, listing, day.date)
+        if day.close >= day.end:
+            return close
+        key = (ticker, day.date)
+        found = self._lasts.get(key)
+        if found is not None:
+            return found
+        shape = self._shape(listing, schedule, day)
+        share = 1.0 - float(shape.move_spent[self._regular_end(day, shape.minutes)])
+        draw = float(self._rng(ticker, 3, day.date.toordinal()).standard_normal())
+        sd = self._daily_sd(listing) * math.sqrt(max(share, 0.0))
+        last = _round(listing.info.price_decimals, close * math.exp(sd * draw))
+        if len(self._lasts) > 50_000:
+            self._lasts.clear()
+        self._lasts[key] = last
+        return last
+
     def _daily_draws(self, ticker: str, block: int) -> Floats:
         key = (ticker, block)
         found = self._draws.get(key)
@@ -308,7 +344,9 @@ class SimSource(Source):
         decimals = listing.info.price_decimals or 2
         previous = previous or self._previous(schedule, day)
         prev_close = self._day_close(ticker, listing, previous.date)
+        start_price = self._day_last(ticker, listing, schedule, previous)
         close = self._day_close(ticker, listing, day.date)
+        last = self._day_last(ticker, listing, schedule, day)
         shape = self._shape(listing, schedule, day)
         minutes = shape.minutes
         first_k, n = self._grid(day.start, minutes)
@@ -323,22 +361,36 @@ class SimSource(Source):
         minute_sd = day_sd * shape.move_sd
         walk = np.cumsum(normal[: minutes + 1] * np.concatenate(([gap_sd], minute_sd)))
         spent = gap_sd * gap_sd + day_sd * day_sd * shape.move_spent
-        total = math.log(close) - math.log(prev_close)
-        # The bridge: the walk, bent so that it ends exactly at the day's close.
-        path = walk - spent / spent[-1] * (walk[-1] - total)
-        prices = _round_array(decimals, prev_close * np.exp(path))
+        to_close = math.log(close) - math.log(start_price)
+        r = self._regular_end(day, minutes)
+        # The bridge: the walk, bent so that it passes exactly through the day's close at
+        # the end of its regular session, and (a post-market after it) ends at its last.
+        if r >= minutes:
+            path = walk - spent / spent[-1] * (walk[-1] - to_close)
+        else:
+            to_last = math.log(last) - math.log(start_price)
+            head = walk[: r + 1] - spent[: r + 1] / spent[r] * (walk[r] - to_close)
+            tail_walk = walk[r:] - walk[r]
+            tail_spent = spent[r:] - spent[r]
+            bend = tail_spent / tail_spent[-1] * (tail_walk[-1] - (to_last - to_close))
+            path = np.concatenate((head, (to_close + tail_walk - bend)[1:]))
+        prices = _round_array(decimals, start_price * np.exp(path))
         closes = prices[1:]
         opens = prices[:-1]
-        closes[-1] = close  # the day's last trade is its close, exactly
         traded = n > 0
+        # The regular session's last trade is the close and the day's last trade its
+        # last, exactly (minutes without a tick, on a grid coarser than a minute, have no
+        # trade and no bar).
+        idx = np.flatnonzero(traded) if not shape.all_traded else np.arange(minutes)
+        in_regular = idx[idx < r]
+        if in_regular.size:
+            closes[in_regular[-1]] = close
+        if idx.size and (r >= minutes or idx[-1] >= r):
+            closes[idx[-1]] = last if r < minutes else close
         if not shape.all_traded:
-            # Minutes without a tick (a grid coarser than a minute): no trade, no bar. A
-            # minute opens at the previous trade, and the last trade is the close.
-            idx = np.flatnonzero(traded)
-            if idx.size:
-                closes[idx[-1]] = close
-            last = np.maximum.accumulate(np.where(traded, np.arange(minutes), -1))
-            before = np.concatenate(([-1], last[:-1]))
+            # A minute opens at the previous trade.
+            latest = np.maximum.accumulate(np.where(traded, np.arange(minutes), -1))
+            before = np.concatenate(([-1], latest[:-1]))
             opens = np.where(before >= 0, closes[np.maximum(before, 0)], prices[0])
             opens = np.where(n == 1, closes, opens)
         top = np.maximum(opens, closes)
@@ -370,6 +422,7 @@ class SimSource(Source):
         out = _Day(
             day=day,
             prev_close=prev_close,
+            regular_close=close,
             decimals=decimals,
             times=day.start + shape.offsets,
             first_k=first_k,
@@ -498,16 +551,18 @@ class SimSource(Source):
         n = int(path.n[m])
         share, extra = divmod(int(path.volume[m]), n)
         so_far = int(path.volume_before[m]) + (j + 1) * share + min(j + 1, extra)
+        market_time = (int(path.first_k[m]) + j) * self._step_ms
         return Tick(
             ticker=ticker,
             price=live.prices[j],
-            market_time=(int(path.first_k[m]) + j) * self._step_ms,
+            market_time=market_time,
             volume=so_far,
             open=path.first_price,
             high=live.highs[j],
             low=live.lows[j],
             prev_close=path.prev_close,
             price_decimals=listing.info.price_decimals,
+            regular_close=path.regular_close if market_time >= path.day.close * 1000 else None,
         )
 
     def _live_day(self, ticker: str, listing: Listing, at_s: float) -> _Live | None:
@@ -680,14 +735,19 @@ class SimSource(Source):
                 continue
             times, opens, highs, lows, closes, volumes = minute_bars
             if step >= 86400:
-                # One bar a day, at 00:00 UTC of the session's date (never shifted).
+                # One bar a day, at 00:00 UTC of the session's date (never shifted): the
+                # regular session's (pre- and post-market are not in a daily bar; none
+                # before the open).
+                regular = np.flatnonzero((times >= day.open) & (times < day.close))
+                if not regular.size:
+                    continue
                 bar = Bar(
                     day.bar_time,
-                    float(opens[0]),
-                    float(highs.max()),
-                    float(lows.min()),
-                    float(closes[-1]),
-                    int(volumes.sum()),
+                    float(opens[regular[0]]),
+                    float(highs[regular].max()),
+                    float(lows[regular].min()),
+                    float(closes[regular[-1]]),
+                    int(volumes[regular].sum()),
                 )
                 if complete:
                     if len(self._summaries) > 200_000:

@@ -93,8 +93,10 @@ def tick_from_message(message: Mapping[str, Any]) -> Tick | None:
     if price is None:
         return None
     change = _number(message.get("change"))
-    prev_close: float | None = None
-    if change is not None:
+    # Yahoo's own previous close where a frame carries it (PricingData field 16), else
+    # the one its change was measured from.
+    prev_close: float | None = _price(message.get("previous_close"))
+    if prev_close is None and change is not None:
         prev_close = price - change
         # `change` is a float32 on the wire; rounding to the quote's own precision
         # (price_hint decimals) recovers the close Yahoo derived it from.
@@ -196,7 +198,19 @@ def quote_from_chart(ticker: str, frame: pd.DataFrame, meta: Mapping[str, Any]) 
     if start_ms is not None and end_ms is not None:
         in_session = [bar for bar in bars if start_ms <= bar.time * 1000 < end_ms]
         open_ = in_session[0].open if in_session else None
+    # Session-true figures: `regularMarketPrice` is the last regular-session price. Before
+    # today's session (pre-market, where currentTradingPeriod is already today's) it is
+    # the last session's close, and the previous close is that, not `previousClose`
+    # (the close before it). Once the session has ended it is today's close.
+    regular_price = _price(meta.get("regularMarketPrice"))
+    regular_time = _meta_epoch_ms(meta.get("regularMarketTime"))
     prev_close = _price(meta.get("previousClose")) or _price(meta.get("chartPreviousClose"))
+    regular_close: float | None = None
+    if regular_price is not None and regular_time is not None and start_ms is not None:
+        if regular_time < start_ms:
+            prev_close = regular_price
+        elif end_ms is not None and regular_time >= end_ms:
+            regular_close = regular_price
     return Tick(
         ticker=ticker,
         price=price,
@@ -207,6 +221,7 @@ def quote_from_chart(ticker: str, frame: pd.DataFrame, meta: Mapping[str, Any]) 
         low=_price(meta.get("regularMarketDayLow")),
         prev_close=prev_close,
         price_decimals=_decimals(meta.get("priceHint")),
+        regular_close=regular_close,
     )
 
 

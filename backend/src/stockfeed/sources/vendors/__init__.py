@@ -10,8 +10,9 @@ A plugin module defines:
 The other modules here are what plugins share: `connection.py` (one socket kept alive:
 backoff, resubscribe, gaps, mute sockets), `plugin.py` (the source around its
 connections: one state, directory, history, previous closes), `errors.py` (the three
-error classes), `http.py` (REST GETs). Adding a vendor is one module here and one fake
-server in backend/tests/sources/fakes/ (docs/sources.md, "Adding a source").
+error classes), `http.py` (REST GETs), `rest_bars.py` (vendors' REST bars as /api/history
+serves them). Adding a vendor is one module here and one fake
+server in backend/tests/sources/vendor_fakes/ (docs/sources.md, "Adding a source").
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import importlib
 import pkgutil
 from types import ModuleType
 
-SHARED = frozenset({"connection", "errors", "http", "plugin"})
+SHARED = frozenset({"connection", "errors", "http", "plugin", "rest_bars"})
 
 
 def names() -> list[str]:

@@ -41,7 +41,6 @@ Symbols: stocks as stockfeed writes them with the share class after `-` (`BRK-B`
 
 from __future__ import annotations
 
-import calendar
 import json
 import logging
 import time
@@ -59,12 +58,12 @@ from stockfeed.models import Bar
 from stockfeed.sources.base import RANGE_DAYS, Provenance, UnknownTicker
 from stockfeed.sources.capabilities import Capabilities
 from stockfeed.sources.events import Event, Quote, Status, StatusKind, Summary, Trade, VendorBar
-from stockfeed.sources.last_price import day_key
 from stockfeed.sources.symbols import SymbolInfo
 from stockfeed.sources.vendors.connection import Dialect, VendorConnection
 from stockfeed.sources.vendors.errors import Capacity, FatalConfig, Transient, VendorError
 from stockfeed.sources.vendors.http import HttpError, get_json, url_with
 from stockfeed.sources.vendors.plugin import VendorSource
+from stockfeed.sources.vendors.rest_bars import rest_bar, session_date
 from stockfeed.sources.wire_values import (
     NS_PER_MS,
     NS_PER_S,
@@ -393,6 +392,7 @@ class AlpacaSource(VendorSource):
     ) -> None:
         super().__init__()
         self._key = (key_id, secret)
+        self.clock = clock
         self.feed = feed
         self.delayed = 900 if feed == "delayed_sip" else 0
         self.rest_url = rest_url
@@ -515,32 +515,16 @@ class AlpacaSource(VendorSource):
         return bars
 
     def fetch_prev_close(self, ticker: str) -> Decimal | None:
+        """The close of the last daily bar before the current trading day (at 02:00 on a
+        Tuesday, Monday is still the current day: Friday's close)."""
         now = time.time()
-        today = day_key(ticker, now)
+        today = self.trading_date(ticker, now)
         closes = [
-            (day_key(ticker, (start + _NS_HALF_DAY) / NS_PER_S), decimal(raw["c"]))
+            (session_date(ticker, start), decimal(raw["c"]))
             for start, raw in self._bars(ticker, "1Day", int(now) - 10 * 86400, int(now))
         ]
         before = [close for day, close in closes if day < today]
         return before[-1] if before else None
-
-
-def rest_bar(ticker: str, interval: str, start_ns: int, raw: dict[str, Any]) -> Bar:
-    """A REST bar as /api/history serves it: `time` the bucket start, and for `1d` 00:00
-    UTC of the session's date (Alpaca stamps days at 00:00 New York)."""
-    seconds = start_ns // NS_PER_S
-    if interval == "1d":
-        day = datetime.strptime(day_key(ticker, seconds + 43200), "%Y-%m-%d")
-        seconds = calendar.timegm(day.timetuple())
-    volume = decimal(raw["v"])
-    return Bar(
-        time=seconds,
-        open=float(decimal(raw["o"])),
-        high=float(decimal(raw["h"])),
-        low=float(decimal(raw["l"])),
-        close=float(decimal(raw["c"])),
-        volume=int(volume) if volume == volume.to_integral_value() else float(volume),
-    )
 
 
 def asset_info(asset: object) -> SymbolInfo | None:

@@ -282,6 +282,7 @@ class CoinbaseSource(VendorSource):
         reconnect_max: float = 60.0,
     ) -> None:
         super().__init__()
+        self.clock = clock
         self.rest_url = rest_url
         self.dialect = CoinbaseDialect(url)
         self.connections = [

@@ -109,6 +109,12 @@ class Dialect(abc.ABC):
         """A new connection: nothing is subscribed on it yet."""
         self.subscribed.clear()
 
+    def closed(self, code: int, reason: str, frames: int) -> VendorError | None:
+        """The vendor closed the socket after `frames` frames: what that means for this
+        vendor, when it means more than a reconnect (None: a transient break). Finnhub
+        drops a second connection of a key at once, before it sends anything."""
+        return None
+
     def http_error(self, status: int, retry_after: float | None) -> VendorError:
         """The upgrade was refused with an HTTP status: what that means for this vendor."""
         if status == 429 or status >= 500:
@@ -158,6 +164,7 @@ class VendorConnection:
         self._last_data_ns: int | None = None
         self._ws: ClientConnection | None = None
         self._mute = False
+        self._frames = 0  # frames read on the current socket
 
     # -- what the source reads ---------------------------------------------------------
 
@@ -249,11 +256,22 @@ class VendorConnection:
                 # end of the feed.
                 code = exc.rcvd.code if exc.rcvd is not None else 1006
                 reason = exc.rcvd.reason if exc.rcvd is not None else ""
-                self.last_error = f"closed by the vendor ({code} {reason})".strip()
-                delay = self._delay(None)
-                log.warning(
-                    "%s: %s; reconnecting in %.1f s", self.dialect.label, self.last_error, delay
-                )
+                meaning = self.dialect.closed(code, reason, self._frames)
+                if isinstance(meaning, Capacity):
+                    self.last_error = meaning.message
+                    delay = max(self.capacity_wait, self.backoff.next_delay())
+                    log.warning(
+                        "%s: %s; waiting %.0f s for the one connection",
+                        self.dialect.label,
+                        meaning.message,
+                        delay,
+                    )
+                else:
+                    self.last_error = f"closed by the vendor ({code} {reason})".strip()
+                    delay = self._delay(None)
+                    log.warning(
+                        "%s: %s; reconnecting in %.1f s", self.dialect.label, self.last_error, delay
+                    )
             except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
                 self.last_error = f"cannot connect ({type(exc).__name__}: {exc})"
                 delay = self._delay(None)
@@ -281,6 +299,7 @@ class VendorConnection:
         """One connection, until it breaks (raises) or has nothing to carry (returns)."""
         self.attempts += 1
         self.state = "connecting"
+        self._frames = 0
         self.dialect.reset()
         async with connect(
             self.dialect.url(),
@@ -313,6 +332,7 @@ class VendorConnection:
                     async with asyncio.timeout(self.check_interval):
                         frame = await ws.recv()  # safe to cancel: nothing is lost
                 if frame is not None:
+                    self._frames += 1
                     data = False
                     for event in self.dialect.read(frame):
                         data = self._note(event) or data

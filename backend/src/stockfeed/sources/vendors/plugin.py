@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TypeVar
 
+from stockfeed.market_hours import MarketClock
 from stockfeed.models import Bar, SourceHealth, now_ms
 from stockfeed.sources.base import (
     Deliver,
@@ -58,6 +59,9 @@ R = TypeVar("R")
 
 class VendorSource(Source):
     connections: Sequence[VendorConnection]
+    # The hours the plugin's tickers follow (set by plugins): a trading day starts with
+    # its pre-market, so a previous close is fetched again then, not at midnight.
+    clock: MarketClock | None = None
 
     def __init__(self, *, client_budget: ClientBudget | None = None) -> None:
         super().__init__()
@@ -81,8 +85,19 @@ class VendorSource(Source):
         """Bars, oldest first (blocking; raises HttpError, UnknownTicker)."""
 
     def fetch_prev_close(self, ticker: str) -> Decimal | None:
-        """The previous session's close (blocking; raises HttpError). None: unknown."""
+        """The regular close of the session before the current trading day (the day in
+        progress, or the last one at night: `trading_date`), never an after-hours price
+        (blocking; raises HttpError). None: unknown."""
         return None
+
+    def trading_date(self, ticker: str, now: float) -> str:
+        """The ISO date of the trading day `now` belongs to: the one in progress, else the
+        last one (at night, on a weekend or a holiday)."""
+        if self.clock is not None:
+            day = self.clock.current_day(self.clock.schedule(ticker), now)
+            if day is not None:
+                return day.date.isoformat()
+        return day_key(ticker, now)
 
     # -- the stream ----------------------------------------------------------------------
 
@@ -166,14 +181,14 @@ class VendorSource(Source):
         return {"endpoints": [c.describe() for c in self.connections]}
 
     async def _prev_closes(self, wanted: Wanted, deliver: Deliver) -> None:
-        """The previous close of each wanted ticker, once per ticker and session."""
+        """The previous close of each wanted ticker, once per ticker and trading day."""
         while True:
             now = time.time()
             for ticker in sorted(wanted()):
                 conn = next((c for c in self.connections if c.dialect.serves(ticker)), None)
                 if conn is None:
                     continue
-                day = day_key(ticker, now)
+                day = self.trading_date(ticker, now)
                 if self._prev_close_day.get(ticker) == day:
                     continue
                 try:
