@@ -22,13 +22,33 @@ class Room:
         self.max_tickers = max_tickers
         self.lingering = lingering
         self.refused: Counter[str] = Counter()
+        self.reserved: Counter[str] = Counter()
+        self.kept: Counter[str] = Counter()
 
     def is_new(self, ticker: str) -> bool:
         return ticker not in self.held
 
     def has_room(self, ticker: str, pending: int = 0) -> bool:
-        over = len(self.held) + pending + 1 - self.max_tickers
+        if ticker in self.reserved:
+            return True
+        over = len(self.held) + len(self.reserved) + pending + 1 - self.max_tickers
         return over <= 0 or self.lingering >= over
+
+    def is_reserved(self, ticker: str) -> bool:
+        return ticker in self.reserved
+
+    def reserve(self, ticker: str) -> bool:
+        if ticker in self.held:
+            self.kept[ticker] += 1
+            return False
+        self.reserved[ticker] += 1
+        return True
+
+    def unreserve(self, ticker: str, new: bool) -> None:
+        counts = self.reserved if new else self.kept
+        counts[ticker] -= 1
+        if not counts[ticker]:
+            del counts[ticker]
 
 
 class Source:
@@ -106,6 +126,28 @@ async def test_no_room_is_refused_without_asking_the_source_or_evicting() -> Non
     assert isinstance(got, Refused) and got.code == ErrorCode.TICKER_LIMIT
     assert got.close == CloseCode.TRY_AGAIN_LATER
     assert source.asked == ["CCC"] and room.refused[ErrorCode.TICKER_LIMIT] == 1
+
+
+async def test_an_accepted_ticker_is_reserved_for_requests_checked_meanwhile() -> None:
+    """Two requests checked before either subscribes cannot both take the last room."""
+    room = Room({"AAA"}, max_tickers=2)
+    first, second = check(room=room), check(room=room, ip="198.51.100.8")
+    assert await first.admit("BBB") == "BBB"
+    got = await second.admit("CCC")
+    assert isinstance(got, Refused) and got.code == ErrorCode.TICKER_LIMIT
+    assert await second.admit("BBB") == "BBB"  # reserved: coming anyway, costs no room
+    first.release("BBB")
+    second.release_all()
+    assert room.reserved == {} and room.kept == {}
+
+
+async def test_a_ticker_refused_by_the_source_gives_its_reservation_back() -> None:
+    room = Room(set(), max_tickers=1)
+    c = check(room=room, source=Source({"NOPE": False, "MAYBE": None}))
+    assert isinstance(await c.admit("NOPE"), Refused)
+    assert isinstance(await c.admit("MAYBE"), Refused)
+    assert room.reserved == {} and c.reserved == {}
+    assert await c.admit("AAPL") == "AAPL"
 
 
 async def test_an_unknown_ticker_is_refused_and_a_held_one_is_not_asked_about() -> None:

@@ -186,6 +186,9 @@ async def test_failed_resume_with_nothing_cached_still_reports_the_gap(
     r = aioredis.Redis.from_url(redis_url)
     async with connect(server.ws + "/ws") as ws:
         await subscribe(ws, ["NEVERSEEN"], resume={"NEVERSEEN": 5})
+        # market_status ends the subscribe: updates published before it would come while
+        # the client is held, and the gap snapshot would be the newest of them alone.
+        await recv_until(ws, "market_status")
         await wait_subscribed(r, "market:NEVERSEEN")
         for seq in (40, 41):
             await r.publish("market:NEVERSEEN", contract_update("NEVERSEEN", seq))

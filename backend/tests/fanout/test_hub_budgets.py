@@ -57,6 +57,28 @@ async def test_checking_for_room_evicts_nothing_the_subscribe_does() -> None:
         await _teardown(hub)
 
 
+async def test_reserved_tickers_count_until_their_subscribe() -> None:
+    hub = await make_hub(ControlledStore(), max_tickers=2, linger_min=60, resume_window=60)
+    try:
+        client = RecordingConnection()
+        assert await hub.subscribe(client, "AAA")
+        assert hub.reserve("BBB")  # a request accepted BBB and is still subscribing others
+        assert not hub.has_room("CCC") and hub.has_room("BBB")
+        assert not await hub.hold_unwatched("CCC")  # a REST look counts it too
+        hub.unreserve("BBB", True)
+        assert await hub.subscribe(client, "BBB")  # its own reservation is not in its way
+        assert hub._reserved == {}
+        # A lingering ticker a request is about to take back makes no room.
+        await hub.unsubscribe(client, "AAA")
+        assert hub.has_room("CCC")
+        assert not hub.reserve("AAA")  # held (lingering): kept, not new
+        assert not hub.has_room("CCC")
+        hub.unreserve("AAA", False)
+        assert hub.has_room("CCC") and hub._kept == {}
+    finally:
+        await _teardown(hub)
+
+
 async def test_a_rest_first_look_is_held_within_the_ticker_budget_and_lingers() -> None:
     hub = await make_hub(ControlledStore(), max_tickers=2, linger_min=60, resume_window=60)
     try:

@@ -10,7 +10,8 @@ later, cheaper check would refuse anyway:
 4. for a ticker the process does not hold yet: the client's new-ticker rate
    (`new_ticker_rate`) and the process's room (`ticker_limit`; nothing is evicted here:
    the subscribe that follows does, so a refused request costs nobody their lingering
-   ticker),
+   ticker; an accepted one is reserved until its subscribe, so requests checked
+   meanwhile count it),
 5. for such a ticker too: whether the source can quote it (`unknown_ticker`), asked last
    because it may cost an upstream call; when the source cannot tell now, the ticker is
    refused for now (`upstream_busy`), never accepted unchecked.
@@ -50,6 +51,12 @@ class TickerRoom(Protocol):
 
     def has_room(self, ticker: str, pending: int = 0) -> bool: ...
 
+    def is_reserved(self, ticker: str) -> bool: ...
+
+    def reserve(self, ticker: str) -> bool: ...
+
+    def unreserve(self, ticker: str, new: bool) -> None: ...
+
 
 Quotable = Callable[[str], Awaitable[bool]]  # Services.can_quote: raises UpstreamBusy
 
@@ -66,6 +73,7 @@ class TickerCheck:
         "max_per_connection",
         "principal",
         "quotable",
+        "reserved",
         "room",
     )
 
@@ -87,6 +95,8 @@ class TickerCheck:
         self.max_per_connection = max_per_connection
         self.accepted: list[str] = []
         self.accepted_new = 0
+        # Accepted tickers reserved in the room until subscribed (ticker -> it was new).
+        self.reserved: dict[str, bool] = {}
 
     def _refuse(self, code: str, message: str, close: int, shown: str | None) -> Refused:
         if code in (
@@ -123,19 +133,28 @@ class TickerCheck:
         if problem is not None:
             return self._refuse(ErrorCode.SUBSCRIPTION_LIMIT, problem, CloseCode.TOO_MANY, ticker)
         if self.room.is_new(ticker):
-            problem = self.budget.refuse_new_ticker()
-            if problem is not None:
-                return self._refuse(ErrorCode.NEW_TICKER_RATE, problem, CloseCode.TOO_MANY, ticker)
-            if not self.room.has_room(ticker, self.accepted_new):
-                return self._refuse(
-                    ErrorCode.TICKER_LIMIT,
-                    ticker_limit_message(self.room.max_tickers),
-                    CloseCode.TRY_AGAIN_LATER,
-                    ticker,
-                )
+            # A ticker another request is bringing in costs this one no new-ticker
+            # allowance and no room; the source is still asked (its answer is cached).
+            if not self.room.is_reserved(ticker):
+                problem = self.budget.refuse_new_ticker()
+                if problem is not None:
+                    return self._refuse(
+                        ErrorCode.NEW_TICKER_RATE, problem, CloseCode.TOO_MANY, ticker
+                    )
+                if not self.room.has_room(ticker):
+                    return self._refuse(
+                        ErrorCode.TICKER_LIMIT,
+                        ticker_limit_message(self.room.max_tickers),
+                        CloseCode.TRY_AGAIN_LATER,
+                        ticker,
+                    )
+            # Reserved before the source is asked (that may await): another request
+            # checked meanwhile counts this one.
+            self.reserved[ticker] = self.room.reserve(ticker)
             try:
                 known = await self.quotable(ticker)
             except UpstreamBusy as exc:
+                self.release(ticker)
                 return Refused(
                     ErrorCode.UPSTREAM_BUSY,
                     f"{exc}: try {ticker} again in {exc.retry_after} s",
@@ -143,6 +162,7 @@ class TickerCheck:
                     ticker,
                 )
             if not known:
+                self.release(ticker)
                 return Refused(
                     ErrorCode.UNKNOWN_TICKER,
                     f"the source cannot quote {ticker}",
@@ -150,8 +170,23 @@ class TickerCheck:
                     ticker,
                 )
             self.accepted_new += 1
+        elif ticker not in self.reserved:
+            self.reserved[ticker] = self.room.reserve(ticker)  # held: kept from eviction
         self.accepted.append(ticker)
         return ticker
+
+    def release(self, ticker: str) -> None:
+        """The reservation of `ticker` is over: it is being subscribed now (the hub holds
+        it from the subscribe's first step), or it was refused."""
+        new = self.reserved.pop(ticker, None)
+        if new is not None:
+            self.room.unreserve(ticker, new)
+
+    def release_all(self) -> None:
+        """Whatever is still reserved (the request ended early: the client went away)."""
+        for ticker, new in self.reserved.items():
+            self.room.unreserve(ticker, new)
+        self.reserved.clear()
 
 
 def ticker_limit_message(max_tickers: int) -> str:

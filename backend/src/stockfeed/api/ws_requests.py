@@ -20,7 +20,7 @@ from stockfeed.admission.subscription_limits import ClientBudget
 from stockfeed.admission.ticker_check import Refused, TickerCheck, ticker_limit_message
 from stockfeed.fanout.bars import BadBars, parse_bars
 from stockfeed.fanout.connections import Connection
-from stockfeed.fanout.resume import BadResume, parse_resume
+from stockfeed.fanout.resume import BadResume, ResumePoint, parse_resume
 from stockfeed.protocol.codes import CloseCode, ErrorCode
 from stockfeed.services import Services
 from stockfeed.tickers import InvalidTicker, normalize_ticker
@@ -77,8 +77,10 @@ async def open_single(
             message = bar_streams_message(svc)
             refused = Refused(ErrorCode.BAD_MESSAGE, message, CloseCode.BAD_REQUEST, None)
         else:
-            checked = await _check(svc, client, caller).admit(raw_ticker)
+            check = _check(svc, client, caller)
+            checked = await check.admit(raw_ticker)
             if isinstance(checked, str):
+                check.release(checked)  # the subscribe takes the room from its first step
                 if await svc.hub.subscribe(client, checked, bars=bars):
                     caller.budget.added()
                     return True
@@ -105,6 +107,21 @@ async def subscribe(svc: Services, client: Connection, caller: Caller, msg: dict
         client.send(protocol.error(ErrorCode.BAD_MESSAGE, bar_streams_message(svc)))
         return
     check = _check(svc, client, caller)
+    try:
+        await _admit_and_subscribe(svc, client, caller, check, tickers, resume, bars)
+    finally:
+        check.release_all()
+
+
+async def _admit_and_subscribe(
+    svc: Services,
+    client: Connection,
+    caller: Caller,
+    check: TickerCheck,
+    tickers: list[Any],
+    resume: dict[str, ResumePoint],
+    bars: tuple[str, ...],
+) -> None:
     more_bars: list[str] = []  # tickers held already, that get bars now
     for raw in tickers:
         name = _name(raw)
@@ -122,6 +139,7 @@ async def subscribe(svc: Services, client: Connection, caller: Caller, msg: dict
     for ticker in more_bars:
         await svc.hub.subscribe(client, ticker, bars=bars)
     for ticker in check.accepted:
+        check.release(ticker)  # the subscribe takes the room from its first step
         if await svc.hub.subscribe(client, ticker, resume.get(ticker), bars):
             caller.budget.added()
         else:

@@ -135,6 +135,12 @@ class Hub:
         self._linger_until: OrderedDict[str, float] = OrderedDict()
         self._watched_since: dict[str, float] = {}  # loop time a ticker's first client came
         self._evicting: set[str] = set()  # dropped early, their broker unsubscribe pending
+        # Tickers a request accepted and will subscribe next (ticker -> requests), so that
+        # requests checked meanwhile see them: new ones count against max_tickers (two
+        # requests cannot both take the last room), held ones cannot be evicted (a
+        # lingering ticker someone is about to take back makes no room).
+        self._reserved: Counter[str] = Counter()
+        self._kept: Counter[str] = Counter()
         self.liveness = Liveness(clock, quote_ttl=quote_ttl)  # per-ticker stale marks
         self.bars = BarFeed(self)
         self.bar_books = self.bars.books  # ticker -> its books; read for every update
@@ -340,28 +346,64 @@ class Hub:
 
     def has_room(self, ticker: str, pending: int = 0) -> bool:
         """Whether the process could hold `ticker` now (after `pending` new ones already
-        accepted by the same request): already held, under `max_tickers`, or enough
-        tickers linger to make room. Evicts nothing: the subscribe that follows does
-        (`_make_room`), so a request refused later (an unknown ticker) costs nobody
-        their lingering ticker."""
-        if ticker in self.subscribers and ticker not in self._evicting:
+        accepted by the same request and not reserved): already held or reserved, under
+        `max_tickers` with every reservation counted, or enough tickers linger (and are
+        not about to be taken back) to make room. Evicts nothing: the subscribe that
+        follows does (`_make_room`), so a request refused later (an unknown ticker) costs
+        nobody their lingering ticker."""
+        if ticker in self._reserved or (
+            ticker in self.subscribers and ticker not in self._evicting
+        ):
             return True
-        over = len(self.subscribers) - len(self._evicting) + pending + 1 - self.max_tickers
-        # Every ticker in _linger_until lingers with no client: each can make room.
-        return over <= 0 or len(self._linger_until) >= over
+        over = self._taken() + pending + 1 - self.max_tickers
+        if over <= 0:
+            return True
+        # Every ticker in _linger_until lingers with no client: each can make room,
+        # unless a request is about to subscribe it (counted only when full: rare).
+        kept = sum(1 for t in self._kept if t in self._linger_until) if self._kept else 0
+        return len(self._linger_until) - kept >= over
+
+    def _taken(self, coming: str | None = None) -> int:
+        """Tickers held (not being evicted) plus the new ones reserved by requests under
+        way, `coming` (the ticker being subscribed now) not among them."""
+        reserved = len(self._reserved) - (coming in self._reserved)
+        return len(self.subscribers) - len(self._evicting) + reserved
+
+    def is_reserved(self, ticker: str) -> bool:
+        """A request under way accepted `ticker`, new to the process, and is about to
+        subscribe it."""
+        return ticker in self._reserved
+
+    def reserve(self, ticker: str) -> bool:
+        """A request accepted `ticker` and subscribes it next: until `unreserve`, a new
+        ticker counts as held and a held one is not evicted. True when it was new."""
+        if ticker in self.subscribers and ticker not in self._evicting:
+            self._kept[ticker] += 1
+            return False
+        self._reserved[ticker] += 1
+        return True
+
+    def unreserve(self, ticker: str, new: bool) -> None:
+        counts = self._reserved if new else self._kept
+        left = counts[ticker] - 1
+        if left > 0:
+            counts[ticker] = left
+        else:
+            counts.pop(ticker, None)
 
     def _make_room(self, ticker: str) -> bool:
-        """`has_room`, making it: drops the tickers that lingered longest as needed."""
+        """`has_room`, making it: drops the tickers that lingered longest as needed.
+        The caller's own reservation of `ticker` is released before this is called."""
         if ticker in self.subscribers and ticker not in self._evicting:
             return True
-        while len(self.subscribers) - len(self._evicting) >= self.max_tickers:
+        while self._taken(ticker) >= self.max_tickers:
             if not self._evict_one():
                 return False
         return True
 
     def _evict_one(self) -> bool:
         for ticker in self._linger_until:
-            if ticker in self._evicting or self.subscribers.get(ticker):
+            if ticker in self._evicting or self.subscribers.get(ticker) or ticker in self._kept:
                 continue
             del self._linger_until[ticker]
             timer = self._lingering.pop(ticker, None)
@@ -512,7 +554,7 @@ class Hub:
             if not subs and ticker not in self._linger_until:
                 self._start_linger(ticker, self.linger_min)  # its linger was just over
             return True
-        if len(self.subscribers) - len(self._evicting) >= self.max_tickers:
+        if self._taken() >= self.max_tickers:
             return False  # only free room: a look must not push out a client's ticker
         self._evicting.discard(ticker)
         if subs is None:
