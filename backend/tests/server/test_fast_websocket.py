@@ -95,6 +95,32 @@ async def test_flusher_rests_only_after_a_long_flush() -> None:
     assert flushed[-1] == "f", "rested: back to flushing at once"
 
 
+async def test_flush_now_writes_in_the_same_turn_and_respects_a_rest() -> None:
+    """The broker's batch-end hook: what a read caused goes out before the loop turns;
+    what is marked after it in the same turn goes with the flush already scheduled;
+    while resting after a long flush, nothing is written early."""
+    flusher = _Flusher(asyncio.get_running_loop())
+    flushed: list[str] = []
+
+    def mark(name: str, busy: float = 0.0) -> None:
+        flusher.mark(cast(Sink, _TimedSink(name, flushed, busy)))
+
+    mark("a")
+    flusher.flush_now()
+    assert flushed == ["a"]  # no loop turn in between
+    mark("b")
+    assert flushed == ["a"] and flusher.scheduled  # the pending flush takes it
+    await _turns(2)
+    assert flushed == ["a", "b"]
+    mark("long", busy=0.3)
+    flusher.flush_now()
+    mark("c")
+    flusher.flush_now()
+    assert flushed == ["a", "b", "long"], "resting: the batch end does not write early"
+    await asyncio.sleep(0.6)
+    assert flushed[-1] == "c"
+
+
 def test_uvicorn_still_has_what_we_override() -> None:
     for name in (
         "handle_connect",

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 # (channel, payload) of a data message, called synchronously from data_received.
 DataHandler = Callable[[bytes, bytes], None]
+BatchEnd = Callable[[], None]
 
 _MESSAGE = b"message"
 _SMESSAGE = b"smessage"
@@ -65,8 +66,11 @@ class PubSubLink:
     """A connected pub/sub connection: `send` commands, data messages to `on_data`,
     the rest through `events()`."""
 
-    def __init__(self, on_data: DataHandler) -> None:
+    def __init__(self, on_data: DataHandler, on_batch: BatchEnd | None = None) -> None:
         self.on_data = on_data
+        # Called once after a read handed over at least one data message: the writes
+        # they caused go out now, not a loop turn later (Broker.set_batch_end).
+        self.on_batch = on_batch
         self._reader = hiredis.Reader()
         self._transport: asyncio.Transport | None = None
         self._events: deque[Any] = deque()
@@ -82,6 +86,7 @@ class PubSubLink:
         port: int,
         on_data: DataHandler,
         *,
+        on_batch: BatchEnd | None = None,
         username: str | None = None,
         password: str | None = None,
         tls: ssl.SSLContext | None = None,
@@ -89,7 +94,7 @@ class PubSubLink:
     ) -> PubSubLink:
         """Connect (and AUTH when a password is given); raises OSError/TimeoutError or
         LinkLost when Redis refuses."""
-        link = cls(on_data)
+        link = cls(on_data, on_batch)
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(connect_within):
             transport, _ = await loop.create_connection(
@@ -164,6 +169,7 @@ class PubSubLink:
         reader.feed(data)
         on_data = self.on_data
         woke = False
+        handed = 0
         while True:
             try:
                 reply = reader.gets()
@@ -178,7 +184,7 @@ class PubSubLink:
             if type(reply) is list and len(reply) == 3:
                 kind = reply[0]
                 if kind == _MESSAGE or kind == _SMESSAGE:
-                    self.messages += 1
+                    handed += 1
                     try:
                         on_data(reply[1], reply[2])
                     except Exception:  # one bad message must not kill the link
@@ -186,6 +192,13 @@ class PubSubLink:
                     continue
             self._events.append(reply)
             woke = True
+        if handed:
+            self.messages += handed
+            if self.on_batch is not None:
+                try:
+                    self.on_batch()
+                except Exception:
+                    log.exception("pub/sub batch-end hook failed")
         if woke:
             self._wake()
 

@@ -79,8 +79,19 @@ class _Flusher:
             else:
                 self.loop.call_soon(self.flush)
 
+    def flush_now(self) -> None:
+        """Flush at once what is marked (the end of a read from the broker: everything
+        it caused is written), unless resting after a long flush (then the scheduled
+        flush comes later, as it would have)."""
+        if self.dirty and self.rest_until <= time.monotonic():
+            self._write_out()  # the scheduled callback stays: it finds nothing, or what
+            # is marked after this in the same turn
+
     def flush(self) -> None:
         self.scheduled = False
+        self._write_out()
+
+    def _write_out(self) -> None:
         dirty, self.dirty = self.dirty, []
         started = time.monotonic()
         for sink in dirty:
@@ -91,6 +102,18 @@ class _Flusher:
 
 
 _flushers: dict[asyncio.AbstractEventLoop, _Flusher] = {}
+
+
+def flush_marked() -> None:
+    """Write out every sink marked in this loop turn so far: the broker's batch-end hook
+    (Broker.set_batch_end), so that a message read from Redis goes out in the same turn,
+    not one loop turn (an epoll round) later. A scheduled flush finds nothing left."""
+    try:
+        flusher = _flushers.get(asyncio.get_running_loop())
+    except RuntimeError:
+        return
+    if flusher is not None:
+        flusher.flush_now()
 
 
 def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
