@@ -199,7 +199,7 @@ class _Shard:
             self.host,
             self.port,
             self.broker._deliver,
-            on_batch=self.broker.end_batch,
+            batch=self.broker,
             username=target.username,
             password=target.password,
         )

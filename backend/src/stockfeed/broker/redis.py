@@ -178,7 +178,7 @@ class RedisBroker(Broker):
             host,
             port,
             self._on_data,
-            on_batch=self.end_batch,
+            batch=self,
             username=kwargs.get("username"),
             password=kwargs.get("password"),
             tls=self._tls(),

@@ -54,7 +54,7 @@ class _Flusher:
     writes instead of more of them. Under light load a flush takes well under
     `REST_AFTER` and nothing waits."""
 
-    __slots__ = ("dirty", "loop", "rest_until", "scheduled")
+    __slots__ = ("batching", "dirty", "loop", "rest_until", "scheduled")
 
     # A flush shorter than this is followed by the next at once (the latency a client
     # sees under light load is untouched); a longer one by a rest as long as it took.
@@ -68,24 +68,36 @@ class _Flusher:
         self.dirty: list[Sink] = []
         self.scheduled = False
         self.rest_until = 0.0  # time.monotonic() before which no flush starts
+        # Inside a read from the broker (begin_batch..end_batch): its end flushes, so no
+        # callback is scheduled for what it marks.
+        self.batching = False
 
     def mark(self, sink: Sink) -> None:
         self.dirty.append(sink)
-        if not self.scheduled:
-            self.scheduled = True
-            rest = self.rest_until - time.monotonic()
-            if rest > 0:
-                self.loop.call_later(rest, self.flush)
-            else:
-                self.loop.call_soon(self.flush)
+        if not self.scheduled and not self.batching:
+            self._schedule()
 
-    def flush_now(self) -> None:
-        """Flush at once what is marked (the end of a read from the broker: everything
-        it caused is written), unless resting after a long flush (then the scheduled
-        flush comes later, as it would have)."""
-        if self.dirty and self.rest_until <= time.monotonic():
-            self._write_out()  # the scheduled callback stays: it finds nothing, or what
-            # is marked after this in the same turn
+    def _schedule(self) -> None:
+        self.scheduled = True
+        rest = self.rest_until - time.monotonic()
+        if rest > 0:
+            self.loop.call_later(rest, self.flush)
+        else:
+            self.loop.call_soon(self.flush)
+
+    def begin_batch(self) -> None:
+        self.batching = True
+
+    def end_batch(self) -> None:
+        """The read is over: write what it marked now (no loop turn, no callback), or,
+        resting after a long flush, when the rest is over, as `mark` would have."""
+        self.batching = False
+        if not self.dirty or self.scheduled:
+            return  # nothing, or a flush is already on its way for what was marked
+        if self.rest_until > time.monotonic():
+            self._schedule()
+        else:
+            self._write_out()
 
     def flush(self) -> None:
         self.scheduled = False
@@ -104,16 +116,18 @@ class _Flusher:
 _flushers: dict[asyncio.AbstractEventLoop, _Flusher] = {}
 
 
-def flush_marked() -> None:
-    """Write out every sink marked in this loop turn so far: the broker's batch-end hook
-    (Broker.set_batch_end), so that a message read from Redis goes out in the same turn,
-    not one loop turn (an epoll round) later. A scheduled flush finds nothing left."""
-    try:
-        flusher = _flushers.get(asyncio.get_running_loop())
-    except RuntimeError:
-        return
-    if flusher is not None:
-        flusher.flush_now()
+class BrokerBatch:
+    """The broker's batch hooks (Broker.set_batch_hooks) for this loop's flusher: the
+    writes a read from Redis causes go out at its end, in the same loop turn, with no
+    callback scheduled per read."""
+
+    @staticmethod
+    def begin() -> None:
+        _flusher(asyncio.get_running_loop()).begin_batch()
+
+    @staticmethod
+    def end() -> None:
+        _flusher(asyncio.get_running_loop()).end_batch()
 
 
 def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
