@@ -26,7 +26,7 @@ export class StockfeedServer {
    * logs' prefix. */
   constructor(
     readonly port: number,
-    private readonly opts: { dashboard?: string; name?: string; marketHours?: boolean } = {},
+    private readonly opts: { dashboard?: string; name?: string; marketHours?: boolean; env?: Record<string, string> } = {},
   ) {}
 
   get url(): string {
@@ -43,6 +43,7 @@ export class StockfeedServer {
     // Every ticker trades at any hour the tests run (the simulator's market SIM), unless
     // a test wants the real calendar.
     env.STOCKFEED_SIM_MARKET_HOURS = this.opts.marketHours ? "true" : "false";
+    Object.assign(env, this.opts.env);
     const out = createWriteStream(join(results, log));
     const proc = spawn(
       stockfeedBin,

@@ -478,9 +478,9 @@ describe("display choices", () => {
     expect(state().away).toBe(false);
     surface.setVisibleRange({ from: 10, to: 50 });
     expect(state().away).toBe(true);
+    // Back to the newest bar, the zoom (40 bars) kept, 4 bars of room on the right.
     chart.goToLatest();
-    expect(surface.latest).toBe(1);
-    surface.setVisibleRange({ from: 60, to: 103 });
+    expect(surface.range).toEqual({ from: 63, to: 103 });
     expect(state().away).toBe(false);
   });
 });

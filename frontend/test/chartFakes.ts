@@ -51,7 +51,6 @@ export class FakeSurface implements ChartSurface {
   isPercent = false;
   isLog = false;
   style: ChartStyle = "candles";
-  latest = 0;
   range: LogicalRange | null = null;
   crosshair: Bar | null = null;
   removed = false;
@@ -101,9 +100,6 @@ export class FakeSurface implements ChartSurface {
   }
   log(): boolean {
     return this.isLog;
-  }
-  scrollToLatest(): void {
-    this.latest += 1;
   }
   dateMarks(): { time: number; label: string }[] {
     return [];

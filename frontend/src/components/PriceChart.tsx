@@ -14,7 +14,7 @@ import { intervalLabel } from "../lib/chart/axis";
 import { ChartController, DEFAULT_DISPLAY, type ChartProbe, type ChartState } from "../lib/chart/ChartController";
 import { isChartDisplay } from "../lib/chart/display";
 import { restHistory } from "../lib/chart/feed";
-import { Fullscreen } from "../lib/chart/fullscreen";
+import { Fullscreen, type FullscreenMode } from "../lib/chart/fullscreen";
 import { writeLegend } from "../lib/chart/legend";
 import { createLightweightSurface } from "../lib/chart/lightweightSurface";
 import type { RangePreset } from "../lib/ranges";
@@ -59,7 +59,8 @@ export function PriceChart({ ticker, interval, preset, token, live, market, comp
   const full = useRef<Fullscreen | null>(null);
   const [state, setState] = useState<ChartState>({ loading: true, error: null, summary: "", away: false });
   const [display, setDisplay] = usePersistentState("chart-display", DEFAULT_DISPLAY, isChartDisplay);
-  const [fullscreen, setFullscreen] = useState(false);
+  const [fullMode, setFullMode] = useState<FullscreenMode>("off");
+  const fullscreen = fullMode !== "off";
   const summaryId = useId();
   const history = useMemo(() => restHistory(token), [token]);
   const levels = useMemo(() => alertLines(alerts, ticker, prevClose), [alerts, ticker, prevClose]);
@@ -81,7 +82,7 @@ export function PriceChart({ ticker, interval, preset, token, live, market, comp
     });
     chart.current = ctl;
     el.stockfeedChart = ctl.probe;
-    const fs = new Fullscreen(outer, { onChange: setFullscreen });
+    const fs = new Fullscreen(outer, { onChange: setFullMode });
     full.current = fs;
     return () => {
       chart.current = null;
@@ -103,7 +104,7 @@ export function PriceChart({ ticker, interval, preset, token, live, market, comp
   return (
     <div
       ref={wrap}
-      className={`chart-wrap${fullscreen ? " is-full" : ""}`}
+      className={`chart-wrap${fullscreen ? " is-full" : ""}${fullMode === "fallback" ? " chart-full" : ""}`}
       data-testid="price-chart"
       data-ticker={ticker}
       data-interval={interval}

@@ -107,6 +107,9 @@ interface Showing {
   stop: (() => void)[];
 }
 
+/** Bars of room right of the newest one (as the chart's own rightOffset). */
+const RIGHT_OFFSET = 4;
+
 const sameSource = (a: ChartSource, b: ChartSource) =>
   a.ticker === b.ticker && a.interval === b.interval && a.preset === b.preset && a.feed === b.feed && a.history === b.history;
 
@@ -259,7 +262,12 @@ export class ChartController {
 
   /** The newest bar back in view at the right edge, the zoom kept. */
   goToLatest(): void {
-    this.surface.scrollToLatest();
+    const n = this.shown.length;
+    if (n === 0) return;
+    const vis = this.surface.visibleRange();
+    const width = vis ? vis.to - vis.from : 150;
+    const to = n - 1 + RIGHT_OFFSET;
+    this.surface.setVisibleRange({ from: to - width, to });
   }
 
   /**

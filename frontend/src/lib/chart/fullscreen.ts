@@ -1,7 +1,8 @@
 // The chart full screen: the Fullscreen API on the chart's box where the browser has it for
-// elements (not iOS Safari on a phone), else a fallback that lays the box over the page
-// (position: fixed, the `.chart-full` class) until Escape or the button again. Either way
-// `onChange` says whether it is full screen now.
+// elements (not iOS Safari on a phone), else a fallback that the shell lays over the page
+// (position: fixed) until Escape or the button again. `onChange` says which is on now.
+
+export type FullscreenMode = "off" | "api" | "fallback";
 
 export interface FullscreenDoc {
   fullscreenElement: Element | null;
@@ -13,14 +14,14 @@ export interface FullscreenDoc {
 export class Fullscreen {
   /** The fallback is on (no Fullscreen API, or it refused). */
   private fallback = false;
-  private readonly onDocChange = () => this.o.onChange(this.active);
+  private readonly onDocChange = () => this.o.onChange(this.mode);
   private readonly onKey = (e: Event) => {
     if (this.fallback && (e as KeyboardEvent).key === "Escape") this.setFallback(false);
   };
 
   constructor(
     private readonly el: HTMLElement,
-    private readonly o: { onChange: (on: boolean) => void; doc?: FullscreenDoc },
+    private readonly o: { onChange: (mode: FullscreenMode) => void; doc?: FullscreenDoc },
   ) {
     this.doc.addEventListener("fullscreenchange", this.onDocChange);
     this.doc.addEventListener("keydown", this.onKey);
@@ -31,7 +32,11 @@ export class Fullscreen {
   }
 
   get active(): boolean {
-    return this.fallback || this.doc.fullscreenElement === this.el;
+    return this.mode !== "off";
+  }
+
+  get mode(): FullscreenMode {
+    return this.fallback ? "fallback" : this.doc.fullscreenElement === this.el ? "api" : "off";
   }
 
   async toggle(): Promise<void> {
@@ -60,7 +65,6 @@ export class Fullscreen {
 
   private setFallback(on: boolean): void {
     this.fallback = on;
-    this.el.classList.toggle("chart-full", on);
-    this.o.onChange(this.active);
+    this.o.onChange(this.mode);
   }
 }

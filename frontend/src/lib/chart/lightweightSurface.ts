@@ -245,7 +245,6 @@ export function createLightweightSurface(el: HTMLElement): ChartSurface {
     log: () => main.priceScale().options().mode === PriceScaleMode.Logarithmic,
     visibleRange: () => ts.getVisibleLogicalRange(),
     setVisibleRange: (range) => ts.setVisibleLogicalRange(range),
-    scrollToLatest: () => ts.scrollToRealTime(),
     onVisibleRange(fn) {
       const handler = (r: LogicalRange | null) => fn(r ? { from: r.from, to: r.to } : null);
       ts.subscribeVisibleLogicalRangeChange(handler);

@@ -77,8 +77,6 @@ export interface ChartSurface {
   log(): boolean;
   visibleRange(): LogicalRange | null;
   setVisibleRange(range: LogicalRange): void;
-  /** The newest bar at the right edge, the zoom kept. */
-  scrollToLatest(): void;
   /** Called when the visible range changes; the function stops it. */
   onVisibleRange(fn: (range: LogicalRange | null) => void): () => void;
   /** Called when the crosshair moves: the bar's logical index under it (null: off the bars),
