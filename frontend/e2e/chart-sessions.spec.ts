@@ -63,6 +63,13 @@ const regular = (sec: number) => nyMinutes(sec) >= 9 * 60 + 30 && nyMinutes(sec)
 /** The bars in view (the range's whole bars). */
 const inView = (d: Drawn) => d.bars.slice(Math.max(0, Math.ceil(d.range!.from)), Math.floor(d.range!.to) + 1);
 
+/** The chart's own controls on screen (a phone folds them behind one button). */
+async function showTools(page: Page): Promise<void> {
+  const toggle = page.getByTestId("chart-tools-toggle");
+  if ((await toggle.isVisible()) && (await toggle.getAttribute("aria-expanded")) !== "true") await toggle.click();
+  await expect(page.getByTestId("chart-tools")).toBeVisible();
+}
+
 let hours: StockfeedServer;
 const errors: string[] = [];
 
@@ -105,6 +112,7 @@ for (const vp of VIEWPORTS.filter((v) => v.name === "desktop" || v.name === "pho
       await expect(chart).toHaveAttribute("data-preset", "5D");
       await expect.poll(async () => (await drawn(page)).bars.length, { timeout: 20_000 }).toBeGreaterThan(300);
       // Extended hours shown (the default): pre- and post-market bars are there, shaded.
+      await showTools(page);
       if ((await chart.getAttribute("data-extended")) !== "true") await page.getByTestId("extended-hours").click();
       await expect.poll(async () => (await drawn(page)).shaded, { timeout: 10_000 }).toBeGreaterThan(50);
 
@@ -144,6 +152,7 @@ for (const vp of VIEWPORTS.filter((v) => v.name === "desktop" || v.name === "pho
       expect(d.range!.to - d.range!.from).toBeGreaterThanOrEqual(Math.min(16 * 12, inView(d).length));
 
       // Extended hours hidden: regular bars only; 1D is the last regular session.
+      await showTools(page);
       await page.getByTestId("extended-hours").click();
       await expect(chart).toHaveAttribute("data-extended", "false");
       await expect(page.getByTestId("extended-hours")).toHaveAttribute("aria-pressed", "false");
@@ -180,6 +189,7 @@ test("desktop: studies, line style, log scale, alert lines, go to latest and ful
     await page.getByTestId("range-5D").click();
     await page.getByTestId("interval-5m").click();
     await expect.poll(async () => (await drawn(page)).bars.length, { timeout: 20_000 }).toBeGreaterThan(300);
+    await showTools(page);
     for (const id of ["sma", "ema", "vwap"]) {
       const b = page.getByTestId(`study-${id}`);
       await b.click();
@@ -193,11 +203,13 @@ test("desktop: studies, line style, log scale, alert lines, go to latest and ful
     await expect(chart).toHaveAttribute("data-style", "line");
     await page.getByTestId("scale-log").click();
     await expect.poll(async () => (await drawn(page)).log).toBe(true);
-    // An alert on AAPL: a line at its level.
-    await page.evaluate(() => {
-      const alerts = [{ id: "x", ticker: "AAPL", kind: "above", level: 1_000_000, ref: 1, createdAt: 0, triggered: null }];
+    // An alert on AAPL half a per cent above the last close: a line at its level.
+    const bars = (await drawn(page)).bars;
+    const level = Math.round(bars[bars.length - 1]!.close * 100.5) / 100;
+    await page.evaluate((lv) => {
+      const alerts = [{ id: "x", ticker: "AAPL", kind: "above", level: lv, ref: 1, createdAt: 0, triggered: null }];
       localStorage.setItem("stockfeed.alerts", JSON.stringify(alerts));
-    });
+    }, level);
     await page.reload();
     await expect.poll(async () => (await drawn(page)).bars.length, { timeout: 20_000 }).toBeGreaterThan(300);
     const lines = () =>
@@ -205,7 +217,7 @@ test("desktop: studies, line style, log scale, alert lines, go to latest and ful
         type Probe = { lines: () => { price: number; title: string }[] };
         return (document.querySelector('[data-testid="chart-canvas-box"]') as HTMLElement & { stockfeedChart?: Probe }).stockfeedChart?.lines() ?? [];
       });
-    await expect.poll(lines).toContainEqual(expect.objectContaining({ price: 1_000_000, title: "Alert ↑" }));
+    await expect.poll(lines).toContainEqual(expect.objectContaining({ price: level, title: "Alert ↑" }));
     // Kept across the reload: line style, log scale, the studies.
     await expect(chart).toHaveAttribute("data-style", "line");
     await expect(page.getByTestId("study-sma")).toHaveAttribute("aria-pressed", "true");
