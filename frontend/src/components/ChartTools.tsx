@@ -5,7 +5,7 @@
 // disabled and says why in its title. On a phone the strip is folded away behind one
 // button (the chart keeps its height); open, it lies over the chart's top.
 
-import { useId, useState } from "react";
+import { memo, useId, useState } from "react";
 import type { ChartDisplay } from "../lib/chart/ChartController";
 import { STUDIES, STUDY_IDS, type StudyId } from "../lib/chart/studies";
 import type { ChartStyle } from "../lib/chart/surface";
@@ -27,7 +27,8 @@ interface Props {
   onFullscreen: () => void;
 }
 
-export function ChartTools({ display, onDisplay, daily, hasExtended, comparing, fullscreen, onFullscreen }: Props) {
+/** Memoised: the page renders on every quote; the strip only when its props change. */
+export const ChartTools = memo(function ChartTools({ display, onDisplay, daily, hasExtended, comparing, fullscreen, onFullscreen }: Props) {
   const toggleStudy = (id: StudyId) =>
     onDisplay({ ...display, studies: display.studies.includes(id) ? display.studies.filter((s) => s !== id) : [...display.studies, id] });
   const extUsable = hasExtended && !daily;
@@ -119,4 +120,4 @@ export function ChartTools({ display, onDisplay, daily, hasExtended, comparing, 
       </div>
     </>
   );
-}
+});

@@ -4,7 +4,7 @@
 // notes and the text alternative, and removes the chart on unmount. The display choices
 // (style, studies, log scale, extended hours) are kept across page loads.
 
-import { useEffect, useId, useMemo, useRef, useState, type ReactNode } from "react";
+import { useCallback, useEffect, useId, useMemo, useRef, useState, type ReactNode } from "react";
 import { useStockfeed } from "@stockfeed/client/react";
 import { usePersistentState } from "../hooks/usePersistentState";
 import type { PriceAlert } from "../lib/alerts";
@@ -64,6 +64,7 @@ export function PriceChart({ ticker, interval, preset, token, live, market, comp
   const summaryId = useId();
   const history = useMemo(() => restHistory(token), [token]);
   const levels = useMemo(() => alertLines(alerts, ticker, prevClose), [alerts, ticker, prevClose]);
+  const toggleFullscreen = useCallback(() => void full.current?.toggle(), []);
 
   // Created once, removed on unmount; the effects below run after this one, in order.
   useEffect(() => {
@@ -120,7 +121,7 @@ export function PriceChart({ ticker, interval, preset, token, live, market, comp
         hasExtended={market === "XNYS"}
         comparing={compare !== null}
         fullscreen={fullscreen}
-        onFullscreen={() => void full.current?.toggle()}
+        onFullscreen={toggleFullscreen}
       />
       <div
         ref={box}
