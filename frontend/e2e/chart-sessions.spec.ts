@@ -111,6 +111,8 @@ for (const vp of VIEWPORTS.filter((v) => v.name === "desktop" || v.name === "pho
       await page.getByTestId("interval-5m").click();
       await expect(chart).toHaveAttribute("data-preset", "5D");
       await expect.poll(async () => (await drawn(page)).bars.length, { timeout: 20_000 }).toBeGreaterThan(300);
+      // The chart as it opens (on a phone its own controls folded behind one button).
+      await page.screenshot({ path: join(results, `chart-${vp.name}-5d-open.png`) });
       // Extended hours shown (the default): pre- and post-market bars are there, shaded.
       await showTools(page);
       if ((await chart.getAttribute("data-extended")) !== "true") await page.getByTestId("extended-hours").click();
@@ -151,15 +153,16 @@ for (const vp of VIEWPORTS.filter((v) => v.name === "desktop" || v.name === "pho
       // the session is under way (at most 16 · 12 bars after its open, plus the margin).
       expect(d.range!.to - d.range!.from).toBeGreaterThanOrEqual(Math.min(16 * 12, inView(d).length));
 
-      // Extended hours hidden: regular bars only; 1D is the last regular session.
+      // Extended hours hidden: regular bars only; 1D is the current or last regular session.
       await showTools(page);
       await page.getByTestId("extended-hours").click();
       await expect(chart).toHaveAttribute("data-extended", "false");
       await expect(page.getByTestId("extended-hours")).toHaveAttribute("aria-pressed", "false");
       await expect.poll(async () => (await drawn(page)).bars.every((b) => regular(b.time))).toBe(true);
+      // One regular session in view (today's from its first bar at the open, as it arrives).
+      await expect.poll(async () => new Set(inView(await drawn(page)).map((b) => nyDate(b.time))).size).toBe(1);
       d = await drawn(page);
       expect(d.shaded).toBe(0);
-      expect(new Set(inView(d).map((b) => nyDate(b.time))).size).toBe(1);
       await page.screenshot({ path: join(results, `chart-${vp.name}-1d-regular.png`) });
       await page.getByTestId("extended-hours").click();
       await expect(chart).toHaveAttribute("data-extended", "true");
@@ -199,7 +202,13 @@ test("desktop: studies, line style, log scale, alert lines, go to latest and ful
     await expect.poll(async () => (await drawn(page)).studies).toMatchObject({ sma: n - 19, ema: n - 49 });
     // VWAP from each session's first bar that traded: at most one point per bar.
     expect((await drawn(page)).studies.vwap).toBeGreaterThan(n * 0.9);
-    await page.getByTestId("style-line").click();
+    // The controls work from the keyboard: Enter and Space on a focused button.
+    await page.getByTestId("style-area").focus();
+    await page.keyboard.press("Enter");
+    await expect(chart).toHaveAttribute("data-style", "area");
+    await expect(page.getByTestId("style-area")).toHaveAttribute("aria-pressed", "true");
+    await page.keyboard.press("Shift+Tab"); // to "Line"
+    await page.keyboard.press("Space");
     await expect(chart).toHaveAttribute("data-style", "line");
     await page.getByTestId("scale-log").click();
     await expect.poll(async () => (await drawn(page)).log).toBe(true);

@@ -420,6 +420,39 @@ describe("display choices", () => {
     expect(surface.shaded()).toBe(3);
   });
 
+  it("extended hours hidden: the compared ticker's pre/post bars are left out too", async () => {
+    await sessions();
+    chart.setDisplay({ ...DEFAULT_DISPLAY, extended: false });
+    chart.setCompare("MSFT");
+    histories.last("MSFT").answer([wire(PRE, 50), wire(at(0), 51), wire(at(1), 52), wire(POST, 53)]);
+    await settle();
+    expect(surface.liveLines.map((l) => l.points.map((p) => p.value))).toEqual([[51, 52]]);
+    feed.send("MSFT", "5m", [wire(POST + 300, 54)]);
+    expect(surface.liveLines[0]!.points).toHaveLength(2);
+    // Shown again: the comparison is drawn afresh with every bar.
+    chart.setDisplay(DEFAULT_DISPLAY);
+    histories.last("MSFT").answer([wire(PRE, 50), wire(at(0), 51), wire(at(1), 52), wire(POST, 53)]);
+    await settle();
+    expect(surface.liveLines.map((l) => l.points.length)).toEqual([5]);
+  });
+
+  it("1D at the open: the view the preset set moves on to the new session; one the user chose stays", async () => {
+    // Friday's regular session (the 21 Nov 2025 bars), then Monday's first bar arrives live.
+    const FRI = T0 - 3 * 86400;
+    start(source("AAPL", "5m", "1D"), look({ market: "XNYS" }));
+    chart.setDisplay({ ...DEFAULT_DISPLAY, extended: false });
+    histories.last("AAPL").answer(Array.from({ length: 78 }, (_, i) => wire(FRI + i * 300, 100 + i)));
+    await settle();
+    expect(surface.range!.from).toBe(0);
+    feed.send("AAPL", "5m", [wire(T0, 200)]);
+    expect(surface.range!.from).toBe(77.5);
+    expect(surface.range!.to - surface.range!.from).toBeGreaterThanOrEqual(78);
+    // The user pans back; the next session's bar does not pull the view.
+    surface.setVisibleRange({ from: 10, to: 60 });
+    feed.send("AAPL", "5m", [wire(T0 + 86400, 201)]);
+    expect(surface.range).toEqual({ from: 10, to: 60 });
+  });
+
   it("a market with one session ignores the choice", async () => {
     start();
     await answer("AAPL", 10);

@@ -15,7 +15,7 @@
 import { BarList, INTERVAL_SECONDS, type Interval, type WireBar } from "../candles";
 import { ChartCache, chartCache, rangeFor, viewOf } from "../chartCache";
 import { presetView, type RangePreset } from "../ranges";
-import { isExtended, sessionCalendar, sessionOf, shadable, type SessionCalendar } from "../sessions";
+import { isExtended, sessionCalendar, sessionDay, sessionOf, shadable, type SessionCalendar } from "../sessions";
 import type { Zone } from "../timezone";
 import type { Bar } from "../types";
 import { linesKey } from "./alertLines";
@@ -104,6 +104,8 @@ interface Showing {
    * the feed's store when it is). */
   ready: boolean;
   range: LogicalRange | null;
+  /** The preset's view as last set (null: none, or the user has moved since). */
+  presetSet: LogicalRange | null;
   stop: (() => void)[];
 }
 
@@ -128,7 +130,7 @@ export class ChartController {
   private keyboard = false;
   private held: { source: ChartSource; release: () => void } | null = null;
   private compareTicker: string | null = null;
-  private comparison: { source: ChartSource; line: Comparison } | null = null;
+  private comparison: { source: ChartSource; line: Comparison; filtered: boolean } | null = null;
   private prevClose: { price: number; remove: () => void } | null = null;
   private levels: { key: string; specs: PriceLineSpec[]; remove: (() => void)[] } = { key: "", specs: [], remove: [] };
   private readonly studyLines = new Map<StudyId, { line: LineSurface; points: number }>();
@@ -199,7 +201,7 @@ export class ChartController {
     const { ticker, interval, preset, feed } = source;
     const cached = this.cache.get(ChartCache.key(ticker, interval));
     const series = new BarList(cached ? cached.bars.slice() : []);
-    const s: Showing = { source, series, abort: new AbortController(), ready: false, range: null, stop: [] };
+    const s: Showing = { source, series, abort: new AbortController(), ready: false, range: null, presetSet: null, stop: [] };
     this.showing = s;
     this.cursor = null;
     // Where the user looks (the zoom kept with the bars), from the first range set here on.
@@ -215,7 +217,7 @@ export class ChartController {
     const usable = cached !== undefined && cached.preset === preset;
     if (cached && this.shown.length > 0) {
       s.ready = true;
-      this.surface.setVisibleRange(usable ? rangeFor(this.shown.length, cached.view) : this.presetRange(s));
+      this.surface.setVisibleRange(usable ? rangeFor(this.shown.length, cached.view) : this.presetRange(s, true));
     }
     this.showLegend(null);
     this.setState({ loading: !cached, error: null });
@@ -358,7 +360,7 @@ export class ChartController {
     this.drawAll();
     s.ready = true;
     const n = this.shown.length;
-    if (n > 0 && (!cached || keep || !usable)) this.surface.setVisibleRange(keep ? rangeFor(n, keep) : this.presetRange(s));
+    if (n > 0 && (!cached || keep || !usable)) this.surface.setVisibleRange(keep ? rangeFor(n, keep) : this.presetRange(s, true));
     this.showLegend(this.cursor);
     this.setState({
       loading: false,
@@ -371,6 +373,7 @@ export class ChartController {
   private take(incoming: readonly WireBar[]): void {
     const s = this.showing;
     if (!s) return;
+    const lastBefore = this.shown[this.shown.length - 1]?.time ?? -Infinity;
     const change = s.series.apply(incoming);
     if (change.kind === "none") return;
     const shown = this.shown;
@@ -392,6 +395,9 @@ export class ChartController {
       if (drawn === 0) return;
       if (this.shading()) for (let i = Math.max(0, shown.length - drawn); i < shown.length; i += 1) this.surface.putSession(i, sessionOf(shown[i]!.time, "XNYS"));
       this.syncStudies(false, drawn);
+      let firstNew = shown.length;
+      while (firstNew > 0 && shown[firstNew - 1]!.time > lastBefore) firstNew -= 1;
+      if (firstNew < shown.length) this.followSession(firstNew);
     }
     if (this.cursor === null || this.cursor >= shown.length - 2) this.showLegend(this.cursor);
   }
@@ -422,15 +428,18 @@ export class ChartController {
     const source = this.showing?.source;
     const ticker = source && this.compareTicker && this.compareTicker !== source.ticker ? this.compareTicker : null;
     const cur = this.comparison;
-    if (cur && source && cur.source === source && cur.line.ticker === ticker) return;
+    const filtered = this.isFiltered;
+    if (cur && source && cur.source === source && cur.line.ticker === ticker && cur.filtered === filtered) return;
     if (cur) {
       this.comparison = null;
       cur.line.dispose();
       this.showLegend(this.cursor);
     }
     if (!source || !ticker) return;
-    const line = new Comparison(this.surface, { ...source, ticker }, this.live, () => this.showLegend(this.cursor));
-    this.comparison = { source, line };
+    const market = this.look?.market ?? "";
+    const keep = filtered ? (t: number) => !isExtended(t, market) : undefined;
+    const line = new Comparison(this.surface, { ...source, ticker, keep }, this.live, () => this.showLegend(this.cursor));
+    this.comparison = { source, line, filtered };
   }
 
   /** The studies chosen, each a line (`all`: every point afresh; else the newest `tail`). */
@@ -490,7 +499,8 @@ export class ChartController {
     const s = this.showing;
     this.cursor = null;
     this.drawAll();
-    if (s && this.shown.length > 0) this.surface.setVisibleRange(this.presetRange(s));
+    this.syncComparison();
+    if (s && this.shown.length > 0) this.surface.setVisibleRange(this.presetRange(s, true));
     this.showLegend(null);
     this.setState({ summary: this.describe() });
   }
@@ -525,17 +535,31 @@ export class ChartController {
     this.surface.setTimeAxis(timeAxis(zone, interval, cal));
   }
 
-  /** The preset's span back from the newest bar. */
-  private presetRange(s: Showing): LogicalRange {
+  /** The preset's span back from the newest bar (`set`: about to be shown; remembered). */
+  private presetRange(s: Showing, set = false): LogicalRange {
     const list = this.shown;
     const now = (this.o.now ?? Date.now)() / 1000;
-    return (
+    const r =
       presetView(
         list.map((b) => b.time),
         s.source.preset,
         { calendar: this.calendar(), intervalSec: INTERVAL_SECONDS[s.source.interval], now },
-      ) ?? rangeFor(list.length, null)
-    );
+      ) ?? rangeFor(list.length, null);
+    if (set) s.presetSet = r;
+    return r;
+  }
+
+  /** A new session's first bar arrived: a view the preset set (1D, 5D) moves on to it, as
+   * quote sites do at the open; a view the user chose stays. */
+  private followSession(firstNew: number): void {
+    const s = this.showing;
+    const shown = this.shown;
+    if (!s || !s.presetSet || (s.source.preset !== "1D" && s.source.preset !== "5D") || firstNew < 1 || firstNew >= shown.length) return;
+    const r = s.range;
+    if (!r || Math.abs(r.from - s.presetSet.from) > 0.01 || Math.abs(r.to - s.presetSet.to) > 0.01) return;
+    const cal = this.calendar();
+    if (sessionDay(shown[firstNew]!.time, cal) === sessionDay(shown[firstNew - 1]!.time, cal)) return;
+    this.surface.setVisibleRange(this.presetRange(s, true));
   }
 
   /** "Go to latest" offered while the newest bar is out of view. */
