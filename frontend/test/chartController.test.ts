@@ -6,6 +6,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { ChartController, DEFAULT_DISPLAY, type ChartLook, type ChartSource, type ChartState } from "../src/lib/chart/ChartController";
 import { timeAxis } from "../src/lib/chart/axis";
 import type { Legend } from "../src/lib/chart/legend";
+import { DARK, paletteFrom } from "../src/lib/chart/palette";
 import { ChartCache, rangeFor } from "../src/lib/chartCache";
 import type { Interval } from "../src/lib/candles";
 import { presetView, type RangePreset } from "../src/lib/ranges";
@@ -483,6 +484,17 @@ describe("display choices", () => {
     chart.show(source("AAPL", "1d", "1Y"));
     chart.setDisplay({ ...DEFAULT_DISPLAY, studies: ["vwap"] });
     expect(surface.liveLines).toHaveLength(0);
+  });
+
+  it("the page's colours: from its CSS variables (dark where unset), drawn again only when changed", () => {
+    const vars: Record<string, string> = { "--panel": "#ffffff", "--muted": " #56606c", "--line": "#cfd6df" };
+    const light = paletteFrom((n) => vars[n] ?? "");
+    expect(light).toEqual({ background: "#ffffff", text: "#56606c", grid: "#1a2029", border: "#cfd6df" });
+    expect(paletteFrom(() => "")).toEqual(DARK);
+    chart.setPalette(light);
+    chart.setPalette({ ...light });
+    chart.setPalette(DARK);
+    expect(surface.palettes).toEqual([light, DARK]);
   });
 
   it("style and log scale reach the surface", () => {

@@ -6,6 +6,7 @@
 import type { BarsEvent } from "@stockfeed/client";
 import type { Interval, WireBar } from "../src/lib/candles";
 import type { HistoryLoader } from "../src/lib/chart/feed";
+import type { ChartPalette } from "../src/lib/chart/palette";
 import type { ChartStyle, ChartSurface, LineSurface, LogicalRange, PriceLineSpec, TimeAxis } from "../src/lib/chart/surface";
 import type { RangePreset } from "../src/lib/ranges";
 import type { Session } from "../src/lib/sessions";
@@ -91,6 +92,10 @@ export class FakeSurface implements ChartSurface {
     return () => {
       this.priceLines = this.priceLines.filter((l) => l !== mine);
     };
+  }
+  palettes: ChartPalette[] = [];
+  setPalette(palette: ChartPalette): void {
+    this.palettes.push(palette);
   }
   setStyle(style: ChartStyle): void {
     this.style = style;

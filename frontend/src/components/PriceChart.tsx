@@ -16,6 +16,7 @@ import { isChartDisplay } from "../lib/chart/display";
 import { restHistory } from "../lib/chart/feed";
 import { Fullscreen, type FullscreenMode } from "../lib/chart/fullscreen";
 import { writeLegend } from "../lib/chart/legend";
+import { paletteFrom } from "../lib/chart/palette";
 import { createLightweightSurface } from "../lib/chart/lightweightSurface";
 import type { RangePreset } from "../lib/ranges";
 import type { Zone } from "../lib/timezone";
@@ -85,7 +86,20 @@ export function PriceChart({ ticker, interval, preset, token, live, market, comp
     el.stockfeedChart = ctl.probe;
     const fs = new Fullscreen(outer, { onChange: setFullMode });
     full.current = fs;
+    // The canvas in the page's colours: read from its CSS variables now and whenever <html>'s
+    // attributes (a theme) or the system's scheme change.
+    const paint = () => {
+      const css = getComputedStyle(outer);
+      ctl.setPalette(paletteFrom((name) => css.getPropertyValue(name)));
+    };
+    paint();
+    const themeWatch = new MutationObserver(paint);
+    themeWatch.observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme", "class", "style"] });
+    const scheme = window.matchMedia?.("(prefers-color-scheme: light)");
+    scheme?.addEventListener?.("change", paint);
     return () => {
+      themeWatch.disconnect();
+      scheme?.removeEventListener?.("change", paint);
       chart.current = null;
       full.current = null;
       fs.dispose();

@@ -24,6 +24,7 @@ import { Comparison } from "./comparison";
 import { describeChart } from "./describe";
 import type { BarFeed, HistoryLoader } from "./feed";
 import { legendFor, type Legend } from "./legend";
+import { samePalette, type ChartPalette } from "./palette";
 import { STUDIES, STUDY_IDS, studyPoints, studyValues, type StudyId } from "./studies";
 import type { ChartStyle, ChartSurface, LineSurface, LogicalRange, PriceLineSpec } from "./surface";
 
@@ -135,6 +136,7 @@ export class ChartController {
   private levels: { key: string; specs: PriceLineSpec[]; remove: (() => void)[] } = { key: "", specs: [], remove: [] };
   private readonly studyLines = new Map<StudyId, { line: LineSurface; points: number }>();
   private axisKey = "";
+  private palette: ChartPalette | null = null;
   private readonly cache: ChartCache;
   private readonly offCrosshair: () => void;
 
@@ -179,6 +181,13 @@ export class ChartController {
       else this.shade();
     }
     this.showLegend(this.cursor);
+  }
+
+  /** The page's colours (its theme); drawn again only when they changed. */
+  setPalette(palette: ChartPalette): void {
+    if (samePalette(this.palette, palette)) return;
+    this.palette = palette;
+    this.surface.setPalette(palette);
   }
 
   /** How the bars are drawn: style, studies, log scale, extended hours. */

@@ -201,6 +201,14 @@ export function createLightweightSurface(el: HTMLElement): ChartSurface {
       });
       if (changed && bars.length > 0) reweigh();
     },
+    setPalette(p) {
+      chart.applyOptions({
+        layout: { background: { type: ColorType.Solid, color: p.background }, textColor: p.text },
+        grid: { vertLines: { color: p.grid }, horzLines: { color: p.grid } },
+        rightPriceScale: { borderColor: p.border },
+        timeScale: { borderColor: p.border },
+      });
+    },
     setPriceDecimals(d) {
       decimals = d;
       const pf = priceFormat();

@@ -6,6 +6,7 @@
 // a canvas and a laid-out box that jsdom does not have (the browser tests check the real one).
 
 import type { Session } from "../sessions";
+import type { ChartPalette } from "./palette";
 import type { Bar } from "../types";
 
 /** The bars' logical indexes in view (fractional: half a bar of margin, the right offset). */
@@ -63,6 +64,8 @@ export interface ChartSurface {
   /** How many bars are shaded now. */
   shaded(): number;
   setTimeAxis(axis: TimeAxis): void;
+  /** Background, text, grid and border colours (the page's theme). */
+  setPalette(palette: ChartPalette): void;
   /** The price axis (and the candles' labels) with the instrument's decimals. */
   setPriceDecimals(decimals: number): void;
   /** A horizontal line across the chart; the function takes it away. */
