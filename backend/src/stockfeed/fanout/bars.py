@@ -219,7 +219,7 @@ class BarBook:
         if not isinstance(data, dict):
             return False, None
         price = _number(data.get("price"))
-        when = _when(update)
+        when = update_time(update)
         if price is None or when is None:
             return False, None
         volume = _count(data.get("volume"))
@@ -322,7 +322,7 @@ class BarBook:
         book = cls(ticker, interval)
         first = None
         for _, update in run:
-            when = _when(update)
+            when = update_time(update)
             if when is not None:
                 first = book.bucket(when)
                 break
@@ -345,7 +345,7 @@ class BarBook:
         seeded = book.forming.time if book.forming is not None else None
         for seq, update in run:
             # The source's bar counted the volume of the updates in its bucket already.
-            when = _when(update)
+            when = update_time(update)
             forming = book.forming
             in_seeded = (
                 seeded is not None
@@ -358,7 +358,7 @@ class BarBook:
         return book
 
 
-def _when(update: dict[str, Any]) -> float | None:
+def update_time(update: dict[str, Any]) -> float | None:
     """Epoch seconds an update buckets by: `data.market_time`, else `timestamp`."""
     data = update.get("data")
     when = _number(data.get("market_time")) if isinstance(data, dict) else None

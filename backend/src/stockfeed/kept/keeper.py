@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stockfeed import protocol
-from stockfeed.fanout.bars import KEPT, BarBook, Forming, bar_text, bar_values
+from stockfeed.fanout.bars import KEPT, BarBook, Forming, bar_text, bar_values, update_time
 from stockfeed.kept.base import (
     ALL_INTERVALS,
     Batch,
@@ -217,6 +217,8 @@ class Keeper:
             first = fold.pending[0][1] if fold.pending else None
             same_day = quote is not None and first is not None and _same_day(ticker, quote, first)
             last = quote.update() if quote is not None and same_day else None
+            now = (update_time(first) if first is not None else None) or time.time()
+            newer: list[str] = []
             for interval in INTERVALS:
                 book = books[interval] = BarBook(ticker, interval)
                 fold.recent[interval] = deque(maxlen=RECENT_FINALS)
@@ -225,8 +227,20 @@ class Keeper:
                     # while nobody folded lands in the next bar, not nowhere.
                     book.continue_from(last)
                 kept = bars.get(interval)
-                if kept is not None:
+                if kept is not None and kept.start > book.bucket(now):
+                    # Kept by a clock ahead of this one (set back since, or another
+                    # deployment's): continued, it would take in every update until its
+                    # time, and the built span would claim bars that were never kept.
+                    newer.append(interval)
+                elif kept is not None:
                     book.forming = Forming(*kept.wire_values())
+            if newer:
+                log.warning(
+                    "store: kept %s bars of %s are newer than this clock; they are not "
+                    "continued (is the clock right, or was the data directory another's?)",
+                    "/".join(newer),
+                    ticker,
+                )
             fold.books = books
             if quote is not None and quote.epoch == self.epoch() and self.recent is not None:
                 await self._catch_up(ticker, fold, quote.seq, first_seq)
@@ -349,6 +363,8 @@ class Keeper:
             return None
         finals = {values[0]: values for values in await self._older(ticker, interval)}
         book = BarBook(ticker, interval)
+        newest = book.bucket(time.time())
+        kept = [bar for bar in kept if bar.start <= newest]  # none of a clock ahead of ours
         book.seq = quote.seq
         book.continue_from(quote.update())
         for i, bar in enumerate(kept):
