@@ -6,6 +6,7 @@ the cumulative volume where they were kept."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -83,3 +84,19 @@ async def test_a_restart_goes_on_with_the_forming_bar_and_the_volume(store: Sqli
     assert again.open == forming.open and again.final is False
     assert again.volume == (forming.volume or 0) + (2500 - 1900) + 100 + 100
     assert again.high >= forming.high and again.low <= forming.low
+
+
+async def test_bars_kept_by_a_clock_ahead_are_not_continued(store: SqliteStore) -> None:
+    """A store whose newest bars are a day ahead of this clock (set back since, or another
+    deployment's data directory): continued, the forming one would take in every update,
+    and the minutes published now would have no bar."""
+    now = int(time.time())
+    ahead = ticks(now + 86400, 20, 1000)
+    await run_keeper(store, [(t, i + 1, float(t.market_time or 0)) for i, t in enumerate(ahead)])
+    start = now - now % 60 - 420
+    here = ticks(start, 60, 1000)  # one every 7 s: seven minutes, up to about now
+    await run_keeper(store, [(t, 21 + i, float(t.market_time or 0)) for i, t in enumerate(here)])
+    last = here[-1].market_time or 0
+    kept = await store.bars("AAPL", "1m", start, now + 1)
+    assert [b.start for b in kept] == list(range(start, last // 1000 + 1, 60))
+    assert [b.final for b in kept] == [True] * (len(kept) - 1) + [False]

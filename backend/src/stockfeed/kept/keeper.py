@@ -217,7 +217,8 @@ class Keeper:
             first = fold.pending[0][1] if fold.pending else None
             same_day = quote is not None and first is not None and _same_day(ticker, quote, first)
             last = quote.update() if quote is not None and same_day else None
-            now = (update_time(first) if first is not None else None) or time.time()
+            # Newer than both this clock and the first update: a late update is not it.
+            now = max(time.time(), (update_time(first) if first is not None else None) or 0.0)
             newer: list[str] = []
             for interval in INTERVALS:
                 book = books[interval] = BarBook(ticker, interval)
