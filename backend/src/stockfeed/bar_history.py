@@ -2,8 +2,9 @@
 and this process's live bar book on top. `GET /api/history` (api/history.py) only calls
 `BarHistory.answer`; the hub's bar books start from `BarHistory.base_bars`.
 
-**Store first.** With a store (stockfeed/kept/) an answer is the kept bars of the range,
-read as one string (each bar's REST text is kept: a year of 1m bars is not re-encoded).
+**Store first.** With a store (stockfeed/kept/) an answer is the kept bars of the range
+up to the bar forming now (newer ones were kept by a clock ahead of this one), read as one
+string (each bar's REST text is kept: a year of 1m bars is not re-encoded).
 The store knows which times it holds all bars of (`spans`: where the updater published,
 where the source's history was kept); only for what no span covers, and only as far back
 as the source reaches (Yahoo's limits: 1m for 5 days), is the source asked. Its bars

@@ -12,9 +12,11 @@ built span reaches. A crash loses at most that interval.
 the ticker's last kept quote and newest built bars (`KeptStore.seed`, while its updates
 wait in a list: publishing never waits for it) and continues from them: the forming bar
 goes on, and the cumulative volume continues from the kept quote's, so a restart keeps
-the day's candles and their volumes. When the kept quote is of the same epoch but older
-than the first update here (another process led meanwhile and its last writes were not
-kept), the updates in between are taken from the shared store's recent history.
+the day's candles and their volumes. A kept bar newer than this clock and the first update
+(kept by a clock ahead of this one) is not continued: it would take in every update. When
+the kept quote is of the same epoch but older than the first update here (another process
+led meanwhile and its last writes were not kept), the updates in between are taken from
+the shared store's recent history.
 
 **Bar books start from it.** `checkpoint` gives a process's bar book (fanout/bar_feed.py)
 the state to start from: in the writer's own process its fold itself (the kept bars plus
