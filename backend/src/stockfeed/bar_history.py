@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stockfeed.api.answer_cache import AnswerCaches, Fill
-from stockfeed.fanout.bars import KEPT, BarBook
+from stockfeed.fanout.bars import KEPT, newest_time
 from stockfeed.kept.base import Batch, KeptBar, KeptStore, KeptUnavailable, Span
 from stockfeed.market_hours import MarketClock
 from stockfeed.models import Bar
@@ -232,11 +232,11 @@ def missing(
     return [(a, b) for a, b in out if b - a >= (last if b >= end else least)]
 
 
-def until(ticker: str, interval: str, now: float) -> int:
+def until(interval: str, now: float) -> int:
     """Where kept bars end for an answer at `now`: after the bar forming now. A store can
     hold newer ones, kept by a clock ahead of this one (set back since, or another
     deployment's data directory): they are not served."""
-    return BarBook(ticker, interval).bucket(now) + 1
+    return newest_time(interval, now) + 1
 
 
 class BarHistory:
@@ -343,9 +343,7 @@ class BarHistory:
             holes = missing(max(start, reach_start), int(now), spans, step, int(min(step, MAX_TTL)))
         if not holes:
             try:
-                pieces = await kept.history_pieces(
-                    ticker, interval, start, until(ticker, interval, now)
-                )
+                pieces = await kept.history_pieces(ticker, interval, start, until(interval, now))
             except KeptUnavailable as exc:
                 if source is None:
                     raise SourceError(f"the store cannot be read: {exc}") from None
@@ -401,7 +399,7 @@ class BarHistory:
                 unknown = ""
                 failure = None
             try:
-                stored = await kept.bars(ticker, interval, start, until(ticker, interval, now))
+                stored = await kept.bars(ticker, interval, start, until(interval, now))
             except KeptUnavailable:
                 stored = []
             if fetched is None and not stored:

@@ -358,6 +358,16 @@ class BarBook:
         return book
 
 
+def newest_time(interval: str, now: float) -> int:
+    """The newest bar time there can be at `now`: the bucket forming now; for `1d` the next
+    UTC date (a session's date can be ahead of UTC: FX's starts the evening before, and the
+    24-hour simulator's days are UTC dates while a book's are the exchange's)."""
+    if interval == "1d":
+        return int(now // 86400) * 86400 + 86400
+    step = INTERVAL_SECONDS[interval]
+    return int(now // step) * step
+
+
 def update_time(update: dict[str, Any]) -> float | None:
     """Epoch seconds an update buckets by: `data.market_time`, else `timestamp`."""
     data = update.get("data")

@@ -35,7 +35,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stockfeed import protocol
-from stockfeed.fanout.bars import KEPT, BarBook, Forming, bar_text, bar_values, update_time
+from stockfeed.fanout.bars import (
+    KEPT,
+    BarBook,
+    Forming,
+    bar_text,
+    bar_values,
+    newest_time,
+    update_time,
+)
 from stockfeed.kept.base import (
     ALL_INTERVALS,
     Batch,
@@ -366,7 +374,7 @@ class Keeper:
             return None
         finals = {values[0]: values for values in await self._older(ticker, interval)}
         book = BarBook(ticker, interval)
-        newest = book.bucket(time.time())
+        newest = newest_time(interval, time.time())
         kept = [bar for bar in kept if bar.start <= newest]  # none of a clock ahead of ours
         book.seq = quote.seq
         book.continue_from(quote.update())
