@@ -184,7 +184,7 @@ test("compact changes, FX volume, usdjpy, marks of 11 px", async ({ browser, ser
   const sizes = await page.evaluate(() => {
     const cell = document.querySelector(".wl-row .price-cell")!;
     const out: Record<string, number> = {};
-    for (const cls of ["mark mark-closed", "mark mark-stale", "mark mark-alert", "tag tag-sess", "tag tag-err"]) {
+    for (const cls of ["mark mark-closed", "mark mark-stale", "mark mark-alert", "mark mark-sess", "tag tag-err"]) {
       const probe = document.createElement("span");
       probe.className = cls;
       probe.textContent = "x";

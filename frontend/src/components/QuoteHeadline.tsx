@@ -16,17 +16,17 @@ export function QuoteHeadline({ ticker, quote, decimals, lastKnown }: { ticker: 
         const dir = p.change === null || p.change === 0 ? "flat" : p.change > 0 ? "up" : "down";
         return (
           <span key={p.label || "last"} className="qh-part" data-part={p.label || "last"}>
-            {i > 0 && (
-              <span className="qh-sep" aria-hidden="true">
-                ·
-              </span>
-            )}
             {p.label && <span className="qh-label">{p.label}</span>}
             <span className="qh-price">{formatPrice(p.price, decimals)}</span>
             {p.change !== null && (
               <span className={`qh-chg ${dir}`}>
                 {formatSigned(p.change, decimals ?? 2)}
                 {p.percent !== null && ` (${formatSigned(p.percent, 2, " %")})`}
+              </span>
+            )}
+            {i < parts.length - 1 && (
+              <span className="qh-sep" aria-hidden="true">
+                ·
               </span>
             )}
           </span>

@@ -306,7 +306,7 @@ const Row = memo(function Row(r: RowProps) {
   const change = quote?.data.change ?? null;
   const tag = sessionTag(quote?.data.session);
   const dir = change === null || change === 0 ? "flat" : change > 0 ? "up" : "down";
-  const marked = standing !== "ok" || r.alertMark !== undefined;
+  const marked = standing !== "ok" || r.alertMark !== undefined || tag !== null;
   return (
     <tr
       className={`wl-row ${selected ? "sel" : ""} ${standing !== "ok" ? standing : ""} ${r.alertMark ? "alerted" : ""}`}
@@ -331,12 +331,7 @@ const Row = memo(function Row(r: RowProps) {
         >
           {ticker}
         </button>
-        {tag && (
-          <span className={`tag tag-sess tag-${quote?.data.session}`} title={tag.long} data-testid={`session-${ticker}`}>
-            {tag.short}
-            <span className="sr-only">: {tag.long}</span>
-          </span>
-        )}
+
         {r.error && (
           <span className="tag tag-err" title={r.error} data-testid={`error-${ticker}`}>
             ERR<span className="sr-only">: {r.error}</span>
@@ -352,6 +347,12 @@ const Row = memo(function Row(r: RowProps) {
         </span>
         {marked && (
           <span className="marks">
+            {tag && (
+              <span className={`mark mark-sess mark-${quote?.data.session}`} title={tag.long} data-testid={`session-${ticker}`}>
+                {tag.short}
+                <span className="sr-only">: {tag.long}</span>
+              </span>
+            )}
             {standing !== "ok" && (
               <span className={`mark mark-${standing}`} data-testid={`mark-${ticker}`}>
                 {standing}
