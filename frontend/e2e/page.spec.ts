@@ -197,3 +197,33 @@ test("compact changes, FX volume, usdjpy, marks of 11 px", async ({ browser, ser
   for (const [cls, px] of Object.entries(sizes)) expect(px, cls).toBeGreaterThanOrEqual(11);
   await page.context().close();
 });
+
+test("polling says when the next poll is due", async ({ browser, server }) => {
+  const page = await open(browser, `${server.url}?poll=5`, ["AAPL", "MSFT"]);
+  await page.getByTestId("realtime-toggle").click();
+  await expect(page.getByTestId("next-poll")).toHaveText(/^next poll in [1-5] s$/);
+  await expect(page.locator('[data-metric="next-poll"]')).toHaveText(/^in [1-5] s$/);
+  await page.getByTestId("realtime-toggle").click();
+  await expect(page.getByTestId("next-poll")).toHaveCount(0);
+  await page.context().close();
+});
+
+test("with the panels folded, a 1440x900 screen shows the watchlist's column", async ({ browser, server }) => {
+  const symbols = ((await (await fetch(`${server.url}api/symbols?q=a&limit=50`)).json()) as { symbols: { symbol: string }[] }).symbols.map((s) => s.symbol);
+  const page = await open(browser, server.url, symbols);
+  const visibleRows = () =>
+    page.evaluate(() => {
+      const box = document.querySelector(".wl-scroll")!.getBoundingClientRect();
+      return [...document.querySelectorAll(".wl-row")].filter((r) => {
+        const b = r.getBoundingClientRect();
+        return b.top >= box.top - 1 && b.bottom <= Math.min(box.bottom, window.innerHeight) + 1;
+      }).length;
+    });
+  const open3 = await visibleRows();
+  await page.locator("body").press("p");
+  await expect(page.getByTestId("fold-day")).toHaveAttribute("aria-expanded", "false");
+  const folded = await visibleRows();
+  console.log(`page: watchlist rows fully visible at 1440x900: ${open3} with the panels open, ${folded} folded (of ${symbols.length})`);
+  expect(folded).toBeGreaterThan(open3 * 2);
+  await page.context().close();
+});

@@ -414,7 +414,8 @@ function Dashboard({ token, pollMs, probeMs, urlTicker }: { token: string | null
   const offline = (!online || status.kind === "unreachable") && Object.keys(quotes).length > 0;
   const savedAt = kept.savedAt;
   const offlineNote = offline ? (
-    <div className="offline-note" role="status" data-testid="offline-note">
+    // Not a live region: the page's one polite region (Announcer) says the feed is gone.
+    <div className="offline-note" data-testid="offline-note">
       <b>offline · last known prices</b>
       {lastData ? ` as of ${lastData}` : savedAt !== null ? ` as of ${formatTime(savedAt, zone)}` : ""}
     </div>
