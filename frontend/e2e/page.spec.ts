@@ -227,3 +227,16 @@ test("with the panels folded, a 1440x900 screen shows the watchlist's column", a
   expect(folded).toBeGreaterThan(open3 * 2);
   await page.context().close();
 });
+
+test("price flashes: a CSS animation on a class, none under prefers-reduced-motion", async ({ browser, server }) => {
+  const animation = (page: Page) =>
+    page.evaluate(() => {
+      const flashed = document.querySelector<HTMLElement>(".price[data-flash]");
+      return flashed ? getComputedStyle(flashed, "::after").animationName : null;
+    });
+  const page = await open(browser, server.url, ["AAPL", "MSFT", "BTC-USD"]);
+  await expect.poll(() => animation(page), { timeout: 10_000 }).toMatch(/^flash-[ab]$/);
+  await page.emulateMedia({ reducedMotion: "reduce" });
+  await expect.poll(() => animation(page)).toBe("none");
+  await page.context().close();
+});

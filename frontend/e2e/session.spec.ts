@@ -1,12 +1,14 @@
 // Session-true figures in the browser, against a simulator on the real calendar and a fake
 // clock (Debian's libfaketime for the server, Playwright's clock for the page), Tuesday
-// 2026-12-08: at night (03:30 New York) a reload shows every last price, marked closed; in
+// 2026-12-08: at night (03:30 New York) a reload shows every last price, marked closed (at
+// the four sizes); in
 // the pre-market (07:00) the change is the price less the last regular close (Monday's 15:55
 // bar's close), and the row and the quote line say "pre-market".
 import type { Browser, Page } from "@playwright/test";
 import { chromiumMissing, skipReason } from "./env";
 import { expect, test } from "./fixtures";
 import { StockfeedServer, faketimeMissing, freePort } from "./server";
+import { VIEWPORTS, type Viewport } from "./ui";
 
 test.skip(chromiumMissing, skipReason);
 test.skip(faketimeMissing && !process.env.CI, "no faketime: apt-get install faketime");
@@ -26,8 +28,15 @@ async function serverAt(moment: string): Promise<StockfeedServer> {
   return server;
 }
 
-async function openAt(browser: Browser, server: StockfeedServer, moment: string): Promise<Page> {
-  const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, timezoneId: "America/New_York" });
+const DESKTOP = VIEWPORTS.find((v) => v.layout === "desktop")!;
+
+async function openAt(browser: Browser, server: StockfeedServer, moment: string, vp: Viewport = DESKTOP): Promise<Page> {
+  const context = await browser.newContext({
+    viewport: { width: vp.width, height: vp.height },
+    hasTouch: vp.touch,
+    isMobile: vp.layout === "phone",
+    timezoneId: "America/New_York",
+  });
   await context.addInitScript((list) => {
     if (!localStorage.getItem("stockfeed.watchlist")) localStorage.setItem("stockfeed.watchlist", JSON.stringify(list));
   }, EQUITIES);
@@ -40,9 +49,21 @@ async function openAt(browser: Browser, server: StockfeedServer, moment: string)
 const priceOf = (page: Page, t: string) => page.getByTestId(`price-${t}`);
 const num = (text: string | null) => Number((text ?? "").replace(/[,+%\s]/g, "").replace("−", "-"));
 
-test("at night a reload shows every last price, marked closed", async ({ browser }) => {
+test("at night a reload shows every last price, marked closed (four sizes)", async ({ browser }) => {
+  test.setTimeout(120_000);
   const server = await serverAt(NIGHT);
   try {
+    for (const vp of VIEWPORTS.filter((v) => v.layout !== "desktop")) {
+      const page = await openAt(browser, server, NIGHT, vp);
+      for (const t of EQUITIES) await expect(priceOf(page, t), vp.name).not.toHaveText("—", { timeout: 20_000 });
+      await page.clock.fastForward("02:00");
+      await page.reload();
+      for (const t of EQUITIES) {
+        await expect(priceOf(page, t), `${vp.name}: ${t} after the reload`).not.toHaveText("—", { timeout: 20_000 });
+        await expect(page.getByTestId(`mark-${t}`), `${vp.name}: ${t} marked closed`).toHaveText("closed", { timeout: 10_000 });
+      }
+      await page.context().close();
+    }
     const page = await openAt(browser, server, NIGHT);
     for (const t of EQUITIES) await expect(priceOf(page, t)).not.toHaveText("—", { timeout: 20_000 });
     // A quote is called closed once it has stood still a minute in a closed market.
