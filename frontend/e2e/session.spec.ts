@@ -1,9 +1,8 @@
 // Session-true figures in the browser, against a simulator on the real calendar and a fake
 // clock (Debian's libfaketime for the server, Playwright's clock for the page), Tuesday
 // 2026-12-08: at night (03:30 New York) a reload shows every last price, marked closed (at
-// the four sizes); in
-// the pre-market (07:00) the change is the price less the last regular close (Monday's 15:55
-// bar's close), and the row and the quote line say "pre-market".
+// the four sizes); in the pre-market (07:00) the change is the price less the last regular
+// close (Monday's 15:55 bar's close), and the row and the quote line say "pre-market".
 import type { Browser, Page } from "@playwright/test";
 import { chromiumMissing, skipReason } from "./env";
 import { expect, test } from "./fixtures";
