@@ -111,6 +111,23 @@ export function Watchlist(p: Props) {
     [onRemove],
   );
 
+  // Which prices are on screen (data-seen on the price): a row scrolled out of view, or in a
+  // hidden tab, does not flash, so a long list costs what its visible rows cost.
+  const scroller = useRef<HTMLDivElement>(null);
+  const rowKey = order.join(",");
+  useEffect(() => {
+    const root = scroller.current;
+    if (!root || typeof IntersectionObserver === "undefined") return;
+    const io = new IntersectionObserver(
+      (entries) => {
+        for (const e of entries) (e.target as HTMLElement).dataset.seen = e.isIntersecting ? "1" : "0";
+      },
+      { root },
+    );
+    for (const el of root.querySelectorAll<HTMLElement>(".price")) io.observe(el);
+    return () => io.disconnect();
+  }, [rowKey]);
+
   const count = p.tickers.length;
   return (
     <section className={`panel wl${reordering ? " reordering" : ""}`} data-testid="watchlist" aria-labelledby="wl-title">
@@ -153,7 +170,7 @@ export function Watchlist(p: Props) {
         </div>
       </div>
       <SymbolSearch token={p.token} listed={p.tickers} maxTickers={p.maxTickers} onAdd={p.onAdd} />
-      <div className="wl-scroll">
+      <div className="wl-scroll" ref={scroller}>
         <table className="wl-table" data-sort={`${p.sort.key}:${p.sort.dir}`}>
           <caption className="sr-only">
             Watchlist prices: session trend, last, change, change %, volume and quote age; sorted by {SORT_LABEL[p.sort.key]}
@@ -284,7 +301,7 @@ const Row = memo(function Row(r: RowProps) {
     if (!el || price === null) return;
     const before = prev.current;
     prev.current = price;
-    if (before === null) return;
+    if (before === null || el.dataset.seen === "0") return;
     const dir = price > before ? "up" : price < before ? "down" : "same";
     flip.current = !flip.current;
     el.dataset.flash = `${dir}-${flip.current ? "a" : "b"}`;
