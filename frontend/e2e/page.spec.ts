@@ -7,7 +7,7 @@
 import type { Browser, BrowserContextOptions, Page } from "@playwright/test";
 import { chromiumMissing, skipReason } from "./env";
 import { expect, test } from "./fixtures";
-import { axeViolations, serious } from "./ui";
+import { VIEWPORTS, axeViolations, serious } from "./ui";
 
 test.skip(chromiumMissing, skipReason);
 
@@ -82,6 +82,22 @@ test("the light theme follows the system, can be overridden, and passes axe", as
   await expect(page.locator("html")).toHaveAttribute("data-theme", "dark");
   await page.context().close();
 });
+
+for (const vp of VIEWPORTS.filter((v) => v.layout !== "desktop")) {
+  test(`light theme at ${vp.name} ${vp.width}x${vp.height}: no serious or critical axe violations`, async ({ browser, server }) => {
+    const page = await open(browser, server.url, null, {
+      colorScheme: "light",
+      viewport: { width: vp.width, height: vp.height },
+      hasTouch: vp.touch,
+      isMobile: vp.layout === "phone",
+    });
+    await expect(page.locator("html")).toHaveAttribute("data-theme", "light");
+    const found = await axeViolations(page);
+    if (found.length > 0) console.log(`axe light ${vp.name}: ${found.map((f) => `${f.id} (${f.impact}) ${f.targets.join(" ")}`).join(", ")}`);
+    expect(serious(found)).toEqual([]);
+    await page.context().close();
+  });
+}
 
 test("offline after one visit: the app opens with the last prices, marked as such", async ({ browser, server }) => {
   const list = ["AAPL", "MSFT", "BTC-USD"];
