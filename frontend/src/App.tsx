@@ -489,6 +489,7 @@ function Dashboard({ token, pollMs, probeMs, urlTicker }: { token: string | null
               decimals={chartDecimals}
               prevClose={selectedQuote?.data.prev_close ?? null}
               zone={zone}
+              alerts={alerts.alerts}
             >
               {banner}
             </PriceChart>

@@ -23,7 +23,6 @@ import logging
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from stockfeed import protocol
@@ -46,11 +45,32 @@ log = logging.getLogger(__name__)
 INTEREST_TTL = 30.0
 
 
-@dataclass(slots=True)
 class Latest:
-    seq: int
-    update: dict[str, Any]
-    received: float  # time.time()
+    """A ticker's newest update: its seq, when it came (time.time()) and the update
+    itself, which for one relayed as our updater writes it is parsed from its bytes the
+    first time someone asks (a snapshot, a bar book, REST): most never are."""
+
+    __slots__ = ("_payload", "_update", "received", "seq")
+
+    def __init__(
+        self, seq: int, update: dict[str, Any] | None, received: float, payload: bytes = b""
+    ) -> None:
+        self.seq = seq
+        self.received = received
+        self._update = update
+        self._payload = payload
+
+    @property
+    def update(self) -> dict[str, Any] | None:
+        """The update as an object; None when its bytes turn out not to be one (logged
+        once; the ticker then has no latest to show until the next update)."""
+        if self._update is None and self._payload:
+            payload, self._payload = self._payload, b""
+            try:
+                _, _, self._update = protocol.read_update(payload)
+            except protocol.BadUpdate as exc:
+                log.warning("a relayed update could not be read back: %s", exc)
+        return self._update
 
 
 class Hub:
@@ -195,25 +215,32 @@ class Hub:
                 self.rejected += 1
                 log.warning("dropped a message on market:%s: not UTF-8", channel_ticker)
                 return
-        try:
-            ticker, seq, update = protocol.read_update(payload)
-        except protocol.BadUpdate as exc:
-            self.rejected += 1
-            log.warning("dropped a message on market:%s: %s", channel_ticker, exc)
-            return
-        if ticker != channel_ticker:
-            self.rejected += 1
-            log.warning("dropped a %s update published on market:%s", ticker, channel_ticker)
-            return
+        ticker = channel_ticker
+        seq_or_none = protocol.update_seq(payload, ticker)
+        if seq_or_none is not None:
+            seq = seq_or_none  # as our updater writes it: parsed when someone asks
+            current = Latest(seq, None, time.time(), payload)
+        else:
+            try:
+                named, seq, update = protocol.read_update(payload)
+            except protocol.BadUpdate as exc:
+                self.rejected += 1
+                log.warning("dropped a message on market:%s: %s", channel_ticker, exc)
+                return
+            if named != channel_ticker:
+                self.rejected += 1
+                log.warning("dropped a %s update published on market:%s", named, channel_ticker)
+                return
+            current = Latest(seq, update, time.time())
         latest = self.latest.get(ticker)
-        self.latest[ticker] = Latest(seq, update, time.time())
+        self.latest[ticker] = current
         frame = text_frame(payload)  # built once, the same bytes for every client
         if latest is not None and seq <= latest.seq:
             if seq == latest.seq:
                 self.duplicates += 1  # the same update twice (e.g. two publishers)
                 self.latest[ticker] = latest
                 return
-            self._seq_restarted(ticker, seq, update)
+            self._seq_restarted(ticker, seq, current.update)
             return
         self.relayed += 1
         self.liveness.seen(ticker)
@@ -230,7 +257,9 @@ class Hub:
             for client in subscribers:
                 client.offer_update(ticker, seq, raw, frame)
         if ticker in self.bar_books:
-            self.bars.on_update(ticker, seq, update)
+            parsed = current.update
+            if parsed is not None:
+                self.bars.on_update(ticker, seq, parsed)
 
     def _backfill(self, ticker: str, seq: int, subscribers: set[Connection]) -> None:
         """Updates went by unseen: the broker's subscription was down (e.g. Redis was
@@ -290,7 +319,7 @@ class Hub:
         for jump, behind in again.items():
             self._spawn(self._fill(ticker, jump, behind))
 
-    def _seq_restarted(self, ticker: str, seq: int, update: dict[str, Any]) -> None:
+    def _seq_restarted(self, ticker: str, seq: int, update: dict[str, Any] | None) -> None:
         """A publisher started `seq` again: new epoch for the ticker, gap for its clients."""
         self._restarts[ticker] = self._restarts.get(ticker, 0) + 1
         if self._restarts[ticker] <= 3 or self._restarts[ticker] % 100 == 0:
@@ -304,7 +333,13 @@ class Hub:
             )
         self.history.clear(ticker)
         self.bars.reset(ticker)  # fresh `bars` follow the gap snapshot
-        text = protocol.snapshot(update, gap=True, epoch=self.epoch_for(ticker))
+        epoch = self.epoch_for(ticker)
+        if update is None:  # unreadable: the next update is the gap snapshot
+            for client in self.subscribers.get(ticker, ()):
+                client.last_seq[ticker] = seq
+                client.gap_next(ticker, epoch)
+            return
+        text = protocol.snapshot(update, gap=True, epoch=epoch)
         for client in self.subscribers.get(ticker, ()):
             client.last_seq[ticker] = seq
             client.send(text)
@@ -672,7 +707,7 @@ class Hub:
                 _, seq, update = protocol.read_update(stored.raw)
             except protocol.BadUpdate:
                 update = None
-            if update is not None and (local is None or _newer(update, local.update)):
+            if update is not None and (best is None or _newer(update, best)):
                 best = update
                 if ticker in self.subscribers:
                     # Kept as the latest: the store is not asked again (_store_checked),
