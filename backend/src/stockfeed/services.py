@@ -16,7 +16,8 @@ from stockfeed.api.rest_limits import RestRateLimiter
 from stockfeed.bar_history import BarHistory
 from stockfeed.broker import Broker
 from stockfeed.config import Settings
-from stockfeed.fanout.hub import Hub, parse_status
+from stockfeed.fanout.hub import Hub
+from stockfeed.fanout.latest import parse_status
 from stockfeed.kept import KeptStore, KeptUnavailable
 from stockfeed.kept import urls as kept_urls
 from stockfeed.kept.keeper import Keeper
@@ -127,13 +128,13 @@ class Services:
             keeper = Keeper(
                 kept,
                 Writer(kept),
-                epoch=lambda: hub.epoch,
+                epoch=lambda: hub.epochs.epoch,
                 wanted=updater.wanted if updater is not None else frozenset,
                 recent=store.recent,
                 keep_ticks=settings.keep_ticks,
                 wait_for_first=updater is not None,
             )
-            hub.last_known = _last_known(kept)
+            hub.updates.last_known = _last_known(kept)
             hub.bars.kept = keeper.checkpoint
             if updater is not None and not (settings.source == "replay" and settings.replay_from):
                 # (A replay of kept updates keeps nothing: they are kept already.)
@@ -225,7 +226,7 @@ class Services:
         except KeptUnavailable as exc:
             log.error("store: %s: %s; nothing is kept this run", kept.where, exc)
             self.kept = self.history.kept = self.keeper = self.history.keeper = None
-            self.hub.last_known = None
+            self.hub.updates.last_known = None
             self.hub.bars.kept = None
             if self.updater is not None:
                 self.updater.keeper = None

@@ -101,7 +101,7 @@ async def hub(store: ControlledStore) -> AsyncIterator[Hub]:
 
 
 async def _teardown(hub: Hub) -> None:
-    for timer in hub._lingering.values():
+    for timer in hub.room._lingering.values():
         timer.cancel()
     await settle(hub)
 
@@ -156,7 +156,7 @@ async def test_resume_leaves_a_client_that_was_away_identical(
     await publish(store, [hub], *range(5, 12))  # 7 updates and two minutes go by
     back = RecordingConnection()
     back.events = list(away.events)  # the same client, on a new connection
-    point = ResumePoint(away.of_type("price_update")[-1]["seq"], hub.epoch_for(T))
+    point = ResumePoint(away.of_type("price_update")[-1]["seq"], hub.epochs.epoch_for(T))
     assert await hub.subscribe(back, T, point, bars=["1m"])
     await settle(hub)
     assert [m["seq"] for m in back.of_type("price_update")][-7:] == list(range(5, 12))

@@ -172,7 +172,7 @@ async def run(script: list[tuple[str, Any]], waits: bool) -> int:
     finally:
         if client.handling is not None:
             client.handling.cancel()
-        for timer in hub._lingering.values():
+        for timer in hub.room._lingering.values():
             timer.cancel()
         for task in list(hub._in_flight):
             task.cancel()

@@ -50,11 +50,12 @@ async def _quote(svc: Services, ticker: str, wait: bool) -> dict[str, Any] | Non
             raise api_error(404, ErrorCode.UNKNOWN_TICKER, f"the source cannot quote {ticker}")
         # Produced for this request like a ticker a client subscribed and left at once:
         # it counts in the process's ticker budget and lingers `linger_min`.
-        if not await svc.hub.hold_unwatched(ticker):
+        if not await svc.hub.room.hold_unwatched(ticker):
             raise api_error(
                 503,
                 ErrorCode.TICKER_LIMIT,
-                f"this server holds its maximum of {svc.hub.max_tickers} tickers: try again later",
+                f"this server holds its maximum of {svc.hub.room.max_tickers} tickers: "
+                "try again later",
                 headers={"Retry-After": "10"},
             )
         deadline = time.monotonic() + FIRST_QUOTE_WAIT

@@ -36,6 +36,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import ClassVar
 
 from starlette.websockets import WebSocket
 
@@ -90,6 +91,10 @@ class Connection(abc.ABC):
     each), and the non-blocking, accounted ways to reach it. Subclasses decide how bytes
     get to the socket (`_deliver`, `_write`, `_keep_newest`), how many are held
     (`held_bytes`, `backed_up`) and how a client is dropped (`abort`)."""
+
+    # Whether frames go to the transport pre-framed, below the ASGI app (server/'s sink
+    # connections): counted by /metrics and health without knowing the subclass.
+    fast_path: ClassVar[bool] = False
 
     __slots__ = (
         "__weakref__",
