@@ -24,10 +24,10 @@ from stockfeed.kept.keeper import Keeper
 from stockfeed.kept.retention import Retention
 from stockfeed.kept.writer import Writer
 from stockfeed.market_hours import MarketClock
-from stockfeed.server.shutdown import GracefulShutdown
 from stockfeed.shared import SharedStore, StoreUnavailable
+from stockfeed.shutdown import GracefulShutdown
 from stockfeed.sources.base import Source, UnknownTicker
-from stockfeed.sources.budget import ClientBudget, UpstreamBusy
+from stockfeed.sources.budget import UpstreamBudget, UpstreamBusy
 from stockfeed.sources.factory import build_source
 from stockfeed.updater import Updater
 
@@ -70,7 +70,7 @@ class Services:
     # REST budgets (api/answer_cache.py, api/rest_limits.py, sources/budget.py).
     answers: AnswerCaches
     rest_limits: RestRateLimiter
-    upstream: ClientBudget
+    upstream: UpstreamBudget
     # The market-data store (stockfeed/kept/; None: `--store none`), its writer's side
     # (the keeper: active where the updater leads), and history loading from it.
     kept: KeptStore | None
@@ -150,8 +150,8 @@ class Services:
         # upstream provider has one), configured here; a stand-in otherwise, so metrics
         # read zeros.
         upstream = getattr(source, "client_budget", None)
-        if not isinstance(upstream, ClientBudget):
-            upstream = ClientBudget()
+        if not isinstance(upstream, UpstreamBudget):
+            upstream = UpstreamBudget()
         upstream.configure(settings.upstream_calls_per_minute, settings.upstream_burst)
         services = cls(
             settings,

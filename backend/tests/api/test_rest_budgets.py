@@ -23,7 +23,7 @@ from stockfeed.config import Settings
 from stockfeed.models import Bar, Tick
 from stockfeed.services import Services
 from stockfeed.sources.base import SourceError, UnknownTicker
-from stockfeed.sources.budget import ClientBudget, UpstreamBusy
+from stockfeed.sources.budget import UpstreamBudget, UpstreamBusy
 from stockfeed.sources.sim import SimSource
 from stockfeed.sources.symbols import Directory
 from stockfeed.sources.yahoo import YahooSource
@@ -98,7 +98,7 @@ async def app_with(source: Any) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClien
         svc: Services = app.state.services
         svc.source = svc.history.source = source
         budget = getattr(source, "client_budget", None)
-        if isinstance(budget, ClientBudget):
+        if isinstance(budget, UpstreamBudget):
             svc.upstream = budget
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -238,7 +238,7 @@ async def test_unknown_tickers_are_remembered_and_failures_are_not() -> None:
 
 
 async def test_upstream_budget_refuses_history_and_lookups_once_spent() -> None:
-    budget = ClientBudget(calls_per_minute=6, burst=2)  # one call every 10 s after 2
+    budget = UpstreamBudget(calls_per_minute=6, burst=2)  # one call every 10 s after 2
     source = YahooSource(
         history_fetcher=ea_like_frame, quote_fetcher=quotes_of, client_budget=budget
     )
@@ -272,7 +272,7 @@ async def test_upstream_budget_never_queues_behind_a_hung_call() -> None:
         release.wait(10)
         return ea_like_frame(ticker, interval, range_)
 
-    budget = ClientBudget(calls_per_minute=600, burst=10, max_in_flight=1)
+    budget = UpstreamBudget(calls_per_minute=600, burst=10, max_in_flight=1)
     source = YahooSource(history_fetcher=hung, client_budget=budget)
     try:
         first = asyncio.create_task(source.history("AAA", "15m", "1d"))
@@ -310,7 +310,7 @@ async def test_the_updaters_polling_is_outside_the_client_budget() -> None:
         polled.append(tickers)
         return quotes_of(tickers)
 
-    budget = ClientBudget(calls_per_minute=1, burst=1)
+    budget = UpstreamBudget(calls_per_minute=1, burst=1)
     source = YahooSource(quote_fetcher=fetch, streaming=False, client_budget=budget)
     emitted: list[Tick] = []
     both = asyncio.Event()

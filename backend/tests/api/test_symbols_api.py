@@ -20,7 +20,7 @@ from wsutil import recv_json, recv_until
 from stockfeed.app import create_app
 from stockfeed.config import Settings
 from stockfeed.services import Services
-from stockfeed.sources.budget import ClientBudget
+from stockfeed.sources.budget import UpstreamBudget
 from stockfeed.sources.symbols import SymbolInfo
 from stockfeed.sources.yahoo import YahooSource
 
@@ -139,7 +139,7 @@ async def test_on_yahoo_it_is_yahoos_search_within_the_upstream_budget() -> None
     async with app_with(source="none", tickers=["AAPL"]) as (app, client):
         svc: Services = app.state.services
         assert error(await client.get("/api/symbols?q=apple")) == (503, "source_unavailable")
-        budget = ClientBudget(calls_per_minute=6, burst=2)
+        budget = UpstreamBudget(calls_per_minute=6, burst=2)
         budget.configure(6, 2)
         source = YahooSource(search_fetcher=fetch, client_budget=budget)
         svc.source, svc.upstream = source, budget

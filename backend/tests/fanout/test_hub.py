@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 from fakes import ControlledStore, RecordingConnection, make_hub, settle, update
 
-from stockfeed.fanout.connections import CLOSE_SLOW_CONSUMER
 from stockfeed.fanout.hub import Hub
 from stockfeed.fanout.resume import ENTRY_OVERHEAD, ResumePoint
+from stockfeed.protocol.codes import CloseCode
 
 T = "AAPL"
 
@@ -544,7 +544,7 @@ async def test_session_lets_go_of_everything(hub: Hub) -> None:
         assert client in hub.clients and client.started
         assert await hub.subscribe(client, "AAA")
         assert await hub.subscribe(client, "BBB")
-        client.close_code = CLOSE_SLOW_CONSUMER
+        client.close_code = CloseCode.SLOW_CONSUMER
     assert client not in hub.clients and client.stopped and client.closed
     assert client.tickers == set()
     assert hub.subscriber_counts() == {} and hub.room.lingering() == 2

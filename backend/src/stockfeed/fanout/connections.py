@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 # The ASGI extension through which a server offers its own way to write frames (the
 # fast path's sink: stockfeed.server.fast_websocket).
 SINK_EXTENSION = "stockfeed.sink"
-CLOSE_SLOW_CONSUMER = CloseCode.SLOW_CONSUMER
 # Bytes the server may hold for one client (config `client_buffer_bytes`): room for the
 # biggest burst one request can cause (a subscribe of 50 tickers with 64 bar streams is
 # ~0.8 MiB of `bars`), after which a client that does not read is no longer read.
@@ -257,7 +256,7 @@ class Connection(abc.ABC):
             self.budget,
             extra={"conn": self.id},
         )
-        self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
+        self.abort(CloseCode.SLOW_CONSUMER, "slow consumer")
 
     async def writable(self) -> bool:
         """Wait until the client's writes are no longer backed up. False: it is closed
@@ -322,7 +321,7 @@ class Connection(abc.ABC):
             self.stuck_timeout,
             extra={"conn": self.id},
         )
-        self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
+        self.abort(CloseCode.SLOW_CONSUMER, "slow consumer")
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Flush what is queued, then close."""
@@ -450,7 +449,7 @@ class QueuedConnection(Connection):
         if dropped == 0:
             # Full of other tickers' updates and control messages: nothing to fold.
             log.warning("client %s queue full: closing 4408", self.remote, extra={"conn": self.id})
-            self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
+            self.abort(CloseCode.SLOW_CONSUMER, "slow consumer")
             return
         self._drop(folded)
         self.conflated += dropped

@@ -12,7 +12,8 @@ from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from stockfeed.fanout.connections import CLOSE_SLOW_CONSUMER, Connection
+from stockfeed.fanout.connections import Connection
+from stockfeed.protocol.codes import CloseCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ class HubStats:
 
     def disconnected(self, client: Connection) -> None:
         self.conflated_gone += client.conflated
-        if client.close_code == CLOSE_SLOW_CONSUMER:
+        if client.close_code == CloseCode.SLOW_CONSUMER:
             self.slow_closed += 1
 
     def snapshot(self, clients: Collection[Connection]) -> StatsView:
