@@ -27,6 +27,7 @@ from stockfeed.sources.budget import UpstreamBudget, UpstreamBusy
 from stockfeed.sources.sim import SimSource
 from stockfeed.sources.symbols import Directory
 from stockfeed.sources.yahoo import YahooSource
+from tests.servers import StartServer
 
 pytestmark = pytest.mark.process
 
@@ -337,7 +338,7 @@ async def test_the_updaters_polling_is_outside_the_client_budget() -> None:
 # --- against a real server ---------------------------------------------------------------------
 
 
-def test_rest_rate_limit_per_ip_answers_429_with_retry_after(start_server: Any) -> None:
+def test_rest_rate_limit_per_ip_answers_429_with_retry_after(start_server: StartServer) -> None:
     server = start_server(
         "--source",
         "sim",
@@ -371,7 +372,7 @@ def test_rest_rate_limit_per_ip_answers_429_with_retry_after(start_server: Any) 
 
 
 @pytest.mark.timeout(400)
-def test_rest_flood_of_distinct_history_requests_stays_bounded(start_server: Any) -> None:
+def test_rest_flood_of_distinct_history_requests_stays_bounded(start_server: StartServer) -> None:
     """300 requests for 5 days of 1-minute bars (up to 7,200 bars, ~640 KB), each for another
     ticker, 8 at a time: the server's RSS grows by the cache's budget (32 MiB) and change,
     not by every answer (before: +515 MiB)."""

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
-from wsutil import contract_update, recv_json, recv_until, wait_subscribed
+
+from tests.servers import StartServer
+from tests.wsutil import contract_update, recv_json, recv_until, wait_subscribed
 
 pytestmark = pytest.mark.process
 
@@ -33,7 +35,9 @@ async def collect(ws: ClientConnection, count: int, timeout: float = 20) -> list
     return out
 
 
-async def test_many_tickers_with_per_ticker_errors(start_server: Any, broker_url: str) -> None:
+async def test_many_tickers_with_per_ticker_errors(
+    start_server: StartServer, broker_url: str
+) -> None:
     server = start_server(
         *FAST_SIM, "--broker", broker_url, env={"STOCKFEED_MAX_SUBSCRIPTIONS": "3"}
     )
@@ -107,7 +111,7 @@ async def resume_and_check(url: str, last: int, epoch: str | None, outage: float
 
 
 async def test_resume_after_an_outage_sees_every_seq_once(
-    start_server: Any, broker_url: str
+    start_server: StartServer, broker_url: str
 ) -> None:
     server = start_server(*FAST_SIM, "--broker", broker_url, "--tickers", "AAPL")
     last, epoch = await read_then_leave(server.ws + "/ws", 10)
@@ -122,7 +126,7 @@ async def test_resume_after_an_outage_sees_every_seq_once(
 
 
 async def test_resume_on_another_process_uses_the_shared_history(
-    start_server: Any, redis_url: str
+    start_server: StartServer, redis_url: str
 ) -> None:
     args = (*FAST_SIM, "--broker", redis_url, "--tickers", "AAPL")
     a = start_server(*args)
@@ -134,7 +138,7 @@ async def test_resume_on_another_process_uses_the_shared_history(
 
 
 async def test_wrong_epoch_or_lost_history_gets_a_gap_snapshot(
-    start_server: Any, broker_url: str
+    start_server: StartServer, broker_url: str
 ) -> None:
     server = start_server(*FAST_SIM, "--broker", broker_url, "--tickers", "AAPL")
     last, epoch = await read_then_leave(server.ws + "/ws", 5)
@@ -148,7 +152,9 @@ async def test_wrong_epoch_or_lost_history_gets_a_gap_snapshot(
         assert seqs == list(range(seqs[0], seqs[0] + 10))
 
 
-async def test_relay_resume_and_publisher_restart(start_server: Any, redis_url: str) -> None:
+async def test_relay_resume_and_publisher_restart(
+    start_server: StartServer, redis_url: str
+) -> None:
     server = start_server("--source", "none", "--broker", redis_url)
     r = aioredis.Redis.from_url(redis_url)
     url = server.ws + "/ws"
@@ -179,7 +185,7 @@ async def test_relay_resume_and_publisher_restart(start_server: Any, redis_url: 
 
 
 async def test_failed_resume_with_nothing_cached_still_reports_the_gap(
-    start_server: Any, redis_url: str
+    start_server: StartServer, redis_url: str
 ) -> None:
     """A relay that never carried the ticker has no snapshot: the next update is the gap."""
     server = start_server("--source", "none", "--broker", redis_url)

@@ -18,8 +18,13 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import IN_CI
-from test_broker_store import (
+from websockets.asyncio.client import ClientConnection, connect
+
+from stockfeed.broker import urls
+from stockfeed.broker.cluster import RedisClusterBroker
+from stockfeed.config import Settings
+from stockfeed.testing.redis_topologies import ClusterTopology, have_redis_server
+from tests.broker.test_broker_store import (
     pair,
     test_interest_expires,
     test_leader_lock_is_exclusive_and_lapses,
@@ -28,13 +33,8 @@ from test_broker_store import (
     test_seq_counts_and_never_goes_back,
     test_status_roundtrip_and_ttl,
 )
-from websockets.asyncio.client import ClientConnection, connect
-from wsutil import check_server_message, contract_update, recv_until, recv_updates
-
-from stockfeed.broker import urls
-from stockfeed.broker.cluster import RedisClusterBroker
-from stockfeed.config import Settings
-from stockfeed.testing.redis_topologies import ClusterTopology, have_redis_server
+from tests.servers import IN_CI, StartServer
+from tests.wsutil import check_server_message, contract_update, recv_until, recv_updates
 
 pytestmark = pytest.mark.process
 
@@ -251,7 +251,7 @@ async def test_a_moved_slot_is_followed(cluster: ClusterTopology, cluster_url: s
 
 
 async def test_two_processes_same_bytes_keys_in_one_slot_and_resume_across(
-    cluster: ClusterTopology, cluster_url: str, start_server: Any, feeds: list[Feed]
+    cluster: ClusterTopology, cluster_url: str, start_server: StartServer, feeds: list[Feed]
 ) -> None:
     a = start_server(*ARGS, "--tickers", ",".join(TICKERS), "--broker", cluster_url)
     b = start_server(*ARGS, "--tickers", ",".join(TICKERS), "--broker", cluster_url)
@@ -302,7 +302,7 @@ async def test_two_processes_same_bytes_keys_in_one_slot_and_resume_across(
 
 
 async def test_outside_publisher_spublishes_on_the_hash_tagged_channel(
-    cluster: ClusterTopology, cluster_url: str, start_server: Any
+    cluster: ClusterTopology, cluster_url: str, start_server: StartServer
 ) -> None:
     # docs/protocol.md: a `--source none` deployment relays what others SPUBLISH on
     # `market:{TICKER}`, byte for byte.
@@ -327,7 +327,9 @@ async def test_outside_publisher_spublishes_on_the_hash_tagged_channel(
     assert got == sent
 
 
-async def test_workers_share_the_port_on_the_cluster(cluster_url: str, start_server: Any) -> None:
+async def test_workers_share_the_port_on_the_cluster(
+    cluster_url: str, start_server: StartServer
+) -> None:
     server = start_server(*ARGS, "--tickers", "AAPL", "--broker", cluster_url, "--workers", "2")
     processes: set[str] = set()
     leaders: set[str] = set()
@@ -347,7 +349,7 @@ async def test_workers_share_the_port_on_the_cluster(cluster_url: str, start_ser
 
 
 async def test_primary_killed_under_resuming_clients_every_seq_once_or_a_gap(
-    cluster: ClusterTopology, cluster_url: str, start_server: Any, feeds: list[Feed]
+    cluster: ClusterTopology, cluster_url: str, start_server: StartServer, feeds: list[Feed]
 ) -> None:
     a = start_server(*ARGS, "--tickers", ",".join(TICKERS), "--broker", cluster_url)
     b = start_server(*ARGS, "--tickers", ",".join(TICKERS), "--broker", cluster_url)

@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_broker_store import (
+
+from stockfeed.testing.redis_topologies import SentinelTopology
+from tests.broker.test_broker_store import (
     pair,
     test_interest_expires,
     test_leader_lock_is_exclusive_and_lapses,
@@ -22,9 +24,8 @@ from test_broker_store import (
     test_seq_counts_and_never_goes_back,
     test_status_roundtrip_and_ttl,
 )
-from test_redis_cluster import ARGS, Feed, require_tools
-
-from stockfeed.testing.redis_topologies import SentinelTopology
+from tests.broker.test_redis_cluster import ARGS, Feed, require_tools
+from tests.servers import StartServer
 
 pytestmark = pytest.mark.process
 
@@ -75,7 +76,7 @@ async def wait_primary(server: Any, primary: str, timeout: float = 20.0) -> dict
 
 
 async def test_primary_killed_under_resuming_clients_every_seq_once_or_a_gap(
-    sentinel: SentinelTopology, sentinel_url: str, start_server: Any
+    sentinel: SentinelTopology, sentinel_url: str, start_server: StartServer
 ) -> None:
     a = start_server(*ARGS, "--tickers", ",".join(TICKERS), "--broker", sentinel_url)
     b = start_server(*ARGS, "--tickers", ",".join(TICKERS), "--broker", sentinel_url)

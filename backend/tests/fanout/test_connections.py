@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from fakes import FakeSink, FakeWebSocket, RecordingConnection, frame_of, until, update
 
 from stockfeed import protocol
 from stockfeed.fanout.connections import SINK_EXTENSION, QueuedConnection, make_connection
 from stockfeed.protocol.codes import CloseCode
 from stockfeed.server.sink_connection import SinkConnection
+from tests.fanout.fakes import FakeSink, FakeWebSocket, RecordingConnection, frame_of, until, update
 
 
 def offer(conn: Any, ticker: str, seq: int) -> None:

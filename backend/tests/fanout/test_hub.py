@@ -4,34 +4,20 @@ recording connections. Each test is one behaviour of the fan-out core."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
-import pytest
-from fakes import ControlledStore, RecordingConnection, make_hub, settle, update
 
 from stockfeed.fanout.hub import Hub
 from stockfeed.fanout.resume import ENTRY_OVERHEAD, ResumePoint
 from stockfeed.protocol.codes import CloseCode
+from tests.fanout.fakes import (
+    ControlledStore,
+    RecordingConnection,
+    make_hub,
+    settle,
+    stop_hub,
+    update,
+)
 
 T = "AAPL"
-
-
-@pytest.fixture
-async def store() -> ControlledStore:
-    return ControlledStore()
-
-
-@pytest.fixture
-async def hub(store: ControlledStore) -> AsyncIterator[Hub]:
-    hub = await make_hub(store)
-    yield hub
-    await _teardown(hub)
-
-
-async def _teardown(hub: Hub) -> None:
-    for timer in hub.room._lingering.values():
-        timer.cancel()
-    await settle(hub)
 
 
 async def publish(hub: Hub, ticker: str, *seqs: int) -> None:
@@ -188,7 +174,7 @@ async def test_seq_jump_while_held_for_a_resume_from_store_sends_gap_snapshot(
         assert client.stream(T) == expected, "5 -> 9 silently"
         assert client.of_type("snapshot")[0]["gap"] is True
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_first_update_since_listening_that_jumps_is_backfilled(
@@ -205,7 +191,7 @@ async def test_first_update_since_listening_that_jumps_is_backfilled(
         expected = [("snapshot", 5)] + [("price_update", s) for s in range(6, 10)]
         assert client.stream(T) == expected, "5 -> 9 silently"
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_seq_going_back_during_a_backfill_still_gaps_and_releases_everyone(
@@ -331,7 +317,7 @@ async def test_resume_outside_history_sends_gap_snapshot(store: ControlledStore)
         assert snap["gap"] is True and snap["epoch"] == hub.epochs.epoch_for(T)
         assert hub.stats.gaps == 1 and hub.stats.replayed == 0
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_resume_from_store_history_when_ring_lacks_it(
@@ -345,7 +331,7 @@ async def test_resume_from_store_history_when_ring_lacks_it(
         assert await hub.subscribe(client, T, ResumePoint(2, hub.epochs.epoch_for(T)))
         assert client.stream(T) == [("price_update", s) for s in range(3, 11)]
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_resume_with_other_epoch_sends_gap_snapshot(hub: Hub) -> None:
@@ -400,7 +386,7 @@ async def test_ticker_lingers_at_least_linger_min_then_is_dropped(store: Control
         assert T not in hub.updates.store_checked and hub.room.lingering() == 0
         assert T not in await store.interest()
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_ticker_lingers_as_long_as_it_was_watched(store: ControlledStore) -> None:
@@ -421,7 +407,7 @@ async def test_ticker_lingers_as_long_as_it_was_watched(store: ControlledStore) 
         await settle(hub)
         assert not listening(hub, T) and T not in hub.subscribers
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_linger_is_capped_by_resume_window(store: ControlledStore) -> None:
@@ -436,7 +422,7 @@ async def test_linger_is_capped_by_resume_window(store: ControlledStore) -> None
         await settle(hub)
         assert not listening(hub, T) and T not in hub.subscribers
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_client_returning_within_linger_resumes_without_gap(store: ControlledStore) -> None:
@@ -458,7 +444,7 @@ async def test_client_returning_within_linger_resumes_without_gap(store: Control
         await publish(hub, T, 6)
         assert back.stream(T)[-1] == ("price_update", 6)
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 # -- max_tickers -------------------------------------------------------------------------
@@ -481,7 +467,7 @@ async def test_new_ticker_evicts_longest_lingering(store: ControlledStore) -> No
         assert set(hub.subscribers) == {"AAA", "CCC", "DDD"}
         assert hub.room.lingering() == 1
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_new_ticker_refused_when_none_lingers(store: ControlledStore) -> None:
@@ -497,7 +483,7 @@ async def test_new_ticker_refused_when_none_lingers(store: ControlledStore) -> N
         assert not listening(hub, "CCC") and hub.stats.evicted == 0
         assert await hub.subscribe(client, "AAA")  # held already: fine
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_unsubscribing_a_ticker_not_held_leaves_its_linger_alone(
@@ -519,7 +505,7 @@ async def test_unsubscribing_a_ticker_not_held_leaves_its_linger_alone(
         await settle(hub)
         assert "AAA" not in hub.subscribers  # still the first to go
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 # -- encode once, history stored once, session -------------------------------------------
@@ -569,4 +555,4 @@ async def test_every_subscriber_gets_the_stored_snapshot_while_nothing_is_relaye
         await publish(hub, T, 42)  # the next relayed update follows on, no gap
         assert second.stream(T) == [("snapshot", 41), ("price_update", 42)]
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
-from fakes import ControlledStore, FakeSink, FakeWebSocket, RecordingConnection, make_hub, settle
 
 from stockfeed import protocol
 from stockfeed.fanout.bars import BarBook
 from stockfeed.fanout.hub import Hub
 from stockfeed.fanout.resume import ResumePoint
 from stockfeed.server.sink_connection import SinkConnection
+from tests.fanout.fakes import (
+    ControlledStore,
+    FakeSink,
+    FakeWebSocket,
+    RecordingConnection,
+    make_hub,
+    settle,
+    stop_hub,
+)
 
 T = "AAPL"
 T0 = 1_764_101_220  # a minute boundary
@@ -86,24 +91,6 @@ def reference(seqs: range, interval: str = "1m") -> dict[int, dict[str, Any]]:
 
 def kinds(client: RecordingConnection) -> list[str]:
     return [m["type"] for m in client.messages() if m.get("ticker") == T]
-
-
-@pytest.fixture
-async def store() -> ControlledStore:
-    return ControlledStore()
-
-
-@pytest.fixture
-async def hub(store: ControlledStore) -> AsyncIterator[Hub]:
-    hub = await make_hub(store)
-    yield hub
-    await _teardown(hub)
-
-
-async def _teardown(hub: Hub) -> None:
-    for timer in hub.room._lingering.values():
-        timer.cancel()
-    await settle(hub)
 
 
 async def test_bars_then_a_bar_for_each_change_and_nothing_for_clients_without_bars(
@@ -260,7 +247,7 @@ async def test_books_go_with_the_ticker_when_its_linger_ends(store: ControlledSt
     await asyncio.sleep(0.01)
     await settle(hub)
     assert T not in hub.subscribers and T not in hub.bar_books
-    await _teardown(hub)
+    await stop_hub(hub)
 
 
 async def test_two_processes_serve_the_same_bars_from_the_shared_checkpoint(
@@ -293,7 +280,7 @@ async def test_two_processes_serve_the_same_bars_from_the_shared_checkpoint(
     assert candles(a) == candles(b) == book_of(first) == book_of(second)
     assert book_of(second)[T0 - 60]["volume"] == 10
     for hub in (first, second):
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_two_processes_building_at_once_agree_on_one_book(store: ControlledStore) -> None:
@@ -320,4 +307,4 @@ async def test_two_processes_building_at_once_agree_on_one_book(store: Controlle
     assert candles(a) == candles(b) == book_of(first) == book_of(second)
     assert first.bars.from_checkpoint + second.bars.from_checkpoint == 1
     for hub in (first, second):
-        await _teardown(hub)
+        await stop_hub(hub)

@@ -7,19 +7,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fakes import (
+from stockfeed.fanout.resume import ResumePoint
+from stockfeed.server.sink_connection import SinkConnection
+from tests.fanout.fakes import (
     ControlledStore,
     FakeSink,
     FakeWebSocket,
     RecordingConnection,
     make_hub,
     settle,
+    stop_hub,
     update,
 )
-
-from stockfeed.fanout.hub import Hub
-from stockfeed.fanout.resume import ResumePoint
-from stockfeed.server.sink_connection import SinkConnection
 
 
 class _Transport(FakeSink):
@@ -29,12 +28,6 @@ class _Transport(FakeSink):
         super().write(frame)
         if not self.paused and self.held_bytes() > 4096:
             self.pause()
-
-
-async def _teardown(hub: Hub) -> None:
-    for timer in hub.room._lingering.values():
-        timer.cancel()
-    await settle(hub)
 
 
 async def test_checking_for_room_evicts_nothing_the_subscribe_does() -> None:
@@ -54,7 +47,7 @@ async def test_checking_for_room_evicts_nothing_the_subscribe_does() -> None:
         await settle(hub)
         assert hub.stats.evicted == 1 and "AAA" not in hub.subscribers
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_reserved_tickers_count_until_their_subscribe() -> None:
@@ -76,7 +69,7 @@ async def test_reserved_tickers_count_until_their_subscribe() -> None:
         hub.room.unreserve("AAA", False)
         assert hub.room.has_room("CCC") and hub.room._kept == {}
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_a_rest_first_look_is_held_within_the_ticker_budget_and_lingers() -> None:
@@ -95,7 +88,7 @@ async def test_a_rest_first_look_is_held_within_the_ticker_budget_and_lingers() 
         assert set(hub.subscribers) == {"AAA", "CCC"} and hub.stats.evicted == 1
         assert await hub.room.hold_unwatched("AAA")  # held already: nothing to add
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_a_resume_replay_waits_for_the_client_to_drain() -> None:
@@ -128,7 +121,7 @@ async def test_a_resume_replay_waits_for_the_client_to_drain() -> None:
         assert seqs == list(range(1, 401)), "the replay is whole and in order"
         assert rounds > 1
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_a_bar_book_nobody_waits_for_is_not_built() -> None:
@@ -162,4 +155,4 @@ async def test_a_bar_book_nobody_waits_for_is_not_built() -> None:
         assert [m["type"] for m in client.messages()].count("bars") == 1
         assert len(calls) == 2
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)

@@ -8,17 +8,16 @@ snapshots, the market_status pushed to the ticker's subscribers, and `/metrics`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from fakes import RecordingConnection, make_hub, settle, update
 
 from stockfeed.fanout import liveness as liveness_module
 from stockfeed.fanout.hub import Hub
 from stockfeed.fanout.liveness import FLOOR, MIN_SAMPLES, Liveness
 from stockfeed.market_hours import MarketClock, MarketSession
+from tests.fanout.fakes import RecordingConnection, update
 
 T = "AAPL"
 
@@ -41,15 +40,6 @@ class Market:
         if self.open:
             return MarketSession("XNYS", True, "regular", None, None)
         return MarketSession("XNYS", False, "closed", None, None)
-
-
-@pytest.fixture
-async def hub() -> AsyncIterator[Hub]:
-    hub = await make_hub()
-    yield hub
-    for timer in hub.room._lingering.values():
-        timer.cancel()
-    await settle(hub)
 
 
 def watch(hub: Hub, clock: Clock, market: Market, quote_ttl: float = 60.0) -> Liveness:

@@ -12,13 +12,13 @@ import json
 from typing import Any
 
 import pytest
-from fakes import FakeSink, FakeWebSocket, frame_of, until, update
 
 from stockfeed import protocol
 from stockfeed.fanout import stuck_watch
 from stockfeed.fanout.connections import HEARTBEAT_KEY, QueuedConnection, bar_key, status_key
 from stockfeed.protocol.codes import CloseCode
 from stockfeed.server.sink_connection import SinkConnection
+from tests.fanout.fakes import FakeSink, FakeWebSocket, frame_of, until, update
 
 
 def offer(conn: Any, ticker: str, seq: int) -> None:
