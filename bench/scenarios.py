@@ -8,6 +8,7 @@ up by name, prints its columns and writes its figures to the JSON results.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -869,7 +870,8 @@ class WideScenario:
         phases: dict[str, Phase] = {}
         for i, rate in enumerate(size.rates):
             want = size.profile and i == 0 and session.spec_name == SUBJECT
-            profile = ctx.results_dir / f"wide-{rate:.0f}-{ctx.run_id}.svg" if want else None
+            name = f"wide-{rate:.0f}-{ctx.run_id}.folded.txt"
+            profile = ctx.results_dir / name if want else None
             phases[f"{rate:.0f}"] = self._window(ctx, session, 1, rate, profile)
         shared = self._window(ctx, session, size.shared_readers, size.shared_rate, None)
         by = dict(phases)
@@ -906,13 +908,16 @@ def _us_per_published(phase: Phase) -> float | None:
 
 
 def _py_spy(pid: int, seconds: float, out: Path | None) -> subprocess.Popen[bytes] | None:
-    """py-spy recording the server for the window (None when py-spy is missing)."""
+    """py-spy recording the server for the window (None when py-spy is missing), as
+    folded stacks (`--format raw`: one line per stack and its sample count; greppable,
+    and what flamegraph tools such as inferno or speedscope take)."""
     exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if out is None or not Path(exe).exists():
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
+    argv = [exe, "record", "--pid", str(pid), "--duration", str(int(seconds))]
     return subprocess.Popen(
-        [exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "-o", str(out)],
+        [*argv, "--format", "raw", "-o", str(out)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -925,6 +930,41 @@ def _py_spy_done(spy: subprocess.Popen[bytes], out: Path | None, say: Printer) -
         spy.kill()
     if out is not None and out.exists():
         say(f"  profile of this window: {out}")
+        for line in profile_summary(out.read_text()):
+            say("    " + line)
+
+
+_LINE = re.compile(r":\d+\)$")
+
+
+def profile_summary(folded: str, top: int = 8) -> list[str]:
+    """Where the event loop's thread spent its samples: the frames with the most samples
+    in their own code (self) and in what they called (total), as shares of that thread.
+    Other threads (idle executor workers) are left out."""
+    self_: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in folded.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit() or "Runner.run" not in stack:
+            continue
+        n = int(count)
+        samples += n
+        # "func (file.py:line)" -> "func (file.py)": per function, not per line
+        frames = [_LINE.sub(")", f) for f in stack.split(";")]
+        self_[frames[-1]] = self_.get(frames[-1], 0) + n
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + n
+    if not samples:
+        return []
+    out = [f"event loop thread: {samples:,} samples; most in their own code:"]
+    for frame, n in sorted(self_.items(), key=lambda kv: -kv[1])[:top]:
+        out.append(f"  {100 * n / samples:5.1f} % {frame}")
+    out.append("most including what they call (stockfeed's own frames):")
+    ours = [(f, n) for f, n in total.items() if "stockfeed" in f or "fast_" in f]
+    for frame, n in sorted(ours, key=lambda kv: -kv[1])[:top]:
+        out.append(f"  {100 * n / samples:5.1f} % {frame}")
+    return out
 
 
 def _ratio_of(a: float | None, b: float | None) -> float | None:

@@ -37,6 +37,10 @@ async def test_messages_arrive_in_order_many_per_read(locked_redis: RedisServer)
     got: list[tuple[str, bytes]] = []
     broker = RedisBroker(locked_redis.url)
     broker.set_handler(lambda ticker, data: got.append((ticker, bytes(data))))  # type: ignore[arg-type]
+    # The batch hooks: around the messages of each read that handed some over.
+    begun: list[int] = []
+    batches: list[int] = []
+    broker.set_batch_hooks(lambda: begun.append(len(got)), lambda: batches.append(len(got)))
     reads = 0
     received = PubSubLink._received
 
@@ -58,6 +62,9 @@ async def test_messages_arrive_in_order_many_per_read(locked_redis: RedisServer)
         await until(lambda: len(got) == 2000)
         assert got == [("AAPL", f'{{"seq":{seq}}}'.encode()) for seq in range(1, 2001)]
         assert reads < 2000 / 4, f"{reads} reads for 2000 messages"
+        assert batches and len(batches) <= reads and batches[-1] == 2000
+        assert batches == sorted(set(batches))  # never twice for one read's messages
+        assert begun == [0, *batches[:-1]]  # each read's begin before its first message
         await publisher.aclose()
     finally:
         PubSubLink._received = received  # type: ignore[method-assign]

@@ -225,6 +225,30 @@ async def test_duplicate_seq_from_broker_is_dropped(hub: Hub) -> None:
     assert [e.seq for e in hub.history.get(T).entries] == [1, 2, 3]  # type: ignore[union-attr]
 
 
+async def test_an_update_read_by_its_head_alone_is_parsed_only_when_asked(hub: Hub) -> None:
+    """The relay reads seq from the head of an update as our updater writes it; the rest
+    is parsed when a snapshot needs it. One whose rest is broken (no publisher of ours
+    writes such) costs a snapshot, never the relay: the next good update stands."""
+    watcher = RecordingConnection()
+    assert await hub.subscribe(watcher, T)
+    await publish(hub, T, 1)
+    assert hub.latest[T]._update is None  # not parsed: nobody asked
+    await hub.unsubscribe(watcher, T)  # lingers: still relayed, nobody to show it to
+    broken = '{"type":"price_update","ticker":"AAPL","seq":2,"data":{"price":1}x}'
+    await hub.broker.publish(T, broken)
+    assert hub.latest[T].seq == 2 and hub.stats.relayed == 2 and hub.stats.rejected == 0
+    assert await hub.updates.snapshot(T) is None  # unreadable: no snapshot rather than a bad one
+    await publish(hub, T, 3)
+    got = await hub.updates.snapshot(T)
+    assert got is not None and got[0] == 3
+    client = RecordingConnection()
+    assert await hub.subscribe(client, T)
+    await hub.broker.publish(T, broken.replace('"seq":2', '"seq":1'))  # went back, unreadable
+    await publish(hub, T, 2)
+    assert client.stream(T) == [("snapshot", 3), ("snapshot", 2)]  # the next is the gap
+    assert client.of_type("snapshot")[-1]["gap"] is True
+
+
 # -- seq restarts and epochs -------------------------------------------------------------
 
 

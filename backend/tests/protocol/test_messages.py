@@ -82,6 +82,31 @@ def test_read_update_rejects(raw: str | bytes) -> None:
         protocol.read_update(raw)
 
 
+def test_update_seq_reads_our_own_updates_without_parsing() -> None:
+    raw = protocol.price_update(Tick("BRK.B", 10.0, prev_close=9.5), 123456789, 1.0).encode()
+    assert protocol.update_seq(raw, "BRK.B") == 123456789
+    assert protocol.read_update(raw)[1] == 123456789
+
+
+@pytest.mark.parametrize(
+    ("raw", "ticker"),
+    [
+        (b'{"type":"price_update","ticker":"A","seq":1,"data":{}}', "AA"),  # another ticker
+        (b'{"type":"price_update","ticker":"AA","seq":1,"data":{}}', "A"),
+        (b'{"type": "price_update", "ticker": "A", "seq": 1}', "A"),  # not compact: parse
+        (b'{"ticker":"A","type":"price_update","seq":1}', "A"),  # another order: parse
+        (b'{"type":"price_update","ticker":"A","seq":-1,"data":{}}', "A"),
+        (b'{"type":"price_update","ticker":"A","seq":true,"data":{}}', "A"),
+        (b'{"type":"price_update","ticker":"A","seq":1.5,"data":{}}', "A"),
+        (b'{"type":"price_update","ticker":"A","seq":1}', "A"),  # no comma after seq
+        (b'{"type":"price_update","ticker":"A","seq":1,"data":{', "A"),  # cut short
+        (b'{"type":"price_update","ticker":"A","seq":' + b"9" * 19 + b',"x":1}', "A"),
+    ],
+)
+def test_update_seq_leaves_anything_else_to_the_full_read(raw: bytes, ticker: str) -> None:
+    assert protocol.update_seq(raw, ticker) is None
+
+
 def test_control_messages() -> None:
     assert protocol.pong(7) == '{"type":"pong","id":7}'
     assert protocol.server_shutdown(2500) == '{"type":"server_shutdown","retry_after_ms":2500}'

@@ -96,6 +96,42 @@ async def test_flusher_rests_only_after_a_long_flush() -> None:
     assert flushed[-1] == "f", "rested: back to flushing at once"
 
 
+async def test_a_broker_batch_is_written_at_its_end_with_no_callback() -> None:
+    """The broker's batch hooks: what a read marks goes out at its end, before the loop
+    turns and with no flush scheduled; marked outside a batch, it waits for the flush
+    on its way; after a long flush, a batch's writes wait out the rest."""
+    flusher = _Flusher(asyncio.get_running_loop())
+    flushed: list[str] = []
+
+    def mark(name: str, busy: float = 0.0) -> None:
+        flusher.mark(cast(Sink, _TimedSink(name, flushed, busy)))
+
+    flusher.begin_batch()
+    mark("a")
+    mark("b")
+    assert flushed == [] and not flusher.scheduled
+    flusher.end_batch()
+    assert flushed == ["a", "b"] and not flusher.scheduled  # no loop turn in between
+    mark("c")  # outside a batch: the usual flush, next turn
+    flusher.begin_batch()
+    mark("d")
+    flusher.end_batch()
+    assert flushed == ["a", "b"], "a flush is on its way: the batch's writes go with it"
+    await _turns(2)
+    assert flushed == ["a", "b", "c", "d"]
+    flusher.begin_batch()
+    mark("long", busy=0.3)
+    flusher.end_batch()
+    flusher.begin_batch()
+    mark("e")
+    flusher.end_batch()
+    assert flushed[-1] == "long" and flusher.scheduled, "resting: e waits"
+    await _turns(3)
+    assert flushed[-1] == "long"
+    await asyncio.sleep(0.6)
+    assert flushed[-1] == "e"
+
+
 def test_uvicorn_still_has_what_we_override() -> None:
     for name in (
         "handle_connect",

@@ -34,7 +34,7 @@ def _present(update: dict[str, Any], fresh: bool) -> dict[str, Any]:
 
 
 async def _quote(svc: Services, ticker: str, wait: bool) -> dict[str, Any] | None:
-    found = await svc.hub.latest_update(ticker)
+    found = await svc.hub.updates.latest_update(ticker)
     source = svc.source
     if found is None and wait and source is not None:
         try:
@@ -61,7 +61,7 @@ async def _quote(svc: Services, ticker: str, wait: bool) -> dict[str, Any] | Non
         deadline = time.monotonic() + FIRST_QUOTE_WAIT
         while found is None and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-            found = await svc.hub.latest_update(ticker)
+            found = await svc.hub.updates.latest_update(ticker)
     if found is None:
         return None
     update, fresh = found

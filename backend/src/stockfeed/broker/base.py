@@ -37,6 +37,7 @@ class Broker(abc.ABC):
 
     def __init__(self) -> None:
         self._handler: MessageHandler | None = None
+        self._batch_hooks: tuple[Callable[[], None], Callable[[], None]] | None = None
         self.state: BrokerState = "connecting"
         self.state_since = time.time()
         self.last_error: str | None = None
@@ -44,6 +45,24 @@ class Broker(abc.ABC):
 
     def set_handler(self, handler: MessageHandler) -> None:
         self._handler = handler
+
+    def set_batch_hooks(self, begin: Callable[[], None], end: Callable[[], None]) -> None:
+        """Called before the handler gets the first and after it got the last message of
+        one read from the broker's connection (Redis brokers): the place to hold the
+        writes they cause and make them in one go at the end, rather than a loop turn
+        later. The embedded broker delivers one message per publish and has no reads:
+        it never calls them."""
+        self._batch_hooks = (begin, end)
+
+    # For the broker's connections (pubsub_link.BatchHooks): the hooks as they are now
+    # (they may be set after the connection was made).
+    def begin_batch(self) -> None:
+        if self._batch_hooks is not None:
+            self._batch_hooks[0]()
+
+    def end_batch(self) -> None:
+        if self._batch_hooks is not None:
+            self._batch_hooks[1]()
 
     def _set_state(self, state: BrokerState, error: str | None = None) -> None:
         if state != self.state:

@@ -199,6 +199,7 @@ class _Shard:
             self.host,
             self.port,
             self.broker._deliver,
+            batch=self.broker,
             username=target.username,
             password=target.password,
         )

@@ -25,7 +25,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import hiredis
 
@@ -33,6 +33,15 @@ log = logging.getLogger(__name__)
 
 # (channel, payload) of a data message, called synchronously from data_received.
 DataHandler = Callable[[bytes, bytes], None]
+
+
+class BatchHooks(Protocol):
+    """Around the data messages of one read (the broker implements it)."""
+
+    def begin_batch(self) -> None: ...
+
+    def end_batch(self) -> None: ...
+
 
 _MESSAGE = b"message"
 _SMESSAGE = b"smessage"
@@ -65,8 +74,11 @@ class PubSubLink:
     """A connected pub/sub connection: `send` commands, data messages to `on_data`,
     the rest through `events()`."""
 
-    def __init__(self, on_data: DataHandler) -> None:
+    def __init__(self, on_data: DataHandler, batch: BatchHooks | None = None) -> None:
         self.on_data = on_data
+        # Told before the first and after the last data message of a read: the writes
+        # they cause go out at its end, at once (Broker.set_batch_hooks).
+        self.batch = batch
         self._reader = hiredis.Reader()
         self._transport: asyncio.Transport | None = None
         self._events: deque[Any] = deque()
@@ -82,6 +94,7 @@ class PubSubLink:
         port: int,
         on_data: DataHandler,
         *,
+        batch: BatchHooks | None = None,
         username: str | None = None,
         password: str | None = None,
         tls: ssl.SSLContext | None = None,
@@ -89,7 +102,7 @@ class PubSubLink:
     ) -> PubSubLink:
         """Connect (and AUTH when a password is given); raises OSError/TimeoutError or
         LinkLost when Redis refuses."""
-        link = cls(on_data)
+        link = cls(on_data, batch)
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(connect_within):
             transport, _ = await loop.create_connection(
@@ -164,28 +177,40 @@ class PubSubLink:
         reader.feed(data)
         on_data = self.on_data
         woke = False
-        while True:
-            try:
-                reply = reader.gets()
-            except hiredis.ProtocolError as exc:
-                self._lost_with = exc
-                if self._transport is not None:
-                    self._transport.abort()
-                self._wake()
-                return
-            if reply is False:
-                break
-            if type(reply) is list and len(reply) == 3:
-                kind = reply[0]
-                if kind == _MESSAGE or kind == _SMESSAGE:
-                    self.messages += 1
+        handed = 0
+        try:
+            while True:
+                try:
+                    reply = reader.gets()
+                except hiredis.ProtocolError as exc:
+                    self._lost_with = exc
+                    if self._transport is not None:
+                        self._transport.abort()
+                    woke = True
+                    break
+                if reply is False:
+                    break
+                if type(reply) is list and len(reply) == 3:
+                    kind = reply[0]
+                    if kind == _MESSAGE or kind == _SMESSAGE:
+                        if not handed and self.batch is not None:
+                            self.batch.begin_batch()
+                        handed += 1
+                        try:
+                            on_data(reply[1], reply[2])
+                        except Exception:  # one bad message must not kill the link
+                            log.exception("pub/sub handler failed")
+                        continue
+                self._events.append(reply)
+                woke = True
+        finally:
+            if handed:
+                self.messages += handed
+                if self.batch is not None:
                     try:
-                        on_data(reply[1], reply[2])
-                    except Exception:  # one bad message must not kill the link
-                        log.exception("pub/sub handler failed")
-                    continue
-            self._events.append(reply)
-            woke = True
+                        self.batch.end_batch()
+                    except Exception:
+                        log.exception("pub/sub batch-end hook failed")
         if woke:
             self._wake()
 

@@ -178,6 +178,7 @@ class RedisBroker(Broker):
             host,
             port,
             self._on_data,
+            batch=self,
             username=kwargs.get("username"),
             password=kwargs.get("password"),
             tls=self._tls(),

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from stockfeed import protocol
@@ -39,7 +39,7 @@ from stockfeed.fanout.bars import BarBook
 from stockfeed.fanout.connections import Connection, bar_key, bars_key
 from stockfeed.fanout.epochs import Epochs
 from stockfeed.fanout.frames import text_frame
-from stockfeed.fanout.latest import Latest
+from stockfeed.fanout.latest import LatestUpdates
 from stockfeed.fanout.resume import History, frame_payload
 from stockfeed.protocol.messages import bar as bar_message
 from stockfeed.protocol.messages import bars as bars_message
@@ -58,7 +58,7 @@ class BarHost(Protocol):
     def history(self) -> History: ...
 
     @property
-    def latest(self) -> Mapping[str, Latest]: ...
+    def updates(self) -> LatestUpdates: ...
 
     @property
     def epochs(self) -> Epochs: ...
@@ -66,8 +66,6 @@ class BarHost(Protocol):
     def spawn(
         self, coro: Coroutine[Any, Any, None], name: str | None = None
     ) -> asyncio.Future[None]: ...
-
-    async def latest_update(self, ticker: str) -> tuple[dict[str, Any], bool] | None: ...
 
 
 log = logging.getLogger(__name__)
@@ -415,7 +413,7 @@ class BarFeed:
                 except protocol.BadUpdate:
                     continue
                 known[seq] = update
-        found = await host.latest_update(ticker)
+        found = await host.updates.latest_update(ticker)
         if found is not None:
             newest = found[0].get("seq")
             if isinstance(newest, int) and not isinstance(newest, bool):
@@ -431,7 +429,7 @@ class BarFeed:
         host = self.host
         ring = host.history.get(ticker)
         frames = {entry.seq: entry.frame for entry in ring.entries} if ring is not None else {}
-        latest = host.latest.get(ticker)
+        latest = host.updates.by_ticker.get(ticker)
         newest = max([*known, *frames, latest.seq if latest is not None else 0], default=0)
         if after is not None and newest <= after:
             return [], True

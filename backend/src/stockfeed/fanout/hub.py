@@ -2,13 +2,10 @@
 
 Every message from the broker is framed once and the same bytes go to each subscriber.
 The hub tracks the connections and the tickers each holds, and broadcasts; its parts do
-the rest: linger.py (`Room`: how many tickers are held, reservations, eviction, linger
-after the last client left, so one that comes back can resume), recovery.py (resume
-replays, backfills, seq restarts), listening.py (broker subscriptions, interest),
-latest.py (latest updates, snapshots, `market_status`), epochs.py, stats.py (the
-counters) and bar_feed.py (bars, built per ticker and interval for the clients that
-ask). The resume history of all tickers shares one byte budget (resume.History), so a
-relay-only process (source `none`) serves snapshots and resumes too.
+the rest (the package's docstring names them): linger.py holds tickers and lets them go,
+recovery.py resumes and backfills, latest.py makes snapshots. The resume history of all
+tickers shares one byte budget (resume.History), so a relay-only process (source
+`none`) serves snapshots and resumes too.
 """
 
 from __future__ import annotations
@@ -41,15 +38,12 @@ log = logging.getLogger(__name__)
 class Hub:
     """One per process: between the broker and this process's client connections.
 
-    Broker side: `on_message(ticker, message)` handles every message on `market:{T}`:
-    it reads only `ticker` and `seq`, frames the text once, keeps it in the ticker's
-    resume history and offers the same bytes to every subscriber without awaiting any (a
-    slow client is conflated or dropped by its own connection). A seq jump (the broker
-    was away) or a seq that goes back is `recovery`'s.
-
-    Client side: `async with hub.session(conn)`, then `subscribe` (a replay for a resume,
-    else a snapshot, live updates held back meanwhile so nothing is lost or repeated)
-    and `unsubscribe`. Background tasks: heartbeats, market sessions, interest."""
+    Broker side: `on_message` frames each update on `market:{T}` once, keeps it in the
+    ticker's resume history and offers the same bytes to every subscriber without
+    awaiting any (a slow client is conflated or dropped by its own connection); seq
+    jumps (the broker was away) and restarts go to `recovery`. Client side: `async with
+    hub.session(conn)`, then `subscribe` (a replay for a resume, else a snapshot, live
+    updates held back meanwhile so nothing is lost or repeated) and `unsubscribe`."""
 
     def __init__(
         self,
@@ -120,7 +114,7 @@ class Hub:
             self.bars.reset_all()
 
     def start(self) -> None:
-        stale_since = self.updates.stale_since
+        stale_since = self.updates.stale_since  # the source's, for liveness's statuses
         self._tasks = [
             asyncio.create_task(self._epoch_watch(), name="hub-epoch"),
             asyncio.create_task(self._heartbeats(), name="hub-heartbeats"),
@@ -157,25 +151,32 @@ class Hub:
                 stats.rejected += 1
                 log.warning("dropped a message on market:%s: not UTF-8", channel_ticker)
                 return
-        try:
-            ticker, seq, update = protocol.read_update(payload)
-        except protocol.BadUpdate as exc:
-            stats.rejected += 1
-            log.warning("dropped a message on market:%s: %s", channel_ticker, exc)
-            return
-        if ticker != channel_ticker:
-            stats.rejected += 1
-            log.warning("dropped a %s update published on market:%s", ticker, channel_ticker)
-            return
+        ticker = channel_ticker
+        seq_or_none = protocol.update_seq(payload, ticker)
+        if seq_or_none is not None:
+            seq = seq_or_none  # as our updater writes it: parsed when someone asks
+            current = Latest(seq, None, time.time(), payload)
+        else:
+            try:
+                named, seq, update = protocol.read_update(payload)
+            except protocol.BadUpdate as exc:
+                stats.rejected += 1
+                log.warning("dropped a message on market:%s: %s", channel_ticker, exc)
+                return
+            if named != channel_ticker:
+                stats.rejected += 1
+                log.warning("dropped a %s update published on market:%s", named, channel_ticker)
+                return
+            current = Latest(seq, update, time.time())
         latest = self.latest.get(ticker)
-        self.latest[ticker] = Latest(seq, update, time.time())
+        self.latest[ticker] = current
         frame = text_frame(payload)  # built once, the same bytes for every client
         if latest is not None and seq <= latest.seq:
             if seq == latest.seq:
                 stats.duplicates += 1  # the same update twice (e.g. two publishers)
                 self.latest[ticker] = latest
                 return
-            self.recovery.seq_restarted(ticker, seq, update)
+            self.recovery.seq_restarted(ticker, seq, current.update)
             return
         stats.relayed += 1
         self.liveness.seen(ticker)
@@ -192,7 +193,9 @@ class Hub:
             for client in subscribers:
                 client.offer_update(ticker, seq, raw, frame)
         if ticker in self.bar_books:
-            self.bars.on_update(ticker, seq, update)
+            parsed = current.update
+            if parsed is not None:
+                self.bars.on_update(ticker, seq, parsed)
 
     # -- client side -------------------------------------------------------------------
 
@@ -295,10 +298,6 @@ class Hub:
         self.bars.drop(ticker)
         self.updates.forget(ticker)
         self.liveness.forget(ticker)
-
-    async def latest_update(self, ticker: str) -> tuple[dict[str, Any], bool] | None:
-        """The newest known update of a ticker and whether it is still fresh."""
-        return await self.updates.latest_update(ticker)
 
     async def shutdown(self, retry_after_ms: int) -> None:
         """Tell every client to come back later, then close them with 1001."""

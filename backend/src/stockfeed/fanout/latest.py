@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from stockfeed import protocol
@@ -26,12 +26,35 @@ from stockfeed.fanout.stats import HubStats
 from stockfeed.market_hours import MarketClock
 from stockfeed.shared import SharedStore, StoredQuote, StoreUnavailable
 
+log = logging.getLogger(__name__)
 
-@dataclass(slots=True)
+
 class Latest:
-    seq: int
-    update: dict[str, Any]
-    received: float  # time.time()
+    """A ticker's newest update: its seq, when it came (time.time()) and the update
+    itself, which for one relayed as our updater writes it is parsed from its bytes the
+    first time someone asks (a snapshot, a bar book, REST): most never are."""
+
+    __slots__ = ("_payload", "_update", "received", "seq")
+
+    def __init__(
+        self, seq: int, update: dict[str, Any] | None, received: float, payload: bytes = b""
+    ) -> None:
+        self.seq = seq
+        self.received = received
+        self._update = update
+        self._payload = payload
+
+    @property
+    def update(self) -> dict[str, Any] | None:
+        """The update as an object; None when its bytes turn out not to be one (logged
+        once; the ticker then has no latest to show until the next update)."""
+        if self._update is None and self._payload:
+            payload, self._payload = self._payload, b""
+            try:
+                _, _, self._update = protocol.read_update(payload)
+            except protocol.BadUpdate as exc:
+                log.warning("a relayed update could not be read back: %s", exc)
+        return self._update
 
 
 class LatestUpdates:
@@ -94,7 +117,7 @@ class LatestUpdates:
                 _, seq, update = protocol.read_update(stored.raw)
             except protocol.BadUpdate:
                 update = None
-            if update is not None and (local is None or _newer(update, local.update)):
+            if update is not None and (best is None or _newer(update, best)):
                 best = update
                 if ticker in self.subscribers:
                     # Kept as the latest: the store is not asked again (store_checked),

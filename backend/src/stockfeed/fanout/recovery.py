@@ -105,7 +105,7 @@ class Recovery:
         for jump, behind in again.items():
             self.spawn(self._fill(ticker, jump, behind), None)
 
-    def seq_restarted(self, ticker: str, seq: int, update: dict[str, Any]) -> None:
+    def seq_restarted(self, ticker: str, seq: int, update: dict[str, Any] | None) -> None:
         """A publisher started `seq` again: new epoch for the ticker, gap for its clients."""
         restarts = self.epochs.restart(ticker)
         if restarts <= 3 or restarts % 100 == 0:
@@ -119,7 +119,13 @@ class Recovery:
             )
         self.history.clear(ticker)
         self.bars.reset(ticker)  # fresh `bars` follow the gap snapshot
-        text = protocol.snapshot(update, gap=True, epoch=self.epochs.epoch_for(ticker))
+        epoch = self.epochs.epoch_for(ticker)
+        if update is None:  # unreadable: the next update is the gap snapshot
+            for client in self.subscribers.get(ticker, ()):
+                client.last_seq[ticker] = seq
+                client.gap_next(ticker, epoch)
+            return
+        text = protocol.snapshot(update, gap=True, epoch=epoch)
         for client in self.subscribers.get(ticker, ()):
             client.last_seq[ticker] = seq
             client.send(text)

@@ -20,6 +20,7 @@ from stockfeed.protocol.messages import (
     snapshot,
     subscribed,
     unsubscribed,
+    update_seq,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "snapshot",
     "subscribed",
     "unsubscribed",
+    "update_seq",
 ]

@@ -54,7 +54,7 @@ class _Flusher:
     writes instead of more of them. Under light load a flush takes well under
     `REST_AFTER` and nothing waits."""
 
-    __slots__ = ("dirty", "loop", "rest_until", "scheduled")
+    __slots__ = ("batching", "dirty", "loop", "rest_until", "scheduled")
 
     # A flush shorter than this is followed by the next at once (the latency a client
     # sees under light load is untouched); a longer one by a rest as long as it took.
@@ -68,19 +68,42 @@ class _Flusher:
         self.dirty: list[Sink] = []
         self.scheduled = False
         self.rest_until = 0.0  # time.monotonic() before which no flush starts
+        # Inside a read from the broker (begin_batch..end_batch): its end flushes, so no
+        # callback is scheduled for what it marks.
+        self.batching = False
 
     def mark(self, sink: Sink) -> None:
         self.dirty.append(sink)
-        if not self.scheduled:
-            self.scheduled = True
-            rest = self.rest_until - time.monotonic()
-            if rest > 0:
-                self.loop.call_later(rest, self.flush)
-            else:
-                self.loop.call_soon(self.flush)
+        if not self.scheduled and not self.batching:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        self.scheduled = True
+        rest = self.rest_until - time.monotonic()
+        if rest > 0:
+            self.loop.call_later(rest, self.flush)
+        else:
+            self.loop.call_soon(self.flush)
+
+    def begin_batch(self) -> None:
+        self.batching = True
+
+    def end_batch(self) -> None:
+        """The read is over: write what it marked now (no loop turn, no callback), or,
+        resting after a long flush, when the rest is over, as `mark` would have."""
+        self.batching = False
+        if not self.dirty or self.scheduled:
+            return  # nothing, or a flush is already on its way for what was marked
+        if self.rest_until > time.monotonic():
+            self._schedule()
+        else:
+            self._write_out()
 
     def flush(self) -> None:
         self.scheduled = False
+        self._write_out()
+
+    def _write_out(self) -> None:
         dirty, self.dirty = self.dirty, []
         started = time.monotonic()
         for sink in dirty:
@@ -91,6 +114,20 @@ class _Flusher:
 
 
 _flushers: dict[asyncio.AbstractEventLoop, _Flusher] = {}
+
+
+class BrokerBatch:
+    """The broker's batch hooks (Broker.set_batch_hooks) for this loop's flusher: the
+    writes a read from Redis causes go out at its end, in the same loop turn, with no
+    callback scheduled per read."""
+
+    @staticmethod
+    def begin() -> None:
+        _flusher(asyncio.get_running_loop()).begin_batch()
+
+    @staticmethod
+    def end() -> None:
+        _flusher(asyncio.get_running_loop()).end_batch()
 
 
 def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
