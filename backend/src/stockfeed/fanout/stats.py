@@ -1,9 +1,9 @@
 """The hub's counters: one object, injected into the hub, read through one `snapshot`.
 
 The broadcast path counts with plain integer increments on this object (once per
-broadcast, connect or round, never per client per message); `/metrics` (metrics.py) and
-`/api/ws/health` (api/health.py) read `snapshot()` at scrape time, so nothing there
-reaches into the hub's attributes one by one.
+broadcast, connect or round, never per client per message); whoever else counts (the
+admission check's refusals) does so through a method. `/metrics` (metrics.py) and
+`/api/ws/health` (api/health.py) read the counters through `snapshot()` at scrape time.
 """
 
 from __future__ import annotations
