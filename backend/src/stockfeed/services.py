@@ -18,6 +18,7 @@ from stockfeed.broker import Broker
 from stockfeed.config import Settings
 from stockfeed.fanout.hub import Hub
 from stockfeed.fanout.latest import parse_status
+from stockfeed.fanout.stats import HubStats
 from stockfeed.kept import KeptStore, KeptUnavailable
 from stockfeed.kept import urls as kept_urls
 from stockfeed.kept.keeper import Keeper
@@ -121,6 +122,7 @@ class Services:
             resume_history_bytes=settings.resume_history_bytes,
             max_tickers=settings.max_tickers,
             linger_min=settings.linger_min,
+            stats=HubStats(),
         )
         kept = kept_urls.build(settings)
         keeper = None
