@@ -137,20 +137,26 @@ const drawn = (p: Page): Promise<Drawn> =>
     return c ? { bars: c.bars(), shaded: c.shaded(), compared: c.compared(), percent: c.percent() } : { bars: [], shaded: 0, compared: null, percent: false };
   });
 
-test("range presets: a long one picks a bar size that reaches it; the view spans the preset", async () => {
+test("range presets: each goes with its bar sizes; 1Y is a year of daily bars; 1D is the current session", async () => {
   const chart = page.getByTestId("price-chart");
   await page.getByTestId("range-1Y").click();
   await expect(chart).toHaveAttribute("data-preset", "1Y");
-  await expect(chart).toHaveAttribute("data-interval", "1h"); // 1m has 5 days at most
-  await expect.poll(async () => (await chartBars(page)).length, { timeout: 15_000 }).toBeGreaterThan(24 * 300);
+  await expect(chart).toHaveAttribute("data-interval", "1d"); // a year is drawn in daily bars
+  // The simulator without market hours trades every UTC day: ~366 daily bars.
+  await expect.poll(async () => (await chartBars(page)).length, { timeout: 15_000 }).toBeGreaterThan(360);
   const all = await chartBars(page);
   expect(all[all.length - 1]!.time - all[0]!.time).toBeGreaterThan(360 * 86400);
   await expect.poll(async () => Number(await chart.getAttribute("data-bars-in-view"))).toBeGreaterThan(all.length * 0.95);
   await page.getByTestId("range-1D").click();
-  await expect(chart).toHaveAttribute("data-interval", "1h"); // 1h reaches 1D: kept
-  await expect.poll(async () => Number(await chart.getAttribute("data-bars-in-view"))).toBeLessThan(24 + 8);
-  expect(Number(await chart.getAttribute("data-bars-in-view"))).toBeGreaterThan(20);
-  // A finer bar size shortens a preset it cannot reach.
+  await expect(chart).toHaveAttribute("data-interval", "15m"); // the nearest bar size 1D goes with
+  // One UTC day of 15m bars (96) in view, whatever the hour now.
+  await expect
+    .poll(async () => {
+      const n = Number(await chart.getAttribute("data-bars-in-view"));
+      return n >= 96 && n < 96 + 8 ? "one day" : n;
+    })
+    .toBe("one day");
+  // A finer bar size shortens a preset it does not go with.
   await page.getByTestId("range-1M").click();
   await page.getByTestId("interval-1m").click();
   await expect(chart).toHaveAttribute("data-preset", "5D");

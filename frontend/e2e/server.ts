@@ -1,7 +1,8 @@
 // A real stockfeed server (simulator, 0.5 s ticks) serving the built dashboard, on a port
 // that stays the same across stop() and start(): the tests stop it and bring it back.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -18,15 +19,34 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Debian's libfaketime (apt-get install faketime; .ci/run installs it). */
+export const FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+export const faketimeMissing = !existsSync(FAKETIME_LIB);
+
+export interface ServerOptions {
+  /** The directory served at / (default: the built dashboard). */
+  dashboard?: string;
+  /** The logs' prefix. */
+  name?: string;
+  /** The simulator on its markets' real calendar (default: every ticker trades at any hour). */
+  marketHours?: boolean;
+  /** The server's clock starts at this UTC moment ("2026-12-08 08:30:00") and runs on
+   * (libfaketime; FAKETIME_DONT_FAKE_MONOTONIC is left unset: with 0.9.10 it breaks sleeps). */
+  faketime?: string;
+  /** More environment for the server. */
+  env?: Record<string, string>;
+}
+
 export class StockfeedServer {
   private proc: ChildProcess | null = null;
   private starts = 0;
+  /** The server's own store (kept across stop() and start()), never the user's: a test's
+   * server, on a fake clock or not, must not write into ~/.local/share/stockfeed. */
+  private readonly dataDir = mkdtempSync(join(tmpdir(), "stockfeed-e2e-"));
 
-  /** `dashboard`: the directory served at / (default: the built dashboard); `name`: the
-   * logs' prefix. */
   constructor(
     readonly port: number,
-    private readonly opts: { dashboard?: string; name?: string; marketHours?: boolean } = {},
+    private readonly opts: ServerOptions = {},
   ) {}
 
   get url(): string {
@@ -40,9 +60,15 @@ export class StockfeedServer {
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("STOCKFEED_")));
     env.STOCKFEED_DASHBOARD_DIR = this.opts.dashboard ?? dist;
     env.PYTHONUNBUFFERED = "1";
+    env.STOCKFEED_DATA_DIR = this.dataDir;
     // Every ticker trades at any hour the tests run (the simulator's market SIM), unless
     // a test wants the real calendar.
     env.STOCKFEED_SIM_MARKET_HOURS = this.opts.marketHours ? "true" : "false";
+    if (this.opts.faketime) {
+      if (faketimeMissing) throw new Error(`no ${FAKETIME_LIB}: apt-get install faketime`);
+      Object.assign(env, { LD_PRELOAD: FAKETIME_LIB, FAKETIME: `@${this.opts.faketime}`, TZ: "UTC" });
+    }
+    Object.assign(env, this.opts.env ?? {});
     const out = createWriteStream(join(results, log));
     const proc = spawn(
       stockfeedBin,

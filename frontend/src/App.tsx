@@ -357,6 +357,7 @@ function Dashboard({ token, pollMs, probeMs }: { token: string | null; pollMs: n
               decimals={chartDecimals}
               prevClose={selectedQuote?.data.prev_close ?? null}
               zone={zone}
+              alerts={alerts.alerts}
             >
               {banner}
             </PriceChart>

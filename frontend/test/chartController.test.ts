@@ -3,12 +3,14 @@
 // it keeps, what the legend and the keyboard do. The browser tests (e2e/bars.spec.ts) drive
 // the same class over the real lightweight-charts.
 import { beforeEach, describe, expect, it } from "vitest";
-import { ChartController, type ChartLook, type ChartSource, type ChartState } from "../src/lib/chart/ChartController";
+import { ChartController, DEFAULT_DISPLAY, type ChartLook, type ChartSource, type ChartState } from "../src/lib/chart/ChartController";
 import { timeAxis } from "../src/lib/chart/axis";
 import type { Legend } from "../src/lib/chart/legend";
+import { DARK, paletteFrom } from "../src/lib/chart/palette";
 import { ChartCache, rangeFor } from "../src/lib/chartCache";
 import type { Interval } from "../src/lib/candles";
 import { presetView, type RangePreset } from "../src/lib/ranges";
+import { sessionCalendar } from "../src/lib/sessions";
 import { FakeFeed, FakeSurface, Histories, settle, wire } from "./chartFakes";
 
 const ET = { tz: "America/New_York", label: "ET" };
@@ -20,6 +22,9 @@ const PRE = Date.UTC(2025, 10, 24, 13, 0) / 1000;
 const POST = Date.UTC(2025, 10, 24, 21, 30) / 1000;
 const at = (i: number) => T0 + i * 300;
 const closes = (bars: readonly { close: number }[]) => bars.map((b) => b.close);
+
+/** The view's context as the controller gives it for look() and 5m bars (now: 1000 ms). */
+const VIEW = { calendar: sessionCalendar("SIM", 300), intervalSec: 300, now: 1 };
 
 let surface: FakeSurface;
 let feed: FakeFeed;
@@ -81,7 +86,7 @@ describe("bars", () => {
     feed.hold("AAPL", "5m", [wire(at(4), 99), wire(at(5), 98)]);
     await answer("AAPL", 5);
     expect(closes(surface.bars)).toEqual([101, 102, 103, 104, 99, 98]);
-    expect(surface.range).toEqual(presetView(surface.bars.map((b) => b.time), "5D"));
+    expect(surface.range).toEqual(presetView(surface.bars.map((b) => b.time), "5D", VIEW));
     expect(inView[inView.length - 1]).toBe(Math.round(surface.range!.to - surface.range!.from));
     expect(state()).toMatchObject({ loading: false, error: null });
     expect(state().summary).toMatch(/^AAPL 5m candlestick chart: 6 bars from 24 Nov, 09:30 ET to 24 Nov, 09:55 ET\. Last close 98\.00/);
@@ -185,9 +190,9 @@ describe("the cache", () => {
     surface.setVisibleRange({ from: 10, to: 20 });
     chart.show(source("AAPL", "5m", "1D"));
     const times = surface.bars.map((b) => b.time);
-    expect(surface.range).toEqual(presetView(times, "1D"));
+    expect(surface.range).toEqual(presetView(times, "1D", VIEW));
     await answer("AAPL", 400);
-    expect(surface.range).toEqual(presetView(times, "1D"));
+    expect(surface.range).toEqual(presetView(times, "1D", VIEW));
   });
 });
 
@@ -374,16 +379,153 @@ describe("the rest", () => {
   });
 
   it("the time axis: times of day in the zone, dates for daily bars", () => {
-    const intraday = timeAxis(ET, "5m");
+    const intraday = timeAxis(ET, "5m", sessionCalendar("XNYS", 300));
     expect(intraday.timeVisible).toBe(true);
     expect(intraday.tickLabel(T0, "time")).toBe("09:30");
     expect(intraday.tickLabel(T0, "day")).toBe("24 Nov");
     expect(intraday.tickLabel(T0, "year")).toBe("2025");
     expect(intraday.crosshairLabel(T0)).toBe("24 Nov, 09:30 ET");
-    const daily = timeAxis(ET, "1d");
+    const daily = timeAxis(ET, "1d", sessionCalendar("XNYS", 86400));
     const monday = Date.UTC(2025, 10, 24) / 1000; // a daily bar: 00:00 UTC of its date
     expect(daily.timeVisible).toBe(false);
     expect(daily.tickLabel(monday, "day")).toBe("24 Nov");
     expect(daily.crosshairLabel(monday)).toBe("24 Nov 25");
+  });
+});
+
+describe("display choices", () => {
+  /** A 5m XNYS chart with a pre-market bar, the regular session's and a post-market bar. */
+  async function sessions(): Promise<void> {
+    start(source(), look({ market: "XNYS" }));
+    histories.last("AAPL").answer([wire(PRE, 90), ...Array.from({ length: 30 }, (_, i) => wire(at(i), 101 + i)), wire(POST, 95)]);
+    await settle();
+  }
+
+  it("extended hours hidden: the regular bars only, no shading; live pre/post bars are not drawn", async () => {
+    await sessions();
+    expect(surface.bars).toHaveLength(32);
+    expect(surface.shaded()).toBe(2);
+    chart.setDisplay({ ...DEFAULT_DISPLAY, extended: false });
+    expect(surface.bars).toHaveLength(30);
+    expect(surface.bars.every((b) => b.time >= T0 && b.time < POST)).toBe(true);
+    expect(surface.shaded()).toBe(0);
+    expect(chart.probe.bars()).toHaveLength(30);
+    // A post-market bar arrives: kept in the series, not drawn; a regular one is.
+    feed.send("AAPL", "5m", [wire(POST + 300, 96)]);
+    expect(surface.bars).toHaveLength(30);
+    feed.send("AAPL", "5m", [wire(at(29), 140)]);
+    expect(surface.bars[29]!.close).toBe(140);
+    // Shown again: every bar, the post-market ones too.
+    chart.setDisplay(DEFAULT_DISPLAY);
+    expect(surface.bars).toHaveLength(33);
+    expect(surface.shaded()).toBe(3);
+  });
+
+  it("extended hours hidden: the compared ticker's pre/post bars are left out too", async () => {
+    await sessions();
+    chart.setDisplay({ ...DEFAULT_DISPLAY, extended: false });
+    chart.setCompare("MSFT");
+    histories.last("MSFT").answer([wire(PRE, 50), wire(at(0), 51), wire(at(1), 52), wire(POST, 53)]);
+    await settle();
+    expect(surface.liveLines.map((l) => l.points.map((p) => p.value))).toEqual([[51, 52]]);
+    feed.send("MSFT", "5m", [wire(POST + 300, 54)]);
+    expect(surface.liveLines[0]!.points).toHaveLength(2);
+    // Shown again: the comparison is drawn afresh with every bar.
+    chart.setDisplay(DEFAULT_DISPLAY);
+    histories.last("MSFT").answer([wire(PRE, 50), wire(at(0), 51), wire(at(1), 52), wire(POST, 53)]);
+    await settle();
+    expect(surface.liveLines.map((l) => l.points.length)).toEqual([5]);
+  });
+
+  it("1D at the open: the view the preset set moves on to the new session; one the user chose stays", async () => {
+    // Friday's regular session (the 21 Nov 2025 bars), then Monday's first bar arrives live.
+    const FRI = T0 - 3 * 86400;
+    start(source("AAPL", "5m", "1D"), look({ market: "XNYS" }));
+    chart.setDisplay({ ...DEFAULT_DISPLAY, extended: false });
+    histories.last("AAPL").answer(Array.from({ length: 78 }, (_, i) => wire(FRI + i * 300, 100 + i)));
+    await settle();
+    expect(surface.range!.from).toBe(0);
+    feed.send("AAPL", "5m", [wire(T0, 200)]);
+    expect(surface.range!.from).toBe(77.5);
+    expect(surface.range!.to - surface.range!.from).toBeGreaterThanOrEqual(78);
+    // The user pans back; the next session's bar does not pull the view.
+    surface.setVisibleRange({ from: 10, to: 60 });
+    feed.send("AAPL", "5m", [wire(T0 + 86400, 201)]);
+    expect(surface.range).toEqual({ from: 10, to: 60 });
+  });
+
+  it("a market with one session ignores the choice", async () => {
+    start();
+    await answer("AAPL", 10);
+    chart.setDisplay({ ...DEFAULT_DISPLAY, extended: false });
+    expect(surface.bars).toHaveLength(10);
+  });
+
+  it("studies: a line each, updated with the newest bar; VWAP not on daily bars", async () => {
+    start();
+    await answer("AAPL", 60);
+    chart.setDisplay({ ...DEFAULT_DISPLAY, studies: ["sma", "ema", "vwap"] });
+    const byTitle = () => Object.fromEntries(surface.liveLines.map((l) => [l.title, l]));
+    expect(Object.keys(byTitle()).sort()).toEqual(["EMA 50", "SMA 20", "VWAP"]);
+    // Closes 101..160: SMA 20 from the 20th bar (41 points), EMA 50 from the 50th (11).
+    expect(byTitle()["SMA 20"]!.points).toHaveLength(41);
+    expect(byTitle()["EMA 50"]!.points).toHaveLength(11);
+    expect(byTitle()["SMA 20"]!.points[40]!.value).toBe((141 + 160) / 2);
+    expect(chart.probe.studies()).toEqual({ sma: 41, ema: 11, vwap: 60 });
+    // The newest bar: each line's last point moves, no redraw.
+    const redraws = byTitle()["SMA 20"]!.redraws;
+    feed.send("AAPL", "5m", [wire(at(60), 181)]);
+    expect(byTitle()["SMA 20"]!.points).toHaveLength(42);
+    // The last 20 closes: 142..160 (sum (142 + 160) · 19 / 2 = 2869) and 181: 3050 / 20.
+    expect(byTitle()["SMA 20"]!.points[41]!.value).toBe(152.5);
+    expect(byTitle()["SMA 20"]!.redraws).toBe(redraws);
+    chart.setDisplay({ ...DEFAULT_DISPLAY, studies: ["ema"] });
+    expect(Object.keys(byTitle())).toEqual(["EMA 50"]);
+    chart.show(source("AAPL", "1d", "1Y"));
+    chart.setDisplay({ ...DEFAULT_DISPLAY, studies: ["vwap"] });
+    expect(surface.liveLines).toHaveLength(0);
+  });
+
+  it("the page's colours: from its CSS variables (dark where unset), drawn again only when changed", () => {
+    const vars: Record<string, string> = { "--panel": "#ffffff", "--muted": " #56606c", "--line": "#cfd6df" };
+    const light = paletteFrom((n) => vars[n] ?? "");
+    expect(light).toEqual({ background: "#ffffff", text: "#56606c", grid: "#1a2029", border: "#cfd6df" });
+    expect(paletteFrom(() => "")).toEqual(DARK);
+    chart.setPalette(light);
+    chart.setPalette({ ...light });
+    chart.setPalette(DARK);
+    expect(surface.palettes).toEqual([light, DARK]);
+  });
+
+  it("style and log scale reach the surface", () => {
+    start();
+    chart.setDisplay({ ...DEFAULT_DISPLAY, style: "area", log: true });
+    expect(surface.style).toBe("area");
+    expect(surface.log()).toBe(true);
+    expect(chart.probe.log()).toBe(true);
+  });
+
+  it("alert levels as price lines, replaced when they change", () => {
+    start();
+    chart.setPrevClose(100);
+    chart.setLevels([{ price: 120, title: "Alert ↑", color: "#f0b429", dashed: false }]);
+    expect(surface.priceLines.map((l) => l.price)).toEqual([100, 120]);
+    chart.setLevels([{ price: 90, title: "Alert ↓", color: "#f0b429", dashed: false }]);
+    expect(surface.priceLines.map((l) => l.price)).toEqual([100, 90]);
+    chart.setLevels([]);
+    expect(surface.prevCloses).toEqual([100]);
+    expect(chart.probe.lines().map((l) => l.title)).toEqual(["Prev close"]);
+  });
+
+  it("\"go to latest\" is offered while the newest bar is out of view", async () => {
+    start();
+    await answer("AAPL", 100);
+    expect(state().away).toBe(false);
+    surface.setVisibleRange({ from: 10, to: 50 });
+    expect(state().away).toBe(true);
+    // Back to the newest bar, the zoom (40 bars) kept, 4 bars of room on the right.
+    chart.goToLatest();
+    expect(surface.range).toEqual({ from: 63, to: 103 });
+    expect(state().away).toBe(false);
   });
 });

@@ -6,7 +6,8 @@
 import type { BarsEvent } from "@stockfeed/client";
 import type { Interval, WireBar } from "../src/lib/candles";
 import type { HistoryLoader } from "../src/lib/chart/feed";
-import type { ChartSurface, LineSurface, LogicalRange, TimeAxis } from "../src/lib/chart/surface";
+import type { ChartPalette } from "../src/lib/chart/palette";
+import type { ChartStyle, ChartSurface, LineSurface, LogicalRange, PriceLineSpec, TimeAxis } from "../src/lib/chart/surface";
 import type { RangePreset } from "../src/lib/ranges";
 import type { Session } from "../src/lib/sessions";
 import type { Bar } from "../src/lib/types";
@@ -46,9 +47,11 @@ export class FakeSurface implements ChartSurface {
   sessions: (Session | null)[] = [];
   axis: TimeAxis | null = null;
   decimals: number | null = null;
-  prevCloses: number[] = [];
+  priceLines: PriceLineSpec[] = [];
   lines: FakeLine[] = [];
   isPercent = false;
+  isLog = false;
+  style: ChartStyle = "candles";
   range: LogicalRange | null = null;
   crosshair: Bar | null = null;
   removed = false;
@@ -79,11 +82,32 @@ export class FakeSurface implements ChartSurface {
   setPriceDecimals(decimals: number): void {
     this.decimals = decimals;
   }
-  addPrevClose(price: number): () => void {
-    this.prevCloses.push(price);
+  /** The "Prev close" lines' prices. */
+  get prevCloses(): number[] {
+    return this.priceLines.filter((l) => l.title === "Prev close").map((l) => l.price);
+  }
+  addPriceLine(spec: PriceLineSpec): () => void {
+    const mine = { ...spec };
+    this.priceLines.push(mine);
     return () => {
-      this.prevCloses = this.prevCloses.filter((p) => p !== price);
+      this.priceLines = this.priceLines.filter((l) => l !== mine);
     };
+  }
+  palettes: ChartPalette[] = [];
+  setPalette(palette: ChartPalette): void {
+    this.palettes.push(palette);
+  }
+  setStyle(style: ChartStyle): void {
+    this.style = style;
+  }
+  setLog(on: boolean): void {
+    this.isLog = on;
+  }
+  log(): boolean {
+    return this.isLog;
+  }
+  dateMarks(): { time: number; label: string }[] {
+    return [];
   }
   addLine(title: string): LineSurface {
     const line = new FakeLine(title);

@@ -2,7 +2,7 @@
 // rows, and the search's refusals in words.
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../src/lib/api";
-import { sameSeries, sessionCloses, sparkGeometry } from "../src/lib/sparkline";
+import { sameSeries, sessionCloses, sparkCloses, sparkGeometry } from "../src/lib/sparkline";
 import { describeListing, searchErrorText } from "../src/lib/symbols";
 import type { Quote } from "../src/lib/types";
 import { isSort, moveTicker, MY_ORDER, nextSort, sortTickers } from "../src/lib/watchlistOrder";
@@ -115,5 +115,33 @@ describe("search words", () => {
   it("where and what an instrument is", () => {
     expect(describeListing({ exchange: "NASDAQ", type: "equity" })).toBe("NASDAQ · Stock");
     expect(describeListing({ exchange: "CCY", type: "fx" })).toBe("CCY · FX");
+  });
+});
+
+describe("sparkCloses", () => {
+  const bar = (time: number, close: number) => ({ time, close });
+  // Yesterday: 20 bars 5 minutes apart; then a night's gap; today starts at 100,000.
+  const yesterday = Array.from({ length: 20 }, (_, i) => bar(i * 300, 50 + i));
+  const today = (n: number) => Array.from({ length: n }, (_, i) => bar(100_000 + i * 300, 90 + i));
+
+  it("the previous session, marked, while today has fewer than 6 bars", () => {
+    const early = sparkCloses([...yesterday, ...today(2)]);
+    expect(early.previous).toBe(true);
+    expect([...early]).toEqual(yesterday.map((b) => b.close));
+  });
+  it("today's own line from its 6th bar on", () => {
+    const later = sparkCloses([...yesterday, ...today(6)]);
+    expect(later.previous).toBeUndefined();
+    expect([...later]).toEqual([90, 91, 92, 93, 94, 95]);
+  });
+  it("today's few bars when there is no longer previous session", () => {
+    expect([...sparkCloses(today(3))]).toEqual([90, 91, 92]);
+    expect([...sparkCloses([bar(0, 1), ...today(3)])]).toEqual([90, 91, 92]);
+    expect(sparkCloses([])).toEqual([]);
+  });
+  it("a previous-session series differs from today's with the same closes", () => {
+    const prev = sparkCloses([...yesterday, ...today(1)]);
+    expect(sameSeries(prev, [...prev])).toBe(false);
+    expect(sameSeries(prev, sparkCloses([...yesterday, ...today(1)]))).toBe(true);
   });
 });

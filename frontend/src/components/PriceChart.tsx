@@ -1,19 +1,26 @@
-// The price chart's React shell: the box, the legend's spans and the notes over the chart.
-// Everything the chart does (bars, live upserts, zoom memory, legend, keyboard crosshair,
-// session shading, previous close, comparison) is lib/chart/ChartController.ts, created here
-// on mount over a lightweight-charts surface and given the props as they change; no render
-// per bar or per mouse move.
+// The price chart's React shell: the chart's logic is lib/chart/ChartController.ts (plain
+// TypeScript over a chart surface); this creates one on mount, passes the props through,
+// renders the legend's spans, the chart's own controls (components/ChartTools.tsx), the
+// notes and the text alternative, and removes the chart on unmount. The display choices
+// (style, studies, log scale, extended hours) are kept across page loads.
 
-import { useEffect, useId, useMemo, useRef, useState, type ReactNode } from "react";
+import { useCallback, useEffect, useId, useMemo, useRef, useState, type ReactNode } from "react";
 import { useStockfeed } from "@stockfeed/client/react";
+import { usePersistentState } from "../hooks/usePersistentState";
+import type { PriceAlert } from "../lib/alerts";
 import type { Interval } from "../lib/candles";
+import { alertLines } from "../lib/chart/alertLines";
 import { intervalLabel } from "../lib/chart/axis";
-import { ChartController, type ChartProbe, type ChartState } from "../lib/chart/ChartController";
+import { ChartController, DEFAULT_DISPLAY, type ChartProbe, type ChartState } from "../lib/chart/ChartController";
+import { isChartDisplay } from "../lib/chart/display";
 import { restHistory } from "../lib/chart/feed";
+import { Fullscreen, type FullscreenMode } from "../lib/chart/fullscreen";
 import { writeLegend } from "../lib/chart/legend";
+import { paletteFrom } from "../lib/chart/palette";
 import { createLightweightSurface } from "../lib/chart/lightweightSurface";
 import type { RangePreset } from "../lib/ranges";
 import type { Zone } from "../lib/timezone";
+import { ChartTools } from "./ChartTools";
 
 interface Props {
   ticker: string;
@@ -31,6 +38,8 @@ interface Props {
   decimals: number;
   prevClose: number | null;
   zone: Zone;
+  /** The price alerts (the ticker's are drawn as lines). */
+  alerts?: readonly PriceAlert[];
   /** Overlays drawn over the chart (the "no data" banner). */
   children?: ReactNode;
 }
@@ -38,20 +47,31 @@ interface Props {
 /** The chart's box element, with a read-only look at what is drawn (the browser tests). */
 type ChartBox = HTMLDivElement & { stockfeedChart?: ChartProbe };
 
-export function PriceChart({ ticker, interval, preset, token, live, market, compare, decimals, prevClose, zone, children }: Props) {
+const STYLE_WORDS = { candles: "candlestick", line: "line", area: "area" } as const;
+const NO_ALERTS: readonly PriceAlert[] = [];
+
+export function PriceChart({ ticker, interval, preset, token, live, market, compare, decimals, prevClose, zone, alerts = NO_ALERTS, children }: Props) {
   // The page's client: the chart holds its ticker's bars through it.
   const client = useStockfeed();
+  const wrap = useRef<HTMLDivElement>(null);
   const box = useRef<ChartBox>(null);
   const legend = useRef<HTMLDivElement>(null);
   const chart = useRef<ChartController | null>(null);
-  const [state, setState] = useState<ChartState>({ loading: true, error: null, summary: "" });
+  const full = useRef<Fullscreen | null>(null);
+  const [state, setState] = useState<ChartState>({ loading: true, error: null, summary: "", away: false });
+  const [display, setDisplay] = usePersistentState("chart-display", DEFAULT_DISPLAY, isChartDisplay);
+  const [fullMode, setFullMode] = useState<FullscreenMode>("off");
+  const fullscreen = fullMode !== "off";
   const summaryId = useId();
   const history = useMemo(() => restHistory(token), [token]);
+  const levels = useMemo(() => alertLines(alerts, ticker, prevClose), [alerts, ticker, prevClose]);
+  const toggleFullscreen = useCallback(() => void full.current?.toggle(), []);
 
   // Created once, removed on unmount; the effects below run after this one, in order.
   useEffect(() => {
     const el = box.current;
-    if (!el) return;
+    const outer = wrap.current;
+    if (!el || !outer) return;
     const ctl = new ChartController(createLightweightSurface(el), {
       showLegend: (l) => {
         if (legend.current) writeLegend(legend.current, l);
@@ -59,32 +79,70 @@ export function PriceChart({ ticker, interval, preset, token, live, market, comp
       onState: setState,
       onBarsInView: (n) => {
         // How many bars are in view, for the browser tests (zoom kept per ticker and interval).
-        if (el.parentElement) el.parentElement.dataset.barsInView = String(n);
+        outer.dataset.barsInView = String(n);
       },
     });
     chart.current = ctl;
     el.stockfeedChart = ctl.probe;
+    const fs = new Fullscreen(outer, { onChange: setFullMode });
+    full.current = fs;
+    // The canvas in the page's colours: read from its CSS variables now and whenever <html>'s
+    // attributes (a theme) or the system's scheme change.
+    const paint = () => {
+      const css = getComputedStyle(outer);
+      ctl.setPalette(paletteFrom((name) => css.getPropertyValue(name)));
+    };
+    paint();
+    const themeWatch = new MutationObserver(paint);
+    themeWatch.observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme", "class", "style"] });
+    const scheme = window.matchMedia?.("(prefers-color-scheme: light)");
+    scheme?.addEventListener?.("change", paint);
     return () => {
+      themeWatch.disconnect();
+      scheme?.removeEventListener?.("change", paint);
       chart.current = null;
+      full.current = null;
+      fs.dispose();
       delete el.stockfeedChart;
       ctl.dispose();
     };
   }, []);
 
   useEffect(() => chart.current?.setLook({ decimals, zone, market }), [decimals, zone, market]);
+  useEffect(() => chart.current?.setDisplay(display), [display]);
   useEffect(() => chart.current?.show({ ticker, interval, preset, feed: client, history }), [ticker, interval, preset, client, history]);
   useEffect(() => chart.current?.setLive(live), [live]);
   useEffect(() => chart.current?.setCompare(compare), [compare]);
   useEffect(() => chart.current?.setPrevClose(prevClose), [prevClose]);
+  useEffect(() => chart.current?.setLevels(levels), [levels]);
 
   return (
-    <div className="chart-wrap" data-testid="price-chart" data-ticker={ticker} data-interval={interval} data-preset={preset}>
+    <div
+      ref={wrap}
+      className={`chart-wrap${fullscreen ? " is-full" : ""}${fullMode === "fallback" ? " chart-full" : ""}`}
+      data-testid="price-chart"
+      data-ticker={ticker}
+      data-interval={interval}
+      data-preset={preset}
+      data-style={display.style}
+      data-extended={String(display.extended)}
+      data-fullscreen={String(fullscreen)}
+    >
+      <ChartTools
+        display={display}
+        onDisplay={setDisplay}
+        daily={interval === "1d"}
+        hasExtended={market === "XNYS"}
+        comparing={compare !== null}
+        fullscreen={fullscreen}
+        onFullscreen={toggleFullscreen}
+      />
       <div
         ref={box}
         className="chart-box"
         role="application"
         tabIndex={0}
-        aria-label={`${ticker} ${intervalLabel(interval)} candlestick chart. Left and right arrow keys move the crosshair; Escape leaves it.`}
+        aria-label={`${ticker} ${intervalLabel(interval)} ${STYLE_WORDS[display.style]} chart. Left and right arrow keys move the crosshair; Escape leaves it.`}
         aria-describedby={summaryId}
         data-testid="chart-canvas-box"
         onKeyDown={(e) => {
@@ -115,6 +173,11 @@ export function PriceChart({ ticker, interval, preset, token, live, market, comp
         {state.error && <div className="chart-note warn">{state.error}</div>}
         {children}
       </div>
+      {state.away && (
+        <button type="button" className="chart-latest" data-testid="chart-latest" onClick={() => chart.current?.goToLatest()} title="Scroll to the newest bar">
+          Latest ⇥
+        </button>
+      )}
       <p id={summaryId} className="sr-only" data-testid="chart-summary">
         {state.summary}
       </p>

@@ -1,17 +1,19 @@
 // A ticker's latest session as a tiny line (one SVG polyline, redrawn only when its closes
 // change), coloured by the day's direction against the previous close (a dashed line when
-// that falls inside the range). Its text alternative says the same in words.
+// that falls inside the range). Until today has a few bars it is the previous session's,
+// drawn muted with the previous close's line (its last close) and said so. Its text
+// alternative says the same in words.
 
 import { memo, useMemo } from "react";
 import { formatPrice } from "../lib/format";
-import { sparkGeometry } from "../lib/sparkline";
+import { sparkGeometry, type SparkCloses } from "../lib/sparkline";
 
 const W = 60;
 const H = 20;
 
 interface Props {
   ticker: string;
-  values: readonly number[] | undefined;
+  values: SparkCloses | undefined;
   prevClose: number | null;
   decimals: number | null;
 }
@@ -27,9 +29,11 @@ export const Sparkline = memo(function Sparkline({ ticker, values, prevClose, de
   }
   const first = values[0]!;
   const last = values[values.length - 1]!;
+  const previous = values.previous === true;
   const base = prevClose ?? first;
-  const dir = last > base ? "up" : last < base ? "down" : "flat";
-  const label = `${ticker} today, ${values.length} five-minute closes: from ${formatPrice(first, decimals)} to ${formatPrice(last, decimals)}`;
+  const dir = previous ? "prev" : last > base ? "up" : last < base ? "down" : "flat";
+  const when = previous ? "previous session" : "today";
+  const label = `${ticker} ${when}, ${values.length} five-minute closes: from ${formatPrice(first, decimals)} to ${formatPrice(last, decimals)}`;
   return (
     <svg
       className={`spark ${dir}`}
@@ -40,6 +44,7 @@ export const Sparkline = memo(function Sparkline({ ticker, values, prevClose, de
       aria-label={label}
       data-testid={`spark-${ticker}`}
       data-points={values.length}
+      data-session={previous ? "previous" : "latest"}
       preserveAspectRatio="none"
     >
       {geo.refY !== null && <line className="spark-ref" x1={0} x2={W} y1={geo.refY} y2={geo.refY} />}

@@ -1,5 +1,6 @@
 // The watchlist's sparklines, through the page's one StockfeedClient: every listed ticker's
-// 5m bars are retained, new ones a batch at a time (the server sends `bars`, then a `bar` per
+// 5m bars are retained (the latest session's closes, or the previous session's while the
+// latest has only a few: lib/sparkline.ts sparkCloses), new ones a batch at a time (the server sends `bars`, then a `bar` per
 // change; while polling the client fetches them over REST), and the latest session's closes
 // are taken at most once per
 // `flushMs` for the tickers whose bars changed: one state update a second for 50 rows, not
@@ -8,9 +9,9 @@
 
 import { useEffect, useLayoutEffect, useRef, useState } from "react";
 import { useStockfeed } from "@stockfeed/client/react";
-import { sameSeries, sessionCloses, SPARK_INTERVAL } from "../lib/sparkline";
+import { sameSeries, sparkCloses, SPARK_INTERVAL, type SparkCloses } from "../lib/sparkline";
 
-export type Sparks = Readonly<Record<string, readonly number[]>>;
+export type Sparks = Readonly<Record<string, SparkCloses>>;
 
 /** New tickers retained per step, and the step: the server builds a new ticker's bars from
  * its history, at most 18 history answers in progress or waiting (docs/protocol.md, REST
@@ -78,7 +79,7 @@ export function useSparklines(tickers: readonly string[], active: boolean, flush
       dirty.clear();
       prune = false;
       setSparks((prev) => {
-        let next: Record<string, readonly number[]> | null = null;
+        let next: Record<string, SparkCloses> | null = null;
         if (dropGone) {
           for (const t of Object.keys(prev)) {
             if (listed.has(t)) continue;
@@ -87,7 +88,7 @@ export function useSparklines(tickers: readonly string[], active: boolean, flush
           }
         }
         for (const t of batch) {
-          const closes = sessionCloses(client.bars(t, SPARK_INTERVAL));
+          const closes = sparkCloses(client.bars(t, SPARK_INTERVAL));
           if (sameSeries(prev[t], closes) || (closes.length === 0 && prev[t])) continue;
           next ??= { ...prev };
           next[t] = closes;

@@ -347,10 +347,9 @@ class RedisClusterBroker(Broker):
         if ticker is None:
             text = name.decode(errors="replace")
             ticker = ticker_of(text)
-            if ticker is None:
-                return
-            if text in self._channels:  # remembered while subscribed: bounded by them
-                self._tickers[name] = ticker
+            if ticker is None or text not in self._channels:
+                return  # not ours, or left (its SUNSUBSCRIBE still on the way)
+            self._tickers[name] = ticker  # remembered while subscribed: bounded by them
         if handler is not None:
             handler(ticker, data)
 

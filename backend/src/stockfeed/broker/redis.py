@@ -106,6 +106,7 @@ class RedisBroker(Broker):
         if name not in self._channels:
             return
         self._channels.discard(name)
+        self._tickers.pop(name.encode(), None)
         link = self._link
         if link is not None and self._connected.is_set():
             try:
@@ -162,11 +163,12 @@ class RedisBroker(Broker):
         ticker = self._tickers.get(name)
         if ticker is None:
             text = name.decode(errors="replace")
-            if not text.startswith(CHANNEL_PREFIX):
-                return  # the control channel
+            if text not in self._channels:
+                # The control channel, or one left (its UNSUBSCRIBE still on the way):
+                # after `unsubscribe` returns, nothing more of it is delivered.
+                return
             ticker = text[len(CHANNEL_PREFIX) :]
-            if text in self._channels:  # remembered while subscribed: bounded by them
-                self._tickers[name] = ticker
+            self._tickers[name] = ticker  # remembered while subscribed: bounded by them
         handler = self._handler
         if handler is not None:
             handler(ticker, data)

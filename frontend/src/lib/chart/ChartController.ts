@@ -15,15 +15,18 @@
 import { BarList, INTERVAL_SECONDS, type Interval, type WireBar } from "../candles";
 import { ChartCache, chartCache, rangeFor, viewOf } from "../chartCache";
 import { presetView, type RangePreset } from "../ranges";
-import { sessionOf, shadable } from "../sessions";
+import { isExtended, sessionCalendar, sessionDay, sessionOf, shadable, type SessionCalendar } from "../sessions";
 import type { Zone } from "../timezone";
 import type { Bar } from "../types";
+import { linesKey } from "./alertLines";
 import { timeAxis } from "./axis";
 import { Comparison } from "./comparison";
 import { describeChart } from "./describe";
 import type { BarFeed, HistoryLoader } from "./feed";
 import { legendFor, type Legend } from "./legend";
-import type { ChartSurface, LogicalRange } from "./surface";
+import { samePalette, type ChartPalette } from "./palette";
+import { STUDIES, STUDY_IDS, studyPoints, studyValues, type StudyId } from "./studies";
+import type { ChartStyle, ChartSurface, LineSurface, LogicalRange, PriceLineSpec } from "./surface";
 
 /** What is shown: a new one reloads (the cache's bars at once). */
 export interface ChartSource {
@@ -40,15 +43,29 @@ export interface ChartLook {
   /** The instrument's precision (axis, legend, summary). */
   decimals: number;
   zone: Zone;
-  /** The ticker's market: XNYS bars are shaded by session. */
+  /** The ticker's market: XNYS bars are shaded by session, and have extended hours. */
   market: string;
 }
+
+/** How the bars are drawn, as the user chose. */
+export interface ChartDisplay {
+  style: ChartStyle;
+  studies: readonly StudyId[];
+  /** A logarithmic price scale. */
+  log: boolean;
+  /** XNYS's pre- and post-market bars shown (else the regular sessions only). */
+  extended: boolean;
+}
+
+export const DEFAULT_DISPLAY: ChartDisplay = { style: "candles", studies: [], log: false, extended: true };
 
 /** What the shell renders: the notes over the chart and the text alternative. */
 export interface ChartState {
   loading: boolean;
   error: string | null;
   summary: string;
+  /** The newest bar is out of view (the user panned back): "go to latest" is offered. */
+  away: boolean;
 }
 
 export interface ChartControllerOptions {
@@ -63,10 +80,20 @@ export interface ChartControllerOptions {
 
 /** What is drawn, for the browser tests and anyone curious in the console. */
 export interface ChartProbe {
+  /** The bars on screen (the extended hours left out when hidden). */
   bars: () => Bar[];
   shaded: () => number;
   compared: () => { ticker: string; bars: number } | null;
   percent: () => boolean;
+  log: () => boolean;
+  /** The studies drawn and their points. */
+  studies: () => Record<string, number>;
+  /** The price lines drawn (previous close, alerts). */
+  lines: () => PriceLineSpec[];
+  /** The logical range in view. */
+  range: () => LogicalRange | null;
+  /** The axis's date labels drawn: bar time and text. */
+  dateMarks: () => { time: number; label: string }[];
 }
 
 /** One source on screen, from show() to the next. */
@@ -78,8 +105,13 @@ interface Showing {
    * the feed's store when it is). */
   ready: boolean;
   range: LogicalRange | null;
+  /** The preset's view as last set (null: none, or the user has moved since). */
+  presetSet: LogicalRange | null;
   stop: (() => void)[];
 }
+
+/** Bars of room right of the newest one (as the chart's own rightOffset). */
+const RIGHT_OFFSET = 4;
 
 const sameSource = (a: ChartSource, b: ChartSource) =>
   a.ticker === b.ticker && a.interval === b.interval && a.preset === b.preset && a.feed === b.feed && a.history === b.history;
@@ -88,17 +120,23 @@ export class ChartController {
   readonly probe: ChartProbe;
   private showing: Showing | null = null;
   private look: ChartLook | null = null;
+  private display: ChartDisplay = DEFAULT_DISPLAY;
+  /** The bars drawn: all the series' bars, or its regular-session ones. */
+  private shown: Bar[] = [];
   private live = true;
-  private state: ChartState = { loading: true, error: null, summary: "" };
+  private state: ChartState = { loading: true, error: null, summary: "", away: false };
   /** The bar under the crosshair, mouse or keyboard (null: none, the legend shows the newest). */
   private cursor: number | null = null;
   /** The keyboard put the crosshair where it is. */
   private keyboard = false;
   private held: { source: ChartSource; release: () => void } | null = null;
   private compareTicker: string | null = null;
-  private comparison: { source: ChartSource; line: Comparison } | null = null;
+  private comparison: { source: ChartSource; line: Comparison; filtered: boolean } | null = null;
   private prevClose: { price: number; remove: () => void } | null = null;
+  private levels: { key: string; specs: PriceLineSpec[]; remove: (() => void)[] } = { key: "", specs: [], remove: [] };
+  private readonly studyLines = new Map<StudyId, { line: LineSurface; points: number }>();
   private axisKey = "";
+  private palette: ChartPalette | null = null;
   private readonly cache: ChartCache;
   private readonly offCrosshair: () => void;
 
@@ -120,12 +158,17 @@ export class ChartController {
       shaded: () => surface.shaded(),
       compared: () => (this.comparison ? { ticker: this.comparison.line.ticker, bars: this.comparison.line.size } : null),
       percent: () => surface.percent(),
+      log: () => surface.log(),
+      studies: () => Object.fromEntries([...this.studyLines].map(([id, s]) => [id, s.points])),
+      lines: () => [...(this.prevClose ? [{ price: this.prevClose.price, title: "Prev close", color: "", dashed: true }] : []), ...this.levels.specs],
+      range: () => surface.visibleRange(),
+      dateMarks: () => surface.dateMarks(),
     };
   }
 
   /** The bars on screen, oldest first (the series' logical index is the array index). */
   get bars(): readonly Bar[] {
-    return this.showing?.series.bars ?? [];
+    return this.shown;
   }
 
   setLook(look: ChartLook): void {
@@ -133,8 +176,31 @@ export class ChartController {
     this.look = look;
     if (prev?.decimals !== look.decimals) this.surface.setPriceDecimals(look.decimals);
     this.applyAxis();
-    if (prev?.market !== look.market) this.shade();
+    if (prev?.market !== look.market) {
+      if (this.showing && this.filtering() !== this.isFiltered) this.redrawInPlace();
+      else this.shade();
+    }
     this.showLegend(this.cursor);
+  }
+
+  /** The page's colours (its theme); drawn again only when they changed. */
+  setPalette(palette: ChartPalette): void {
+    if (samePalette(this.palette, palette)) return;
+    this.palette = palette;
+    this.surface.setPalette(palette);
+  }
+
+  /** How the bars are drawn: style, studies, log scale, extended hours. */
+  setDisplay(display: ChartDisplay): void {
+    const prev = this.display;
+    this.display = display;
+    if (prev.style !== display.style) this.surface.setStyle(display.style);
+    if (prev.log !== display.log) this.surface.setLog(display.log);
+    if (prev.extended !== display.extended) {
+      this.applyAxis();
+      if (this.filtering() !== this.isFiltered) this.redrawInPlace();
+    }
+    this.syncStudies(true);
   }
 
   /** Show `source` (nothing happens when it is the one shown). */
@@ -144,7 +210,7 @@ export class ChartController {
     const { ticker, interval, preset, feed } = source;
     const cached = this.cache.get(ChartCache.key(ticker, interval));
     const series = new BarList(cached ? cached.bars.slice() : []);
-    const s: Showing = { source, series, abort: new AbortController(), ready: false, range: null, stop: [] };
+    const s: Showing = { source, series, abort: new AbortController(), ready: false, range: null, presetSet: null, stop: [] };
     this.showing = s;
     this.cursor = null;
     // Where the user looks (the zoom kept with the bars), from the first range set here on.
@@ -152,15 +218,15 @@ export class ChartController {
       this.surface.onVisibleRange((r) => {
         s.range = r;
         if (r) this.o.onBarsInView?.(Math.round(r.to - r.from));
+        this.checkAway(r);
       }),
     );
     this.applyAxis();
     this.drawAll();
-    const list = series.bars;
     const usable = cached !== undefined && cached.preset === preset;
-    if (cached && list.length > 0) {
+    if (cached && this.shown.length > 0) {
       s.ready = true;
-      this.surface.setVisibleRange(usable ? rangeFor(list.length, cached.view) : this.presetRange(s));
+      this.surface.setVisibleRange(usable ? rangeFor(this.shown.length, cached.view) : this.presetRange(s, true));
     }
     this.showLegend(null);
     this.setState({ loading: !cached, error: null });
@@ -193,7 +259,26 @@ export class ChartController {
     const want = price !== null && Number.isFinite(price) ? price : null;
     if (want === (this.prevClose?.price ?? null)) return;
     this.prevClose?.remove();
-    this.prevClose = want === null ? null : { price: want, remove: this.surface.addPrevClose(want) };
+    this.prevClose =
+      want === null ? null : { price: want, remove: this.surface.addPriceLine({ price: want, title: "Prev close", color: "#8b96a5", dashed: true }) };
+  }
+
+  /** Lines at these prices (the ticker's alerts: lib/chart/alertLines.ts). */
+  setLevels(specs: readonly PriceLineSpec[]): void {
+    const key = linesKey(specs);
+    if (key === this.levels.key) return;
+    for (const r of this.levels.remove) r();
+    this.levels = { key, specs: [...specs], remove: specs.map((spec) => this.surface.addPriceLine(spec)) };
+  }
+
+  /** The newest bar back in view at the right edge, the zoom kept. */
+  goToLatest(): void {
+    const n = this.shown.length;
+    if (n === 0) return;
+    const vis = this.surface.visibleRange();
+    const width = vis ? vis.to - vis.from : 150;
+    const to = n - 1 + RIGHT_OFFSET;
+    this.surface.setVisibleRange({ from: to - width, to });
   }
 
   /**
@@ -275,20 +360,20 @@ export class ChartController {
       error = e instanceof Error ? e.message : String(e);
     }
     if (signal.aborted) return;
-    const list = s.series.bars;
     // Where the user is looking, counted from the newest bar, survives the merge.
-    const keep = usable ? viewOf(list.length, s.range) : null;
+    const keep = usable ? viewOf(this.shown.length, s.range) : null;
     // Fresh history over what was drawn (newer live bars kept), then the wire's bars: the
     // newest word on the bars they hold.
     s.series.apply(fresh);
     s.series.apply(feed.bars(ticker, interval));
     this.drawAll();
     s.ready = true;
-    if (list.length > 0 && (!cached || keep || !usable)) this.surface.setVisibleRange(keep ? rangeFor(list.length, keep) : this.presetRange(s));
+    const n = this.shown.length;
+    if (n > 0 && (!cached || keep || !usable)) this.surface.setVisibleRange(keep ? rangeFor(n, keep) : this.presetRange(s, true));
     this.showLegend(this.cursor);
     this.setState({
       loading: false,
-      error: error && list.length === 0 ? `No history: ${error}. Live bars only.` : error ? `History not refreshed: ${error}.` : null,
+      error: error && n === 0 ? `No history: ${error}. Live bars only.` : error ? `History not refreshed: ${error}.` : null,
       summary: this.describe(),
     });
   }
@@ -297,16 +382,33 @@ export class ChartController {
   private take(incoming: readonly WireBar[]): void {
     const s = this.showing;
     if (!s) return;
-    const list = s.series.bars;
+    const lastBefore = this.shown[this.shown.length - 1]?.time ?? -Infinity;
     const change = s.series.apply(incoming);
     if (change.kind === "none") return;
+    const shown = this.shown;
+    let drawn = 0;
     if (change.kind === "reset") this.drawAll();
     else {
-      for (const b of change.bars) this.surface.updateBar(b);
-      if (this.shading())
-        for (let i = Math.max(0, list.length - change.bars.length); i < list.length; i += 1) this.surface.putSession(i, sessionOf(list[i]!.time, "XNYS"));
+      const market = this.look?.market ?? "";
+      for (const b of change.bars) {
+        if (this.isFiltered) {
+          if (isExtended(b.time, market)) continue;
+          const last = shown[shown.length - 1];
+          if (last && last.time === b.time) shown[shown.length - 1] = b;
+          else if (!last || b.time > last.time) shown.push(b);
+          else continue;
+        }
+        this.surface.updateBar(b);
+        drawn += 1;
+      }
+      if (drawn === 0) return;
+      if (this.shading()) for (let i = Math.max(0, shown.length - drawn); i < shown.length; i += 1) this.surface.putSession(i, sessionOf(shown[i]!.time, "XNYS"));
+      this.syncStudies(false, drawn);
+      let firstNew = shown.length;
+      while (firstNew > 0 && shown[firstNew - 1]!.time > lastBefore) firstNew -= 1;
+      if (firstNew < shown.length) this.followSession(firstNew);
     }
-    if (this.cursor === null || this.cursor >= list.length - 2) this.showLegend(this.cursor);
+    if (this.cursor === null || this.cursor >= shown.length - 2) this.showLegend(this.cursor);
   }
 
   private stopShowing(): void {
@@ -317,7 +419,7 @@ export class ChartController {
     for (const stop of s.stop) stop();
     const list = s.series.bars;
     const { ticker, interval, preset } = s.source;
-    if (list.length > 0) this.cache.set(ChartCache.key(ticker, interval), { bars: list, view: viewOf(list.length, s.range), preset, savedAt: (this.o.now ?? Date.now)() });
+    if (list.length > 0) this.cache.set(ChartCache.key(ticker, interval), { bars: list, view: viewOf(this.shown.length, s.range), preset, savedAt: (this.o.now ?? Date.now)() });
   }
 
   /** The shown ticker's bars wanted from the feed while live (let go otherwise). */
@@ -335,60 +437,157 @@ export class ChartController {
     const source = this.showing?.source;
     const ticker = source && this.compareTicker && this.compareTicker !== source.ticker ? this.compareTicker : null;
     const cur = this.comparison;
-    if (cur && source && cur.source === source && cur.line.ticker === ticker) return;
+    const filtered = this.isFiltered;
+    if (cur && source && cur.source === source && cur.line.ticker === ticker && cur.filtered === filtered) return;
     if (cur) {
       this.comparison = null;
       cur.line.dispose();
       this.showLegend(this.cursor);
     }
     if (!source || !ticker) return;
-    const line = new Comparison(this.surface, { ...source, ticker }, this.live, () => this.showLegend(this.cursor));
-    this.comparison = { source, line };
+    const market = this.look?.market ?? "";
+    const keep = filtered ? (t: number) => !isExtended(t, market) : undefined;
+    const line = new Comparison(this.surface, { ...source, ticker, keep }, this.live, () => this.showLegend(this.cursor));
+    this.comparison = { source, line, filtered };
   }
 
+  /** The studies chosen, each a line (`all`: every point afresh; else the newest `tail`). */
+  private syncStudies(all: boolean, tail = 1): void {
+    const want = new Set(this.display.studies.filter((id) => !STUDIES[id].intraday || this.intervalSec() < 86400));
+    for (const [id, s] of this.studyLines) {
+      if (want.has(id)) continue;
+      s.line.remove();
+      this.studyLines.delete(id);
+    }
+    const bars = this.shown;
+    const cal = this.calendar();
+    for (const id of STUDY_IDS) {
+      if (!want.has(id)) continue;
+      let s = this.studyLines.get(id);
+      const fresh = !s;
+      if (!s) {
+        s = { line: this.surface.addLine(STUDIES[id].label, STUDIES[id].color), points: 0 };
+        this.studyLines.set(id, s);
+      }
+      const values = studyValues(id, bars, cal);
+      if (all || fresh) {
+        const points = studyPoints(bars, values);
+        s.line.setPoints(points);
+        s.points = points.length;
+      } else {
+        for (let i = Math.max(0, bars.length - tail); i < bars.length; i += 1) {
+          const v = values[i];
+          if (v === null || v === undefined || !Number.isFinite(v)) continue;
+          s.line.updatePoint({ time: bars[i]!.time, value: v });
+        }
+        s.points = values.reduce<number>((n, v) => (v === null ? n : n + 1), 0);
+      }
+    }
+  }
+
+  /** Whether the extended hours are left out: XNYS intraday bars with them hidden. */
+  private filtering(): boolean {
+    return !this.display.extended && this.shading();
+  }
+
+  /** What the bars on screen were drawn with. */
+  private isFiltered = false;
+
   private drawAll(): void {
-    this.surface.setBars(this.bars);
+    const all = this.showing?.series.bars ?? [];
+    this.isFiltered = this.filtering();
+    const market = this.look?.market ?? "";
+    this.shown = this.isFiltered ? all.filter((b) => !isExtended(b.time, market)) : all;
+    this.surface.setBars(this.shown);
     this.shade();
+    this.syncStudies(true);
+  }
+
+  /** Drawn again with other bars (the extended hours shown or not): the preset's view. */
+  private redrawInPlace(): void {
+    const s = this.showing;
+    this.cursor = null;
+    this.drawAll();
+    this.syncComparison();
+    if (s && this.shown.length > 0) this.surface.setVisibleRange(this.presetRange(s, true));
+    this.showLegend(null);
+    this.setState({ summary: this.describe() });
+  }
+
+  private intervalSec(): number {
+    const interval = this.showing?.source.interval;
+    return interval ? INTERVAL_SECONDS[interval] : 60;
+  }
+
+  private calendar(): SessionCalendar {
+    return sessionCalendar(this.look?.market ?? "", this.intervalSec(), this.display.extended);
   }
 
   /** Whether the bars are shaded by session: US equities, intraday bars. */
   private shading(): boolean {
-    const interval = this.showing?.source.interval;
-    return this.look?.market === "XNYS" && interval !== undefined && shadable(INTERVAL_SECONDS[interval]);
+    return this.look?.market === "XNYS" && this.showing !== null && shadable(this.intervalSec());
   }
 
   private shade(): void {
-    this.surface.setSessions(this.shading() ? this.bars.map((b) => sessionOf(b.time, "XNYS")) : []);
+    this.surface.setSessions(this.shading() && !this.isFiltered ? this.bars.map((b) => sessionOf(b.time, "XNYS")) : []);
   }
 
-  /** Axis and crosshair times in the chosen zone; daily bars as dates. */
+  /** Axis and crosshair times in the chosen zone, dates on the sessions; daily bars as dates. */
   private applyAxis(): void {
     const interval = this.showing?.source.interval;
     const zone = this.look?.zone;
     if (!interval || !zone) return;
-    const key = `${zone.tz} ${zone.label} ${interval}`;
+    const cal = this.calendar();
+    const key = `${zone.tz} ${zone.label} ${interval} ${cal.tz} ${cal.shiftSec} ${cal.openSec}`;
     if (key === this.axisKey) return;
     this.axisKey = key;
-    this.surface.setTimeAxis(timeAxis(zone, interval));
+    this.surface.setTimeAxis(timeAxis(zone, interval, cal));
   }
 
-  /** The preset's span back from the newest bar. */
-  private presetRange(s: Showing): LogicalRange {
-    const list = s.series.bars;
-    return presetView(list.map((b) => b.time), s.source.preset) ?? rangeFor(list.length, null);
+  /** The preset's span back from the newest bar (`set`: about to be shown; remembered). */
+  private presetRange(s: Showing, set = false): LogicalRange {
+    const list = this.shown;
+    const now = (this.o.now ?? Date.now)() / 1000;
+    const r =
+      presetView(
+        list.map((b) => b.time),
+        s.source.preset,
+        { calendar: this.calendar(), intervalSec: INTERVAL_SECONDS[s.source.interval], now },
+      ) ?? rangeFor(list.length, null);
+    if (set) s.presetSet = r;
+    return r;
+  }
+
+  /** A new session's first bar arrived: a view the preset set (1D, 5D) moves on to it, as
+   * quote sites do at the open; a view the user chose stays. */
+  private followSession(firstNew: number): void {
+    const s = this.showing;
+    const shown = this.shown;
+    if (!s || !s.presetSet || (s.source.preset !== "1D" && s.source.preset !== "5D") || firstNew < 1 || firstNew >= shown.length) return;
+    const r = s.range;
+    if (!r || Math.abs(r.from - s.presetSet.from) > 0.01 || Math.abs(r.to - s.presetSet.to) > 0.01) return;
+    const cal = this.calendar();
+    if (sessionDay(shown[firstNew]!.time, cal) === sessionDay(shown[firstNew - 1]!.time, cal)) return;
+    this.surface.setVisibleRange(this.presetRange(s, true));
+  }
+
+  /** "Go to latest" offered while the newest bar is out of view. */
+  private checkAway(r: LogicalRange | null): void {
+    const away = r !== null && this.shown.length > 0 && r.to < this.shown.length - 1;
+    if (away !== this.state.away) this.setState({ away });
   }
 
   private showLegend(index: number | null): void {
     const s = this.showing;
     const look = this.look;
     if (!s || !look) return;
-    this.o.showLegend(legendFor(s.series.bars, index, { ...look, ticker: s.source.ticker, interval: s.source.interval }, this.comparison?.line ?? null));
+    this.o.showLegend(legendFor(this.shown, index, { ...look, ticker: s.source.ticker, interval: s.source.interval }, this.comparison?.line ?? null));
   }
 
   private describe(): string {
     const s = this.showing;
     if (!s || !this.look) return "";
-    return describeChart(s.source.ticker, s.source.interval, s.series.bars, this.look.decimals, this.look.zone);
+    return describeChart(s.source.ticker, s.source.interval, this.shown, this.look.decimals, this.look.zone);
   }
 
   private setState(patch: Partial<ChartState>): void {

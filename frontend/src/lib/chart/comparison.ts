@@ -11,6 +11,8 @@ import type { ChartSurface, LineSurface } from "./surface";
 
 export interface ComparisonSpec {
   ticker: string;
+  /** Which of its bars are drawn (the extended hours hidden: its regular ones). */
+  keep?: (time: number) => boolean;
   interval: Interval;
   preset: RangePreset;
   feed: BarFeed;
@@ -85,8 +87,10 @@ export class Comparison implements Compared {
 
   private drawAll(): void {
     this.byTime.clear();
-    for (const b of this.series.bars) this.byTime.set(b.time, b);
-    this.line.setPoints(this.series.bars.map(point));
+    const keep = this.spec.keep;
+    const bars = keep ? this.series.bars.filter((b) => keep(b.time)) : this.series.bars;
+    for (const b of bars) this.byTime.set(b.time, b);
+    this.line.setPoints(bars.map(point));
   }
 
   private take(incoming: readonly WireBar[]): void {
@@ -94,6 +98,7 @@ export class Comparison implements Compared {
     if (change.kind === "reset") this.drawAll();
     else if (change.kind === "tail")
       for (const b of change.bars) {
+        if (this.spec.keep && !this.spec.keep(b.time)) continue;
         this.byTime.set(b.time, b);
         this.line.updatePoint(point(b));
       }
