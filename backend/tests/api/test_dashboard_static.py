@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from websockets.asyncio.client import connect
-from wsutil import recv_until
+
+from tests.servers import StartServer
+from tests.wsutil import recv_until
 
 pytestmark = pytest.mark.process
 
@@ -27,7 +28,7 @@ def build(dist: Path) -> None:
 
 
 async def test_serves_the_build_and_leaves_the_rest_alone(
-    start_server: Any, tmp_path: Path
+    start_server: StartServer, tmp_path: Path
 ) -> None:
     dist = tmp_path / "dist"
     build(dist)
@@ -65,7 +66,9 @@ async def test_serves_the_build_and_leaves_the_rest_alone(
         assert (await recv_until(ws, "subscribed"))["tickers"] == ["AAPL"]
 
 
-async def test_serves_the_installable_apps_files_by_name(start_server: Any, tmp_path: Path) -> None:
+async def test_serves_the_installable_apps_files_by_name(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     dist = tmp_path / "dist"
     build(dist)
     (dist / "sw.js").write_text("self.addEventListener('fetch', () => {});\n")
@@ -84,7 +87,9 @@ async def test_serves_the_installable_apps_files_by_name(start_server: Any, tmp_
         assert (await http.get("/other.txt")).status_code == 404  # not a public file
 
 
-def test_not_built_says_how_then_serves_a_later_build(start_server: Any, tmp_path: Path) -> None:
+def test_not_built_says_how_then_serves_a_later_build(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     dist = tmp_path / "not-built-yet"
     server = start_server(*SIM, env={"STOCKFEED_DASHBOARD_DIR": str(dist)})
     page = httpx.get(server.base + "/")
