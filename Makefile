@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: setup run test lint format check-python bench bench-store bench-resume bench-redis-scale chaos clean client client-check frontend frontend-check dist
+.PHONY: setup run test test-fast lint format check-python bench bench-store bench-resume bench-redis-scale chaos clean client client-check frontend frontend-check dist
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "stockfeed needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
@@ -89,6 +89,12 @@ format: setup
 # dist first: tests/test_dist.py installs that wheel into a new virtualenv and drives it.
 test: setup lint frontend-check dist
 	cd backend && ../$(BIN)/pytest -q -n 2
+
+# The fast lane: only the tests that start no process (no `stockfeed serve`, Redis or
+# PostgreSQL; those are marked `process`): the hub, admission, the protocol, and the
+# endpoints in-process. Under 30 s; `make test` still runs everything.
+test-fast: setup
+	cd backend && ../$(BIN)/pytest -q -n 2 -m "not process"
 
 # The fan-out benchmark against peer servers (not part of `make test`; needs Redis on
 # 127.0.0.1:6379 and npm). `make bench ARGS="--quick"`, `make bench ARGS="--find-max"`.

@@ -13,7 +13,7 @@ Two variants run, both relay-only with this bench's own publisher:
   tickers (the resume window), so the replay should be complete: missing 0, gaps 0.
 - `other`: they come back to a second process on the same Redis that never carried these
   tickers. An outside publisher keeps no shared history (stockfeed's own updater does, in
-  Redis `history:{T}`; tests/test_ws_multi.py covers that case), so every client must get
+  Redis `history:{T}`; tests/api/test_ws_multi.py covers that case), so every client must get
   a `gap` snapshot instead of a replay: the figure shows the gap is reported, not silent.
 """
 

@@ -35,15 +35,15 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import IN_CI
 from packaging.requirements import Requirement
 from packaging.tags import sys_tags
 from packaging.utils import canonicalize_name
 from websockets.asyncio.client import ClientConnection, connect
-from wsutil import recv_until
 
 from stockfeed import __version__
 from stockfeed.testing.processes import ManagedProcess, StockfeedServer
+from tests.servers import IN_CI
+from tests.wsutil import recv_until
 
 pytestmark = pytest.mark.process
 

@@ -13,9 +13,10 @@ import time
 from typing import Any
 
 import pytest
-from conftest import RedisServer, wait_health
 from websockets.asyncio.client import ClientConnection, connect
-from wsutil import recv_json
+
+from tests.servers import RedisServer, StartServer, wait_health
+from tests.wsutil import recv_json
 
 pytestmark = pytest.mark.process
 
@@ -61,7 +62,7 @@ class Stream:
 
 
 async def test_redis_restart_loses_no_update_silently(
-    start_server: Any, private_redis: RedisServer
+    start_server: StartServer, private_redis: RedisServer
 ) -> None:
     # Redis comes back empty (nothing on disk): the updater publishes again at once, while
     # the hub's own subscription still waits out its reconnect backoff. The updates of
@@ -84,7 +85,7 @@ async def test_redis_restart_loses_no_update_silently(
 
 
 async def test_updater_killed_seq_goes_on_without_duplicates(
-    start_server: Any, redis_url: str
+    start_server: StartServer, redis_url: str
 ) -> None:
     a = start_server(*ARGS, "--broker", redis_url)
     b = start_server(*ARGS, "--broker", redis_url)
@@ -126,7 +127,7 @@ async def test_a_storm_of_store_reads_waits_for_connections_never_fails(redis_ur
 
 
 async def test_subscribe_churn_then_the_resume_window_still_ends(
-    start_server: Any, redis_url: str
+    start_server: StartServer, redis_url: str
 ) -> None:
     # Each time a ticker loses its last client the hub keeps listening for the resume
     # window. A subscribe/unsubscribe churn used to leave one timer per leave alive for

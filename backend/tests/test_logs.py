@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import RedisServer
 from websockets.asyncio.client import connect
-from wsutil import recv_until
 
 from stockfeed.logs import JsonFormatter, SecretFilter, TextFormatter, redact
+from tests.servers import RedisServer, StartServer
+from tests.wsutil import recv_until
 
 pytestmark = pytest.mark.process
 
@@ -52,7 +52,7 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 
 
 async def test_json_logs_with_connection_ids_and_no_secrets(
-    start_server: Any, redis_with_password: int
+    start_server: StartServer, redis_with_password: int
 ) -> None:
     broker = f"redis://:{PASSWORD}@127.0.0.1:{redis_with_password}/0"
     server = start_server(
@@ -88,7 +88,7 @@ async def test_json_logs_with_connection_ids_and_no_secrets(
 
 
 async def test_a_wrong_redis_password_is_reported_not_shown(
-    start_server: Any, redis_with_password: int
+    start_server: StartServer, redis_with_password: int
 ) -> None:
     wrong = "Wr0ng-Pa55word"
     server = start_server(
@@ -109,7 +109,7 @@ async def test_a_wrong_redis_password_is_reported_not_shown(
     assert wrong not in text and wrong not in json.dumps(health)
 
 
-async def test_text_is_the_default_format(start_server: Any) -> None:
+async def test_text_is_the_default_format(start_server: StartServer) -> None:
     server = start_server("--source", "sim")
     async with connect(server.ws + "/ws/stocks/AAPL"):
         pass

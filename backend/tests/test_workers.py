@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import connect
-from wsutil import recv_updates
+
+from tests.servers import StartServer
+from tests.wsutil import recv_updates
 
 pytestmark = pytest.mark.process
 
@@ -31,7 +33,9 @@ async def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
     raise AssertionError("condition not met in time")
 
 
-async def test_one_updater_same_stream_and_takeover(start_server: Any, redis_url: str) -> None:
+async def test_one_updater_same_stream_and_takeover(
+    start_server: StartServer, redis_url: str
+) -> None:
     a = start_server(*ARGS, "--broker", redis_url)
     b = start_server(*ARGS, "--broker", redis_url)
     servers = [a, b]
@@ -71,7 +75,7 @@ async def test_one_updater_same_stream_and_takeover(start_server: Any, redis_url
     assert seqs[-1] > seqs[0]
 
 
-async def test_workers_flag_shares_the_port(start_server: Any, redis_url: str) -> None:
+async def test_workers_flag_shares_the_port(start_server: StartServer, redis_url: str) -> None:
     # Each worker is a fresh interpreter importing everything: on a loaded machine that
     # alone took 18 s once, so this start gets a longer wait than the others.
     server = start_server(*ARGS, "--broker", redis_url, "--workers", "2", wait=False)

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from jsonschema import Draft202012Validator
@@ -116,14 +116,23 @@ def check_server_message(msg: object) -> None:
     SEEN[msg["type"]] += 1
 
 
-async def recv_json(ws: ClientConnection, timeout: float = 10.0) -> dict[str, Any]:
+class MessageSocket(Protocol):
+    """What the readers below use of a session: a `websockets` client, or an in-process
+    one (tests/inprocess.py)."""
+
+    async def recv(self) -> str | bytes: ...
+
+    async def send(self, data: str | bytes) -> None: ...
+
+
+async def recv_json(ws: MessageSocket, timeout: float = 10.0) -> dict[str, Any]:
     raw = await asyncio.wait_for(ws.recv(), timeout)
     value: dict[str, Any] = json.loads(raw)
     check_server_message(value)
     return value
 
 
-async def recv_until(ws: ClientConnection, msg_type: str, timeout: float = 10.0) -> dict[str, Any]:
+async def recv_until(ws: MessageSocket, msg_type: str, timeout: float = 10.0) -> dict[str, Any]:
     """Read messages until one of `msg_type` arrives (others are skipped)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -134,7 +143,7 @@ async def recv_until(ws: ClientConnection, msg_type: str, timeout: float = 10.0)
 
 
 async def recv_updates(
-    ws: ClientConnection,
+    ws: MessageSocket,
     count: int,
     timeout: float = 20.0,
     types: tuple[str, ...] = ("price_update",),

@@ -1,7 +1,7 @@
 // A real stockfeed server (simulator, 0.5 s ticks) serving the built dashboard, on a port
 // that stays the same across stop() and start(): the tests stop it and bring it back.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, existsSync, mkdtempSync } from "node:fs";
+import { createWriteStream, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -37,6 +37,12 @@ export interface ServerOptions {
   env?: Record<string, string>;
 }
 
+// The servers' store directories, removed when the test worker exits.
+const dataDirs = new Set<string>();
+process.once("exit", () => {
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 export class StockfeedServer {
   private proc: ChildProcess | null = null;
   private starts = 0;
@@ -47,7 +53,9 @@ export class StockfeedServer {
   constructor(
     readonly port: number,
     private readonly opts: ServerOptions = {},
-  ) {}
+  ) {
+    dataDirs.add(this.dataDir);
+  }
 
   get url(): string {
     return `http://127.0.0.1:${this.port}/`;

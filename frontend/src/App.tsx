@@ -8,39 +8,50 @@
 // notices sit in the sticky top bar on a tablet or a phone, over the chart on a desktop.
 
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { useStockfeedEvent } from "@stockfeed/client/react";
 import { AlertsPanel } from "./components/AlertsPanel";
 import { Announcer } from "./components/Announcer";
 import { ChartToolbar } from "./components/ChartToolbar";
 import { DashboardHeader } from "./components/DashboardHeader";
 import { FeedProvider } from "./components/FeedProvider";
 import { PriceChart } from "./components/PriceChart";
+import type { Fold } from "./components/PanelTitle";
 import { QuoteDetails } from "./components/QuoteDetails";
+import { QuoteHeadline } from "./components/QuoteHeadline";
+import { ShortcutHelp } from "./components/ShortcutHelp";
 import { Tabs } from "./components/Tabs";
 import { Toasts, type ToastItem } from "./components/Toasts";
 import { Watchlist } from "./components/Watchlist";
 import { WebSocketMetrics } from "./components/WebSocketMetrics";
 import { useAlerts } from "./hooks/useAlerts";
+import { useLastKnown } from "./hooks/useLastKnown";
 import { useLayout } from "./hooks/useLayout";
 import { useMarketData } from "./hooks/useMarketData";
 import { useNow } from "./hooks/useNow";
+import { useOnline } from "./hooks/useOnline";
 import { usePersistentState } from "./hooks/usePersistentState";
 import { useReachability } from "./hooks/useReachability";
 import { useReconnectStats } from "./hooks/useReconnectStats";
 import { useServerInfo } from "./hooks/useServerInfo";
 import { useSparklines } from "./hooks/useSparklines";
+import { useTheme } from "./hooks/useTheme";
 import { statusFor, useTickerStatus } from "./hooks/useTickerStatus";
+import { useUrlState } from "./hooks/useUrlState";
 import { describeTrigger } from "./lib/alerts";
 import { getJson, readToken } from "./lib/api";
 import { INTERVALS, type Interval } from "./lib/candles";
 import { feedStatus, type FeedKind } from "./lib/feedStatus";
-import { defaultDecimals, formatAge, formatPrice } from "./lib/format";
+import { defaultDecimals, formatAge, formatPrice, formatSigned } from "./lib/format";
 import { marketOf } from "./lib/market";
 import { PrecisionBook } from "./lib/precision";
 import { quoteStanding, type QuoteStanding } from "./lib/quoteStanding";
 import { intervalFor, isRangePreset, presetFor, type RangePreset } from "./lib/ranges";
-import { isBool, isString, isStringArray } from "./lib/storage";
+import { shortcutFor, step } from "./lib/shortcuts";
+import { isBool, isString, isStringArray, save } from "./lib/storage";
+import { toggledTheme } from "./lib/theme";
 import { exchangeZone, formatTime, isZoneChoice, localZone, zoneFor, type ZoneChoice } from "./lib/timezone";
 import type { Quote } from "./lib/types";
+import { readUrlState, type UrlState } from "./lib/urlState";
 import { isSort, MY_ORDER, type Sort } from "./lib/watchlistOrder";
 
 const FALLBACK_WATCHLIST = ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "NVDA"];
@@ -48,6 +59,18 @@ const MAX_TICKERS = 50;
 const NO_TICKERS: string[] = [];
 const isInterval = (v: unknown): v is Interval => typeof v === "string" && (INTERVALS as string[]).includes(v);
 const isMaybeList = (v: unknown): v is string[] | null => v === null || isStringArray(v);
+type Folds = { day: boolean; alerts: boolean; connection: boolean };
+const OPEN_FOLDS: Folds = { day: true, alerts: true, connection: true };
+const isFolds = (v: unknown): v is Folds =>
+  typeof v === "object" && v !== null && ["day", "alerts", "connection"].every((k) => typeof (v as Record<string, unknown>)[k] === "boolean");
+
+/** A link's chart state (lib/urlState.ts) wins over the stored one: written to storage before
+ * the page's state is read from it. */
+function adoptUrlState(u: UrlState): void {
+  if (u.interval) save("interval", u.interval);
+  if (u.range) save("range", u.range);
+  if (u.ticker) save("selected", u.ticker);
+}
 
 /** `?poll=5&probe=2` (seconds) shorten the polling and retry periods, for trials and tests. */
 function secondsParam(name: string, fallback: number): number {
@@ -67,7 +90,11 @@ const SPOKEN: Record<FeedKind, string> = {
 
 /** The page's settings from its URL and storage (read once), and its one client. */
 export function App() {
-  const [page] = useState(() => ({ token: readToken(), pollMs: secondsParam("poll", 60_000), probeMs: secondsParam("probe", 10_000) }));
+  const [page] = useState(() => {
+    const url = readUrlState(window.location.search);
+    adoptUrlState(url);
+    return { token: readToken(), pollMs: secondsParam("poll", 60_000), probeMs: secondsParam("probe", 10_000), urlTicker: url.ticker };
+  });
   return (
     <FeedProvider options={{ token: page.token, pollIntervalMs: page.pollMs, probeIntervalMs: page.probeMs }}>
       <Dashboard {...page} />
@@ -75,7 +102,7 @@ export function App() {
   );
 }
 
-function Dashboard({ token, pollMs, probeMs }: { token: string | null; pollMs: number; probeMs: number }) {
+function Dashboard({ token, pollMs, probeMs, urlTicker }: { token: string | null; pollMs: number; probeMs: number; urlTicker: string | null }) {
   const [stored, setWatchlist] = usePersistentState<string[] | null>("watchlist", null, isMaybeList);
   const [serverList, setServerList] = useState<string[] | null>(null);
   const [realtime, setRealtime] = usePersistentState("realtime", true, isBool);
@@ -98,6 +125,10 @@ function Dashboard({ token, pollMs, probeMs }: { token: string | null; pollMs: n
   const [tab, setTab] = useState("watchlist");
   const [book] = useState(() => new PrecisionBook());
   const layout = useLayout();
+  const { choice: themeChoice, theme, setChoice: setThemeChoice } = useTheme();
+  const [folds, setFolds] = usePersistentState<Folds>("panels", OPEN_FOLDS, isFolds);
+  const [help, setHelp] = useState(false);
+  const online = useOnline();
 
   // Nothing stored yet: start from the server's configured watchlist.
   useEffect(() => {
@@ -110,6 +141,7 @@ function Dashboard({ token, pollMs, probeMs }: { token: string | null; pollMs: n
   }, [stored, token]);
 
   const tickers = useMemo(() => stored ?? serverList ?? [], [stored, serverList]);
+  const listKnown = stored !== null || serverList !== null;
   const selected = tickers.includes(selectedPref) ? selectedPref : (tickers[0] ?? "");
   // The comparison: another ticker of the watchlist, or none.
   const compare = comparePref && comparePref !== selected && tickers.includes(comparePref) ? comparePref : null;
@@ -144,6 +176,18 @@ function Dashboard({ token, pollMs, probeMs }: { token: string | null; pollMs: n
     pollSeconds: Math.round(pollMs / 1000),
     probeSeconds: Math.round(probeMs / 1000),
   });
+
+  // The feed's quotes, and the last known ones (an earlier visit's) until the feed has its own.
+  const kept = useLastKnown(data.quotes, tickers);
+  const quotes = kept.quotes;
+
+  // Polling: when the next poll is due (the client polls every pollMs from the switch).
+  const [pollSince, setPollSince] = useState<number | null>(null);
+  useStockfeedEvent("state", (next, prev) => {
+    if (next.state === "polling" && prev.state !== "polling") setPollSince(Date.now());
+    else if (next.state !== "polling" && prev.state === "polling") setPollSince(null);
+  });
+  const nextPollInMs = pollSince === null || paused ? null : pollMs - ((now - pollSince) % pollMs);
 
   const byTicker = useTickerStatus(data.markets);
   const marketFor = useCallback((t: string) => statusFor(t, byTicker, data.markets, marketOf), [byTicker, data.markets]);
@@ -185,12 +229,44 @@ function Dashboard({ token, pollMs, probeMs }: { token: string | null; pollMs: n
   );
   const staleCount = tickers.filter((t) => data.quotes[t] && standingOf(data.quotes[t]) === "stale").length;
 
-  for (const q of Object.values(data.quotes)) book.note(q);
+  for (const q of Object.values(quotes)) book.note(q);
   const decimalsOf = useCallback((t: string) => book.get(t), [book]);
-  const selectedQuote = data.quotes[selected];
+  const selectedQuote = quotes[selected];
   const chartDecimals = book.get(selected) ?? defaultDecimals(selectedQuote?.data.price ?? selectedQuote?.data.prev_close ?? 100);
 
   const add = useCallback((t: string) => setWatchlist([...tickers, t]), [tickers, setWatchlist]);
+
+  // URL state: a link's ticker joins the watchlist once it is known; then the address bar
+  // follows the chart, and the back button brings an earlier chart back.
+  const [pendingTicker, setPendingTicker] = useState(urlTicker);
+  if (pendingTicker !== null && listKnown) {
+    // Adjusted while rendering (no effect, no extra paint of the wrong chart).
+    setPendingTicker(null);
+    if (!tickers.includes(pendingTicker) && tickers.length < MAX_TICKERS) add(pendingTicker);
+    setSelected(pendingTicker);
+  }
+  const navigate = useCallback(
+    (u: UrlState) => {
+      if (u.interval) setInterval(u.interval);
+      if (u.range) setPreset(u.range);
+      if (u.ticker) setPendingTicker(u.ticker);
+    },
+    [setInterval, setPreset],
+  );
+  useUrlState({ ticker: selected || null, interval, range: preset }, pendingTicker === null && selected !== "", navigate);
+
+  // The tab's title: the selected ticker's price and change, so a background tab says it.
+  const titlePrice = selectedQuote ? formatPrice(selectedQuote.data.price, book.get(selected)) : null;
+  const titlePct = selectedQuote ? formatSigned(selectedQuote.data.change_percent, 2, "%") : null;
+  useEffect(() => {
+    document.title = selected && titlePrice ? `${selected} ${titlePrice} ${titlePct ?? ""} · stockfeed`.replace("  ", " ") : "stockfeed";
+  }, [selected, titlePrice, titlePct]);
+
+  const fold = useCallback(
+    (name: keyof Folds): Fold | undefined =>
+      layout === "phone" ? undefined : { open: folds[name], onToggle: () => setFolds({ ...folds, [name]: !folds[name] }) },
+    [layout, folds, setFolds],
+  );
   const remove = useCallback((t: string) => setWatchlist(tickers.filter((x) => x !== t)), [tickers, setWatchlist]);
   const reorder = useCallback((next: readonly string[]) => setWatchlist([...next]), [setWatchlist]);
 
@@ -229,11 +305,45 @@ function Dashboard({ token, pollMs, probeMs }: { token: string | null; pollMs: n
       setTab("connection");
       requestAnimationFrame(() => document.getElementById("tab-connection")?.scrollIntoView({ block: "nearest" }));
     } else {
+      if (!folds.connection) setFolds({ ...folds, connection: true });
       const el = document.getElementById("connection-details");
       el?.scrollIntoView({ block: "nearest" });
       el?.focus();
     }
-  }, [layout]);
+  }, [layout, folds, setFolds]);
+
+  // Keyboard shortcuts (lib/shortcuts.ts; `?` lists them).
+  const keys = useRef<(e: KeyboardEvent) => void>(() => {});
+  useEffect(() => {
+    keys.current = (e: KeyboardEvent) => {
+      const action = shortcutFor(e);
+      if (!action || (help && action !== "help")) return;
+      e.preventDefault();
+      if (action === "help") setHelp(!help);
+      else if (action === "theme") setThemeChoice(toggledTheme(theme));
+      else if (action === "search") document.querySelector<HTMLElement>(".wl-combo input")?.focus();
+      else if (action === "interval-down" || action === "interval-up") {
+        const next = step(INTERVALS, interval, action === "interval-up" ? 1 : -1);
+        if (next) setInterval(next);
+      } else if (action === "panels") {
+        const open = !(folds.day || folds.alerts || folds.connection);
+        setFolds({ day: open, alerts: open, connection: open });
+      } else if (action === "next" || action === "prev") {
+        const rows = [...document.querySelectorAll<HTMLElement>(".wl-table tbody tr[data-ticker]")].map((r) => r.dataset.ticker ?? "");
+        const next = step(rows, selected, action === "next" ? 1 : -1);
+        if (!next) return;
+        setSelected(next);
+        const btn = document.querySelector<HTMLElement>(`tr[data-ticker="${CSS.escape(next)}"] .sym-btn`);
+        btn?.focus();
+        btn?.scrollIntoView({ block: "nearest" });
+      }
+    };
+  });
+  useEffect(() => {
+    const on = (e: KeyboardEvent) => keys.current(e);
+    window.addEventListener("keydown", on);
+    return () => window.removeEventListener("keydown", on);
+  }, []);
 
   const sessionWords = market ? (market.market === "CRYPTO" ? "" : market.session === "closed" ? " Market closed." : "") : "";
   const spoken = `${SPOKEN[status.kind]}.${sessionWords}`;
@@ -245,7 +355,7 @@ function Dashboard({ token, pollMs, probeMs }: { token: string | null; pollMs: n
   const watchlist = (
     <Watchlist
       tickers={tickers}
-      quotes={data.quotes}
+      quotes={quotes}
       selected={selected}
       now={now}
       standingOf={standingOf}
@@ -276,10 +386,13 @@ function Dashboard({ token, pollMs, probeMs }: { token: string | null; pollMs: n
       onAdd={alerts.add}
       onRemove={alerts.remove}
       onRearm={alerts.rearm}
+      fold={fold("alerts")}
     />
   );
   const toasts = <Toasts toasts={toastItems} onDismiss={dismissToast} />;
-  const details = <QuoteDetails ticker={selected} quote={selectedQuote} decimals={book.get(selected)} zone={zone} />;
+  const details = (
+    <QuoteDetails ticker={selected} quote={selectedQuote} decimals={book.get(selected)} zone={zone} market={marketOf(selected || "AAPL")} fold={fold("day")} />
+  );
   const metrics = (
     <WebSocketMetrics
       status={status}
@@ -292,8 +405,21 @@ function Dashboard({ token, pollMs, probeMs }: { token: string | null; pollMs: n
       lastMessageAt={data.metrics.lastMessageAt}
       now={now}
       zone={zone}
+      nextPollInMs={nextPollInMs}
+      fold={fold("connection")}
     />
   );
+  // Offline (the browser says so, or the server cannot be reached) with prices on screen:
+  // they are the last known ones, and the page says so.
+  const offline = (!online || status.kind === "unreachable") && Object.keys(quotes).length > 0;
+  const savedAt = kept.savedAt;
+  const offlineNote = offline ? (
+    // Not a live region: the page's one polite region (Announcer) says the feed is gone.
+    <div className="offline-note" data-testid="offline-note">
+      <b>offline · last known prices</b>
+      {lastData ? ` as of ${lastData}` : savedAt !== null ? ` as of ${formatTime(savedAt, zone)}` : ""}
+    </div>
+  ) : null;
 
   const banner =
     status.kind === "unreachable" ? (
@@ -307,7 +433,7 @@ function Dashboard({ token, pollMs, probeMs }: { token: string | null; pollMs: n
     ) : null;
 
   return (
-    <div className={`app layout-${layout}`} data-layout={layout}>
+    <div className={`app layout-${layout}${folds.day || folds.alerts || folds.connection ? "" : " folded"}`} data-layout={layout} data-theme-shown={theme}>
       <div className="top">
         <DashboardHeader
           info={info}
@@ -321,11 +447,17 @@ function Dashboard({ token, pollMs, probeMs }: { token: string | null; pollMs: n
           now={now}
           authError={data.authError}
           onOpenDetails={openDetails}
+          nextPollInMs={nextPollInMs}
+          themeChoice={themeChoice}
+          onThemeChoice={setThemeChoice}
+          onHelp={() => setHelp(true)}
         />
+        {offlineNote}
         {layout !== "desktop" && toasts}
       </div>
       <main className="main">
         <section className="center" aria-label="Chart">
+          <QuoteHeadline ticker={selected} quote={selectedQuote} decimals={book.get(selected)} lastKnown={selected !== "" && kept.knownOnly(selected)} />
           <ChartToolbar
             ticker={selected || "—"}
             interval={interval}
@@ -393,6 +525,7 @@ function Dashboard({ token, pollMs, probeMs }: { token: string | null; pollMs: n
       </main>
       {layout === "desktop" && toasts}
       <Announcer message={message} />
+      {help && <ShortcutHelp onClose={() => setHelp(false)} />}
     </div>
   );
 }

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None, *, server_process: bool = False) -> FastAPI:
     """`server_process`: this app is the whole process (`stockfeed serve`), so it may tune
-    process-wide things such as the garbage collector (gctune.py); tests leave it off."""
+    process-wide things such as the garbage collector (server/gc_tuning.py); tests leave it off."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
 
 
 def create_asgi(settings: Settings | None = None, *, server_process: bool = False) -> AsgiEntry:
-    """What the server runs: the app behind the WebSocket entry (see entry.py)."""
+    """What the server runs: the app behind the WebSocket entry (server/asgi.py)."""
     settings = settings or Settings()
     return AsgiEntry(create_app(settings, server_process=server_process), settings)
 

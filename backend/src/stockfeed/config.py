@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     max_bar_streams: int = Field(64, ge=0, le=10_000)
     shutdown_retry_after_ms: int = Field(2500, ge=0, le=600_000)
 
-    # Security (auth.py, guard.py; docs/protocol.md#authentication). Auth is on as soon as
+    # Security (admission/auth.py, gate.py; docs/protocol.md#authentication). Auth is on once
     # a key is configured: an HS256 secret (environment only: flags show in `ps`) or an
     # RS256/ES256 public key file.
     auth_secret: SecretStr | None = None

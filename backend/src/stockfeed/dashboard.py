@@ -8,6 +8,10 @@ Vite writes `index.html` and content-hashed files under `assets/`. The index is 
 disk on each request and never cached by browsers (it names the current assets); the hashed
 assets never change under their names, so they are cached for a year. The directory is
 looked up per request, so building the frontend while the server runs just works.
+
+Beside them, the few files of `frontend/public/` that make the dashboard an installable app
+(the web app manifest, its icons, the service worker): served from the build's top level by
+name, never cached without a check (a new service worker must reach the browser).
 """
 
 from __future__ import annotations
@@ -37,6 +41,14 @@ npm run build</code>, then reload.</p>
 </ul></body></html>"""
 
 _NO_CACHE = {"Cache-Control": "no-cache"}
+# The build's top-level files, by name (nothing else at the top level is served).
+PUBLIC_FILES = {
+    "sw.js": "text/javascript",
+    "manifest.webmanifest": "application/manifest+json",
+    "icon.svg": "image/svg+xml",
+    "icon-192.png": "image/png",
+    "icon-512.png": "image/png",
+}
 _IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -73,5 +85,18 @@ def mount_dashboard(app: FastAPI, dist: Path | None = None) -> None:
             return FileResponse(page, media_type="text/html", headers=_NO_CACHE)
         return HTMLResponse(FALLBACK_PAGE, headers=_NO_CACHE)
 
+    for name, media_type in PUBLIC_FILES.items():
+        _serve_public(app, root, name, media_type)
+
     # check_dir=False: the build may appear after start-up; until then, 404s.
     app.mount("/assets", _HashedAssets(directory=root / "assets", check_dir=False), name="assets")
+
+
+def _serve_public(app: FastAPI, root: Path, name: str, media_type: str) -> None:
+    async def public_file() -> Response:
+        path = root / name
+        if path.is_file():
+            return FileResponse(path, media_type=media_type, headers=_NO_CACHE)
+        return Response(status_code=404)
+
+    app.add_api_route(f"/{name}", public_file, methods=["GET"], include_in_schema=False)

@@ -1,6 +1,6 @@
 """Prometheus metrics, read at scrape time from the counters the parts already keep.
 
-The broadcast path counts with plain integers (the hub's `relayed`, `fanned_out`, ...);
+The broadcast path counts with plain integers (fanout/stats.py: `relayed`, `fanned_out`...);
 nothing here runs per message. A scrape walks those numbers once and, for queue depths,
 the open connections once. Each app gets its own `CollectorRegistry`, so several apps in
 one process (tests) never clash over metric names.
@@ -35,7 +35,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from stockfeed import __version__
-from stockfeed.server.sink_connection import SinkConnection
+from stockfeed.fanout.stats import StatsView
 from stockfeed.services import Services
 
 _BROKER_STATES = ("connecting", "connected", "degraded")
@@ -62,29 +62,31 @@ class FeedCollector:
         self.details = True
 
     def collect(self) -> Iterator[Metric]:
+        hub = self.svc.hub
+        view = hub.stats.snapshot(hub.clients)
         yield from self._process()
-        yield from self._clients()
-        yield from self._messages()
+        yield from self._clients(view)
+        yield from self._messages(view)
         yield from self._broker()
         yield from self._source()
         yield from self._rest()
-        yield from self._budgets()
+        yield from self._budgets(view)
 
-    def _budgets(self) -> Iterator[Metric]:
+    def _budgets(self, view: StatsView) -> Iterator[Metric]:
         """What clients made the process hold, against its budgets (docs/protocol.md#limits)."""
         hub = self.svc.hub
         yield _gauge(
             "stockfeed_tickers_lingering",
             "Tickers no client holds, kept for resume until their linger ends.",
-            hub.lingering(),
+            hub.room.lingering(),
         )
         yield _gauge(
-            "stockfeed_tickers_max", "Tickers the process may hold at once.", hub.max_tickers
+            "stockfeed_tickers_max", "Tickers the process may hold at once.", hub.room.max_tickers
         )
         yield _counter(
             "stockfeed_tickers_evicted",
             "Lingering tickers dropped early to make room for a new one.",
-            hub.evicted,
+            view.evicted,
         )
         yield _gauge(
             "stockfeed_resume_history_bytes",
@@ -107,7 +109,7 @@ class FeedCollector:
             labels=["code"],
         )
         for code in ("new_ticker_rate", "subscription_limit", "ticker_limit"):
-            refused.add_metric([code], hub.refused.get(code, 0))
+            refused.add_metric([code], view.refused.get(code, 0))
         yield refused
 
     def _process(self) -> Iterator[Metric]:
@@ -140,27 +142,26 @@ class FeedCollector:
             1.0 if self.source_status.get("leader") else 0.0,
         )
 
-    def _clients(self) -> Iterator[Metric]:
+    def _clients(self, view: StatsView) -> Iterator[Metric]:
         hub = self.svc.hub
         clients = list(hub.clients)
-        queued = buffered = deepest = backlogged = fast = 0
+        queued = buffered = deepest = backlogged = 0
         for client in clients:
             messages, bytes_ = client.backlog()
             queued += messages
             buffered += bytes_
             deepest = max(deepest, messages)
             backlogged += 1 if messages or bytes_ else 0
-            fast += 1 if isinstance(client, SinkConnection) else 0
         yield _gauge("stockfeed_connections", "Open WebSocket connections.", len(clients))
         yield _gauge(
             "stockfeed_connections_fast_path",
             "Open WebSocket connections on the fast path (pre-framed writes).",
-            fast,
+            view.fast_path_connections,
         )
         yield _counter(
             "stockfeed_connections_opened",
             "WebSocket connections accepted.",
-            hub.connections_opened,
+            view.connections_opened,
         )
         counts = hub.subscriber_counts()
         yield _gauge(
@@ -202,16 +203,15 @@ class FeedCollector:
             "stockfeed_updates_conflated",
             "Updates skipped for slow clients by conflation (a newer one of the ticker went "
             "instead).",
-            hub.conflated_total(),
+            view.conflated,
         )
         yield _counter(
             "stockfeed_slow_consumer_disconnects",
             "Connections closed with 4408 because they stopped reading.",
-            hub.slow_closed,
+            view.slow_closed,
         )
 
-    def _messages(self) -> Iterator[Metric]:
-        hub = self.svc.hub
+    def _messages(self, view: StatsView) -> Iterator[Metric]:
         updater = self.svc.updater
         yield _counter(
             "stockfeed_messages_published",
@@ -226,17 +226,17 @@ class FeedCollector:
         yield _counter(
             "stockfeed_updates_relayed",
             "Updates received from the broker and relayed.",
-            hub.relayed,
+            view.relayed,
         )
         yield _counter(
             "stockfeed_updates_rejected",
             "Broker messages dropped as not following the contract.",
-            hub.rejected,
+            view.rejected,
         )
         yield _counter(
             "stockfeed_updates_duplicate",
             "Broker updates dropped because their seq was already relayed.",
-            hub.duplicates,
+            view.duplicates,
         )
         sent = CounterMetricFamily(
             "stockfeed_messages_sent",
@@ -244,16 +244,16 @@ class FeedCollector:
             "subscriber of each relayed update, before per-client conflation).",
             labels=["kind"],
         )
-        sent.add_metric(["price_update"], hub.fanned_out)
-        sent.add_metric(["replay"], hub.replayed)
-        sent.add_metric(["snapshot"], hub.snapshots_sent)
-        sent.add_metric(["market_status"], hub.statuses_sent)
-        sent.add_metric(["heartbeat"], hub.heartbeats_sent)
+        sent.add_metric(["price_update"], view.fanned_out)
+        sent.add_metric(["replay"], view.replayed)
+        sent.add_metric(["snapshot"], view.snapshots_sent)
+        sent.add_metric(["market_status"], view.statuses_sent)
+        sent.add_metric(["heartbeat"], view.heartbeats_sent)
         yield sent
         yield _counter(
             "stockfeed_resume_gaps",
             "Resumes that could not replay and got a gap snapshot instead.",
-            hub.gaps,
+            view.gaps,
         )
 
     def _broker(self) -> Iterator[Metric]:

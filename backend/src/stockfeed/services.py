@@ -16,17 +16,19 @@ from stockfeed.api.rest_limits import RestRateLimiter
 from stockfeed.bar_history import BarHistory
 from stockfeed.broker import Broker
 from stockfeed.config import Settings
-from stockfeed.fanout.hub import Hub, parse_status
+from stockfeed.fanout.hub import Hub
+from stockfeed.fanout.latest import parse_status
+from stockfeed.fanout.stats import HubStats
 from stockfeed.kept import KeptStore, KeptUnavailable
 from stockfeed.kept import urls as kept_urls
 from stockfeed.kept.keeper import Keeper
 from stockfeed.kept.retention import Retention
 from stockfeed.kept.writer import Writer
 from stockfeed.market_hours import MarketClock
-from stockfeed.server.shutdown import GracefulShutdown
 from stockfeed.shared import SharedStore, StoreUnavailable
+from stockfeed.shutdown import GracefulShutdown
 from stockfeed.sources.base import Source, UnknownTicker
-from stockfeed.sources.budget import ClientBudget, UpstreamBusy
+from stockfeed.sources.budget import UpstreamBudget, UpstreamBusy
 from stockfeed.sources.factory import build_source
 from stockfeed.updater import Updater
 
@@ -69,7 +71,7 @@ class Services:
     # REST budgets (api/answer_cache.py, api/rest_limits.py, sources/budget.py).
     answers: AnswerCaches
     rest_limits: RestRateLimiter
-    upstream: ClientBudget
+    upstream: UpstreamBudget
     # The market-data store (stockfeed/kept/; None: `--store none`), its writer's side
     # (the keeper: active where the updater leads), and history loading from it.
     kept: KeptStore | None
@@ -120,6 +122,7 @@ class Services:
             resume_history_bytes=settings.resume_history_bytes,
             max_tickers=settings.max_tickers,
             linger_min=settings.linger_min,
+            stats=HubStats(),
         )
         kept = kept_urls.build(settings)
         keeper = None
@@ -127,13 +130,13 @@ class Services:
             keeper = Keeper(
                 kept,
                 Writer(kept),
-                epoch=lambda: hub.epoch,
+                epoch=lambda: hub.epochs.epoch,
                 wanted=updater.wanted if updater is not None else frozenset,
                 recent=store.recent,
                 keep_ticks=settings.keep_ticks,
                 wait_for_first=updater is not None,
             )
-            hub.last_known = _last_known(kept)
+            hub.updates.last_known = _last_known(kept)
             hub.bars.kept = keeper.checkpoint
             if updater is not None and not (settings.source == "replay" and settings.replay_from):
                 # (A replay of kept updates keeps nothing: they are kept already.)
@@ -149,8 +152,8 @@ class Services:
         # upstream provider has one), configured here; a stand-in otherwise, so metrics
         # read zeros.
         upstream = getattr(source, "client_budget", None)
-        if not isinstance(upstream, ClientBudget):
-            upstream = ClientBudget()
+        if not isinstance(upstream, UpstreamBudget):
+            upstream = UpstreamBudget()
         upstream.configure(settings.upstream_calls_per_minute, settings.upstream_burst)
         services = cls(
             settings,
@@ -225,7 +228,7 @@ class Services:
         except KeptUnavailable as exc:
             log.error("store: %s: %s; nothing is kept this run", kept.where, exc)
             self.kept = self.history.kept = self.keeper = self.history.keeper = None
-            self.hub.last_known = None
+            self.hub.updates.last_known = None
             self.hub.bars.kept = None
             if self.updater is not None:
                 self.updater.keeper = None

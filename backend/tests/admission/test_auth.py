@@ -22,12 +22,13 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from conftest import Server
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from wsutil import recv_json, recv_until
+
+from tests.servers import Server, StartServer
+from tests.wsutil import recv_json, recv_until
 
 pytestmark = pytest.mark.process
 
@@ -285,7 +286,9 @@ def _rsa_pair(tmp_path: Path, name: str) -> tuple[rsa.RSAPrivateKey, Path]:
     return key, path
 
 
-async def test_rs256_issuer_audience_and_key_confusion(start_server: Any, tmp_path: Path) -> None:
+async def test_rs256_issuer_audience_and_key_confusion(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     key, public_path = _rsa_pair(tmp_path, "server")
     server = start_server(
         *FAST_SIM,
@@ -329,7 +332,7 @@ async def test_rs256_issuer_audience_and_key_confusion(start_server: Any, tmp_pa
         assert refused.status_code == 401
 
 
-async def test_es256_public_key(start_server: Any, tmp_path: Path) -> None:
+async def test_es256_public_key(start_server: StartServer, tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     public_path = tmp_path / "ec.pub.pem"
     public_path.write_bytes(
@@ -399,7 +402,7 @@ async def test_token_command_round_trip(hs_server: Server) -> None:
         assert failed.stdout == ""
 
 
-async def test_auth_off_without_a_key(start_server: Any, tmp_path: Path) -> None:
+async def test_auth_off_without_a_key(start_server: StartServer, tmp_path: Path) -> None:
     server = start_server(*FAST_SIM)
     warning = "WARNING stockfeed.admission.auth: auth: off (no key configured) — anyone can connect"
     assert warning in server.log()

@@ -14,10 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Server
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
-from wsutil import recv_json, recv_until
+
+from tests.servers import Server, StartServer
+from tests.wsutil import recv_json, recv_until
 
 pytestmark = pytest.mark.process
 
@@ -48,7 +49,9 @@ async def subscribe(ws: ClientConnection, *tickers: str) -> tuple[dict[str, str]
             return errors, msg["tickers"]
 
 
-async def test_one_address_holds_at_most_a_quarter_of_the_tickers(start_server: Any) -> None:
+async def test_one_address_holds_at_most_a_quarter_of_the_tickers(
+    start_server: StartServer,
+) -> None:
     server: Server = start_server(*FAST_SIM, env=SMALL)
     async with dial(server, ip=ATTACKER) as a, dial(server, ip=ATTACKER) as b:
         errors, held = await subscribe(a, "AAPL", "MSFT", "GOOGL")
@@ -76,7 +79,7 @@ async def test_one_address_holds_at_most_a_quarter_of_the_tickers(start_server: 
     assert health["refused"] == {"subscription_limit": 4}
 
 
-async def test_a_forwarded_loopback_address_is_never_exempt(start_server: Any) -> None:
+async def test_a_forwarded_loopback_address_is_never_exempt(start_server: StartServer) -> None:
     """127.0.0.2 is the configured reverse proxy. Whatever a client behind it claims, the
     per-IP limits apply to it; others' headers are not believed at all."""
     server: Server = start_server(
@@ -110,7 +113,7 @@ async def test_a_forwarded_loopback_address_is_never_exempt(start_server: Any) -
     assert statuses == [200, 200, 200, 429]
 
 
-async def test_an_ipv6_network_is_one_client(start_server: Any) -> None:
+async def test_an_ipv6_network_is_one_client(start_server: StartServer) -> None:
     """Addresses of one /64 (here forwarded by a trusted proxy on 127.0.0.1) share one
     client's connection cap; the next /64 is another client."""
     server: Server = start_server(

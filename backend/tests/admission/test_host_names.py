@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Any
 
 import httpx
 import pytest
-from conftest import Server
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
-from wsutil import recv_until
+
+from tests.servers import Server, StartServer
+from tests.wsutil import recv_until
 
 pytestmark = pytest.mark.process
 
@@ -54,7 +54,7 @@ async def ws_opens(server: Server, host: str, path: str = "/ws") -> bool:
 
 @pytest.mark.parametrize("fast_path", ["true", "false"])
 async def test_a_loopback_server_answers_local_names_only(
-    start_server: Any, fast_path: str
+    start_server: StartServer, fast_path: str
 ) -> None:
     server: Server = start_server(*FAST_SIM, env={"STOCKFEED_FAST_PATH": fast_path})
     port = server.port
@@ -77,7 +77,7 @@ async def test_a_loopback_server_answers_local_names_only(
     assert "Traceback" not in server.log()
 
 
-async def test_configured_host_names(start_server: Any) -> None:
+async def test_configured_host_names(start_server: StartServer) -> None:
     server: Server = start_server(
         *FAST_SIM, env={"STOCKFEED_ALLOWED_HOSTS": "stocks.example,*.corp.example"}
     )
@@ -91,7 +91,7 @@ async def test_configured_host_names(start_server: Any) -> None:
     assert not await ws_opens(server, f"evil.example:{port}", "/ws/stocks/AAPL")
 
 
-def test_requests_a_trusted_proxy_forwarded_are_not_checked(start_server: Any) -> None:
+def test_requests_a_trusted_proxy_forwarded_are_not_checked(start_server: StartServer) -> None:
     """The proxy chose this server by the public name already; the same name straight from
     a browser on this machine is refused."""
     server: Server = start_server(*FAST_SIM, env={"STOCKFEED_TRUSTED_PROXIES": "127.0.0.1"})

@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Server
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from wsutil import recv_json, recv_until
+
+from tests.servers import Server
+from tests.wsutil import recv_json, recv_until
 
 pytestmark = pytest.mark.process
 

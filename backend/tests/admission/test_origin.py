@@ -8,12 +8,13 @@ plus each configured origin, or all with `*`. Others get HTTP 403 with a JSON bo
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
-from wsutil import recv_json
+
+from tests.servers import StartServer
+from tests.wsutil import recv_json
 
 pytestmark = pytest.mark.process
 
@@ -38,7 +39,7 @@ async def opens(url: str, origin: str | None) -> bool:
 
 @pytest.mark.parametrize("fast_path", ["true", "false"])
 async def test_default_allows_own_origin_and_non_browsers(
-    start_server: Any, fast_path: str
+    start_server: StartServer, fast_path: str
 ) -> None:
     server = start_server(*FAST_SIM, env={"STOCKFEED_FAST_PATH": fast_path})
     port = server.port
@@ -55,7 +56,7 @@ async def test_default_allows_own_origin_and_non_browsers(
     assert "origin_not_allowed" not in server.log()  # refusals are not log noise at info
 
 
-async def test_configured_origins(start_server: Any) -> None:
+async def test_configured_origins(start_server: StartServer) -> None:
     server = start_server(
         *FAST_SIM,
         env={"STOCKFEED_ALLOWED_ORIGINS": "https://app.example.com, http://localhost:5173/"},
@@ -70,12 +71,12 @@ async def test_configured_origins(start_server: Any) -> None:
     assert not await opens(url, "https://evil.example")
 
 
-async def test_wildcard_allows_every_origin(start_server: Any) -> None:
+async def test_wildcard_allows_every_origin(start_server: StartServer) -> None:
     server = start_server(*FAST_SIM, "--allowed-origins", "*")
     assert await opens(server.ws + "/ws/stocks/AAPL", "https://anywhere.example")
 
 
-def test_bad_origin_setting_stops_the_server(start_server: Any) -> None:
+def test_bad_origin_setting_stops_the_server(start_server: StartServer) -> None:
     server = start_server("--allowed-origins", "app.example.com", wait=False)
     assert server.proc.wait(30) == 2
     assert "invalid setting --allowed-origins / STOCKFEED_ALLOWED_ORIGINS" in server.log()

@@ -14,10 +14,11 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Server, wait_health
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
-from wsutil import recv_json, recv_until
+
+from tests.servers import Server, StartServer, wait_health
+from tests.wsutil import recv_json, recv_until
 
 pytestmark = pytest.mark.process
 
@@ -50,7 +51,7 @@ async def unsubscribe(ws: ClientConnection, *tickers: str) -> None:
     await recv_until(ws, "unsubscribed")
 
 
-async def test_ticker_limit_evicts_lingering_then_refuses(start_server: Any) -> None:
+async def test_ticker_limit_evicts_lingering_then_refuses(start_server: StartServer) -> None:
     server: Server = start_server(
         *FAST_SIM, env={"STOCKFEED_MAX_TICKERS": "3", "STOCKFEED_RESUME_WINDOW": "300"}
     )
@@ -84,7 +85,7 @@ async def test_ticker_limit_evicts_lingering_then_refuses(start_server: Any) -> 
         assert info.value.rcvd is not None and info.value.rcvd.code == 1013
 
 
-async def test_new_ticker_rate_per_connection(start_server: Any) -> None:
+async def test_new_ticker_rate_per_connection(start_server: StartServer) -> None:
     server: Server = start_server(
         *FAST_SIM,
         env={"STOCKFEED_NEW_TICKER_BURST": "3", "STOCKFEED_NEW_TICKERS_PER_MINUTE": "0.01"},
@@ -105,7 +106,7 @@ async def test_new_ticker_rate_per_connection(start_server: Any) -> None:
             pass
 
 
-async def test_new_ticker_rate_per_ip(start_server: Any) -> None:
+async def test_new_ticker_rate_per_ip(start_server: StartServer) -> None:
     server: Server = start_server(
         *FAST_SIM,
         env={
@@ -134,7 +135,7 @@ async def test_new_ticker_rate_per_ip(start_server: Any) -> None:
             assert info.value.rcvd is not None and info.value.rcvd.code == 4429
 
 
-async def test_subscriptions_per_ip_across_connections(start_server: Any) -> None:
+async def test_subscriptions_per_ip_across_connections(start_server: StartServer) -> None:
     server: Server = start_server(
         *FAST_SIM,
         env={
@@ -166,7 +167,7 @@ async def test_subscriptions_per_ip_across_connections(start_server: Any) -> Non
         assert got["ack"]["tickers"] == ["AMZN", "GOOGL", "TSLA"]
 
 
-async def test_a_flood_touched_ticker_lingers_briefly(start_server: Any) -> None:
+async def test_a_flood_touched_ticker_lingers_briefly(start_server: StartServer) -> None:
     server: Server = start_server(
         *FAST_SIM, env={"STOCKFEED_RESUME_WINDOW": "300", "STOCKFEED_LINGER_MIN": "1"}
     )
@@ -179,7 +180,7 @@ async def test_a_flood_touched_ticker_lingers_briefly(start_server: Any) -> None
         assert health["tickers"]["lingering"] == 0
 
 
-async def test_resume_history_keeps_to_its_byte_budget(start_server: Any) -> None:
+async def test_resume_history_keeps_to_its_byte_budget(start_server: StartServer) -> None:
     budget = 64 * 1024  # the smallest allowed
     server: Server = start_server(
         "--source",

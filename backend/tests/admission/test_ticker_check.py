@@ -25,6 +25,9 @@ class Room:
         self.reserved: Counter[str] = Counter()
         self.kept: Counter[str] = Counter()
 
+    def refuse(self, code: str) -> None:
+        self.refused[code] += 1
+
     def is_new(self, ticker: str) -> bool:
         return ticker not in self.held
 
@@ -74,10 +77,12 @@ def check(
     **settings: object,
 ) -> TickerCheck:
     limits = SubscriptionLimits(Settings(**settings), lambda _: False)  # type: ignore[arg-type]
+    room = room or Room(set(), 1000)
     return TickerCheck(
         principal=principal,
         budget=limits.for_connection(ip),
-        room=room or Room(set(), 1000),
+        room=room,
+        refusals=room,
         quotable=(source or Source({})).quotable,
         held=held if held is not None else set(),
         max_per_connection=3,

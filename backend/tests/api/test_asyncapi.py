@@ -27,7 +27,10 @@ import yaml
 from jsonschema import Draft7Validator, Draft202012Validator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
-from wsutil import (
+
+from stockfeed import spec
+from tests.servers import StartServer
+from tests.wsutil import (
     SEEN,
     check_server_message,
     contract_update,
@@ -37,8 +40,6 @@ from wsutil import (
     slow_client,
     wait_subscribed,
 )
-
-from stockfeed import spec
 
 pytestmark = pytest.mark.process
 
@@ -226,7 +227,7 @@ async def send(ws: ClientConnection, msg: dict[str, Any]) -> None:
     await ws.send(json.dumps(msg))
 
 
-async def test_every_server_message_type_matches_the_document(start_server: Any) -> None:
+async def test_every_server_message_type_matches_the_document(start_server: StartServer) -> None:
     before = Counter(SEEN)
     server = start_server(
         "--source", "sim", "--sim-tick-interval", "0.1", "--heartbeat-interval", "0.5"
@@ -291,7 +292,7 @@ async def test_every_server_message_type_matches_the_document(start_server: Any)
 
 
 async def test_stale_snapshot_and_conflated_notice_match_the_document(
-    start_server: Any, redis_url: str
+    start_server: StartServer, redis_url: str
 ) -> None:
     before = Counter(SEEN)
     server = start_server(

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from websockets.asyncio.client import connect
-from wsutil import recv_until
+
+from tests.servers import StartServer
+from tests.wsutil import recv_until
 
 pytestmark = pytest.mark.process
 
@@ -27,7 +28,7 @@ def build(dist: Path) -> None:
 
 
 async def test_serves_the_build_and_leaves_the_rest_alone(
-    start_server: Any, tmp_path: Path
+    start_server: StartServer, tmp_path: Path
 ) -> None:
     dist = tmp_path / "dist"
     build(dist)
@@ -65,7 +66,30 @@ async def test_serves_the_build_and_leaves_the_rest_alone(
         assert (await recv_until(ws, "subscribed"))["tickers"] == ["AAPL"]
 
 
-def test_not_built_says_how_then_serves_a_later_build(start_server: Any, tmp_path: Path) -> None:
+async def test_serves_the_installable_apps_files_by_name(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    dist = tmp_path / "dist"
+    build(dist)
+    (dist / "sw.js").write_text("self.addEventListener('fetch', () => {});\n")
+    (dist / "manifest.webmanifest").write_text('{"name": "stockfeed"}')
+    (dist / "other.txt").write_text("not public")
+    server = start_server(*SIM, env={"STOCKFEED_DASHBOARD_DIR": str(dist)})
+    async with httpx.AsyncClient(base_url=server.base) as http:
+        sw = await http.get("/sw.js")
+        assert sw.status_code == 200 and "addEventListener" in sw.text
+        assert "javascript" in sw.headers["content-type"]
+        assert sw.headers["cache-control"] == "no-cache"  # a new worker reaches the browser
+        manifest = await http.get("/manifest.webmanifest")
+        assert manifest.headers["content-type"].startswith("application/manifest+json")
+        assert manifest.json() == {"name": "stockfeed"}
+        assert (await http.get("/icon-192.png")).status_code == 404  # not in this build
+        assert (await http.get("/other.txt")).status_code == 404  # not a public file
+
+
+def test_not_built_says_how_then_serves_a_later_build(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     dist = tmp_path / "not-built-yet"
     server = start_server(*SIM, env={"STOCKFEED_DASHBOARD_DIR": str(dist)})
     page = httpx.get(server.base + "/")

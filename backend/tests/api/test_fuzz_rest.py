@@ -16,13 +16,14 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from conftest import Server
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.generation.case import Case
 from schemathesis.specs.openapi.schemas import OpenApiSchema
+
+from tests.servers import Server
 
 pytestmark = pytest.mark.process
 

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
@@ -26,6 +25,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from stockfeed.protocol import ErrorCode, MessageType
 from stockfeed.tickers import InvalidTicker, normalize_ticker
+from tests.servers import Server
 
 pytestmark = pytest.mark.process
 

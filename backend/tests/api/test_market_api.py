@@ -10,6 +10,8 @@ import httpx
 import jwt
 import pytest
 
+from tests.servers import StartServer
+
 pytestmark = pytest.mark.process
 
 SIM = ("--source", "sim", "--sim-tick-interval", "0.2")
@@ -25,7 +27,7 @@ def token(**claims: Any) -> str:
 HOURS = {"STOCKFEED_SIM_MARKET_HOURS": "true"}
 
 
-def test_sessions_per_ticker_and_bad_input(start_server: Any) -> None:
+def test_sessions_per_ticker_and_bad_input(start_server: StartServer) -> None:
     server = start_server(*SIM, env=HOURS)
     url = f"{server.base}/api/market-status"
     body = httpx.get(url, params={"tickers": "aapl,btc-usd,EURUSD=X"}).json()
@@ -58,7 +60,7 @@ def test_sessions_per_ticker_and_bad_input(start_server: Any) -> None:
     assert error({"tickers": "AAPL\x00"}) == (422, "invalid_ticker")
 
 
-def test_needs_a_token_when_auth_is_on(start_server: Any) -> None:
+def test_needs_a_token_when_auth_is_on(start_server: StartServer) -> None:
     server = start_server(*SIM, env={"STOCKFEED_AUTH_SECRET": SECRET, **HOURS})
     url = f"{server.base}/api/market-status"
     missing = httpx.get(url, params={"tickers": "AAPL"})

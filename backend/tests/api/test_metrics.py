@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from conftest import RedisServer, free_port
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
-from wsutil import contract_update, recv_until, recv_updates, slow_client, wait_subscribed
 
 from stockfeed.app import create_app
 from stockfeed.config import Settings
+from tests.servers import RedisServer, StartServer, free_port
+from tests.wsutil import contract_update, recv_until, recv_updates, slow_client, wait_subscribed
 
 pytestmark = pytest.mark.process
 
@@ -58,7 +58,7 @@ async def scrape_until(
     raise AssertionError(f"metrics never matched: {samples}")
 
 
-async def test_connections_subscriptions_and_messages(start_server: Any) -> None:
+async def test_connections_subscriptions_and_messages(start_server: StartServer) -> None:
     server = start_server("--source", "sim", "--sim-tick-interval", "0.05")
     idle = await scrape(server)
     assert value(idle, "stockfeed_connections") == 0
@@ -106,7 +106,7 @@ async def test_connections_subscriptions_and_messages(start_server: Any) -> None
     assert value(gone, "stockfeed_broker_channels") == 2
 
 
-async def test_openmetrics_and_hostile_requests(start_server: Any) -> None:
+async def test_openmetrics_and_hostile_requests(start_server: StartServer) -> None:
     server = start_server("--source", "sim")
     async with httpx.AsyncClient(base_url=server.base) as http:
         om = await http.get("/metrics", headers={"accept": "application/openmetrics-text"})
@@ -141,7 +141,9 @@ async def test_openmetrics_and_hostile_requests(start_server: Any) -> None:
         assert "/metrics" not in schema["paths"]
 
 
-async def test_backlog_conflation_and_slow_consumers(start_server: Any, redis_url: str) -> None:
+async def test_backlog_conflation_and_slow_consumers(
+    start_server: StartServer, redis_url: str
+) -> None:
     server = start_server(
         "--source",
         "none",
@@ -175,7 +177,7 @@ async def test_backlog_conflation_and_slow_consumers(start_server: Any, redis_ur
 
 
 async def test_broker_loss_and_reconnect_are_counted(
-    start_server: Any, private_redis: RedisServer
+    start_server: StartServer, private_redis: RedisServer
 ) -> None:
     server = start_server("--source", "sim", "--leader-ttl", "1", "--broker", private_redis.url)
     before = await scrape(server)
@@ -188,7 +190,7 @@ async def test_broker_loss_and_reconnect_are_counted(
     assert value(back, "stockfeed_broker_reconnects_total") >= 1
 
 
-async def test_source_errors_are_counted(start_server: Any) -> None:
+async def test_source_errors_are_counted(start_server: StartServer) -> None:
     """yfinance with its streamer refusing connections (a free local port nobody
     listens on); BTC-USD trades around the clock, so the source always tries."""
     server = start_server(

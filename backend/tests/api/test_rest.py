@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.servers import StartServer
+
 pytestmark = pytest.mark.process
 
 SIM = ("--source", "sim", "--sim-tick-interval", "0.1")
@@ -24,7 +26,7 @@ def wait_quote(base: str, ticker: str) -> dict[str, Any]:
     raise AssertionError(f"no quote for {ticker}")
 
 
-def test_quotes_history_tickers_health(start_server: Any, broker_url: str) -> None:
+def test_quotes_history_tickers_health(start_server: StartServer, broker_url: str) -> None:
     server = start_server(*SIM, "--broker", broker_url, "--tickers", "AAPL,MSFT")
     base = server.base
     quote = wait_quote(base, "aapl")
@@ -90,7 +92,7 @@ def test_quotes_history_tickers_health(start_server: Any, broker_url: str) -> No
     ],
 )
 def test_bad_requests_get_clear_json_errors(
-    start_server: Any, path: str, status: int, code: str
+    start_server: StartServer, path: str, status: int, code: str
 ) -> None:
     server = start_server(*SIM)
     r = httpx.get(server.base + path)
@@ -102,7 +104,7 @@ def test_bad_requests_get_clear_json_errors(
     assert server.health()["status"] == "ok"
 
 
-def test_relay_only_has_no_history_and_no_quote(start_server: Any) -> None:
+def test_relay_only_has_no_history_and_no_quote(start_server: StartServer) -> None:
     server = start_server("--source", "none")
     r = httpx.get(server.base + "/api/history/AAPL")
     assert r.status_code == 503
@@ -112,7 +114,7 @@ def test_relay_only_has_no_history_and_no_quote(start_server: Any) -> None:
     assert r.json()["error"]["code"] == "no_quote"
 
 
-def test_replay_source_unknown_ticker_is_404(start_server: Any) -> None:
+def test_replay_source_unknown_ticker_is_404(start_server: StartServer) -> None:
     server = start_server("--source", "replay", "--replay-file", _bundled_replay())
     assert wait_quote(server.base, "EA")["ticker"] == "EA"
     r = httpx.get(server.base + "/api/quotes/AAPL")

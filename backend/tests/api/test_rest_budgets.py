@@ -23,10 +23,11 @@ from stockfeed.config import Settings
 from stockfeed.models import Bar, Tick
 from stockfeed.services import Services
 from stockfeed.sources.base import SourceError, UnknownTicker
-from stockfeed.sources.budget import ClientBudget, UpstreamBusy
+from stockfeed.sources.budget import UpstreamBudget, UpstreamBusy
 from stockfeed.sources.sim import SimSource
 from stockfeed.sources.symbols import Directory
 from stockfeed.sources.yahoo import YahooSource
+from tests.servers import StartServer
 
 pytestmark = pytest.mark.process
 
@@ -98,7 +99,7 @@ async def app_with(source: Any) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClien
         svc: Services = app.state.services
         svc.source = svc.history.source = source
         budget = getattr(source, "client_budget", None)
-        if isinstance(budget, ClientBudget):
+        if isinstance(budget, UpstreamBudget):
             svc.upstream = budget
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -238,7 +239,7 @@ async def test_unknown_tickers_are_remembered_and_failures_are_not() -> None:
 
 
 async def test_upstream_budget_refuses_history_and_lookups_once_spent() -> None:
-    budget = ClientBudget(calls_per_minute=6, burst=2)  # one call every 10 s after 2
+    budget = UpstreamBudget(calls_per_minute=6, burst=2)  # one call every 10 s after 2
     source = YahooSource(
         history_fetcher=ea_like_frame, quote_fetcher=quotes_of, client_budget=budget
     )
@@ -272,7 +273,7 @@ async def test_upstream_budget_never_queues_behind_a_hung_call() -> None:
         release.wait(10)
         return ea_like_frame(ticker, interval, range_)
 
-    budget = ClientBudget(calls_per_minute=600, burst=10, max_in_flight=1)
+    budget = UpstreamBudget(calls_per_minute=600, burst=10, max_in_flight=1)
     source = YahooSource(history_fetcher=hung, client_budget=budget)
     try:
         first = asyncio.create_task(source.history("AAA", "15m", "1d"))
@@ -310,7 +311,7 @@ async def test_the_updaters_polling_is_outside_the_client_budget() -> None:
         polled.append(tickers)
         return quotes_of(tickers)
 
-    budget = ClientBudget(calls_per_minute=1, burst=1)
+    budget = UpstreamBudget(calls_per_minute=1, burst=1)
     source = YahooSource(quote_fetcher=fetch, streaming=False, client_budget=budget)
     emitted: list[Tick] = []
     both = asyncio.Event()
@@ -337,7 +338,7 @@ async def test_the_updaters_polling_is_outside_the_client_budget() -> None:
 # --- against a real server ---------------------------------------------------------------------
 
 
-def test_rest_rate_limit_per_ip_answers_429_with_retry_after(start_server: Any) -> None:
+def test_rest_rate_limit_per_ip_answers_429_with_retry_after(start_server: StartServer) -> None:
     server = start_server(
         "--source",
         "sim",
@@ -371,7 +372,7 @@ def test_rest_rate_limit_per_ip_answers_429_with_retry_after(start_server: Any) 
 
 
 @pytest.mark.timeout(400)
-def test_rest_flood_of_distinct_history_requests_stays_bounded(start_server: Any) -> None:
+def test_rest_flood_of_distinct_history_requests_stays_bounded(start_server: StartServer) -> None:
     """300 requests for 5 days of 1-minute bars (up to 7,200 bars, ~640 KB), each for another
     ticker, 8 at a time: the server's RSS grows by the cache's budget (32 MiB) and change,
     not by every answer (before: +515 MiB)."""

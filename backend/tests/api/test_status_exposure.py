@@ -13,10 +13,11 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from conftest import Server
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
-from wsutil import recv_until
+
+from tests.servers import Server, StartServer
+from tests.wsutil import recv_until
 
 pytestmark = pytest.mark.process
 
@@ -50,7 +51,7 @@ async def watch(server: Server) -> Any:
 
 
 async def test_with_auth_on_only_the_metrics_token_sees_tickers_and_hosts(
-    start_server: Any,
+    start_server: StartServer,
 ) -> None:
     server: Server = start_server(
         "--source",
@@ -89,7 +90,7 @@ async def test_with_auth_on_only_the_metrics_token_sees_tickers_and_hosts(
         await ws.close()
 
 
-async def test_a_metrics_token_alone_hides_the_details_too(start_server: Any) -> None:
+async def test_a_metrics_token_alone_hides_the_details_too(start_server: StartServer) -> None:
     server: Server = start_server("--source", "sim", env={"STOCKFEED_METRICS_TOKEN": METRICS_TOKEN})
     ws = await connect(server.ws + "/ws")
     await ws.send(json.dumps({"action": "subscribe", "tickers": ["AAPL"]}))
@@ -103,7 +104,7 @@ async def test_a_metrics_token_alone_hides_the_details_too(start_server: Any) ->
         await ws.close()
 
 
-def test_health_and_metrics_are_rate_limited_per_address(start_server: Any) -> None:
+def test_health_and_metrics_are_rate_limited_per_address(start_server: StartServer) -> None:
     server: Server = start_server("--source", "sim", env={"STOCKFEED_STATUS_RATE": "0.01"})
     with client(server) as http:
         statuses = [http.get(path).status_code for path in ["/api/ws/health", "/metrics"] * 10]
@@ -125,7 +126,7 @@ def test_health_and_metrics_are_rate_limited_per_address(start_server: Any) -> N
     ]
 
 
-async def test_a_flood_of_scrapes_costs_one_render_a_second(start_server: Any) -> None:
+async def test_a_flood_of_scrapes_costs_one_render_a_second(start_server: StartServer) -> None:
     server: Server = start_server(
         "--source", "sim", env={"STOCKFEED_STATUS_BURST": "1000", "STOCKFEED_STATUS_RATE": "1000"}
     )

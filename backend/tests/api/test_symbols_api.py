@@ -15,14 +15,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from websockets.asyncio.client import connect
-from wsutil import recv_json, recv_until
 
 from stockfeed.app import create_app
 from stockfeed.config import Settings
 from stockfeed.services import Services
-from stockfeed.sources.budget import ClientBudget
+from stockfeed.sources.budget import UpstreamBudget
 from stockfeed.sources.symbols import SymbolInfo
 from stockfeed.sources.yahoo import YahooSource
+from tests.servers import StartServer
+from tests.wsutil import recv_json, recv_until
 
 SIM = {"source": "sim", "sim_seed": 7, "sim_market_hours": False, "tickers": ["AAPL"]}
 
@@ -139,7 +140,7 @@ async def test_on_yahoo_it_is_yahoos_search_within_the_upstream_budget() -> None
     async with app_with(source="none", tickers=["AAPL"]) as (app, client):
         svc: Services = app.state.services
         assert error(await client.get("/api/symbols?q=apple")) == (503, "source_unavailable")
-        budget = ClientBudget(calls_per_minute=6, burst=2)
+        budget = UpstreamBudget(calls_per_minute=6, burst=2)
         budget.configure(6, 2)
         source = YahooSource(search_fetcher=fetch, client_budget=budget)
         svc.source, svc.upstream = source, budget
@@ -171,7 +172,7 @@ async def test_the_simulator_refuses_what_it_does_not_list_over_rest() -> None:
 
 @pytest.mark.process
 async def test_the_simulator_refuses_what_it_does_not_list_over_websockets(
-    start_server: Any,
+    start_server: StartServer,
 ) -> None:
     # A real server: every message read is checked against the AsyncAPI document too.
     server = start_server("--source", "sim", "--sim-tick-interval", "0.2", "--tickers", "AAPL")

@@ -22,7 +22,6 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
-from wsutil import recv_json, recv_until
 
 from stockfeed.client import (
     Backoff,
@@ -34,6 +33,8 @@ from stockfeed.client import (
     Snapshot,
     StockfeedClient,
 )
+from tests.servers import StartServer
+from tests.wsutil import recv_json, recv_until
 
 pytestmark = pytest.mark.process
 
@@ -225,7 +226,7 @@ class Pair:
 
 
 async def test_bars_stay_identical_across_resume_gap_and_processes(
-    start_server: Any, redis_url: str, tmp_path: Path
+    start_server: StartServer, redis_url: str, tmp_path: Path
 ) -> None:
     redis_args = (*SIM, "--broker", redis_url)
     # The two Redis processes run on one host as a deployment does there: one data
@@ -254,7 +255,7 @@ async def test_bars_stay_identical_across_resume_gap_and_processes(
     assert all(h["bars"]["from_checkpoint"] + h["bars"]["from_kept"] >= 1 for h in healths), healths
 
 
-async def test_bars_on_the_single_endpoint_and_refusals(start_server: Any) -> None:
+async def test_bars_on_the_single_endpoint_and_refusals(start_server: StartServer) -> None:
     server = start_server(*SIM, env={**ENV, "STOCKFEED_MAX_BAR_STREAMS": "3"})
     async with connect(server.ws + f"/ws/stocks/{T}?bars=1m,5m") as ws:
         intervals = {(await recv_until(ws, "bars"))["interval"] for _ in range(2)}

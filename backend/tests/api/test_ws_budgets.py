@@ -10,14 +10,14 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from conftest import faketime_env
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
-from wsutil import recv_until, slow_client
+
+from tests.servers import StartServer, faketime_env
+from tests.wsutil import recv_until, slow_client
 
 pytestmark = pytest.mark.process
 
@@ -38,7 +38,7 @@ def rss_mib(pid: int) -> float:
 
 
 async def test_replies_to_a_client_that_never_reads_are_bounded_and_end_in_4408(
-    start_server: Any,
+    start_server: StartServer,
 ) -> None:
     """The attack of issue 20: one /ws connection that never reads subscribes to a
     watchlist with bars, then unsubscribes and subscribes again and again. Whatever
@@ -83,7 +83,7 @@ async def test_replies_to_a_client_that_never_reads_are_bounded_and_end_in_4408(
     ws.transport.abort()
 
 
-async def test_websocket_pings_count_against_the_message_rate(start_server: Any) -> None:
+async def test_websocket_pings_count_against_the_message_rate(start_server: StartServer) -> None:
     server = start_server("--source", "sim", env={"STOCKFEED_CLIENT_MESSAGE_BURST": "10"})
     async with connect(server.ws + "/ws", ping_interval=None) as ws:
         with pytest.raises(ConnectionClosed) as closed:
@@ -96,7 +96,7 @@ async def test_websocket_pings_count_against_the_message_rate(start_server: Any)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
 
-async def test_a_refused_subscribe_evicts_no_lingering_ticker(start_server: Any) -> None:
+async def test_a_refused_subscribe_evicts_no_lingering_ticker(start_server: StartServer) -> None:
     server = start_server(
         "--source",
         "sim",
@@ -123,7 +123,7 @@ async def test_a_refused_subscribe_evicts_no_lingering_ticker(start_server: Any)
         assert server.health()["tickers"]["evicted"] == 1
 
 
-async def test_a_rest_first_look_counts_in_the_ticker_budget(start_server: Any) -> None:
+async def test_a_rest_first_look_counts_in_the_ticker_budget(start_server: StartServer) -> None:
     # The updater warms up only AAPL: the others are produced only when someone asks.
     server = start_server(
         "--source", "sim", "--tickers", "AAPL", env={"STOCKFEED_MAX_TICKERS": "2"}

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
-from wsutil import contract_update, recv_json, recv_until, wait_subscribed
+
+from tests.servers import StartServer
+from tests.wsutil import MessageSocket, contract_update, recv_json, recv_until, wait_subscribed
 
 pytestmark = pytest.mark.process
 
@@ -21,7 +23,7 @@ async def subscribe(ws: ClientConnection, tickers: list[Any], **extra: Any) -> d
     return await recv_until(ws, "subscribed")
 
 
-async def collect(ws: ClientConnection, count: int, timeout: float = 20) -> list[dict[str, Any]]:
+async def collect(ws: MessageSocket, count: int, timeout: float = 20) -> list[dict[str, Any]]:
     """The next `count` price_update/snapshot messages (other types skipped)."""
     out: list[dict[str, Any]] = []
     loop = asyncio.get_running_loop()
@@ -33,55 +35,64 @@ async def collect(ws: ClientConnection, count: int, timeout: float = 20) -> list
     return out
 
 
-async def test_many_tickers_with_per_ticker_errors(start_server: Any, broker_url: str) -> None:
+async def test_many_tickers_with_per_ticker_errors_on_redis(
+    start_server: StartServer, redis_url: str
+) -> None:
+    # On the memory broker it runs in-process (test_ws_endpoints.py).
     server = start_server(
-        *FAST_SIM, "--broker", broker_url, env={"STOCKFEED_MAX_SUBSCRIPTIONS": "3"}
+        *FAST_SIM, "--broker", redis_url, env={"STOCKFEED_MAX_SUBSCRIPTIONS": "3"}
     )
     async with connect(server.ws + "/ws") as ws:
-        await ws.send(
-            json.dumps({"action": "subscribe", "tickers": ["aapl", "BAD TICKER", 42, "MSFT"]})
-        )
-        errors = [await recv_until(ws, "error"), await recv_until(ws, "error")]
-        assert [e["code"] for e in errors] == ["invalid_ticker", "invalid_ticker"]
-        assert errors[0]["ticker"] == "BAD TICKER"
-        ack = await recv_until(ws, "subscribed")
-        assert ack["tickers"] == ["AAPL", "MSFT"]
-        assert set(ack["epochs"]) == {"AAPL", "MSFT"}
-        got = await collect(ws, 20)
-        assert {m["ticker"] for m in got} == {"AAPL", "MSFT"}
-        for ticker in ("AAPL", "MSFT"):
-            seqs = [m["seq"] for m in got if m["ticker"] == ticker]
-            assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), (ticker, seqs)
+        await check_many_tickers_with_per_ticker_errors(ws)
 
-        # Over the limit: a per-ticker error, the others still subscribed.
-        await ws.send(json.dumps({"action": "subscribe", "tickers": ["GOOGL", "TSLA"]}))
-        limit = await recv_until(ws, "error")
-        assert limit["code"] == "subscription_limit" and limit["ticker"] == "TSLA"
-        assert (await recv_until(ws, "subscribed"))["tickers"] == ["AAPL", "GOOGL", "MSFT"]
 
-        await ws.send(json.dumps({"action": "unsubscribe", "tickers": ["MSFT", "GOOGL"]}))
-        assert (await recv_until(ws, "unsubscribed"))["tickers"] == ["AAPL"]
-        # Drain what was in flight, then only AAPL arrives.
-        await asyncio.sleep(0.3)
-        while True:
-            try:
-                await asyncio.wait_for(ws.recv(), 0.05)
-            except TimeoutError:
-                break
-        later = await collect(ws, 10)
-        assert {m["ticker"] for m in later} == {"AAPL"}
+async def check_many_tickers_with_per_ticker_errors(ws: MessageSocket) -> None:
+    """A subscribe of good and bad tickers, the per-connection limit, an unsubscribe and
+    bad requests, on a `/ws` session (a real socket or in-process) allowing 3 tickers."""
+    await ws.send(
+        json.dumps({"action": "subscribe", "tickers": ["aapl", "BAD TICKER", 42, "MSFT"]})
+    )
+    errors = [await recv_until(ws, "error"), await recv_until(ws, "error")]
+    assert [e["code"] for e in errors] == ["invalid_ticker", "invalid_ticker"]
+    assert errors[0]["ticker"] == "BAD TICKER"
+    ack = await recv_until(ws, "subscribed")
+    assert ack["tickers"] == ["AAPL", "MSFT"]
+    assert set(ack["epochs"]) == {"AAPL", "MSFT"}
+    got = await collect(ws, 20)
+    assert {m["ticker"] for m in got} == {"AAPL", "MSFT"}
+    for ticker in ("AAPL", "MSFT"):
+        seqs = [m["seq"] for m in got if m["ticker"] == ticker]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), (ticker, seqs)
 
-        for bad in [
-            {"action": "subscribe", "tickers": []},
-            {"action": "subscribe", "tickers": "AAPL"},
-            {"action": "subscribe", "tickers": ["AAPL"], "resume": [1]},
-            {"action": "subscribe", "tickers": ["AAPL"], "resume": {"AAPL": -1}},
-            {"action": "subscribe", "tickers": ["AAPL"], "resume": {"AAPL": {"seq": "x"}}},
-            {"action": "subscribe", "tickers": ["A"] * 200},
-            {"action": "dance"},
-        ]:
-            await ws.send(json.dumps(bad))
-            assert (await recv_until(ws, "error"))["code"] == "bad_message", bad
+    # Over the limit: a per-ticker error, the others still subscribed.
+    await ws.send(json.dumps({"action": "subscribe", "tickers": ["GOOGL", "TSLA"]}))
+    limit = await recv_until(ws, "error")
+    assert limit["code"] == "subscription_limit" and limit["ticker"] == "TSLA"
+    assert (await recv_until(ws, "subscribed"))["tickers"] == ["AAPL", "GOOGL", "MSFT"]
+
+    await ws.send(json.dumps({"action": "unsubscribe", "tickers": ["MSFT", "GOOGL"]}))
+    assert (await recv_until(ws, "unsubscribed"))["tickers"] == ["AAPL"]
+    # Drain what was in flight, then only AAPL arrives.
+    await asyncio.sleep(0.3)
+    while True:
+        try:
+            await asyncio.wait_for(ws.recv(), 0.05)
+        except TimeoutError:
+            break
+    later = await collect(ws, 10)
+    assert {m["ticker"] for m in later} == {"AAPL"}
+
+    for bad in [
+        {"action": "subscribe", "tickers": []},
+        {"action": "subscribe", "tickers": "AAPL"},
+        {"action": "subscribe", "tickers": ["AAPL"], "resume": [1]},
+        {"action": "subscribe", "tickers": ["AAPL"], "resume": {"AAPL": -1}},
+        {"action": "subscribe", "tickers": ["AAPL"], "resume": {"AAPL": {"seq": "x"}}},
+        {"action": "subscribe", "tickers": ["A"] * 200},
+        {"action": "dance"},
+    ]:
+        await ws.send(json.dumps(bad))
+        assert (await recv_until(ws, "error"))["code"] == "bad_message", bad
 
 
 async def read_then_leave(url: str, count: int) -> tuple[int, str]:
@@ -107,7 +118,7 @@ async def resume_and_check(url: str, last: int, epoch: str | None, outage: float
 
 
 async def test_resume_after_an_outage_sees_every_seq_once(
-    start_server: Any, broker_url: str
+    start_server: StartServer, broker_url: str
 ) -> None:
     server = start_server(*FAST_SIM, "--broker", broker_url, "--tickers", "AAPL")
     last, epoch = await read_then_leave(server.ws + "/ws", 10)
@@ -122,7 +133,7 @@ async def test_resume_after_an_outage_sees_every_seq_once(
 
 
 async def test_resume_on_another_process_uses_the_shared_history(
-    start_server: Any, redis_url: str
+    start_server: StartServer, redis_url: str
 ) -> None:
     args = (*FAST_SIM, "--broker", redis_url, "--tickers", "AAPL")
     a = start_server(*args)
@@ -134,7 +145,7 @@ async def test_resume_on_another_process_uses_the_shared_history(
 
 
 async def test_wrong_epoch_or_lost_history_gets_a_gap_snapshot(
-    start_server: Any, broker_url: str
+    start_server: StartServer, broker_url: str
 ) -> None:
     server = start_server(*FAST_SIM, "--broker", broker_url, "--tickers", "AAPL")
     last, epoch = await read_then_leave(server.ws + "/ws", 5)
@@ -148,7 +159,9 @@ async def test_wrong_epoch_or_lost_history_gets_a_gap_snapshot(
         assert seqs == list(range(seqs[0], seqs[0] + 10))
 
 
-async def test_relay_resume_and_publisher_restart(start_server: Any, redis_url: str) -> None:
+async def test_relay_resume_and_publisher_restart(
+    start_server: StartServer, redis_url: str
+) -> None:
     server = start_server("--source", "none", "--broker", redis_url)
     r = aioredis.Redis.from_url(redis_url)
     url = server.ws + "/ws"
@@ -179,7 +192,7 @@ async def test_relay_resume_and_publisher_restart(start_server: Any, redis_url: 
 
 
 async def test_failed_resume_with_nothing_cached_still_reports_the_gap(
-    start_server: Any, redis_url: str
+    start_server: StartServer, redis_url: str
 ) -> None:
     """A relay that never carried the ticker has no snapshot: the next update is the gap."""
     server = start_server("--source", "none", "--broker", redis_url)

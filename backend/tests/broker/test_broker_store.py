@@ -1,4 +1,5 @@
-"""The same suite against both brokers and both stores (Redis: a real server)."""
+"""The broker/store contract, one suite run on every backend: memory, one Redis, a Redis
+Cluster and Redis behind Sentinel (real servers; the topologies come from conftest.py)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,24 @@ from stockfeed.shared import SharedStore
 pytestmark = pytest.mark.process
 
 
+BACKENDS = {
+    "memory": None,
+    "redis": "redis_url",
+    "cluster": "cluster_url",
+    "sentinel": "sentinel_url",
+}
+
+
+@pytest.fixture(params=list(BACKENDS))
+def contract_url(request: pytest.FixtureRequest) -> str:
+    """The backend's URL (its server made ready and empty by that fixture)."""
+    fixture = BACKENDS[request.param]
+    return "memory://" if fixture is None else str(request.getfixturevalue(fixture))
+
+
 @pytest.fixture
-async def pair(broker_url: str) -> AsyncIterator[tuple[Broker, SharedStore]]:
-    broker, store = build_broker_and_store(Settings(broker=broker_url))
+async def pair(contract_url: str) -> AsyncIterator[tuple[Broker, SharedStore]]:
+    broker, store = build_broker_and_store(Settings(broker=contract_url))
     await broker.start()
     for _ in range(100):
         if broker.state == "connected":
@@ -72,12 +88,12 @@ async def test_quote_fresh_then_last_known(pair: tuple[Broker, SharedStore]) -> 
 
 
 async def test_leader_lock_is_exclusive_and_lapses(
-    pair: tuple[Broker, SharedStore], broker_url: str
+    pair: tuple[Broker, SharedStore], contract_url: str
 ) -> None:
     _, store = pair
     assert await store.try_lead("a", ttl=1)
     assert await store.try_lead("a", ttl=1)  # renew
-    if broker_url == "memory://":
+    if contract_url == "memory://":
         return  # one process: always the leader, nothing to contend
     assert not await store.try_lead("b", ttl=1)
     assert await store.leader() == "a"

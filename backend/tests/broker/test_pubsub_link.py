@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from conftest import RedisServer
 
 from stockfeed.broker.pubsub_link import PubSubLink
 from stockfeed.broker.redis import RedisBroker
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.process
 PASSWORD = "s3cret-pubsub"

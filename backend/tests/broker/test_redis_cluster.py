@@ -1,6 +1,5 @@
 """Redis Cluster as broker and store: a real 3-primary, 3-replica cluster.
 
-- The broker/store contract of test_broker_store.py, run again on the cluster.
 - One ticker's channel and keys share a slot (hash tag), the updater's on another.
 - Two processes: the same bytes per seq on both, resume across them, outside SPUBLISH.
 - A cluster primary SIGKILLed under resuming clients: every seq once or a gap snapshot,
@@ -13,79 +12,27 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis
-from conftest import IN_CI
-from test_broker_store import (
-    pair,
-    test_interest_expires,
-    test_leader_lock_is_exclusive_and_lapses,
-    test_publish_reaches_subscriber_in_order_and_unsubscribe_stops,
-    test_quote_fresh_then_last_known,
-    test_seq_counts_and_never_goes_back,
-    test_status_roundtrip_and_ttl,
-)
 from websockets.asyncio.client import ClientConnection, connect
-from wsutil import check_server_message, contract_update, recv_until, recv_updates
 
 from stockfeed.broker import urls
 from stockfeed.broker.cluster import RedisClusterBroker
 from stockfeed.config import Settings
-from stockfeed.testing.redis_topologies import ClusterTopology, have_redis_server
+from stockfeed.testing.redis_topologies import ClusterTopology
+from tests.servers import StartServer
+from tests.wsutil import check_server_message, contract_update, recv_until, recv_updates
 
 pytestmark = pytest.mark.process
-
-# The contract tests of test_broker_store.py, on the cluster (`broker_url` below).
-__all__ = [
-    "pair",
-    "test_interest_expires",
-    "test_leader_lock_is_exclusive_and_lapses",
-    "test_publish_reaches_subscriber_in_order_and_unsubscribe_stops",
-    "test_quote_fresh_then_last_known",
-    "test_seq_counts_and_never_goes_back",
-    "test_status_roundtrip_and_ttl",
-]
 
 # AAPL's slot is on the third primary, with the updater's `{stockfeed}` keys (killing
 # it stops the feed until the replica takes over: the worst case); GOOGL and AMZN on
 # the other two.
 TICKERS = ("AAPL", "GOOGL", "AMZN")
 ARGS = ("--source", "sim", "--sim-tick-interval", "0.05", "--leader-ttl", "1")
-
-
-def require_tools() -> None:
-    """Missing redis-server/redis-cli fails under CI (.ci/run installs them), skips here."""
-    if not have_redis_server():
-        if IN_CI:
-            pytest.fail("redis-server and redis-cli are required under CI")
-        pytest.skip("no redis-server / redis-cli")
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterTopology]:
-    require_tools()
-    topology = ClusterTopology(tmp_path_factory.mktemp("cluster")).start()
-    yield topology
-    topology.stop()
-
-
-@pytest.fixture
-def cluster_url(cluster: ClusterTopology) -> str:
-    """The cluster, whole again (a killed node restarted) and emptied for the test."""
-    for node in cluster.nodes:
-        if not node.alive:
-            cluster.restart(node)
-    cluster.wait_healthy()
-    cluster.flushall()
-    return cluster.url
-
-
-@pytest.fixture
-def broker_url(cluster_url: str) -> str:
-    return cluster_url
 
 
 class Feed:
@@ -251,7 +198,7 @@ async def test_a_moved_slot_is_followed(cluster: ClusterTopology, cluster_url: s
 
 
 async def test_two_processes_same_bytes_keys_in_one_slot_and_resume_across(
-    cluster: ClusterTopology, cluster_url: str, start_server: Any, feeds: list[Feed]
+    cluster: ClusterTopology, cluster_url: str, start_server: StartServer, feeds: list[Feed]
 ) -> None:
     a = start_server(*ARGS, "--tickers", ",".join(TICKERS), "--broker", cluster_url)
     b = start_server(*ARGS, "--tickers", ",".join(TICKERS), "--broker", cluster_url)
@@ -302,7 +249,7 @@ async def test_two_processes_same_bytes_keys_in_one_slot_and_resume_across(
 
 
 async def test_outside_publisher_spublishes_on_the_hash_tagged_channel(
-    cluster: ClusterTopology, cluster_url: str, start_server: Any
+    cluster: ClusterTopology, cluster_url: str, start_server: StartServer
 ) -> None:
     # docs/protocol.md: a `--source none` deployment relays what others SPUBLISH on
     # `market:{TICKER}`, byte for byte.
@@ -327,7 +274,9 @@ async def test_outside_publisher_spublishes_on_the_hash_tagged_channel(
     assert got == sent
 
 
-async def test_workers_share_the_port_on_the_cluster(cluster_url: str, start_server: Any) -> None:
+async def test_workers_share_the_port_on_the_cluster(
+    cluster_url: str, start_server: StartServer
+) -> None:
     server = start_server(*ARGS, "--tickers", "AAPL", "--broker", cluster_url, "--workers", "2")
     processes: set[str] = set()
     leaders: set[str] = set()
@@ -347,7 +296,7 @@ async def test_workers_share_the_port_on_the_cluster(cluster_url: str, start_ser
 
 
 async def test_primary_killed_under_resuming_clients_every_seq_once_or_a_gap(
-    cluster: ClusterTopology, cluster_url: str, start_server: Any, feeds: list[Feed]
+    cluster: ClusterTopology, cluster_url: str, start_server: StartServer, feeds: list[Feed]
 ) -> None:
     a = start_server(*ARGS, "--tickers", ",".join(TICKERS), "--broker", cluster_url)
     b = start_server(*ARGS, "--tickers", ",".join(TICKERS), "--broker", cluster_url)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
-from conftest import RedisServer, wait_health
 from websockets.asyncio.client import connect
-from wsutil import recv_updates
+
+from tests.servers import RedisServer, StartServer, wait_health
+from tests.wsutil import recv_updates
 
 pytestmark = pytest.mark.process
 
 
 async def test_redis_restart_degrades_then_recovers(
-    start_server: Any, private_redis: RedisServer
+    start_server: StartServer, private_redis: RedisServer
 ) -> None:
     server = start_server(
         "--source",

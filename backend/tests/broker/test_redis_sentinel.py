@@ -1,6 +1,5 @@
 """Redis behind Sentinel as broker and store: a real primary, replica and 3 Sentinels.
 
-- The broker/store contract of test_broker_store.py, run again through Sentinel.
 - The primary SIGKILLed under resuming clients of two processes: the Sentinels promote
   the replica, broker and store follow it, every seq arrives once or a gap snapshot
   says which did not, and fresh updates come within ~10 s.
@@ -9,57 +8,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_broker_store import (
-    pair,
-    test_interest_expires,
-    test_leader_lock_is_exclusive_and_lapses,
-    test_publish_reaches_subscriber_in_order_and_unsubscribe_stops,
-    test_quote_fresh_then_last_known,
-    test_seq_counts_and_never_goes_back,
-    test_status_roundtrip_and_ttl,
-)
-from test_redis_cluster import ARGS, Feed, require_tools
 
 from stockfeed.testing.redis_topologies import SentinelTopology
+from tests.broker.test_redis_cluster import ARGS, Feed
+from tests.servers import StartServer
 
 pytestmark = pytest.mark.process
 
-__all__ = [
-    "pair",
-    "test_interest_expires",
-    "test_leader_lock_is_exclusive_and_lapses",
-    "test_publish_reaches_subscriber_in_order_and_unsubscribe_stops",
-    "test_quote_fresh_then_last_known",
-    "test_seq_counts_and_never_goes_back",
-    "test_status_roundtrip_and_ttl",
-]
-
 TICKERS = ("AAPL", "MSFT")
-
-
-@pytest.fixture(scope="module")
-def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelTopology]:
-    require_tools()
-    topology = SentinelTopology(tmp_path_factory.mktemp("sentinel")).start()
-    yield topology
-    topology.stop()
-
-
-@pytest.fixture
-def sentinel_url(sentinel: SentinelTopology) -> str:
-    sentinel.wait_healthy()
-    with sentinel.primary.client() as r:
-        r.flushall()
-    return sentinel.url
-
-
-@pytest.fixture
-def broker_url(sentinel_url: str) -> str:
-    return sentinel_url
 
 
 async def wait_primary(server: Any, primary: str, timeout: float = 20.0) -> dict[str, Any]:
@@ -75,7 +34,7 @@ async def wait_primary(server: Any, primary: str, timeout: float = 20.0) -> dict
 
 
 async def test_primary_killed_under_resuming_clients_every_seq_once_or_a_gap(
-    sentinel: SentinelTopology, sentinel_url: str, start_server: Any
+    sentinel: SentinelTopology, sentinel_url: str, start_server: StartServer
 ) -> None:
     a = start_server(*ARGS, "--tickers", ",".join(TICKERS), "--broker", sentinel_url)
     b = start_server(*ARGS, "--tickers", ",".join(TICKERS), "--broker", sentinel_url)

@@ -18,7 +18,6 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import free_port
 from websockets.asyncio.server import ServerConnection, serve
 
 from stockfeed.client import (
@@ -43,6 +42,7 @@ from stockfeed.client import (
     parse_message,
     ws_url,
 )
+from tests.servers import StartServer, free_port
 
 pytestmark = pytest.mark.process
 
@@ -95,14 +95,14 @@ def assert_no_silent_gap(messages: list[Message]) -> None:
                 assert isinstance(after, Snapshot) and after.gap, (ticker, before, after)
 
 
-def restart_on(start_server: Any, old: Any, *args: str, env: dict[str, str]) -> Any:
+def restart_on(start_server: StartServer, old: Any, *args: str, env: dict[str, str]) -> Any:
     """A new server process on the old one's port (the last --port flag wins)."""
     server = start_server(*args, "--port", str(old.port), env=env, wait=False)
     server.port, server.base, server.ws = old.port, old.base, old.ws
     return server.wait_ready()
 
 
-async def test_subscribe_unsubscribe_and_ticker_errors(start_server: Any) -> None:
+async def test_subscribe_unsubscribe_and_ticker_errors(start_server: StartServer) -> None:
     server = start_server(*FAST_SIM)
     all_seen: list[Message] = []
     async with StockfeedClient(server.ws, ["aapl"], ping_interval=0.2) as client:
@@ -145,7 +145,7 @@ async def test_subscribe_unsubscribe_and_ticker_errors(start_server: Any) -> Non
 
 
 async def test_restart_mid_stream_with_redis_resumes_without_gap(
-    start_server: Any, redis_url: str
+    start_server: StartServer, redis_url: str
 ) -> None:
     """The client's server restarts while another keeps publishing: the client resumes on
     the new process, which replays what it missed from the history in Redis."""
@@ -183,7 +183,9 @@ async def test_restart_mid_stream_with_redis_resumes_without_gap(
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), (ticker, seqs)
 
 
-async def test_killed_memory_server_comes_back_with_a_gap_snapshot(start_server: Any) -> None:
+async def test_killed_memory_server_comes_back_with_a_gap_snapshot(
+    start_server: StartServer,
+) -> None:
     """A memory-broker restart loses seq and history: the client must say so (new epoch)."""
     server = start_server(*FAST_SIM, "--tickers", "AAPL")
     async with StockfeedClient(server.ws, ["AAPL"], backoff=quick_backoff()) as client:
@@ -414,7 +416,7 @@ async def test_scripted_server_resume_duplicates_hostile_frames_and_retry_hint()
     assert opened_at[1] - closed_at[0] >= 0.5
 
 
-async def test_token_is_sent_and_refusals_are_final(start_server: Any) -> None:
+async def test_token_is_sent_and_refusals_are_final(start_server: StartServer) -> None:
     secret = "client-sdk-test-secret-0123456789abcdef"
     server = start_server("--source", "sim", env={"STOCKFEED_AUTH_SECRET": secret})
     token = jwt.encode({"sub": "sdk", "exp": int(time.time()) + 600}, secret, "HS256")

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port
 
 from stockfeed.client import (
     PriceUpdate,
@@ -26,6 +25,7 @@ from stockfeed.client import (
     parse_message,
 )
 from stockfeed.sources.replay_format import load_jsonl
+from tests.servers import StartServer, free_port
 
 pytestmark = pytest.mark.process
 
@@ -67,7 +67,7 @@ def wait_for_lines(path: Path, count: int, proc: subprocess.Popen[str]) -> None:
     raise AssertionError(f"{path} did not reach {count} lines")
 
 
-def test_watch_json_prints_protocol_messages(start_server: Any) -> None:
+def test_watch_json_prints_protocol_messages(start_server: StartServer) -> None:
     server = start_server(*FAST_SIM)
     proc = command("watch", "--json", "--url", server.ws, "aapl", "MSFT")
     assert proc.stdout is not None
@@ -89,7 +89,7 @@ def test_watch_json_prints_protocol_messages(start_server: Any) -> None:
         assert seqs == sorted(set(seqs))
 
 
-def test_watch_table_in_a_terminal(start_server: Any) -> None:
+def test_watch_table_in_a_terminal(start_server: StartServer) -> None:
     """The rich table on a real pseudo-terminal: prices, then the connection footer."""
     server = start_server(*FAST_SIM)
     master, slave = pty.openpty()
@@ -128,7 +128,7 @@ def test_watch_table_in_a_terminal(start_server: Any) -> None:
     assert "48;5;28m" in text or "48;5;160m" in text
 
 
-def test_watch_bad_input_is_one_clear_line(start_server: Any) -> None:
+def test_watch_bad_input_is_one_clear_line(start_server: StartServer) -> None:
     dead = f"ws://127.0.0.1:{free_port()}"
     assert_one_clear_line(run("watch", "--url", dead, "AAPL"), 1, "connection refused")
     assert_one_clear_line(run("watch", "--json", "--url", dead, "AAPL"), 1, "cannot connect")
@@ -150,7 +150,7 @@ async def replayed_prices(url: str, tickers: list[str], count: int) -> list[Pric
     raise AssertionError("the replay stream ended")
 
 
-async def test_record_round_trips_through_replay(start_server: Any, tmp_path: Path) -> None:
+async def test_record_round_trips_through_replay(start_server: StartServer, tmp_path: Path) -> None:
     live = start_server(*FAST_SIM)
     out = tmp_path / "day.jsonl"
     result = run(
@@ -221,7 +221,9 @@ def test_record_bad_input_is_one_clear_line(tmp_path: Path) -> None:
         )
 
 
-def test_record_stopped_or_killed_keeps_what_it_got(start_server: Any, tmp_path: Path) -> None:
+def test_record_stopped_or_killed_keeps_what_it_got(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     server = start_server(*FAST_SIM)
     for sig in (signal.SIGINT, signal.SIGKILL):
         out = tmp_path / f"live-{sig}.jsonl"

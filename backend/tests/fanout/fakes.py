@@ -1,8 +1,7 @@
 """In-process fakes for the fan-out core's tests (the way centrifuge's hub_test.go drives
 its hub through a fake transport): no server, no socket, milliseconds per test.
 
-Imported as `from fakes import ...` by the tests of this folder: pytest (rootdir-style
-`prepend` import mode, no `__init__.py`) puts each test file's folder on sys.path.
+Imported as `from tests.fanout.fakes import ...`.
 """
 
 from __future__ import annotations
@@ -260,6 +259,13 @@ async def make_hub(store: MemoryStore | None = None, **settings: Any) -> Hub:
     )
     await hub.refresh_epoch()
     return hub
+
+
+async def stop_hub(hub: Hub) -> None:
+    """A test's end: no linger timer left to fire later, the background work finished."""
+    for timer in hub.room._lingering.values():
+        timer.cancel()
+    await settle(hub)
 
 
 async def settle(hub: Hub) -> None:

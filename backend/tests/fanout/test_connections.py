@@ -11,16 +11,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from fakes import FakeSink, FakeWebSocket, RecordingConnection, frame_of, until, update
 
 from stockfeed import protocol
-from stockfeed.fanout.connections import (
-    CLOSE_SLOW_CONSUMER,
-    SINK_EXTENSION,
-    QueuedConnection,
-    make_connection,
-)
+from stockfeed.fanout.connections import SINK_EXTENSION, QueuedConnection, make_connection
+from stockfeed.protocol.codes import CloseCode
 from stockfeed.server.sink_connection import SinkConnection
+from tests.fanout.fakes import FakeSink, FakeWebSocket, RecordingConnection, frame_of, until, update
 
 
 def offer(conn: Any, ticker: str, seq: int) -> None:
@@ -123,8 +119,8 @@ async def test_sink_connection_closes_4408_when_paused_longer_than_stuck_timeout
     assert not conn.closed
     await asyncio.sleep(0.05)
     offer(conn, "AAPL", 3)
-    assert conn.closed and conn.close_code == CLOSE_SLOW_CONSUMER
-    assert sink.closed_with == (CLOSE_SLOW_CONSUMER, "slow consumer")
+    assert conn.closed and conn.close_code == CloseCode.SLOW_CONSUMER
+    assert sink.closed_with == (CloseCode.SLOW_CONSUMER, "slow consumer")
     sink.drain()  # nothing more goes to a closed client
     assert [m for m in sink.messages() if m["type"] == "price_update"] == []
 
@@ -228,10 +224,10 @@ async def test_queued_connection_closes_4408_when_stuck(
         offer(conn, "AAPL", seq)
     await asyncio.sleep(0.05)  # no progress for longer than stuck_timeout
     offer(conn, "AAPL", 6)
-    assert conn.closed and conn.close_code == CLOSE_SLOW_CONSUMER
+    assert conn.closed and conn.close_code == CloseCode.SLOW_CONSUMER
     assert conn.backlog() == (0, 0)  # what it held is let go at once
     await until(lambda: ws.closed_with is not None)
-    assert ws.closed_with == (CLOSE_SLOW_CONSUMER, "slow consumer")
+    assert ws.closed_with == (CloseCode.SLOW_CONSUMER, "slow consumer")
 
 
 async def test_queued_connection_closes_4408_when_full_with_nothing_to_fold(
@@ -243,9 +239,9 @@ async def test_queued_connection_closes_4408_when_full_with_nothing_to_fold(
     for i in range(4):
         conn.send(protocol.pong(i))  # control messages fill the queue
     offer(conn, "AAPL", 2)
-    assert conn.close_code == CLOSE_SLOW_CONSUMER
+    assert conn.close_code == CloseCode.SLOW_CONSUMER
     await until(lambda: ws.closed_with is not None)
-    assert ws.closed_with is not None and ws.closed_with[0] == CLOSE_SLOW_CONSUMER
+    assert ws.closed_with is not None and ws.closed_with[0] == CloseCode.SLOW_CONSUMER
 
 
 async def test_queued_connection_close_flushes_queue_first() -> None:

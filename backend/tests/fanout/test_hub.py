@@ -4,34 +4,20 @@ recording connections. Each test is one behaviour of the fan-out core."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
-from fakes import ControlledStore, RecordingConnection, make_hub, settle, update
-
-from stockfeed.fanout.connections import CLOSE_SLOW_CONSUMER
 from stockfeed.fanout.hub import Hub
 from stockfeed.fanout.resume import ENTRY_OVERHEAD, ResumePoint
+from stockfeed.protocol.codes import CloseCode
+from tests.fanout.fakes import (
+    ControlledStore,
+    RecordingConnection,
+    make_hub,
+    settle,
+    stop_hub,
+    update,
+)
 
 T = "AAPL"
-
-
-@pytest.fixture
-async def store() -> ControlledStore:
-    return ControlledStore()
-
-
-@pytest.fixture
-async def hub(store: ControlledStore) -> AsyncIterator[Hub]:
-    hub = await make_hub(store)
-    yield hub
-    await _teardown(hub)
-
-
-async def _teardown(hub: Hub) -> None:
-    for timer in hub._lingering.values():
-        timer.cancel()
-    await settle(hub)
 
 
 async def publish(hub: Hub, ticker: str, *seqs: int) -> None:
@@ -77,7 +63,7 @@ async def test_updates_during_resume_come_after_replay_none_lost_none_repeated(
     store.history[T] = [update(T, s) for s in range(1, 7)]
     gate = store.gate("recent")
     client = RecordingConnection()
-    task = asyncio.create_task(hub.subscribe(client, T, ResumePoint(2, hub.epoch_for(T))))
+    task = asyncio.create_task(hub.subscribe(client, T, ResumePoint(2, hub.epochs.epoch_for(T))))
     await store.entered["recent"].wait()
     await publish(hub, T, 6, 7)  # 6 is in the stored history too: sent once
     assert client.stream(T) == []
@@ -85,7 +71,7 @@ async def test_updates_during_resume_come_after_replay_none_lost_none_repeated(
     assert await task
     assert client.stream(T) == [("price_update", s) for s in (3, 4, 5, 6, 7)]
     assert client.of_type("snapshot") == []
-    assert hub.gaps == 0
+    assert hub.stats.gaps == 0
 
 
 # -- backfill after a seq jump ------------------------------------------------------------
@@ -100,7 +86,7 @@ async def test_seq_jump_is_backfilled_from_store_history(hub: Hub, store: Contro
     await publish(hub, T, 8)  # arrives while the backfill is still reading: held
     await settle(hub)
     assert client.stream(T) == [("price_update", s) for s in range(1, 9)]
-    assert hub.replayed == 3 and hub.gaps == 0
+    assert hub.stats.replayed == 3 and hub.stats.gaps == 0
 
 
 async def test_seq_jump_without_store_history_sends_gap_snapshot(
@@ -112,7 +98,7 @@ async def test_seq_jump_without_store_history_sends_gap_snapshot(
     await publish(hub, T, 7)  # the store holds nothing of 4..6
     await settle(hub)
     await publish(hub, T, 8)
-    epoch = hub.epoch_for(T)
+    epoch = hub.epochs.epoch_for(T)
     assert client.stream(T) == [
         ("price_update", 1),
         ("price_update", 2),
@@ -122,7 +108,7 @@ async def test_seq_jump_without_store_history_sends_gap_snapshot(
     ]
     gap = client.of_type("snapshot")[0]
     assert gap["gap"] is True and gap["epoch"] == epoch
-    assert hub.gaps == 1
+    assert hub.stats.gaps == 1
 
 
 async def test_seq_jump_with_store_history_starting_too_late_sends_gap_snapshot(
@@ -165,7 +151,7 @@ async def test_seq_jump_while_held_for_a_backfill_is_backfilled_in_turn(
     await settle(hub)
     await publish(hub, T, 12)
     assert client.stream(T) == [("price_update", s) for s in range(1, 13)], "7 -> 11 silently"
-    assert hub.replayed == 5 and hub.gaps == 0
+    assert hub.stats.replayed == 5 and hub.stats.gaps == 0
 
 
 async def test_seq_jump_while_held_for_a_resume_from_store_sends_gap_snapshot(
@@ -177,7 +163,8 @@ async def test_seq_jump_while_held_for_a_resume_from_store_sends_gap_snapshot(
         store.history[T] = [update(T, s) for s in range(1, 6)]
         gate = store.gate("recent")
         client = RecordingConnection()
-        task = asyncio.create_task(hub.subscribe(client, T, ResumePoint(1, hub.epoch_for(T))))
+        point = ResumePoint(1, hub.epochs.epoch_for(T))
+        task = asyncio.create_task(hub.subscribe(client, T, point))
         await store.entered["recent"].wait()
         await publish(hub, T, 9)  # 6..8 went by unseen while the resume read the store
         gate.set()
@@ -187,7 +174,7 @@ async def test_seq_jump_while_held_for_a_resume_from_store_sends_gap_snapshot(
         assert client.stream(T) == expected, "5 -> 9 silently"
         assert client.of_type("snapshot")[0]["gap"] is True
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_first_update_since_listening_that_jumps_is_backfilled(
@@ -204,7 +191,7 @@ async def test_first_update_since_listening_that_jumps_is_backfilled(
         expected = [("snapshot", 5)] + [("price_update", s) for s in range(6, 10)]
         assert client.stream(T) == expected, "5 -> 9 silently"
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_seq_going_back_during_a_backfill_still_gaps_and_releases_everyone(
@@ -234,7 +221,7 @@ async def test_duplicate_seq_from_broker_is_dropped(hub: Hub) -> None:
     assert await hub.subscribe(client, T)
     await publish(hub, T, 1, 2, 2, 3, 3)
     assert client.stream(T) == [("price_update", s) for s in (1, 2, 3)]
-    assert hub.duplicates == 2
+    assert hub.stats.duplicates == 2
     assert [e.seq for e in hub.history.get(T).entries] == [1, 2, 3]  # type: ignore[union-attr]
 
 
@@ -249,10 +236,10 @@ async def test_an_update_read_by_its_head_alone_is_parsed_only_when_asked(hub: H
     await hub.unsubscribe(watcher, T)  # lingers: still relayed, nobody to show it to
     broken = '{"type":"price_update","ticker":"AAPL","seq":2,"data":{"price":1}x}'
     await hub.broker.publish(T, broken)
-    assert hub.latest[T].seq == 2 and hub.relayed == 2 and hub.rejected == 0
-    assert await hub.snapshot(T) is None  # unreadable: no snapshot rather than a bad one
+    assert hub.latest[T].seq == 2 and hub.stats.relayed == 2 and hub.stats.rejected == 0
+    assert await hub.updates.snapshot(T) is None  # unreadable: no snapshot rather than a bad one
     await publish(hub, T, 3)
-    got = await hub.snapshot(T)
+    got = await hub.updates.snapshot(T)
     assert got is not None and got[0] == 3
     client = RecordingConnection()
     assert await hub.subscribe(client, T)
@@ -269,10 +256,10 @@ async def test_seq_going_back_starts_new_epoch_and_sends_gap_snapshot(hub: Hub) 
     client = RecordingConnection()
     assert await hub.subscribe(client, T)
     await publish(hub, T, 1, 2, 3, 4, 5)
-    base = hub.epoch
+    base = hub.epochs.epoch
     await publish(hub, T, 1)  # the publisher started over
-    assert hub.epoch_for(T) == f"{base}.1"
-    assert hub.epoch_for("MSFT") == base  # per ticker
+    assert hub.epochs.epoch_for(T) == f"{base}.1"
+    assert hub.epochs.epoch_for("MSFT") == base  # per ticker
     gap = client.of_type("snapshot")[-1]
     assert (gap["seq"], gap["gap"], gap["epoch"]) == (1, True, f"{base}.1")
     assert [e.seq for e in hub.history.get(T).entries] == []  # type: ignore[union-attr]
@@ -293,10 +280,10 @@ async def test_refresh_epoch_clears_history_and_restarts(hub: Hub, store: Contro
     await publish(hub, T, 1, 2, 3)
     await publish(hub, T, 1)  # a restart: epoch "e1.1"
     await publish(hub, T, 2, 3)
-    old = hub.epoch_for(T)
+    old = hub.epochs.epoch_for(T)
     store.epoch_value = "e2"  # e.g. Redis was flushed
     await hub.refresh_epoch()
-    assert hub.epoch == "e2" and hub.epoch_for(T) == "e2"
+    assert hub.epochs.epoch == "e2" and hub.epochs.epoch_for(T) == "e2"
     assert hub.history.nbytes == 0
     assert list(hub.history.get(T).entries) == []  # type: ignore[union-attr]
     other = RecordingConnection()
@@ -319,10 +306,10 @@ async def _ticker_with_updates(hub: Hub, last: int) -> RecordingConnection:
 async def test_resume_replays_exactly_the_missed_updates_without_snapshot(hub: Hub) -> None:
     await _ticker_with_updates(hub, 10)
     client = RecordingConnection()
-    assert await hub.subscribe(client, T, ResumePoint(6, hub.epoch_for(T)))
+    assert await hub.subscribe(client, T, ResumePoint(6, hub.epochs.epoch_for(T)))
     assert client.stream(T) == [("price_update", s) for s in (7, 8, 9, 10)]
     assert client.of_type("snapshot") == []
-    assert hub.replayed == 4 and hub.gaps == 0
+    assert hub.stats.replayed == 4 and hub.stats.gaps == 0
     await publish(hub, T, 11)
     assert client.stream(T)[-1] == ("price_update", 11)
 
@@ -337,7 +324,7 @@ async def test_resume_without_epoch_replays(hub: Hub) -> None:
 async def test_resume_when_up_to_date_sends_nothing(hub: Hub) -> None:
     await _ticker_with_updates(hub, 5)
     client = RecordingConnection()
-    assert await hub.subscribe(client, T, ResumePoint(5, hub.epoch_for(T)))
+    assert await hub.subscribe(client, T, ResumePoint(5, hub.epochs.epoch_for(T)))
     assert client.stream(T) == []
     await publish(hub, T, 5, 6)
     assert client.stream(T) == [("price_update", 6)]
@@ -348,13 +335,13 @@ async def test_resume_outside_history_sends_gap_snapshot(store: ControlledStore)
     try:
         await _ticker_with_updates(hub, 10)  # the ring keeps 6..10
         client = RecordingConnection()
-        assert await hub.subscribe(client, T, ResumePoint(2, hub.epoch_for(T)))
+        assert await hub.subscribe(client, T, ResumePoint(2, hub.epochs.epoch_for(T)))
         assert client.stream(T) == [("snapshot", 10)]
         snap = client.of_type("snapshot")[0]
-        assert snap["gap"] is True and snap["epoch"] == hub.epoch_for(T)
-        assert hub.gaps == 1 and hub.replayed == 0
+        assert snap["gap"] is True and snap["epoch"] == hub.epochs.epoch_for(T)
+        assert hub.stats.gaps == 1 and hub.stats.replayed == 0
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_resume_from_store_history_when_ring_lacks_it(
@@ -365,10 +352,10 @@ async def test_resume_from_store_history_when_ring_lacks_it(
         await _ticker_with_updates(hub, 10)
         store.history[T] = [update(T, s) for s in range(1, 11)]
         client = RecordingConnection()
-        assert await hub.subscribe(client, T, ResumePoint(2, hub.epoch_for(T)))
+        assert await hub.subscribe(client, T, ResumePoint(2, hub.epochs.epoch_for(T)))
         assert client.stream(T) == [("price_update", s) for s in range(3, 11)]
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_resume_with_other_epoch_sends_gap_snapshot(hub: Hub) -> None:
@@ -377,17 +364,17 @@ async def test_resume_with_other_epoch_sends_gap_snapshot(hub: Hub) -> None:
     assert await hub.subscribe(client, T, ResumePoint(6, "someone-else"))
     assert client.stream(T) == [("snapshot", 10)]
     assert client.of_type("snapshot")[0]["gap"] is True
-    assert hub.replayed == 0
+    assert hub.stats.replayed == 0
 
 
 async def test_resume_with_nothing_cached_makes_next_update_the_gap_snapshot(hub: Hub) -> None:
     client = RecordingConnection()
-    assert await hub.subscribe(client, T, ResumePoint(41, hub.epoch_for(T)))
+    assert await hub.subscribe(client, T, ResumePoint(41, hub.epochs.epoch_for(T)))
     assert client.stream(T) == []  # nothing to stand in for the gap yet
     await publish(hub, T, 44, 45)
     assert client.stream(T) == [("snapshot", 44), ("price_update", 45)]
     snap = client.of_type("snapshot")[0]
-    assert snap["gap"] is True and snap["epoch"] == hub.epoch_for(T)
+    assert snap["gap"] is True and snap["epoch"] == hub.epochs.epoch_for(T)
 
 
 async def test_plain_subscribe_gets_plain_snapshot(hub: Hub) -> None:
@@ -395,14 +382,14 @@ async def test_plain_subscribe_gets_plain_snapshot(hub: Hub) -> None:
     client = RecordingConnection()
     assert await hub.subscribe(client, T)
     snap = client.of_type("snapshot")[0]
-    assert snap["seq"] == 3 and "gap" not in snap and snap["epoch"] == hub.epoch
+    assert snap["seq"] == 3 and "gap" not in snap and snap["epoch"] == hub.epochs.epoch
 
 
 # -- linger ------------------------------------------------------------------------------
 
 
 def _linger_left(hub: Hub, ticker: str) -> float:
-    return hub._linger_until[ticker] - asyncio.get_running_loop().time()
+    return hub.room._linger_until[ticker] - asyncio.get_running_loop().time()
 
 
 async def test_ticker_lingers_at_least_linger_min_then_is_dropped(store: ControlledStore) -> None:
@@ -413,17 +400,17 @@ async def test_ticker_lingers_at_least_linger_min_then_is_dropped(store: Control
         await publish(hub, T, 1)
         await hub.unsubscribe(client, T)  # watched for ~0 s: lingers linger_min
         assert 0.03 < _linger_left(hub, T) <= 0.05
-        assert listening(hub, T) and T in hub.subscribers and hub.lingering() == 1
+        assert listening(hub, T) and T in hub.subscribers and hub.room.lingering() == 1
         await asyncio.sleep(0.08)
         await settle(hub)
         assert not listening(hub, T)
         assert T not in hub.subscribers and T not in hub.latest
-        assert hub.history.get(T) is None and T not in hub._locks
-        assert T not in hub._linger_until and T not in hub._lingering
-        assert T not in hub._store_checked and hub.lingering() == 0
+        assert hub.history.get(T) is None and T not in hub.listening.locks
+        assert T not in hub.room._linger_until and T not in hub.room._lingering
+        assert T not in hub.updates.store_checked and hub.room.lingering() == 0
         assert T not in await store.interest()
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_ticker_lingers_as_long_as_it_was_watched(store: ControlledStore) -> None:
@@ -444,7 +431,7 @@ async def test_ticker_lingers_as_long_as_it_was_watched(store: ControlledStore) 
         await settle(hub)
         assert not listening(hub, T) and T not in hub.subscribers
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_linger_is_capped_by_resume_window(store: ControlledStore) -> None:
@@ -459,7 +446,7 @@ async def test_linger_is_capped_by_resume_window(store: ControlledStore) -> None
         await settle(hub)
         assert not listening(hub, T) and T not in hub.subscribers
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_client_returning_within_linger_resumes_without_gap(store: ControlledStore) -> None:
@@ -468,20 +455,20 @@ async def test_client_returning_within_linger_resumes_without_gap(store: Control
         client = RecordingConnection()
         assert await hub.subscribe(client, T)
         await publish(hub, T, 1, 2, 3)
-        epoch = hub.epoch_for(T)
+        epoch = hub.epochs.epoch_for(T)
         await hub.unsubscribe(client, T)
         await publish(hub, T, 4, 5)  # still listened to: kept for the resume
         back = RecordingConnection()
         assert await hub.subscribe(back, T, ResumePoint(3, epoch))
         assert back.stream(T) == [("price_update", 4), ("price_update", 5)]
-        assert hub.gaps == 0 and hub.lingering() == 0
+        assert hub.stats.gaps == 0 and hub.room.lingering() == 0
         await asyncio.sleep(0.08)  # the old linger timer ends: the ticker is in use again
         await settle(hub)
         assert listening(hub, T)
         await publish(hub, T, 6)
         assert back.stream(T)[-1] == ("price_update", 6)
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 # -- max_tickers -------------------------------------------------------------------------
@@ -495,16 +482,16 @@ async def test_new_ticker_evicts_longest_lingering(store: ControlledStore) -> No
             assert await hub.subscribe(client, t)
         await hub.unsubscribe(client, "BBB")  # lingers longest
         await hub.unsubscribe(client, "AAA")
-        assert hub.has_room("AAA")  # already held (lingering): no eviction needed
+        assert hub.room.has_room("AAA")  # already held (lingering): no eviction needed
         assert await hub.subscribe(client, "DDD")
         await settle(hub)
-        assert hub.evicted == 1
+        assert hub.stats.evicted == 1
         assert "BBB" not in hub.subscribers and not listening(hub, "BBB")
         assert "AAA" in hub.subscribers and listening(hub, "AAA")
         assert set(hub.subscribers) == {"AAA", "CCC", "DDD"}
-        assert hub.lingering() == 1
+        assert hub.room.lingering() == 1
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_new_ticker_refused_when_none_lingers(store: ControlledStore) -> None:
@@ -517,10 +504,10 @@ async def test_new_ticker_refused_when_none_lingers(store: ControlledStore) -> N
         assert await hub.subscribe(client, "CCC") is False
         assert len(client.events) == sent, "a refused subscribe sends nothing"
         assert "CCC" not in client.tickers and "CCC" not in hub.subscribers
-        assert not listening(hub, "CCC") and hub.evicted == 0
+        assert not listening(hub, "CCC") and hub.stats.evicted == 0
         assert await hub.subscribe(client, "AAA")  # held already: fine
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_unsubscribing_a_ticker_not_held_leaves_its_linger_alone(
@@ -535,14 +522,14 @@ async def test_unsubscribing_a_ticker_not_held_leaves_its_linger_alone(
             assert await hub.subscribe(owner, t)
         await hub.unsubscribe(owner, "AAA")  # lingers longest
         await hub.unsubscribe(owner, "BBB")
-        until = dict(hub._linger_until)
+        until = dict(hub.room._linger_until)
         await hub.unsubscribe(other, "AAA")
-        assert hub._linger_until == until and list(hub._linger_until) == ["AAA", "BBB"]
+        assert hub.room._linger_until == until and list(hub.room._linger_until) == ["AAA", "BBB"]
         assert await hub.subscribe(other, "DDD")
         await settle(hub)
         assert "AAA" not in hub.subscribers  # still the first to go
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 # -- encode once, history stored once, session -------------------------------------------
@@ -567,11 +554,11 @@ async def test_session_lets_go_of_everything(hub: Hub) -> None:
         assert client in hub.clients and client.started
         assert await hub.subscribe(client, "AAA")
         assert await hub.subscribe(client, "BBB")
-        client.close_code = CLOSE_SLOW_CONSUMER
+        client.close_code = CloseCode.SLOW_CONSUMER
     assert client not in hub.clients and client.stopped and client.closed
     assert client.tickers == set()
-    assert hub.subscriber_counts() == {} and hub.lingering() == 2
-    assert hub.slow_closed == 1
+    assert hub.subscriber_counts() == {} and hub.room.lingering() == 2
+    assert hub.stats.slow_closed == 1
 
 
 async def test_every_subscriber_gets_the_stored_snapshot_while_nothing_is_relayed(
@@ -592,4 +579,4 @@ async def test_every_subscriber_gets_the_stored_snapshot_while_nothing_is_relaye
         await publish(hub, T, 42)  # the next relayed update follows on, no gap
         assert second.stream(T) == [("snapshot", 41), ("price_update", 42)]
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)

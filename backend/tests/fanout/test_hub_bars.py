@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
-from fakes import ControlledStore, FakeSink, FakeWebSocket, RecordingConnection, make_hub, settle
 
 from stockfeed import protocol
 from stockfeed.fanout.bars import BarBook
 from stockfeed.fanout.hub import Hub
 from stockfeed.fanout.resume import ResumePoint
 from stockfeed.server.sink_connection import SinkConnection
+from tests.fanout.fakes import (
+    ControlledStore,
+    FakeSink,
+    FakeWebSocket,
+    RecordingConnection,
+    make_hub,
+    settle,
+    stop_hub,
+)
 
 T = "AAPL"
 T0 = 1_764_101_220  # a minute boundary
@@ -88,24 +93,6 @@ def kinds(client: RecordingConnection) -> list[str]:
     return [m["type"] for m in client.messages() if m.get("ticker") == T]
 
 
-@pytest.fixture
-async def store() -> ControlledStore:
-    return ControlledStore()
-
-
-@pytest.fixture
-async def hub(store: ControlledStore) -> AsyncIterator[Hub]:
-    hub = await make_hub(store)
-    yield hub
-    await _teardown(hub)
-
-
-async def _teardown(hub: Hub) -> None:
-    for timer in hub._lingering.values():
-        timer.cancel()
-    await settle(hub)
-
-
 async def test_bars_then_a_bar_for_each_change_and_nothing_for_clients_without_bars(
     hub: Hub, store: ControlledStore
 ) -> None:
@@ -156,7 +143,7 @@ async def test_resume_leaves_a_client_that_was_away_identical(
     await publish(store, [hub], *range(5, 12))  # 7 updates and two minutes go by
     back = RecordingConnection()
     back.events = list(away.events)  # the same client, on a new connection
-    point = ResumePoint(away.of_type("price_update")[-1]["seq"], hub.epoch_for(T))
+    point = ResumePoint(away.of_type("price_update")[-1]["seq"], hub.epochs.epoch_for(T))
     assert await hub.subscribe(back, T, point, bars=["1m"])
     await settle(hub)
     assert [m["seq"] for m in back.of_type("price_update")][-7:] == list(range(5, 12))
@@ -260,7 +247,7 @@ async def test_books_go_with_the_ticker_when_its_linger_ends(store: ControlledSt
     await asyncio.sleep(0.01)
     await settle(hub)
     assert T not in hub.subscribers and T not in hub.bar_books
-    await _teardown(hub)
+    await stop_hub(hub)
 
 
 async def test_two_processes_serve_the_same_bars_from_the_shared_checkpoint(
@@ -293,7 +280,7 @@ async def test_two_processes_serve_the_same_bars_from_the_shared_checkpoint(
     assert candles(a) == candles(b) == book_of(first) == book_of(second)
     assert book_of(second)[T0 - 60]["volume"] == 10
     for hub in (first, second):
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_two_processes_building_at_once_agree_on_one_book(store: ControlledStore) -> None:
@@ -320,4 +307,4 @@ async def test_two_processes_building_at_once_agree_on_one_book(store: Controlle
     assert candles(a) == candles(b) == book_of(first) == book_of(second)
     assert first.bars.from_checkpoint + second.bars.from_checkpoint == 1
     for hub in (first, second):
-        await _teardown(hub)
+        await stop_hub(hub)

@@ -7,19 +7,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fakes import (
+from stockfeed.fanout.resume import ResumePoint
+from stockfeed.server.sink_connection import SinkConnection
+from tests.fanout.fakes import (
     ControlledStore,
     FakeSink,
     FakeWebSocket,
     RecordingConnection,
     make_hub,
     settle,
+    stop_hub,
     update,
 )
-
-from stockfeed.fanout.hub import Hub
-from stockfeed.fanout.resume import ResumePoint
-from stockfeed.server.sink_connection import SinkConnection
 
 
 class _Transport(FakeSink):
@@ -31,12 +30,6 @@ class _Transport(FakeSink):
             self.pause()
 
 
-async def _teardown(hub: Hub) -> None:
-    for timer in hub._lingering.values():
-        timer.cancel()
-    await settle(hub)
-
-
 async def test_checking_for_room_evicts_nothing_the_subscribe_does() -> None:
     hub = await make_hub(ControlledStore(), max_tickers=3, linger_min=60, resume_window=60)
     try:
@@ -46,15 +39,15 @@ async def test_checking_for_room_evicts_nothing_the_subscribe_does() -> None:
         await hub.unsubscribe(client, "AAA")
         await hub.unsubscribe(client, "BBB")
         # A check for two new tickers at once: both fit (two linger), and nothing goes.
-        assert hub.has_room("DDD") and hub.has_room("EEE", pending=1)
-        assert not hub.has_room("FFF", pending=2)  # a third would not
+        assert hub.room.has_room("DDD") and hub.room.has_room("EEE", pending=1)
+        assert not hub.room.has_room("FFF", pending=2)  # a third would not
         await settle(hub)
-        assert hub.evicted == 0 and set(hub.subscribers) == {"AAA", "BBB", "CCC"}
+        assert hub.stats.evicted == 0 and set(hub.subscribers) == {"AAA", "BBB", "CCC"}
         assert await hub.subscribe(client, "DDD")  # the subscribe makes the room
         await settle(hub)
-        assert hub.evicted == 1 and "AAA" not in hub.subscribers
+        assert hub.stats.evicted == 1 and "AAA" not in hub.subscribers
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_reserved_tickers_count_until_their_subscribe() -> None:
@@ -62,21 +55,21 @@ async def test_reserved_tickers_count_until_their_subscribe() -> None:
     try:
         client = RecordingConnection()
         assert await hub.subscribe(client, "AAA")
-        assert hub.reserve("BBB")  # a request accepted BBB and is still subscribing others
-        assert not hub.has_room("CCC") and hub.has_room("BBB")
-        assert not await hub.hold_unwatched("CCC")  # a REST look counts it too
-        hub.unreserve("BBB", True)
+        assert hub.room.reserve("BBB")  # a request accepted BBB and is still subscribing others
+        assert not hub.room.has_room("CCC") and hub.room.has_room("BBB")
+        assert not await hub.room.hold_unwatched("CCC")  # a REST look counts it too
+        hub.room.unreserve("BBB", True)
         assert await hub.subscribe(client, "BBB")  # its own reservation is not in its way
-        assert hub._reserved == {}
+        assert hub.room._reserved == {}
         # A lingering ticker a request is about to take back makes no room.
         await hub.unsubscribe(client, "AAA")
-        assert hub.has_room("CCC")
-        assert not hub.reserve("AAA")  # held (lingering): kept, not new
-        assert not hub.has_room("CCC")
-        hub.unreserve("AAA", False)
-        assert hub.has_room("CCC") and hub._kept == {}
+        assert hub.room.has_room("CCC")
+        assert not hub.room.reserve("AAA")  # held (lingering): kept, not new
+        assert not hub.room.has_room("CCC")
+        hub.room.unreserve("AAA", False)
+        assert hub.room.has_room("CCC") and hub.room._kept == {}
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_a_rest_first_look_is_held_within_the_ticker_budget_and_lingers() -> None:
@@ -84,18 +77,18 @@ async def test_a_rest_first_look_is_held_within_the_ticker_budget_and_lingers() 
     try:
         client = RecordingConnection()
         assert await hub.subscribe(client, "AAA")
-        assert await hub.hold_unwatched("BBB")  # the second ticker, no client
+        assert await hub.room.hold_unwatched("BBB")  # the second ticker, no client
         assert "BBB" in hub.broker._subscribed  # type: ignore[attr-defined]
-        assert hub.lingering() == 1
+        assert hub.room.lingering() == 1
         # Full: a look takes free room only, it never pushes out a lingering ticker...
-        assert not await hub.hold_unwatched("CCC")
-        assert hub.has_room("CCC")  # ...but a subscriber may take BBB's place
+        assert not await hub.room.hold_unwatched("CCC")
+        assert hub.room.has_room("CCC")  # ...but a subscriber may take BBB's place
         assert await hub.subscribe(RecordingConnection(), "CCC")
         await settle(hub)
-        assert set(hub.subscribers) == {"AAA", "CCC"} and hub.evicted == 1
-        assert await hub.hold_unwatched("AAA")  # held already: nothing to add
+        assert set(hub.subscribers) == {"AAA", "CCC"} and hub.stats.evicted == 1
+        assert await hub.room.hold_unwatched("AAA")  # held already: nothing to add
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_a_resume_replay_waits_for_the_client_to_drain() -> None:
@@ -110,7 +103,7 @@ async def test_a_resume_replay_waits_for_the_client_to_drain() -> None:
         client = SinkConnection(FakeWebSocket(), sink, stuck_timeout=60.0)  # type: ignore[arg-type]
         sink.pause()  # the resuming client is not reading
         task = asyncio.create_task(
-            hub.subscribe(client, "AAPL", ResumePoint(0, hub.epoch_for("AAPL")))
+            hub.subscribe(client, "AAPL", ResumePoint(0, hub.epochs.epoch_for("AAPL")))
         )
         await asyncio.sleep(0.05)
         assert not task.done()
@@ -128,7 +121,7 @@ async def test_a_resume_replay_waits_for_the_client_to_drain() -> None:
         assert seqs == list(range(1, 401)), "the replay is whole and in order"
         assert rounds > 1
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)
 
 
 async def test_a_bar_book_nobody_waits_for_is_not_built() -> None:
@@ -162,4 +155,4 @@ async def test_a_bar_book_nobody_waits_for_is_not_built() -> None:
         assert [m["type"] for m in client.messages()].count("bars") == 1
         assert len(calls) == 2
     finally:
-        await _teardown(hub)
+        await stop_hub(hub)

@@ -8,17 +8,16 @@ snapshots, the market_status pushed to the ticker's subscribers, and `/metrics`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from fakes import RecordingConnection, make_hub, settle, update
 
 from stockfeed.fanout import liveness as liveness_module
 from stockfeed.fanout.hub import Hub
 from stockfeed.fanout.liveness import FLOOR, MIN_SAMPLES, Liveness
 from stockfeed.market_hours import MarketClock, MarketSession
+from tests.fanout.fakes import RecordingConnection, update
 
 T = "AAPL"
 
@@ -43,18 +42,10 @@ class Market:
         return MarketSession("XNYS", False, "closed", None, None)
 
 
-@pytest.fixture
-async def hub() -> AsyncIterator[Hub]:
-    hub = await make_hub()
-    yield hub
-    for timer in hub._lingering.values():
-        timer.cancel()
-    await settle(hub)
-
-
 def watch(hub: Hub, clock: Clock, market: Market, quote_ttl: float = 60.0) -> Liveness:
-    hub.liveness = Liveness(market, quote_ttl=quote_ttl, now=clock)  # type: ignore[arg-type]
-    return hub.liveness
+    live = Liveness(market, quote_ttl=quote_ttl, now=clock)  # type: ignore[arg-type]
+    hub.liveness = hub.updates.liveness = live  # snapshots and statuses read it there
+    return live
 
 
 async def ticks(hub: Hub, clock: Clock, ticker: str, seqs: range, every: float) -> None:
@@ -126,7 +117,7 @@ async def test_subscribers_are_told_when_the_mark_changes(
     live.check([T, "MSFT"])  # the markets are seen open
     await ticks(hub, clock, T, range(1, 11), every=1.0)
     await ticks(hub, clock, "MSFT", range(1, 11), every=0.0)
-    task = asyncio.create_task(live.run(hub, hub.stale_since))
+    task = asyncio.create_task(live.run(hub, hub.updates.stale_since))
     try:
         before = len(client.of_type("market_status"))
         clock.t += 30.0

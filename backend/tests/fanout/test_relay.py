@@ -4,19 +4,20 @@ client unchanged, in order, with no loss; snapshots come from what was relayed."
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
-from wsutil import contract_update, recv_json, recv_until, wait_subscribed
+
+from tests.servers import StartServer
+from tests.wsutil import contract_update, recv_json, recv_until, wait_subscribed
 
 pytestmark = pytest.mark.process
 
 
 async def test_outside_publisher_reaches_every_client_unchanged(
-    start_server: Any, redis_url: str
+    start_server: StartServer, redis_url: str
 ) -> None:
     server = start_server("--source", "none", "--broker", redis_url)
     r = aioredis.Redis.from_url(redis_url)
@@ -46,7 +47,7 @@ async def test_outside_publisher_reaches_every_client_unchanged(
 
 
 async def test_bad_messages_on_the_channel_are_dropped_not_fatal(
-    start_server: Any, redis_url: str
+    start_server: StartServer, redis_url: str
 ) -> None:
     server = start_server("--source", "none", "--broker", redis_url)
     r = aioredis.Redis.from_url(redis_url)
@@ -70,7 +71,7 @@ async def test_bad_messages_on_the_channel_are_dropped_not_fatal(
 
 
 async def test_relay_never_refuses_a_valid_ticker_and_rest_serves_relayed(
-    start_server: Any, redis_url: str
+    start_server: StartServer, redis_url: str
 ) -> None:
     server = start_server("--source", "none", "--broker", redis_url)
     r = aioredis.Redis.from_url(redis_url)

@@ -15,7 +15,9 @@ import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
-from wsutil import contract_update, recv_until, slow_client, wait_subscribed
+
+from tests.servers import StartServer
+from tests.wsutil import contract_update, recv_until, slow_client, wait_subscribed
 
 pytestmark = pytest.mark.process
 
@@ -48,7 +50,7 @@ async def read_all(ws: ClientConnection, until_seq: int) -> list[dict[str, Any]]
 # see a stuck client at all. The fallback's own queue/conflation is exercised elsewhere.
 @pytest.mark.parametrize("fast_path", ["true"])
 async def test_slow_client_is_conflated_and_others_lose_nothing(
-    start_server: Any, redis_url: str, fast_path: str
+    start_server: StartServer, redis_url: str, fast_path: str
 ) -> None:
     server = start_server(
         "--source",
@@ -94,7 +96,7 @@ async def test_slow_client_is_conflated_and_others_lose_nothing(
 
 @pytest.mark.parametrize("fast_path", ["true"])
 async def test_stuck_client_is_closed_4408(
-    start_server: Any, redis_url: str, fast_path: str
+    start_server: StartServer, redis_url: str, fast_path: str
 ) -> None:
     server = start_server(
         "--source",

@@ -12,19 +12,13 @@ import json
 from typing import Any
 
 import pytest
-from fakes import FakeSink, FakeWebSocket, frame_of, until, update
 
 from stockfeed import protocol
 from stockfeed.fanout import stuck_watch
-from stockfeed.fanout.connections import (
-    CLOSE_SLOW_CONSUMER,
-    HEARTBEAT_KEY,
-    QueuedConnection,
-    bar_key,
-    status_key,
-)
+from stockfeed.fanout.connections import HEARTBEAT_KEY, QueuedConnection, bar_key, status_key
 from stockfeed.protocol.codes import CloseCode
 from stockfeed.server.sink_connection import SinkConnection
+from tests.fanout.fakes import FakeSink, FakeWebSocket, frame_of, until, update
 
 
 def offer(conn: Any, ticker: str, seq: int) -> None:
@@ -64,8 +58,8 @@ async def test_sink_control_messages_past_the_budget_close_4408_holding_no_more(
         conn.send(error)
         sent += 1
         assert sink.held_bytes() <= 64 * 1024 + 200  # the close frame comes on top
-    assert conn.close_code == CLOSE_SLOW_CONSUMER
-    assert sink.closed_with == (CLOSE_SLOW_CONSUMER, "slow consumer")
+    assert conn.close_code == CloseCode.SLOW_CONSUMER
+    assert sink.closed_with == (CloseCode.SLOW_CONSUMER, "slow consumer")
     assert sent == 4  # 3 fit in the 4 KiB left, the 4th would not
     conn.send(error)  # nothing more is held for a closed client
     assert len(sink.messages()) == 3
@@ -101,7 +95,7 @@ async def test_sink_updates_conflate_and_control_messages_count_against_the_same
     snapshot = protocol.dumps({"type": "snapshot", "pad": "y" * 3000})
     conn.send(snapshot)
     conn.send(snapshot)
-    assert conn.closed and conn.close_code == CLOSE_SLOW_CONSUMER
+    assert conn.closed and conn.close_code == CloseCode.SLOW_CONSUMER
 
 
 async def test_queued_control_messages_past_the_budget_close_4408() -> None:
@@ -114,7 +108,7 @@ async def test_queued_control_messages_past_the_budget_close_4408() -> None:
         while not conn.closed:
             conn.send(error)
             assert conn.held_bytes() <= 64 * 1024
-        assert conn.close_code == CLOSE_SLOW_CONSUMER
+        assert conn.close_code == CloseCode.SLOW_CONSUMER
         assert conn.backlog() == (0, 0)  # let go at once
     finally:
         ws.gate.set()
@@ -156,7 +150,7 @@ async def test_sink_backed_up_client_is_closed_by_the_clock_with_no_update(
     conn.send(protocol.dumps({"type": "snapshot"}))
     sink.pause()  # and nothing more is ever sent to it (a closed market at night)
     await until(lambda: conn.closed, timeout=2.0)
-    assert conn.close_code == CLOSE_SLOW_CONSUMER
+    assert conn.close_code == CloseCode.SLOW_CONSUMER
 
 
 async def test_sink_client_that_drains_in_time_is_not_closed(fast_clock: None) -> None:
@@ -179,7 +173,7 @@ async def test_queued_stuck_client_is_closed_by_the_clock_with_no_update(
     try:
         conn.send(protocol.dumps({"type": "snapshot"}))
         await until(lambda: conn.closed, timeout=2.0)
-        assert conn.close_code == CLOSE_SLOW_CONSUMER
+        assert conn.close_code == CloseCode.SLOW_CONSUMER
     finally:
         ws.gate.set()
         await conn.stop()
@@ -200,7 +194,7 @@ async def test_writable_waits_for_the_drain_and_is_false_once_closed() -> None:
     sink.pause()
     waiter = asyncio.create_task(conn.writable())
     await asyncio.sleep(0.01)
-    conn.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
+    conn.abort(CloseCode.SLOW_CONSUMER, "slow consumer")
     assert await waiter is False
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from fakes import ControlledStore, FakeSink, FakeWebSocket, make_hub, update
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 
@@ -29,6 +28,7 @@ from stockfeed.api.ws_requests import Caller
 from stockfeed.config import Settings
 from stockfeed.fanout.hub import Hub
 from stockfeed.server.sink_connection import SinkConnection
+from tests.fanout.fakes import ControlledStore, FakeSink, FakeWebSocket, make_hub, update
 
 BUDGET = 128 * 1024
 HIGH, LOW = 64 * 1024, 16 * 1024
@@ -172,7 +172,7 @@ async def run(script: list[tuple[str, Any]], waits: bool) -> int:
     finally:
         if client.handling is not None:
             client.handling.cancel()
-        for timer in hub._lingering.values():
+        for timer in hub.room._lingering.values():
             timer.cancel()
         for task in list(hub._in_flight):
             task.cancel()

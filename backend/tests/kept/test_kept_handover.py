@@ -18,8 +18,10 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from test_kept_serve import Wire, minute_ends_in, rest
 from websockets.asyncio.client import connect
+
+from tests.kept.test_kept_serve import Wire, minute_ends_in, rest
+from tests.servers import StartServer
 
 pytestmark = pytest.mark.process
 
@@ -42,7 +44,7 @@ def leads(server: Any) -> bool:
 
 
 async def test_killing_the_writer_hands_the_store_over_with_no_bar_lost(
-    start_server: Any, redis_url: str, postgres_url: str
+    start_server: StartServer, redis_url: str, postgres_url: str
 ) -> None:
     env, shift = minute_ends_in(20)
     args = ("--source", "sim", "--tickers", T, "--broker", redis_url, "--store", postgres_url,

@@ -25,8 +25,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import IN_CI
 from websockets.asyncio.client import ClientConnection, connect
+
+from tests.servers import IN_CI, StartServer
 
 pytestmark = pytest.mark.process
 
@@ -96,7 +97,9 @@ async def get(base: str, path: str, **params: str) -> httpx.Response:
         return await http.get(path, params=params)
 
 
-async def test_the_days_bars_survive_kill_9_and_come_from_the_store(start_server: Any) -> None:
+async def test_the_days_bars_survive_kill_9_and_come_from_the_store(
+    start_server: StartServer,
+) -> None:
     env, _ = minute_ends_in(12)
     args = ("--source", "sim", "--tickers", T)
     server = start_server(*args, env=env)
@@ -153,7 +156,7 @@ async def test_the_days_bars_survive_kill_9_and_come_from_the_store(start_server
 
 
 async def test_a_closed_market_keeps_its_last_price_after_linger_and_restart(
-    start_server: Any,
+    start_server: StartServer,
 ) -> None:
     """03:30 in New York on a Tuesday: a client looks at AAPL (not on the watchlist) and
     leaves; after its linger, and after a restart, AAPL still has its last price."""

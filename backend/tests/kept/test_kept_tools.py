@@ -12,10 +12,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
+
+from tests.servers import StartServer
 
 pytestmark = pytest.mark.process
 
@@ -31,7 +32,7 @@ def stockfeed(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
     )
 
 
-async def test_kept_updates_export_and_replay(start_server: Any, tmp_path: Path) -> None:
+async def test_kept_updates_export_and_replay(start_server: StartServer, tmp_path: Path) -> None:
     data = tmp_path / "kept"
     env = {"STOCKFEED_DATA_DIR": str(data)}
     started = time.time()

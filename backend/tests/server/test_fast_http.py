@@ -16,13 +16,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import Server
-from httputil import exchange, get, read_all, refusal, rss_kib
 from websockets.http11 import Request
 from websockets.streams import StreamReader
 from websockets.sync.client import connect
 
 from stockfeed.server import handshake
+from tests.httputil import exchange, get, read_all, refusal, rss_kib
+from tests.servers import Server
 
 pytestmark = pytest.mark.process
 

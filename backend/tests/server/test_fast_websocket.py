@@ -13,10 +13,11 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.asyncio.client import connect
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
-from wsutil import recv_until
 
 from stockfeed.fanout.frames import close_frame, text_frame
 from stockfeed.server.fast_websocket import Sink, _Flusher
+from tests.servers import StartServer
+from tests.wsutil import recv_until
 
 pytestmark = pytest.mark.process
 
@@ -148,7 +149,7 @@ def test_uvicorn_still_has_what_we_override() -> None:
     assert callable(getattr(HttpToolsProtocol, "handle_websocket_upgrade", None))
 
 
-async def test_server_runs_the_fast_path_end_to_end(start_server: Any) -> None:
+async def test_server_runs_the_fast_path_end_to_end(start_server: StartServer) -> None:
     server = start_server("--source", "sim", "--sim-tick-interval", "0.05")
     async with connect(server.ws + "/ws/stocks/AAPL") as a, connect(server.ws + "/ws") as b:
         await recv_until(a, "price_update")
@@ -181,7 +182,7 @@ async def test_http_protocol_is_freed_at_once_after_the_upgrade() -> None:
         while (await receive())["type"] != "websocket.disconnect":
             pass
 
-    from conftest import free_port
+    from tests.servers import free_port
 
     port = free_port()
     config = uvicorn.Config(

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 import uvicorn
-from conftest import free_port
 from websockets.datastructures import Headers
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from stockfeed.server import handshake
+from tests.servers import StartServer, free_port
 
 pytestmark = pytest.mark.process
 
@@ -225,7 +225,7 @@ async def test_connections_keep_the_compact_attribute_table(
     ],
 )
 def test_a_running_server_still_refuses_bad_handshakes(
-    start_server: Any, lines: bytes, says: bytes
+    start_server: StartServer, lines: bytes, says: bytes
 ) -> None:
     """websockets' own refusals (400 with its reason), not a silent close or a 101."""
     server = start_server("--source", "none")

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 import uvicorn
-from conftest import free_port
 
 from stockfeed.server.edge_limits import EdgeLimits, configure_edges
+from tests.servers import free_port
 
 App = Callable[[Any, Any, Any], Awaitable[None]]
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="

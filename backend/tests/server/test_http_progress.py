@@ -19,8 +19,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import Server
-from httputil import (
+from websockets.sync.client import connect
+
+from tests.httputil import (
     Responses,
     connect_from,
     exchange,
@@ -30,7 +31,7 @@ from httputil import (
     rss_kib,
     wait_closed,
 )
-from websockets.sync.client import connect
+from tests.servers import Server
 
 pytestmark = pytest.mark.process
 

@@ -17,8 +17,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from vendor_fakes.alpaca import FakeAlpaca
-from vendor_fakes.base import eventually
 
 from stockfeed.client.backoff import Backoff
 from stockfeed.market_hours import MarketClock, MarketSession
@@ -35,6 +33,8 @@ from stockfeed.sources.events import (
 )
 from stockfeed.sources.vendors import alpaca
 from stockfeed.sources.vendors.alpaca import AlpacaSource
+from tests.sources.vendor_fakes.alpaca import FakeAlpaca
+from tests.sources.vendor_fakes.base import eventually
 
 KEY, SECRET = "PKTEST", "s3cret"
 NEW_YORK = ZoneInfo("America/New_York")

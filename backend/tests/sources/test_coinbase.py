@@ -13,14 +13,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from vendor_fakes.base import eventually
-from vendor_fakes.coinbase import FakeCoinbase
 
 from stockfeed.client.backoff import Backoff
 from stockfeed.market_hours import MarketClock
 from stockfeed.sources.base import Provenance
 from stockfeed.sources.events import Event, Gap, Quote, SourceState, Summary, Trade
 from stockfeed.sources.vendors.coinbase import CoinbaseSource
+from tests.sources.vendor_fakes.base import eventually
+from tests.sources.vendor_fakes.coinbase import FakeCoinbase
 
 CLOCK = MarketClock()
 

@@ -18,8 +18,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from vendor_fakes.base import eventually
-from vendor_fakes.finnhub import FakeFinnhub, FakeTrade
 
 from stockfeed.client.backoff import Backoff
 from stockfeed.config import Settings
@@ -29,6 +27,8 @@ from stockfeed.sources.base import Provenance, SourceError
 from stockfeed.sources.events import Event, Gap, SourceState, Trade
 from stockfeed.sources.vendors import finnhub
 from stockfeed.sources.vendors.finnhub import FinnhubSource
+from tests.sources.vendor_fakes.base import eventually
+from tests.sources.vendor_fakes.finnhub import FakeFinnhub, FakeTrade
 
 KEY = "fhkey123"
 OPEN = MarketClock(always_open=True)

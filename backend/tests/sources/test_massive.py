@@ -19,8 +19,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from vendor_fakes.base import eventually
-from vendor_fakes.massive import MAX_CONNECTIONS, FakeMassive
 
 from stockfeed.client.backoff import Backoff
 from stockfeed.config import Settings
@@ -29,6 +27,8 @@ from stockfeed.sources.base import Provenance
 from stockfeed.sources.events import Event, Gap, Quote, SourceState, Summary, Trade, VendorBar
 from stockfeed.sources.vendors import massive
 from stockfeed.sources.vendors.massive import MassiveSource
+from tests.sources.vendor_fakes.base import eventually
+from tests.sources.vendor_fakes.massive import MAX_CONNECTIONS, FakeMassive
 
 KEY = "MASSIVEKEY"
 OPEN = MarketClock(always_open=True)

@@ -19,9 +19,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from conftest import IN_CI
 from websockets.asyncio.client import connect
-from wsutil import recv_json
+
+from tests.servers import IN_CI, StartServer
+from tests.wsutil import recv_json
 
 pytestmark = pytest.mark.process
 NY = ZoneInfo("America/New_York")
@@ -43,7 +44,7 @@ def faketime_env(moment: str) -> dict[str, str]:
     }
 
 
-async def serve(start_server: Any, moment: str, *args: str, **env: str) -> Any:
+async def serve(start_server: StartServer, moment: str, *args: str, **env: str) -> Any:
     server = start_server("--source", "sim", *args, env={**faketime_env(moment), **env}, wait=False)
     await asyncio.to_thread(server.wait_ready)
     return server
@@ -94,7 +95,7 @@ def change_of(data: dict[str, Any]) -> float:
 
 
 async def test_pre_market_change_is_measured_from_the_last_regular_close(
-    start_server: Any,
+    start_server: StartServer,
 ) -> None:
     # Tuesday 8 Dec 2026, 04:30 New York: pre-market; Monday's close is the base.
     server = await serve(start_server, "2026-12-08 09:30:00", "--tickers", "AAPL")
@@ -117,7 +118,7 @@ async def test_pre_market_change_is_measured_from_the_last_regular_close(
 
 
 async def test_after_hours_says_the_regular_close_and_keeps_the_previous_one(
-    start_server: Any,
+    start_server: StartServer,
 ) -> None:
     # Tuesday 17:00 New York: post-market.
     server = await serve(start_server, "2026-12-08 22:00:00", "--tickers", "AAPL")
@@ -136,7 +137,7 @@ async def test_after_hours_says_the_regular_close_and_keeps_the_previous_one(
 
 
 async def test_at_night_every_subscriber_gets_the_last_price_and_rest_answers_it(
-    start_server: Any,
+    start_server: StartServer,
 ) -> None:
     # Tuesday 03:00 New York: closed. The last trading day is Monday: its after-hours last
     # print is the price, its regular close said apart, Friday's close the base.
@@ -177,7 +178,7 @@ async def test_at_night_every_subscriber_gets_the_last_price_and_rest_answers_it
     assert other.json()["data"]["session"] == "post"
 
 
-async def test_on_a_holiday_the_last_half_day_s_figures(start_server: Any) -> None:
+async def test_on_a_holiday_the_last_half_day_s_figures(start_server: StartServer) -> None:
     # Christmas 2026 (Friday), noon in New York. The last trading day, Thursday 24 Dec, was
     # a half day: its regular close at 13:00, its post-market until 17:00.
     server = await serve(start_server, "2026-12-25 17:00:00", "--tickers", "AAPL")
@@ -196,7 +197,9 @@ async def test_on_a_holiday_the_last_half_day_s_figures(start_server: Any) -> No
     assert json.dumps(status).count('"closed"') >= 1
 
 
-async def test_the_default_seed_draws_the_same_past_on_every_start(start_server: Any) -> None:
+async def test_the_default_seed_draws_the_same_past_on_every_start(
+    start_server: StartServer,
+) -> None:
     # The test servers' own seed (7) unset: the default one, as a user starts it.
     moment = "2026-12-08 08:00:00"
     first = await serve(start_server, moment, "--tickers", "AAPL", STOCKFEED_SIM_SEED="")

@@ -380,6 +380,17 @@ def test_prices_are_plausible_and_in_the_instruments_precision(
             assert value is not None and round(value, decimals) == value
 
 
+def test_a_stablecoin_holds_its_peg() -> None:
+    # USDT-USD walked like bitcoin (60 % a year) drifted to 0.83; pegged, it stays at 1.00.
+    sim, _ = source(et(2026, 11, 24, 11))
+    for day in range(0, 365, 5):
+        tick = sim.quote("USDT-USD", et(2026, 11, 24, 11) - day * 86400)
+        assert tick is not None
+        assert 0.99 < tick.price < 1.01, (day, tick.price)
+        assert tick.low is not None and tick.high is not None
+        assert 0.99 < tick.low <= tick.high < 1.01
+
+
 def test_volume_follows_each_market() -> None:
     sim, _ = source(et(2026, 11, 24, 23))
     bars = asyncio.run(sim.history("AAPL", "1h", "1d"))

@@ -13,9 +13,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from vendor_fakes.alpaca import FakeAlpaca
-from vendor_fakes.base import eventually
-from vendor_fakes.coinbase import FakeCoinbase
 
 from stockfeed.broker.memory import MemoryBroker
 from stockfeed.client.backoff import Backoff
@@ -25,6 +22,9 @@ from stockfeed.sources.failover import FailoverSource
 from stockfeed.sources.vendors.alpaca import AlpacaSource
 from stockfeed.sources.vendors.coinbase import CoinbaseSource
 from stockfeed.updater import Updater
+from tests.sources.vendor_fakes.alpaca import FakeAlpaca
+from tests.sources.vendor_fakes.base import eventually
+from tests.sources.vendor_fakes.coinbase import FakeCoinbase
 
 CLOCK = MarketClock()  # crypto: open at every hour
 

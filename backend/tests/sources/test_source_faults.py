@@ -22,9 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from conftest import free_port
 from websockets.asyncio.client import connect
-from wsutil import recv_json
 from yfinance.exceptions import YFRateLimitError
 
 from stockfeed.app import create_asgi
@@ -33,6 +31,8 @@ from stockfeed.models import Tick
 from stockfeed.server.asgi import UVICORN_OPTIONS
 from stockfeed.sources import yahoo
 from stockfeed.sources.yahoo import YahooSource, tick_from_message
+from tests.servers import free_port
+from tests.wsutil import recv_json
 
 pytestmark = pytest.mark.process
 

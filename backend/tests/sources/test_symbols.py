@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from stockfeed.sources.base import SourceError
-from stockfeed.sources.budget import ClientBudget, UpstreamBusy
+from stockfeed.sources.budget import UpstreamBudget, UpstreamBusy
 from stockfeed.sources.symbols import INSTRUMENT_TYPES, Directory, symbol_from_yahoo
 from stockfeed.sources.yahoo import YahooSource
 from stockfeed.tickers import normalize_ticker
@@ -218,7 +218,7 @@ async def test_yahoo_search_goes_through_the_client_budget() -> None:
         calls.append((query, limit))
         return YAHOO_QUOTES
 
-    budget = ClientBudget(calls_per_minute=6, burst=2)
+    budget = UpstreamBudget(calls_per_minute=6, burst=2)
     source = YahooSource(search_fetcher=fetch, client_budget=budget)
     try:
         found = await source.search_symbols("apple", 3)

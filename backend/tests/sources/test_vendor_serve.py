@@ -17,14 +17,15 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from conftest import faketime_env
-from vendor_fakes.alpaca import FakeAlpaca
-from vendor_fakes.base import eventually
-from vendor_fakes.coinbase import FakeCoinbase
-from vendor_fakes.finnhub import FakeFinnhub
-from vendor_fakes.massive import FakeMassive
 from websockets.asyncio.client import ClientConnection, connect
-from wsutil import recv_json
+
+from tests.servers import StartServer, faketime_env
+from tests.sources.vendor_fakes.alpaca import FakeAlpaca
+from tests.sources.vendor_fakes.base import eventually
+from tests.sources.vendor_fakes.coinbase import FakeCoinbase
+from tests.sources.vendor_fakes.finnhub import FakeFinnhub
+from tests.sources.vendor_fakes.massive import FakeMassive
+from tests.wsutil import recv_json
 
 pytestmark = pytest.mark.process
 NEW_YORK = ZoneInfo("America/New_York")
@@ -105,7 +106,7 @@ def coinbase_env(fake: FakeCoinbase) -> dict[str, str]:
     }
 
 
-async def serve(start_server: Any, *args: str, env: dict[str, str]) -> Any:
+async def serve(start_server: StartServer, *args: str, env: dict[str, str]) -> Any:
     # Started without blocking this loop: the fake vendor lives in it.
     server = start_server(*args, env=env, wait=False)
     await asyncio.to_thread(server.wait_ready)
@@ -113,7 +114,7 @@ async def serve(start_server: Any, *args: str, env: dict[str, str]) -> Any:
 
 
 async def test_coinbase_streams_its_trades_in_the_v1_protocol_with_bars_that_agree(
-    start_server: Any, coinbase: FakeCoinbase
+    start_server: StartServer, coinbase: FakeCoinbase
 ) -> None:
     server = await serve(
         start_server, "--source", "coinbase", "--tickers", "BTC-USD", env=coinbase_env(coinbase)
@@ -175,7 +176,7 @@ async def test_coinbase_streams_its_trades_in_the_v1_protocol_with_bars_that_agr
 
 
 async def test_coinbase_snapshots_carry_the_provenance(
-    start_server: Any, coinbase: FakeCoinbase
+    start_server: StartServer, coinbase: FakeCoinbase
 ) -> None:
     coinbase.start_market(["BTC-USD"], interval=0.2)
     server = await serve(
@@ -214,7 +215,7 @@ def alpaca_env(fake: FakeAlpaca, feed: str = "iex") -> dict[str, str]:
 
 
 async def test_alpaca_streams_in_the_v1_protocol_and_its_bars_agree_with_the_wire(
-    start_server: Any, alpaca: FakeAlpaca
+    start_server: StartServer, alpaca: FakeAlpaca
 ) -> None:
     server = await serve(
         start_server, "--source", "alpaca", "--tickers", "AAPL", env=alpaca_env(alpaca)
@@ -280,7 +281,7 @@ async def test_alpaca_streams_in_the_v1_protocol_and_its_bars_agree_with_the_wir
 
 
 async def test_two_processes_one_vendor_connection_handed_over_when_the_leader_dies(
-    start_server: Any, alpaca: FakeAlpaca, redis_url: str
+    start_server: StartServer, alpaca: FakeAlpaca, redis_url: str
 ) -> None:
     args = ("--source", "alpaca", "--tickers", "AAPL", "--broker", redis_url, "--leader-ttl", "1")
     a = await serve(start_server, *args, env=alpaca_env(alpaca))
@@ -334,7 +335,7 @@ async def test_two_processes_one_vendor_connection_handed_over_when_the_leader_d
 
 
 async def test_massive_streams_in_the_v1_protocol_and_its_bars_agree_with_the_wire(
-    start_server: Any,
+    start_server: StartServer,
 ) -> None:
     massive = await FakeMassive().start()
     env = {
@@ -410,7 +411,7 @@ async def test_massive_streams_in_the_v1_protocol_and_its_bars_agree_with_the_wi
 
 
 async def test_finnhub_streams_its_trades_and_never_shows_the_key_in_its_url(
-    start_server: Any,
+    start_server: StartServer,
 ) -> None:
     finnhub = await FakeFinnhub(ping_interval=0.5).start()
     key = "fhkey123"
@@ -468,7 +469,7 @@ async def test_finnhub_streams_its_trades_and_never_shows_the_key_in_its_url(
 
 
 async def test_a_failover_run_loses_no_update_silently_and_says_where_each_came_from(
-    start_server: Any, alpaca: FakeAlpaca, coinbase: FakeCoinbase
+    start_server: StartServer, alpaca: FakeAlpaca, coinbase: FakeCoinbase
 ) -> None:
     env = {
         **alpaca_env(alpaca),
@@ -537,7 +538,7 @@ async def test_a_failover_run_loses_no_update_silently_and_says_where_each_came_
     ids=["night", "pre-market", "holiday", "regular"],
 )
 async def test_silence_fails_a_stock_over_only_while_its_market_is_open(
-    start_server: Any, alpaca: FakeAlpaca, moment: str, is_open: bool
+    start_server: StartServer, alpaca: FakeAlpaca, moment: str, is_open: bool
 ) -> None:
     env = {
         **alpaca_env(alpaca),
@@ -570,7 +571,7 @@ async def test_silence_fails_a_stock_over_only_while_its_market_is_open(
 
 
 async def test_alpaca_test_stream_smoke_check_with_fakepaca(
-    start_server: Any, alpaca: FakeAlpaca
+    start_server: StartServer, alpaca: FakeAlpaca
 ) -> None:
     # Alpaca's 24/7 test stream (v2/test, symbol FAKEPACA): the smoke check at any hour.
     server = await serve(

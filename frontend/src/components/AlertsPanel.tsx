@@ -8,6 +8,7 @@ import type { NotifyPermission } from "../hooks/useAlerts";
 import { describeCondition, pendingNote, type AlertKind, type PriceAlert } from "../lib/alerts";
 import { formatPrice } from "../lib/format";
 import { formatTime, type Zone } from "../lib/timezone";
+import { PanelTitle, type Fold } from "./PanelTitle";
 
 interface Props {
   ticker: string;
@@ -21,6 +22,7 @@ interface Props {
   onAdd: (ticker: string, kind: AlertKind, level: string) => string | null;
   onRemove: (id: string) => void;
   onRearm: (id: string) => void;
+  fold?: Fold;
 }
 
 const PERMISSION_NOTE: Record<NotifyPermission, string | null> = {
@@ -48,9 +50,12 @@ export function AlertsPanel(p: Props) {
   return (
     <section className="panel alerts" data-testid="alerts" aria-labelledby={`${id}-title`}>
       <div className="panel-head">
-        <h2 id={`${id}-title`}>Alerts · {p.ticker || "—"}</h2>
+        <PanelTitle id={`${id}-title`} fold={p.fold} name="alerts">
+          Alerts · {p.ticker || "—"}
+        </PanelTitle>
         <span className="muted al-now">last {formatPrice(p.price, p.decimalsOf(p.ticker))}</span>
       </div>
+      <div id={`${id}-title-body`} hidden={p.fold ? !p.fold.open : undefined}>
       <form className="al-form" onSubmit={submit} aria-label={`New alert for ${p.ticker || "the selected ticker"}`}>
         <label className="al-field">
           <span>When</span>
@@ -90,6 +95,7 @@ export function AlertsPanel(p: Props) {
       )}
       <AlertList {...p} title={p.ticker || "Selected"} alerts={mine} empty={`No alerts on ${p.ticker || "this ticker"}.`} />
       {others.length > 0 && <AlertList {...p} title="Other tickers" alerts={others} withTicker />}
+      </div>
     </section>
   );
 }

@@ -10,9 +10,12 @@ interface Props {
   /** "last data 14:32:05 ET" when nothing is arriving. */
   lastData?: string | null;
   onOpenDetails?: () => void;
+  /** Polling: ms until the next poll ("next poll in 42 s"). */
+  nextPollInMs?: number | null;
 }
 
-export function ConnectionStatus({ view, latencyMs, lastData, onOpenDetails }: Props) {
+export function ConnectionStatus({ view, latencyMs, lastData, onOpenDetails, nextPollInMs }: Props) {
+  const nextPoll = nextPollInMs === null || nextPollInMs === undefined ? null : `next poll in ${Math.max(1, Math.ceil(nextPollInMs / 1000))} s`;
   const extra = !view.flowing && lastData ? ` Last data ${lastData}.` : "";
   return (
     <button
@@ -29,6 +32,11 @@ export function ConnectionStatus({ view, latencyMs, lastData, onOpenDetails }: P
       <span className="conn-title">{view.title}</span>
       {view.kind === "live" && latencyMs !== null && <span className="conn-latency">{Math.round(latencyMs)} ms</span>}
       {!view.flowing && lastData && <span className="conn-last">last data {lastData}</span>}
+      {nextPoll && (
+        <span className="conn-next" data-testid="next-poll">
+          {nextPoll}
+        </span>
+      )}
       {/* The full sentence for screen readers, after the visible words (which stay part of the name). */}
       <span className="sr-only">
         {" "}

@@ -3,6 +3,7 @@
 
 import { describeMarket } from "../lib/market";
 import type { FeedStatusView } from "../lib/feedStatus";
+import { THEME_CHOICES, type ThemeChoice } from "../lib/theme";
 import { formatTime, type Zone } from "../lib/timezone";
 import type { MarketStatus } from "../lib/types";
 import type { ServerInfo } from "../hooks/useServerInfo";
@@ -20,7 +21,14 @@ interface Props {
   now: number;
   authError: string | null;
   onOpenDetails: () => void;
+  /** Polling: ms until the next poll. */
+  nextPollInMs: number | null;
+  themeChoice: ThemeChoice;
+  onThemeChoice: (c: ThemeChoice) => void;
+  onHelp: () => void;
 }
+
+const THEME_LABEL: Record<ThemeChoice, string> = { system: "Auto", light: "Light", dark: "Dark" };
 
 export function DashboardHeader(p: Props) {
   const { info, market } = p;
@@ -69,7 +77,20 @@ export function DashboardHeader(p: Props) {
             <span className="sr-only"> quote{p.staleCount === 1 ? "" : "s"}</span>
           </span>
         )}
-        <ConnectionStatus view={p.status} latencyMs={p.latencyMs} lastData={p.lastData} onOpenDetails={p.onOpenDetails} />
+        <ConnectionStatus view={p.status} latencyMs={p.latencyMs} lastData={p.lastData} onOpenDetails={p.onOpenDetails} nextPollInMs={p.nextPollInMs} />
+        <label className="theme-pick" title="Theme (t switches light / dark)">
+          <span className="sr-only">Theme</span>
+          <select value={p.themeChoice} onChange={(e) => p.onThemeChoice(e.target.value as ThemeChoice)} data-testid="theme-select">
+            {THEME_CHOICES.map((c) => (
+              <option key={c} value={c}>
+                {THEME_LABEL[c]}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="button" className="help-btn" onClick={p.onHelp} aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)" data-testid="help-button">
+          ?
+        </button>
       </div>
     </header>
   );

@@ -1,10 +1,21 @@
 // The selected ticker's day at a glance: open, high, low, previous close, volume, seq.
 
-import { formatCount, formatPrice } from "../lib/format";
+import { formatCount, formatPrice, reportedVolume } from "../lib/format";
 import { formatDateTime, type Zone } from "../lib/timezone";
 import type { Quote } from "../lib/types";
+import { PanelTitle, type Fold } from "./PanelTitle";
 
-export function QuoteDetails({ ticker, quote, decimals, zone }: { ticker: string; quote: Quote | undefined; decimals: number | null; zone: Zone }) {
+interface Props {
+  ticker: string;
+  quote: Quote | undefined;
+  decimals: number | null;
+  zone: Zone;
+  /** The market the ticker trades on (FX has no volume). */
+  market: string;
+  fold?: Fold;
+}
+
+export function QuoteDetails({ ticker, quote, decimals, zone, market, fold }: Props) {
   const d = quote?.data;
   const quotedAt = d?.market_time ?? quote?.timestamp ?? null;
   // Where the price sits in the day's range; a source's high/low can lag its last price,
@@ -15,7 +26,7 @@ export function QuoteDetails({ ticker, quote, decimals, zone }: { ticker: string
     ["Prev close", formatPrice(d?.prev_close, decimals)],
     ["High", formatPrice(d?.high, decimals)],
     ["Low", formatPrice(d?.low, decimals)],
-    ["Volume", formatCount(d?.volume)],
+    ["Volume", formatCount(reportedVolume(market, d?.volume))],
     ["Seq", quote ? formatCount(quote.seq) : "—"],
     ["Quote time", quotedAt === null ? "—" : formatDateTime(quotedAt, zone)],
     ["Day range", range === null ? "—" : `${Math.round(range * 100)}%`],
@@ -23,8 +34,11 @@ export function QuoteDetails({ ticker, quote, decimals, zone }: { ticker: string
   return (
     <section className="panel details" data-testid="quote-details" aria-labelledby="qd-title">
       <div className="panel-head">
-        <h2 id="qd-title">{ticker || "—"} · day</h2>
+        <PanelTitle id="qd-title" fold={fold} name="day">
+          {ticker || "—"} · day
+        </PanelTitle>
       </div>
+      <div id="qd-title-body" hidden={fold ? !fold.open : undefined}>
       <dl>
         {rows.map(([k, v]) => (
           <div key={k} className={k === "Quote time" ? "m-row wide" : "m-row"}>
@@ -35,6 +49,7 @@ export function QuoteDetails({ ticker, quote, decimals, zone }: { ticker: string
       </dl>
       <div className="range-bar" aria-hidden="true">
         <span style={{ left: `${range === null ? 50 : Math.min(100, Math.max(0, range * 100))}%` }} />
+      </div>
       </div>
     </section>
   );

@@ -12,7 +12,9 @@
 
 import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type KeyboardEvent } from "react";
 import type { Sparks } from "../hooks/useSparklines";
-import { formatAge, formatPrice, formatSigned, formatVolume } from "../lib/format";
+import { formatAge, formatChange, formatPrice, formatSigned, formatVolume, reportedVolume } from "../lib/format";
+import { marketOf } from "../lib/market";
+import { sessionTag } from "../lib/sessionQuote";
 import type { QuoteStanding } from "../lib/quoteStanding";
 import type { Quote } from "../lib/types";
 import { moveTicker, MY_ORDER, nextSort, SORT_LABEL, sortTickers, type Sort, type SortKey } from "../lib/watchlistOrder";
@@ -83,8 +85,48 @@ export function Watchlist(p: Props) {
     const id = pendingFocus.current;
     if (!id) return;
     pendingFocus.current = null;
-    document.querySelector<HTMLElement>(`[data-focus-id="${CSS.escape(id)}"]`)?.focus();
+    const el = id === "search" ? document.querySelector<HTMLElement>(".wl-combo input") : document.querySelector<HTMLElement>(`[data-focus-id="${CSS.escape(id)}"]`);
+    el?.focus();
   });
+
+  // A removed row takes its focused button with it: the focus goes to the row that takes its
+  // place (the next, or the previous at the end), else to the search box.
+  const { onRemove } = p;
+  const orderNow = useRef(order);
+  useLayoutEffect(() => {
+    orderNow.current = order;
+  });
+  const remove = useCallback(
+    (t: string) => {
+      const active = document.activeElement;
+      const hadFocus = active instanceof HTMLElement && active.closest(`tr[data-ticker="${CSS.escape(t)}"]`) !== null;
+      if (hadFocus) {
+        const rows = orderNow.current;
+        const i = rows.indexOf(t);
+        const next = rows[i + 1] ?? rows[i - 1];
+        pendingFocus.current = next ? `rm-${next}` : "search";
+      }
+      onRemove(t);
+    },
+    [onRemove],
+  );
+
+  // Which prices are on screen (data-seen on the price): a row scrolled out of view, or in a
+  // hidden tab, does not flash, so a long list costs what its visible rows cost.
+  const scroller = useRef<HTMLDivElement>(null);
+  const rowKey = order.join(",");
+  useEffect(() => {
+    const root = scroller.current;
+    if (!root || typeof IntersectionObserver === "undefined") return;
+    const io = new IntersectionObserver(
+      (entries) => {
+        for (const e of entries) (e.target as HTMLElement).dataset.seen = e.isIntersecting ? "1" : "0";
+      },
+      { root },
+    );
+    for (const el of root.querySelectorAll<HTMLElement>(".price")) io.observe(el);
+    return () => io.disconnect();
+  }, [rowKey]);
 
   const count = p.tickers.length;
   return (
@@ -128,7 +170,7 @@ export function Watchlist(p: Props) {
         </div>
       </div>
       <SymbolSearch token={p.token} listed={p.tickers} maxTickers={p.maxTickers} onAdd={p.onAdd} />
-      <div className="wl-scroll">
+      <div className="wl-scroll" ref={scroller}>
         <table className="wl-table" data-sort={`${p.sort.key}:${p.sort.dir}`}>
           <caption className="sr-only">
             Watchlist prices: session trend, last, change, change %, volume and quote age; sorted by {SORT_LABEL[p.sort.key]}
@@ -187,7 +229,7 @@ export function Watchlist(p: Props) {
                   first={i === 0}
                   last={i === order.length - 1}
                   onSelect={p.onSelect}
-                  onRemove={p.onRemove}
+                  onRemove={remove}
                   onMove={move}
                 />
               );
@@ -250,17 +292,19 @@ const Row = memo(function Row(r: RowProps) {
   const price = quote?.data.price ?? null;
   const seq = quote?.seq ?? null;
 
-  // Flash the price on every tick (a DOM class, restarted, so no extra render).
+  // Flash the price on every tick: a CSS animation (of an overlay's opacity, which the
+  // compositor runs) started by a class. Two names per direction, alternated, restart it
+  // without forcing a layout; no timer, no render. prefers-reduced-motion turns it off (CSS).
+  const flip = useRef(false);
   useEffect(() => {
     const el = priceCell.current;
     if (!el || price === null) return;
     const before = prev.current;
     prev.current = price;
-    if (before === null) return;
-    const cls = price > before ? "flash-up" : price < before ? "flash-down" : "flash-same";
-    el.classList.remove("flash-up", "flash-down", "flash-same");
-    void el.offsetWidth; // restart the animation
-    el.classList.add(cls);
+    if (before === null || el.dataset.seen === "0") return;
+    const dir = price > before ? "up" : price < before ? "down" : "same";
+    flip.current = !flip.current;
+    el.dataset.flash = `${dir}-${flip.current ? "a" : "b"}`;
   }, [price, seq]);
 
   const onKeyDown = (e: KeyboardEvent<HTMLTableRowElement>) => {
@@ -277,8 +321,9 @@ const Row = memo(function Row(r: RowProps) {
   };
 
   const change = quote?.data.change ?? null;
+  const tag = sessionTag(quote?.data.session);
   const dir = change === null || change === 0 ? "flat" : change > 0 ? "up" : "down";
-  const marked = standing !== "ok" || r.alertMark !== undefined;
+  const marked = standing !== "ok" || r.alertMark !== undefined || tag !== null;
   return (
     <tr
       className={`wl-row ${selected ? "sel" : ""} ${standing !== "ok" ? standing : ""} ${r.alertMark ? "alerted" : ""}`}
@@ -303,6 +348,7 @@ const Row = memo(function Row(r: RowProps) {
         >
           {ticker}
         </button>
+
         {r.error && (
           <span className="tag tag-err" title={r.error} data-testid={`error-${ticker}`}>
             ERR<span className="sr-only">: {r.error}</span>
@@ -318,6 +364,12 @@ const Row = memo(function Row(r: RowProps) {
         </span>
         {marked && (
           <span className="marks">
+            {tag && (
+              <span className={`mark mark-sess mark-${quote?.data.session}`} title={tag.long} data-testid={`session-${ticker}`}>
+                {tag.short}
+                <span className="sr-only">: {tag.long}</span>
+              </span>
+            )}
             {standing !== "ok" && (
               <span className={`mark mark-${standing}`} data-testid={`mark-${ticker}`}>
                 {standing}
@@ -331,9 +383,11 @@ const Row = memo(function Row(r: RowProps) {
           </span>
         )}
       </td>
-      <td className={`num col-chg ${dir}`}>{formatSigned(change, decimals ?? 2)}</td>
+      <td className={`num col-chg ${dir}`} title={change === null ? undefined : formatSigned(change, decimals ?? 2)}>
+        {formatChange(change, decimals ?? 2)}
+      </td>
       <td className={`num col-pct ${dir}`}>{formatSigned(quote?.data.change_percent ?? null, 2, "%")}</td>
-      <td className="num muted col-vol">{formatVolume(quote?.data.volume)}</td>
+      <td className="num muted col-vol">{formatVolume(reportedVolume(marketOf(ticker), quote?.data.volume))}</td>
       <td className={`num age col-age ${standing === "stale" ? "warn" : ""}`}>{formatAge(r.ageMs)}</td>
       <td className="move-cell col-move">
         <MoveButton ticker={ticker} dir="up" edge={r.first} onMove={onMove} />
@@ -346,6 +400,7 @@ const Row = memo(function Row(r: RowProps) {
           aria-label={`Remove ${ticker}`}
           title={`Remove ${ticker}`}
           data-testid={`remove-${ticker}`}
+          data-focus-id={`rm-${ticker}`}
           onClick={(e) => {
             e.stopPropagation();
             onRemove(ticker);

@@ -5,6 +5,7 @@
 import { formatAge } from "../lib/format";
 import type { FeedStatusView } from "../lib/feedStatus";
 import { formatTime, type Zone } from "../lib/timezone";
+import { PanelTitle, type Fold } from "./PanelTitle";
 
 interface Props {
   status: FeedStatusView;
@@ -17,6 +18,9 @@ interface Props {
   lastMessageAt: number | null;
   now: number;
   zone: Zone;
+  /** Polling: when the next poll is due (ms from now). */
+  nextPollInMs?: number | null;
+  fold?: Fold;
 }
 
 export function WebSocketMetrics(p: Props) {
@@ -30,6 +34,7 @@ export function WebSocketMetrics(p: Props) {
     ["Status", p.status.title, "status"],
     ["Latency", latency, "latency"],
     ["Msgs/s", p.status.flowing ? String(p.messagesPerSec) : "0", "rate"],
+    ...(p.nextPollInMs === null || p.nextPollInMs === undefined ? [] : [["Next poll", `in ${Math.max(1, Math.ceil(p.nextPollInMs / 1000))} s`, "next-poll"] as [string, string, string]]),
     ["Reconnections", String(p.reconnections), "reconnections"],
     ["Failed attempts", String(p.failedAttempts), "failed-attempts"],
     ["Last msg", p.lastMessageAt === null ? "—" : `${formatAge(p.now - p.lastMessageAt)} ago`, "last-message"],
@@ -42,8 +47,11 @@ export function WebSocketMetrics(p: Props) {
   return (
     <section className="panel metrics" data-testid="ws-metrics" aria-labelledby="ws-title" tabIndex={-1} id="connection-details">
       <div className="panel-head">
-        <h2 id="ws-title">Connection</h2>
+        <PanelTitle id="ws-title" fold={p.fold} name="connection">
+          Connection
+        </PanelTitle>
       </div>
+      <div id="ws-title-body" hidden={p.fold ? !p.fold.open : undefined}>
       <dl>
         {rows.map(([k, v, id]) => (
           <div key={id} className={id === "last-update" || id === "status" ? "m-row wide" : "m-row"}>
@@ -56,6 +64,7 @@ export function WebSocketMetrics(p: Props) {
         {p.status.detail} <b>Reconnections</b>: times the live feed came back after a drop. <b>Failed attempts</b>: connection
         tries that did not open. <b>Latency</b>: a ping's round trip on the open connection (none while it is down).
       </p>
+      </div>
     </section>
   );
 }

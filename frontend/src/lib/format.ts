@@ -62,3 +62,32 @@ export function formatCount(v: number | null | undefined): string {
   if (v === null || v === undefined || !Number.isFinite(v)) return "—";
   return numberFormat(0).format(v);
 }
+
+const UNITS: [number, string][] = [
+  [1e12, "T"],
+  [1e9, "B"],
+  [1e6, "M"],
+  [1e3, "K"],
+];
+
+/**
+ * A change for a narrow column: "+2.29K" for BTC's +2,294.10, "−0.0071" for EUR/USD (at
+ * most 4 decimals), "+1.25" — never wider than 8 characters, so never cut.
+ */
+export function formatChange(v: number | null | undefined, decimals = 2): string {
+  if (v === null || v === undefined || !Number.isFinite(v)) return "—";
+  const a = Math.abs(v);
+  // Sign, integer digits, point and decimals in 8 characters: fewer decimals for bigger moves.
+  const whole = a < 1 ? 1 : Math.floor(Math.log10(a)) + 1;
+  const digits = Math.min(4, Math.max(0, validDecimals(decimals) ?? 2), Math.max(0, 6 - whole));
+  if (Number(a.toFixed(digits)) < 1000) return formatSigned(v, digits);
+  const [size, unit] = UNITS.find(([s]) => a >= s * 0.9995) ?? ([1e3, "K"] as const);
+  return formatSigned(v / size, 2, unit);
+}
+
+/** A day's volume as the market reports it: FX has none (the simulator and most sources say
+ * 0), so it is "nothing", not zero. */
+export function reportedVolume(market: string, v: number | null | undefined): number | null {
+  if (v === null || v === undefined) return null;
+  return market === "FX" && v === 0 ? null : v;
+}

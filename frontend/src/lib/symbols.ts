@@ -14,8 +14,30 @@ export interface SymbolEntry {
 
 export const SEARCH_LIMIT = 8;
 
+// ISO 4217 codes the directory quotes pairs in: "usdjpy" is read as the pair "USD/JPY".
+const CURRENCIES = new Set(
+  "USD EUR JPY GBP CHF CAD AUD NZD CNY HKD SGD SEK NOK DKK MXN INR KRW BRL ZAR TRY PLN".split(" "),
+);
+
+/**
+ * What the directory is asked for what the user typed. The directory names a currency pair
+ * "USD/JPY" under the symbol Yahoo gives it (`JPY=X`), so "usdjpy", "USD-JPY", "usd jpy" and
+ * "USDJPY=X" are asked as "USD/JPY"; otherwise the text, trimmed, with runs of spaces made one.
+ */
+export function normalizeQuery(raw: string): string {
+  const text = raw.trim().replace(/\s+/g, " ");
+  const letters = text.toUpperCase().replace(/=X$/, "").replace(/[\s/._-]/g, "");
+  if (/^[A-Z]{6}$/.test(letters)) {
+    const base = letters.slice(0, 3);
+    const quote = letters.slice(3);
+    if (CURRENCIES.has(base) && CURRENCIES.has(quote)) return `${base}/${quote}`;
+  }
+  return text;
+}
+
 export async function searchSymbols(q: string, token: string | null, signal?: AbortSignal, limit = SEARCH_LIMIT): Promise<SymbolEntry[]> {
-  const body = await getJson<{ symbols?: SymbolEntry[] }>(`/api/symbols?q=${encodeURIComponent(q)}&limit=${limit}`, token, signal);
+  const query = normalizeQuery(q);
+  const body = await getJson<{ symbols?: SymbolEntry[] }>(`/api/symbols?q=${encodeURIComponent(query)}&limit=${limit}`, token, signal);
   return Array.isArray(body.symbols) ? body.symbols.filter((s) => typeof s?.symbol === "string") : [];
 }
 

@@ -37,10 +37,8 @@ AUTH_SUBPROTOCOL = "bearer"
 QUERY_PARAM = "access_token"
 TICKERS_CLAIM = "tickers"
 
-UNAUTHORIZED = ErrorCode.UNAUTHORIZED
 # What a 401 answer names (RFC 6750), for REST and WebSocket handshakes alike.
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
-FORBIDDEN_TICKER = ErrorCode.FORBIDDEN_TICKER
 
 # Several times any real token (they are well under 2 KiB); refusing early keeps
 # hostile input cheap.
@@ -80,20 +78,22 @@ class TickerScope:
     @classmethod
     def parse(cls, claim: object) -> TickerScope:
         if not isinstance(claim, list) or not all(isinstance(t, str) for t in claim):
-            raise Refusal(UNAUTHORIZED, "malformed token: tickers claim must be a list")
+            raise Refusal(ErrorCode.UNAUTHORIZED, "malformed token: tickers claim must be a list")
         exact: set[str] = set()
         patterns: list[str] = []
         for raw in claim:
             item = raw.strip().upper()
             if "*" in item or "?" in item:
                 if not _PATTERN_CHARS.match(item):
-                    raise Refusal(UNAUTHORIZED, "malformed token: bad tickers pattern")
+                    raise Refusal(ErrorCode.UNAUTHORIZED, "malformed token: bad tickers pattern")
                 patterns.append(item)
                 continue
             try:
                 exact.add(normalize_ticker(item))
             except InvalidTicker:
-                raise Refusal(UNAUTHORIZED, "malformed token: bad ticker in claim") from None
+                raise Refusal(
+                    ErrorCode.UNAUTHORIZED, "malformed token: bad ticker in claim"
+                ) from None
         return cls(frozenset(exact), tuple(patterns))
 
 
@@ -147,7 +147,7 @@ class Verifier:
 
     def verify(self, token: str) -> Principal:
         if not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
-            raise Refusal(UNAUTHORIZED, "malformed token")
+            raise Refusal(ErrorCode.UNAUTHORIZED, "malformed token")
         try:
             claims = jwt.decode(
                 token,
@@ -159,27 +159,27 @@ class Verifier:
                 options=self._options,
             )
         except jwt.ExpiredSignatureError:
-            raise Refusal(UNAUTHORIZED, "token expired") from None
+            raise Refusal(ErrorCode.UNAUTHORIZED, "token expired") from None
         except jwt.InvalidAlgorithmError:
             raise Refusal(
-                UNAUTHORIZED, f"algorithm not allowed (expected {self.algorithm})"
+                ErrorCode.UNAUTHORIZED, f"algorithm not allowed (expected {self.algorithm})"
             ) from None
         except jwt.InvalidSignatureError:
-            raise Refusal(UNAUTHORIZED, "bad signature") from None
+            raise Refusal(ErrorCode.UNAUTHORIZED, "bad signature") from None
         except jwt.InvalidIssuerError:
-            raise Refusal(UNAUTHORIZED, "wrong issuer") from None
+            raise Refusal(ErrorCode.UNAUTHORIZED, "wrong issuer") from None
         except jwt.InvalidAudienceError:
-            raise Refusal(UNAUTHORIZED, "wrong audience") from None
+            raise Refusal(ErrorCode.UNAUTHORIZED, "wrong audience") from None
         except jwt.ImmatureSignatureError:
-            raise Refusal(UNAUTHORIZED, "token not valid yet") from None
+            raise Refusal(ErrorCode.UNAUTHORIZED, "token not valid yet") from None
         except jwt.MissingRequiredClaimError as exc:
-            raise Refusal(UNAUTHORIZED, f"token lacks the {exc.claim} claim") from None
+            raise Refusal(ErrorCode.UNAUTHORIZED, f"token lacks the {exc.claim} claim") from None
         except jwt.PyJWTError:
             # DecodeError and friends: their text may quote parts of the token.
-            raise Refusal(UNAUTHORIZED, "malformed token") from None
+            raise Refusal(ErrorCode.UNAUTHORIZED, "malformed token") from None
         exp = claims.get("exp")
         if not isinstance(exp, int | float) or isinstance(exp, bool):
-            raise Refusal(UNAUTHORIZED, "malformed token: exp must be a number")
+            raise Refusal(ErrorCode.UNAUTHORIZED, "malformed token: exp must be a number")
         subject = claims.get("sub")
         scope = claims.get(TICKERS_CLAIM)
         return Principal(

@@ -39,7 +39,6 @@ from stockfeed.admission.auth import (
     AUTH_SUBPROTOCOL,
     BEARER_CHALLENGE,
     QUERY_PARAM,
-    UNAUTHORIZED,
     Principal,
     Refusal,
     Verifier,
@@ -55,9 +54,6 @@ from stockfeed.protocol.codes import CloseCode, ErrorCode
 
 log = logging.getLogger(__name__)
 
-CLOSE_UNAUTHORIZED = CloseCode.UNAUTHORIZED
-CLOSE_FORBIDDEN = CloseCode.FORBIDDEN
-CLOSE_TOO_MANY = CloseCode.TOO_MANY
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
@@ -200,7 +196,9 @@ class Gate:
             if authorization is not None:
                 token = bearer_token(authorization)
                 if token is None:
-                    failure = Refusal(UNAUTHORIZED, "Authorization must be 'Bearer <token>'")
+                    failure = Refusal(
+                        ErrorCode.UNAUTHORIZED, "Authorization must be 'Bearer <token>'"
+                    )
             elif subprotocol is not None:
                 token = _offered_token(offered)
             else:
@@ -208,7 +206,7 @@ class Gate:
             if failure is None:
                 try:
                     if not token:
-                        raise Refusal(UNAUTHORIZED, "missing token")
+                        raise Refusal(ErrorCode.UNAUTHORIZED, "missing token")
                     principal = self.verifier.verify(token)
                 except Refusal as exc:
                     failure = exc
@@ -218,14 +216,14 @@ class Gate:
         # uvicorn logs the path with its query string: never with the token in it.
         scope["query_string"] = redact_query(query)
         if failure is not None:
-            await _accept_then_close(websocket, subprotocol, failure, CLOSE_UNAUTHORIZED)
+            await _accept_then_close(websocket, subprotocol, failure, CloseCode.UNAUTHORIZED)
             return None
         slot_ip: str | None = None
         if not exempt:
             if not self.limits.acquire(ip):
                 message = f"at most {self.limits.max_connections} connections per address"
                 refusal = Refusal(ErrorCode.TOO_MANY_CONNECTIONS, message)
-                await _accept_then_close(websocket, subprotocol, refusal, CLOSE_TOO_MANY)
+                await _accept_then_close(websocket, subprotocol, refusal, CloseCode.TOO_MANY)
                 return None
             slot_ip = ip
         try:

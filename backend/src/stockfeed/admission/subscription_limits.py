@@ -21,11 +21,6 @@ from collections.abc import Callable
 from stockfeed.admission.ip_keys import client_key
 from stockfeed.admission.token_bucket import BucketsByKey, TokenBucket
 from stockfeed.config import Settings
-from stockfeed.protocol.codes import ErrorCode
-
-NEW_TICKER_RATE = ErrorCode.NEW_TICKER_RATE
-SUBSCRIPTION_LIMIT = ErrorCode.SUBSCRIPTION_LIMIT
-TICKER_LIMIT = ErrorCode.TICKER_LIMIT
 
 
 class SubscriptionLimits:

@@ -21,7 +21,6 @@ A refusal names the close code a single-ticker endpoint closes with.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -42,10 +41,9 @@ class Refused:
 
 
 class TickerRoom(Protocol):
-    """What the check asks of the hub."""
+    """What the check asks of the hub's room (fanout/linger.py)."""
 
     max_tickers: int
-    refused: Counter[str]
 
     def is_new(self, ticker: str) -> bool: ...
 
@@ -56,6 +54,12 @@ class TickerRoom(Protocol):
     def reserve(self, ticker: str) -> bool: ...
 
     def unreserve(self, ticker: str, new: bool) -> None: ...
+
+
+class Refusals(Protocol):
+    """Where the limits' refusals are counted, by error code (fanout/stats.py)."""
+
+    def refuse(self, code: str) -> None: ...
 
 
 Quotable = Callable[[str], Awaitable[bool]]  # Services.can_quote: raises UpstreamBusy
@@ -73,6 +77,7 @@ class TickerCheck:
         "max_per_connection",
         "principal",
         "quotable",
+        "refusals",
         "reserved",
         "room",
     )
@@ -83,6 +88,7 @@ class TickerCheck:
         principal: Principal | None,
         budget: ClientBudget,
         room: TickerRoom,
+        refusals: Refusals,
         quotable: Quotable,
         held: set[str],
         max_per_connection: int,
@@ -90,6 +96,7 @@ class TickerCheck:
         self.principal = principal
         self.budget = budget
         self.room = room
+        self.refusals = refusals
         self.quotable = quotable
         self.held = held  # the connection's tickers
         self.max_per_connection = max_per_connection
@@ -104,7 +111,7 @@ class TickerCheck:
             ErrorCode.NEW_TICKER_RATE,
             ErrorCode.TICKER_LIMIT,
         ):
-            self.room.refused[code] += 1
+            self.refusals.refuse(code)
         return Refused(code, message, close, shown)
 
     async def admit(self, raw: object) -> str | Refused:

@@ -9,9 +9,7 @@ from starlette.requests import HTTPConnection
 
 from stockfeed.admission.auth import (
     BEARER_CHALLENGE,
-    FORBIDDEN_TICKER,
     QUERY_PARAM,
-    UNAUTHORIZED,
     Principal,
     Refusal,
     bearer_token,
@@ -110,7 +108,7 @@ async def authorized(request: Request) -> Principal | None:
         return None
     try:
         if not token:
-            raise Refusal(UNAUTHORIZED, "missing token")
+            raise Refusal(ErrorCode.UNAUTHORIZED, "missing token")
         principal = verifier.verify(token)
     except Refusal as exc:
         raise api_error(401, exc.code, exc.message, headers=BEARER_CHALLENGE) from None
@@ -125,7 +123,9 @@ async def authorized(request: Request) -> Principal | None:
             except InvalidTicker:
                 continue  # the route answers 422 for it
             if not principal.may(ticker):
-                raise api_error(403, FORBIDDEN_TICKER, f"this token may not read {ticker}")
+                raise api_error(
+                    403, ErrorCode.FORBIDDEN_TICKER, f"this token may not read {ticker}"
+                )
     return principal
 
 

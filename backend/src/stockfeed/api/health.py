@@ -17,7 +17,6 @@ from stockfeed import __version__
 from stockfeed.api.deps import services
 from stockfeed.api.openapi import error_responses
 from stockfeed.api.status_view import rendered, sees_details
-from stockfeed.server.sink_connection import SinkConnection
 from stockfeed.services import Services
 from stockfeed.shared import StoreUnavailable
 
@@ -66,6 +65,7 @@ async def health_document(svc: Services, details: bool) -> dict[str, Any]:
         for hidden in ("leader", "last_error"):
             source.pop(hidden, None)
         broker.pop("last_error", None)
+    stats = svc.hub.stats.snapshot(svc.hub.clients)
     body: dict[str, Any] = {
         "status": "degraded" if problems else "ok",
         "problems": problems,
@@ -74,29 +74,29 @@ async def health_document(svc: Services, details: bool) -> dict[str, Any]:
         "source": source,
         "broker": broker,
         "updater": updater_view,
-        "connections": len(svc.hub.clients),
-        "fast_path_connections": sum(1 for c in svc.hub.clients if isinstance(c, SinkConnection)),
-        "conflated": svc.hub.conflated_total(),
-        "slow_closed": svc.hub.slow_closed,
-        "epoch": svc.hub.epoch,
-        "replayed": svc.hub.replayed,
-        "gaps": svc.hub.gaps,
-        "duplicates": svc.hub.duplicates,
+        "connections": stats.connections,
+        "fast_path_connections": stats.fast_path_connections,
+        "conflated": stats.conflated,
+        "slow_closed": stats.slow_closed,
+        "epoch": svc.hub.epochs.epoch,
+        "replayed": stats.replayed,
+        "gaps": stats.gaps,
+        "duplicates": stats.duplicates,
         "tickers": {
             "held": len(svc.hub.subscribers),
-            "lingering": svc.hub.lingering(),
-            "max": svc.hub.max_tickers,
-            "evicted": svc.hub.evicted,
+            "lingering": svc.hub.room.lingering(),
+            "max": svc.hub.room.max_tickers,
+            "evicted": stats.evicted,
         },
         "history": {
             "bytes": svc.hub.history.nbytes,
             "max_bytes": svc.hub.history.max_bytes,
             "shed": svc.hub.history.shed,
         },
-        "refused": dict(sorted(svc.hub.refused.items())),
+        "refused": stats.refused,
         "bars": svc.hub.bars.stats(),
-        "relayed": svc.hub.relayed,
-        "rejected": svc.hub.rejected,
+        "relayed": stats.relayed,
+        "rejected": stats.rejected,
         "rest_cache": svc.answers.stats(),
         "store": store_view(svc, details),
         "uptime_s": round(time.time() - svc.started, 1),

@@ -30,7 +30,7 @@ async def get_market_status(
     svc: Services = Depends(services),
 ) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    stale_since = svc.hub.stale_since()
+    stale_since = svc.hub.updates.stale_since()
     for ticker in tickers:
         # The calendar is built at start-up (services.py), so this is a bisect, not I/O.
         # With the ticker's own stale mark when it went silent (fanout/liveness.py).

@@ -34,7 +34,7 @@ def _present(update: dict[str, Any], fresh: bool) -> dict[str, Any]:
 
 
 async def _quote(svc: Services, ticker: str, wait: bool) -> dict[str, Any] | None:
-    found = await svc.hub.latest_update(ticker)
+    found = await svc.hub.updates.latest_update(ticker)
     source = svc.source
     if found is None and wait and source is not None:
         try:
@@ -50,17 +50,18 @@ async def _quote(svc: Services, ticker: str, wait: bool) -> dict[str, Any] | Non
             raise api_error(404, ErrorCode.UNKNOWN_TICKER, f"the source cannot quote {ticker}")
         # Produced for this request like a ticker a client subscribed and left at once:
         # it counts in the process's ticker budget and lingers `linger_min`.
-        if not await svc.hub.hold_unwatched(ticker):
+        if not await svc.hub.room.hold_unwatched(ticker):
             raise api_error(
                 503,
                 ErrorCode.TICKER_LIMIT,
-                f"this server holds its maximum of {svc.hub.max_tickers} tickers: try again later",
+                f"this server holds its maximum of {svc.hub.room.max_tickers} tickers: "
+                "try again later",
                 headers={"Retry-After": "10"},
             )
         deadline = time.monotonic() + FIRST_QUOTE_WAIT
         while found is None and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-            found = await svc.hub.latest_update(ticker)
+            found = await svc.hub.updates.latest_update(ticker)
     if found is None:
         return None
     update, fresh = found

@@ -22,8 +22,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from stockfeed import protocol
-from stockfeed.admission.auth import UNAUTHORIZED
-from stockfeed.admission.gate import CLOSE_UNAUTHORIZED, Admission, Gate
+from stockfeed.admission.gate import Admission, Gate
 from stockfeed.admission.token_bucket import TokenBucket
 from stockfeed.api import ws_requests
 from stockfeed.api.deps import process_gate, services
@@ -43,8 +42,8 @@ _closing: set[asyncio.Task[None]] = set()
 def _expire(client: Connection) -> None:
     if client.closed:
         return
-    client.send(protocol.error(UNAUTHORIZED, "token expired"))
-    task = asyncio.ensure_future(client.close(CLOSE_UNAUTHORIZED, "token expired"))
+    client.send(protocol.error(ErrorCode.UNAUTHORIZED, "token expired"))
+    task = asyncio.ensure_future(client.close(CloseCode.UNAUTHORIZED, "token expired"))
     _closing.add(task)
     task.add_done_callback(_closing.discard)
 

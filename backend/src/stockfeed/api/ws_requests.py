@@ -38,7 +38,8 @@ def _check(svc: Services, client: Connection, caller: Caller) -> TickerCheck:
     return TickerCheck(
         principal=caller.principal,
         budget=caller.budget,
-        room=svc.hub,
+        room=svc.hub.room,
+        refusals=svc.hub.stats,
         quotable=svc.can_quote,
         held=client.tickers,
         max_per_connection=svc.settings.max_subscriptions,
@@ -56,10 +57,9 @@ def bar_streams_message(svc: Services) -> str:
 
 def _ticker_limit(svc: Services, client: Connection, ticker: str) -> None:
     """Others filled the process between the check and the subscribe (rare)."""
-    svc.hub.refused[ErrorCode.TICKER_LIMIT] += 1
-    client.send(
-        protocol.error(ErrorCode.TICKER_LIMIT, ticker_limit_message(svc.hub.max_tickers), ticker)
-    )
+    svc.hub.stats.refuse(ErrorCode.TICKER_LIMIT)
+    message = ticker_limit_message(svc.hub.room.max_tickers)
+    client.send(protocol.error(ErrorCode.TICKER_LIMIT, message, ticker))
 
 
 async def open_single(
@@ -135,7 +135,7 @@ async def _admit_and_subscribe(
     # The acknowledgement first (with the epochs a client needs to resume later), then
     # each ticker's replay or snapshot.
     held = sorted(client.tickers | set(check.accepted))
-    client.send(protocol.subscribed(held, {t: svc.hub.epoch_for(t) for t in held}))
+    client.send(protocol.subscribed(held, {t: svc.hub.epochs.epoch_for(t) for t in held}))
     for ticker in more_bars:
         await svc.hub.subscribe(client, ticker, bars=bars)
     for ticker in check.accepted:

@@ -31,20 +31,42 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Protocol
 
 from stockfeed import protocol
 from stockfeed.fanout.bars import BarBook
 from stockfeed.fanout.connections import Connection, bar_key, bars_key
+from stockfeed.fanout.epochs import Epochs
 from stockfeed.fanout.frames import text_frame
-from stockfeed.fanout.resume import frame_payload
+from stockfeed.fanout.latest import LatestUpdates
+from stockfeed.fanout.resume import History, frame_payload
 from stockfeed.protocol.messages import bar as bar_message
 from stockfeed.protocol.messages import bars as bars_message
-from stockfeed.shared import StoreUnavailable
+from stockfeed.shared import SharedStore, StoreUnavailable
 
-if TYPE_CHECKING:
-    from stockfeed.fanout.hub import Hub
+
+class BarHost(Protocol):
+    """What the books need of the process around them (the hub): its shared store, its
+    resume history and latest updates to fold from, its epochs, and a way to run a task
+    that stays referenced until done."""
+
+    @property
+    def store(self) -> SharedStore: ...
+
+    @property
+    def history(self) -> History: ...
+
+    @property
+    def updates(self) -> LatestUpdates: ...
+
+    @property
+    def epochs(self) -> Epochs: ...
+
+    def spawn(
+        self, coro: Coroutine[Any, Any, None], name: str | None = None
+    ) -> asyncio.Future[None]: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +127,8 @@ class Book:
 
 
 class BarFeed:
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+    def __init__(self, host: BarHost) -> None:
+        self.host = host
         self.books: dict[str, dict[str, Book]] = {}  # ticker -> interval -> book
         # Where a first book's history comes from (set by the app: the REST answer).
         self.base: BaseBars | None = None
@@ -140,7 +162,7 @@ class BarFeed:
         for book in books:
             if book.state is None:
                 book.waiters.add(client)
-        self.hub._spawn(self.attach(client, ticker, intervals))
+        self.host.spawn(self.attach(client, ticker, intervals))
 
     async def attach(self, client: Connection, ticker: str, intervals: Sequence[str]) -> None:
         for interval in intervals:
@@ -305,7 +327,7 @@ class BarFeed:
         book.state = None
         book._frame = None
         book.ready = asyncio.get_running_loop().create_future()
-        book.building = self.hub._spawn(self._run_build(book, book.ready))
+        book.building = self.host.spawn(self._run_build(book, book.ready))
 
     async def _run_build(self, book: Book, ready: asyncio.Future[None]) -> None:
         try:
@@ -337,8 +359,8 @@ class BarFeed:
     async def _build(self, ticker: str, interval: str) -> BarBook:
         """A book as of the newest update this process knows: from the shared checkpoint
         when one reaches the updates at hand, else from the source's history."""
-        hub = self.hub
-        epoch = hub.epoch_for(ticker)
+        host = self.host
+        epoch = host.epochs.epoch_for(ticker)
         known = await self._known(ticker)
         kept = await self._kept(ticker, interval, epoch)
         if kept is not None:
@@ -378,11 +400,11 @@ class BarFeed:
 
     async def _known(self, ticker: str) -> dict[int, dict[str, Any]]:
         """The updates the shared history holds (seq -> update), and the newest quote."""
-        hub = self.hub
+        host = self.host
         known: dict[int, dict[str, Any]] = {}
-        if not hub._restarts.get(ticker):  # else the shared history is another seq space
+        if not host.epochs.restarted(ticker):  # else the shared history is another seq space
             try:
-                recent = await hub.store.recent(ticker)
+                recent = await host.store.recent(ticker)
             except StoreUnavailable:
                 recent = []
             for raw in recent:
@@ -391,7 +413,7 @@ class BarFeed:
                 except protocol.BadUpdate:
                     continue
                 known[seq] = update
-        found = await hub.latest_update(ticker)
+        found = await host.updates.latest_update(ticker)
         if found is not None:
             newest = found[0].get("seq")
             if isinstance(newest, int) and not isinstance(newest, bool):
@@ -404,10 +426,10 @@ class BarFeed:
         """The unbroken run of updates ending at the newest one known (the shared history,
         this process's resume ring, its latest), oldest first; with `after`, only those
         after it, and whether the run reaches back to it."""
-        hub = self.hub
-        ring = hub.history.get(ticker)
+        host = self.host
+        ring = host.history.get(ticker)
         frames = {entry.seq: entry.frame for entry in ring.entries} if ring is not None else {}
-        latest = hub.latest.get(ticker)
+        latest = host.updates.by_ticker.get(ticker)
         newest = max([*known, *frames, latest.seq if latest is not None else 0], default=0)
         if after is not None and newest <= after:
             return [], True
@@ -454,7 +476,7 @@ class BarFeed:
 
     async def _checkpoint(self, ticker: str, interval: str, epoch: str) -> BarBook | None:
         try:
-            found = await self.hub.store.get_bars(ticker, interval)
+            found = await self.host.store.get_bars(ticker, interval)
         except StoreUnavailable:
             return None
         if found is None or found[0] != epoch:
@@ -467,7 +489,7 @@ class BarFeed:
         """Publish the book's state (create: only unless a checkpoint usable from seq
         `create` exists). False: not written; None: the store is away."""
         try:
-            return await self.hub.store.put_bars(
+            return await self.host.store.put_bars(
                 ticker,
                 interval,
                 epoch,
@@ -485,12 +507,12 @@ class BarFeed:
             return
         book.writing = True
         seq = book.written = state.seq
-        epoch = self.hub.epoch_for(book.ticker)
+        epoch = self.host.epochs.epoch_for(book.ticker)
         text = state.checkpoint()
 
         async def write() -> None:
             try:
-                await self.hub.store.put_bars(
+                await self.host.store.put_bars(
                     book.ticker, book.interval, epoch, seq, text, CHECKPOINT_TTL, create=None
                 )
             except StoreUnavailable:
@@ -498,4 +520,4 @@ class BarFeed:
             finally:
                 book.writing = False
 
-        self.hub._spawn(write())
+        self.host.spawn(write())

@@ -36,6 +36,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import ClassVar
 
 from starlette.websockets import WebSocket
 
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 # The ASGI extension through which a server offers its own way to write frames (the
 # fast path's sink: stockfeed.server.fast_websocket).
 SINK_EXTENSION = "stockfeed.sink"
-CLOSE_SLOW_CONSUMER = CloseCode.SLOW_CONSUMER
 # Bytes the server may hold for one client (config `client_buffer_bytes`): room for the
 # biggest burst one request can cause (a subscribe of 50 tickers with 64 bar streams is
 # ~0.8 MiB of `bars`), after which a client that does not read is no longer read.
@@ -90,6 +90,10 @@ class Connection(abc.ABC):
     each), and the non-blocking, accounted ways to reach it. Subclasses decide how bytes
     get to the socket (`_deliver`, `_write`, `_keep_newest`), how many are held
     (`held_bytes`, `backed_up`) and how a client is dropped (`abort`)."""
+
+    # Whether frames go to the transport pre-framed, below the ASGI app (server/'s sink
+    # connections): counted by /metrics and health without knowing the subclass.
+    fast_path: ClassVar[bool] = False
 
     __slots__ = (
         "__weakref__",
@@ -252,7 +256,7 @@ class Connection(abc.ABC):
             self.budget,
             extra={"conn": self.id},
         )
-        self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
+        self.abort(CloseCode.SLOW_CONSUMER, "slow consumer")
 
     async def writable(self) -> bool:
         """Wait until the client's writes are no longer backed up. False: it is closed
@@ -317,7 +321,7 @@ class Connection(abc.ABC):
             self.stuck_timeout,
             extra={"conn": self.id},
         )
-        self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
+        self.abort(CloseCode.SLOW_CONSUMER, "slow consumer")
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Flush what is queued, then close."""
@@ -445,7 +449,7 @@ class QueuedConnection(Connection):
         if dropped == 0:
             # Full of other tickers' updates and control messages: nothing to fold.
             log.warning("client %s queue full: closing 4408", self.remote, extra={"conn": self.id})
-            self.abort(CLOSE_SLOW_CONSUMER, "slow consumer")
+            self.abort(CloseCode.SLOW_CONSUMER, "slow consumer")
             return
         self._drop(folded)
         self.conflated += dropped

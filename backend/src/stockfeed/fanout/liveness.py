@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from stockfeed import protocol
 from stockfeed.fanout.connections import status_key
 from stockfeed.fanout.frames import text_frame
+from stockfeed.fanout.stats import HubStats
 from stockfeed.market_hours import MarketClock, MarketSession
 from stockfeed.tickers import asset_class
 
@@ -64,12 +65,13 @@ class Client(Protocol):
 
 
 class Watched(Protocol):
-    """What the loop needs of the hub: who holds which ticker, and a counter."""
+    """What the loop needs of the hub: who holds which ticker, and its counters."""
 
     @property
     def subscribers(self) -> Mapping[str, Iterable[Client]]: ...
 
-    statuses_sent: int
+    @property
+    def stats(self) -> HubStats: ...
 
 
 class Liveness:
@@ -173,4 +175,4 @@ class Liveness:
                 subscribers = list(hub.subscribers.get(ticker, ()))
                 for client in subscribers:
                     client.send_frame(text, frame, key)
-                hub.statuses_sent += len(subscribers)
+                hub.stats.statuses_sent += len(subscribers)

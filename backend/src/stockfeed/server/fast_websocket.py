@@ -443,7 +443,7 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
             sink.flush()
         await super().send(message)
         if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
-            # A refused handshake (guard.py: 401/403/429 with a JSON body) is complete
+            # A refused handshake (admission/gate.py: 401/403/429, a JSON body) is complete
             # once its body is out; uvicorn does not mark it so and would log "returned
             # without completing handshake" at error level for every refusal.
             self.handshake_complete = True

@@ -49,6 +49,8 @@ class _Newest:
 
 
 class SinkConnection(Connection):
+    fast_path = True
+
     __slots__ = ("_conflating", "_since", "sink")
 
     def __init__(

@@ -40,7 +40,11 @@ class UpstreamBusy(SourceError):
         self.retry_after = retry_after
 
 
-class ClientBudget:
+class UpstreamBudget:
+    """The calls this process may make to a source's upstream (its REST API): a rate,
+    a burst and calls in flight. Not a client's budget with us (that is
+    admission/subscription_limits.py's `ClientBudget`)."""
+
     def __init__(
         self,
         calls_per_minute: float = DEFAULT_CALLS_PER_MINUTE,

@@ -39,7 +39,7 @@ from stockfeed.sources.base import (
     UnknownTicker,
     Wanted,
 )
-from stockfeed.sources.budget import ClientBudget
+from stockfeed.sources.budget import UpstreamBudget
 from stockfeed.sources.capabilities import Capabilities
 from stockfeed.sources.events import Event, Gap, SourceState, ticker_of
 from stockfeed.sources.symbols import SymbolInfo
@@ -99,11 +99,11 @@ class FailoverSource(Source):
         # One budget of upstream calls made for clients, shared by the members (the
         # process's: services configures it).
         budgets = [getattr(m, "client_budget", None) for m in members]
-        shared = next((b for b in budgets if isinstance(b, ClientBudget)), None)
+        shared = next((b for b in budgets if isinstance(b, UpstreamBudget)), None)
         if shared is not None:
             self.client_budget = shared
             for member in members:
-                if isinstance(getattr(member, "client_budget", None), ClientBudget):
+                if isinstance(getattr(member, "client_budget", None), UpstreamBudget):
                     member.client_budget = shared  # type: ignore[attr-defined]
 
     @property

@@ -88,6 +88,10 @@ ANNUAL_VOLATILITY = {
     "fx": 0.08,
     "crypto": 0.60,
 }
+# Stablecoins hold their peg: a crypto pair whose base is one of these moves like a pegged
+# currency (a tenth of a cent or so), not like bitcoin, so USDT-USD trades near 1.00.
+STABLECOINS = frozenset({"USDT", "USDC", "DAI", "BUSD", "TUSD", "USDP", "PYUSD", "FDUSD", "USDE"})
+PEGGED_VOLATILITY = 0.002
 # The daily walk's pull back to the typical price: a half-life of 90 days, so a simulator
 # left running for months stays near real levels. X is a moving average of the last
 # DAILY_TERMS days' draws (weights REVERSION**k), which is what makes any day's close
@@ -264,7 +268,7 @@ class SimSource(Source):
         return np.random.Generator(np.random.PCG64(entropy))
 
     def _daily_sd(self, listing: Listing) -> float:
-        return ANNUAL_VOLATILITY[listing.info.type] / math.sqrt(365.0)
+        return _annual_volatility(listing) / math.sqrt(365.0)
 
     def _day_close(self, ticker: str, listing: Listing, day: date) -> float:
         """The close of `ticker` on `day`: its typical price times exp(X(day)), rounded."""
@@ -809,6 +813,13 @@ class SimSource(Source):
 
     async def search_symbols(self, query: str, limit: int) -> list[SymbolInfo]:
         return self.directory.search(query, limit)
+
+
+def _annual_volatility(listing: Listing) -> float:
+    kind = listing.info.type
+    if kind == "crypto" and listing.info.symbol.split("-", 1)[0] in STABLECOINS:
+        return PEGGED_VOLATILITY
+    return ANNUAL_VOLATILITY[kind]
 
 
 def _round(decimals: int | None, value: float) -> float:

@@ -22,7 +22,7 @@ from yfinance.exceptions import YFPricesMissingError, YFRateLimitError, YFTzMiss
 
 from stockfeed.models import Bar, Tick
 from stockfeed.sources.base import Emit, Source, SourceError, UnknownTicker, Wanted
-from stockfeed.sources.budget import ClientBudget
+from stockfeed.sources.budget import UpstreamBudget
 from stockfeed.sources.capabilities import Capabilities
 from stockfeed.sources.symbols import SymbolInfo, symbol_from_yahoo
 from stockfeed.tickers import InvalidTicker, normalize_ticker
@@ -405,7 +405,7 @@ class YahooSource(Source):
         check_interval: float = 1.0,
         lookup_timeout: float = 3.0,
         poll_timeout: float = 60.0,
-        client_budget: ClientBudget | None = None,
+        client_budget: UpstreamBudget | None = None,
     ) -> None:
         """`check_interval` is how often wanted() is re-read (subscriptions re-diffed,
         new tickers polled); `lookup_timeout` bounds a can_quote() lookup; `poll_timeout`
@@ -413,7 +413,7 @@ class YahooSource(Source):
         marked stale). `client_budget` caps the calls made for clients (history,
         lookups: sources/budget.py); the updater's streaming and polling stay outside it."""
         super().__init__()
-        self.client_budget = client_budget or ClientBudget()
+        self.client_budget = client_budget or UpstreamBudget()
         self._poll_interval = poll_interval
         self._streamer_url = streamer_url
         self._streaming = streaming

@@ -3,9 +3,10 @@ deployment (primary, replica, three Sentinels). Each node is a `ManagedProcess` 
 process group, its log in its own directory) and keeps nothing on disk beyond the
 cluster's `nodes.conf` and the Sentinels' rewritten configs.
 
-No pytest in here: the tests use it through fixtures (tests/broker/test_redis_cluster.py,
-test_redis_sentinel.py), the chaos scenarios (chaos/failover.py) and the scale benchmark
-(bench/redis_scale.py) start the same topologies. Run it to get one for trying things out:
+No pytest in here: the tests use it through fixtures (tests/broker/conftest.py, for the
+broker/store contract and the topologies' own tests), the chaos scenarios
+(chaos/failover.py) and the scale benchmark (bench/redis_scale.py) start the same
+topologies. Run it to get one for trying things out:
 
     .venv/bin/python -m stockfeed.testing.redis_topologies cluster   # prints the --broker
     .venv/bin/python -m stockfeed.testing.redis_topologies sentinel

@@ -59,6 +59,9 @@ class FakeVendor:
             ping_interval=None,
             compression=None,
             logger=_fake_log,
+            # A REST answer's connection is held until the client closes it, up to this:
+            # the sources' HTTP clients keep theirs alive, and `stop` would wait it out.
+            close_timeout=1.0,
         )
         self.port = next(iter(self.server.sockets)).getsockname()[1]
         return self

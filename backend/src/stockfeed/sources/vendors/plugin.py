@@ -37,7 +37,7 @@ from stockfeed.sources.base import (
     UnknownTicker,
     Wanted,
 )
-from stockfeed.sources.budget import ClientBudget
+from stockfeed.sources.budget import UpstreamBudget
 from stockfeed.sources.events import Event, Gap, SourceState, Summary
 from stockfeed.sources.last_price import day_key
 from stockfeed.sources.symbols import Directory, Listing, SymbolInfo
@@ -63,9 +63,9 @@ class VendorSource(Source):
     # its pre-market, so a previous close is fetched again then, not at midnight.
     clock: MarketClock | None = None
 
-    def __init__(self, *, client_budget: ClientBudget | None = None) -> None:
+    def __init__(self, *, client_budget: UpstreamBudget | None = None) -> None:
         super().__init__()
-        self.client_budget = client_budget or ClientBudget()
+        self.client_budget = client_budget or UpstreamBudget()
         self._directory: Directory | None = None
         self._directory_at = 0.0
         self._directory_failed_at = -DIRECTORY_RETRY

@@ -4,6 +4,9 @@ uvicorn, on SIGTERM, closes every WebSocket with 1012 before the app hears of it
 wrap its signal handler: first every client gets `server_shutdown` with a retry hint
 and a 1001 close, then uvicorn's own handler runs. Works in every worker process,
 because uvicorn installs its handlers before the app's lifespan starts.
+
+The services install it whatever serves the app (it needs no uvicorn import), which is
+why it lives beside them and not in the optional server/ package.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Tests of admission/: the gate, tokens, subscription limits, the ticker check."""

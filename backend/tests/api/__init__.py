@@ -1,0 +1,1 @@
+"""Tests of the routes (api/): REST and WebSocket endpoints, health, metrics, AsyncAPI."""

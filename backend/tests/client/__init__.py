@@ -1,0 +1,1 @@
+"""Tests of the Python client (stockfeed.client) and its commands."""

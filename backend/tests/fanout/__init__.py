@@ -1,0 +1,1 @@
+"""Tests of the fan-out core (fanout/): the hub and its parts, driven through fakes."""

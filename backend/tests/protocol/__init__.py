@@ -1,0 +1,1 @@
+"""Tests of the wire protocol (protocol/): messages, codes, the TypeScript vocabulary."""

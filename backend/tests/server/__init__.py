@@ -1,0 +1,1 @@
+"""Tests of the uvicorn-level machinery (server/)."""

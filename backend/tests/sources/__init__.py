@@ -1,0 +1,1 @@
+"""Tests of the sources (sources/), vendor plugins against fake vendors."""
