@@ -18,10 +18,11 @@ import sqlite3
 import time
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
 import pytest
-from test_kept_serve import faketime, get, minute_ends_in
+
+from tests.kept.test_kept_serve import faketime, get, minute_ends_in
+from tests.servers import Server, StartServer
 
 pytestmark = pytest.mark.process
 
@@ -29,7 +30,7 @@ T = "BTC-USD"
 STEP = {"1m": 60, "5m": 300}
 
 
-async def holes(server: Any, interval: str, now: float) -> list[str]:
+async def holes(server: Server, interval: str, now: float) -> list[str]:
     """What is wrong with the ticker's `interval` bars over 5d on a server whose clock
     says `now`: gaps longer than a bar, bars after the one forming now."""
     answer = await get(server.base, f"/api/history/{T}", interval=interval, range="5d")
@@ -54,7 +55,9 @@ def built_bars(data_dir: Path) -> int:
     return int(count)
 
 
-async def test_restarts_leave_no_hole_in_history(start_server: Any, own_data_dir: Path) -> None:
+async def test_restarts_leave_no_hole_in_history(
+    start_server: StartServer, own_data_dir: Path
+) -> None:
     args = ("--source", "sim", "--tickers", T)
     data = {"STOCKFEED_DATA_DIR": str(own_data_dir)}
 
