@@ -2,7 +2,8 @@
 // memory broker) on a free port that stays the same across restarts, and a TCP proxy in
 // front of it whose connections can be cut (a network drop, with the server still up).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createServer, connect, type Server, type Socket, type AddressInfo } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -31,6 +32,8 @@ export interface ServerOptions {
 export class StockfeedServer {
   private proc: ChildProcess | null = null;
   private log = "";
+  // Its own market-data store, kept across its restarts (never the user's default one).
+  private readonly dataDir = mkdtempSync(join(tmpdir(), "stockfeed-client-test-"));
 
   private constructor(
     readonly port: number,
@@ -57,7 +60,11 @@ export class StockfeedServer {
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("STOCKFEED_")) env[k] = v;
     // Every instrument trades at any hour the tests run (the simulator's market SIM): with
     // market hours on, US equities are silent from 20:00 to 04:00 New York time.
-    Object.assign(env, { PYTHONUNBUFFERED: "1", STOCKFEED_SIM_MARKET_HOURS: "false" }, this.opts.env);
+    Object.assign(
+      env,
+      { PYTHONUNBUFFERED: "1", STOCKFEED_SIM_MARKET_HOURS: "false", STOCKFEED_DATA_DIR: this.dataDir },
+      this.opts.env,
+    );
     const args = ["serve", "--source", "sim", "--sim-tick-interval", "0.05", "--host", "127.0.0.1", "--port", String(this.port), ...(this.opts.args ?? [])];
     const proc = spawn(stockfeedBin, args, { env, stdio: ["ignore", "pipe", "pipe"] });
     this.proc = proc;
