@@ -65,6 +65,7 @@ class Node:
     args: list[str]
     port: int = field(default_factory=free_port)
     process: ManagedProcess | None = None
+    started: bool = False  # once up: a restart keeps its ports
 
     @property
     def name(self) -> str:
@@ -86,7 +87,28 @@ class Node:
             return bool(c.ping())
 
     def start(self, timeout: float = 10.0) -> None:
-        """Start it and wait until it answers PING (ProcessFailed, with its log, if not)."""
+        """Start it and wait until it answers PING (ProcessFailed, with its log, if not).
+        The first start takes new ports when one was taken meanwhile: they were picked
+        free when the topology was made, and other tests' servers start in between."""
+        for attempt in range(3):
+            try:
+                self._start(timeout)
+            except ProcessFailed as exc:
+                if attempt == 2 or self.started or "Address already in use" not in str(exc):
+                    raise
+                self._new_ports()
+            else:
+                self.started = True
+                return
+
+    def _new_ports(self) -> None:
+        self.port = free_port()
+        if "--cluster-port" in self.args:
+            i = self.args.index("--cluster-port") + 1
+            self.args[i] = str(free_port())
+        self.process = None
+
+    def _start(self, timeout: float) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         if self.process is None or self.process.argv != self.argv:
             self.process = ManagedProcess(
