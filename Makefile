@@ -5,6 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
+# Some machines set PYTHONDONTWRITEBYTECODE; then every test run compiles the package and
+# re-rewrites every test module's asserts again (seconds per pytest worker). An empty value
+# lets Python cache bytecode in __pycache__ (ignored by git) as it does by default.
+export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: setup run test test-fast lint format check-python bench bench-store bench-resume bench-redis-scale chaos clean client client-check frontend frontend-check dist
 
