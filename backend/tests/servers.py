@@ -29,6 +29,7 @@ __all__ = [
     "faketime_env",
     "free_port",
     "redis_available",
+    "require_nginx",
     "require_postgres",
     "wait_health",
 ]
@@ -84,6 +85,14 @@ def require_postgres() -> None:
         if IN_CI:
             pytest.fail("PostgreSQL is required under CI (.ci/run installs postgresql)")
         pytest.skip("no PostgreSQL server programs (apt-get install postgresql)")
+
+
+def require_nginx() -> None:
+    """Missing nginx fails under CI (.ci/run installs nginx-light), skips elsewhere."""
+    if processes.nginx_bin() is None:
+        if IN_CI:
+            pytest.fail("nginx is required under CI (.ci/run installs nginx-light)")
+        pytest.skip("no nginx (apt-get install nginx-light)")
 
 
 class Server(StockfeedServer):

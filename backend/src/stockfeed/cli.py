@@ -91,6 +91,12 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
         "comma-separated Host names served (NAME, *.DOMAIN, or *); default: localhost names"
         " and IPs when listening on loopback, any otherwise",
     ),
+    "--ticker-group": (
+        "ticker_group",
+        str,
+        "K/N: serve only the tickers of group K of N, as a load balancer's hash rule routes"
+        " them (docs/scaling.md#ticker-groups; default: every ticker)",
+    ),
     # The market-data store (docs/store.md).
     "--store": (
         "store",

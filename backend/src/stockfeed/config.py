@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from stockfeed.ticker_groups import TickerGroup
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
 # The sources built in; vendor plugins (sources/vendors/) add theirs by module name.
@@ -99,6 +100,11 @@ class Settings(BaseSettings):
     limit_exempt_ips: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["127.0.0.1", "::1"]
     )
+
+    # Ticker groups (ticker_groups.py, docs/scaling.md#ticker-groups): `K/N` makes this
+    # process group K of N, serving only the tickers a load balancer's `hash` rule sends to
+    # its group; unset, it serves every ticker.
+    ticker_group: str | None = None
 
     # Process-wide budgets for what clients can make the process hold (docs/protocol.md#limits).
     # Tickers held at once (subscribed + lingering); a new one past it evicts the ticker
@@ -244,6 +250,18 @@ class Settings(BaseSettings):
     # (ISO 8601, UTC unless it says otherwise, or epoch seconds) instead of a file.
     replay_from: str | None = None
     replay_to: str | None = None
+
+    @field_validator("ticker_group")
+    @classmethod
+    def _valid_ticker_group(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return str(TickerGroup.parse(value))  # BadTickerGroup is a ValueError: a clear error
+
+    @property
+    def group(self) -> TickerGroup | None:
+        """This process's ticker group, or None: it serves every ticker."""
+        return None if self.ticker_group is None else TickerGroup.parse(self.ticker_group)
 
     @field_validator("source")
     @classmethod

@@ -30,6 +30,7 @@ from stockfeed.shutdown import GracefulShutdown
 from stockfeed.sources.base import Source, UnknownTicker
 from stockfeed.sources.budget import UpstreamBudget, UpstreamBusy
 from stockfeed.sources.factory import build_source
+from stockfeed.ticker_groups import TickerGroup
 from stockfeed.updater import Updater
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ class Services:
     keeper: Keeper | None
     history: BarHistory
     retention: Retention | None = None
+    # This process's ticker group (ticker_groups.py; None: every ticker).
+    group: TickerGroup | None = None
     # /api/ws/health and /metrics bodies, reused for a second (api/status_view.py).
     renders: RenderCache = field(default_factory=RenderCache)
     started: float = field(default_factory=time.time)
@@ -171,6 +174,7 @@ class Services:
             kept=kept,
             keeper=keeper,
             history=history,
+            group=settings.group,
         )
         if keeper is not None and updater is not None:
             services.retention = Retention(

@@ -69,7 +69,13 @@ async def test_ticker_limit_evicts_lingering_then_refuses(start_server: StartSer
         assert got["errors"] == {}
         assert (await recv_until(b, "price_update"))["ticker"] == "DOW"
         health = server.health()
-        assert health["tickers"] == {"held": 3, "lingering": 0, "max": 3, "evicted": 1}
+        assert health["tickers"] == {
+            "held": 3,
+            "lingering": 0,
+            "max": 3,
+            "evicted": 1,
+            "group": None,
+        }
         assert health["refused"] == {"ticker_limit": 1}
         # A ticker already held costs nothing: always accepted.
         got = await subscribe(b, "DG")

@@ -14,6 +14,7 @@ from stockfeed.admission.ticker_check import Refused, TickerCheck
 from stockfeed.config import Settings
 from stockfeed.protocol.codes import CloseCode, ErrorCode
 from stockfeed.sources.budget import UpstreamBusy
+from stockfeed.ticker_groups import TickerGroup, group_of, route_key
 
 
 class Room:
@@ -74,6 +75,7 @@ def check(
     principal: Principal | None = None,
     held: set[str] | None = None,
     ip: str = "198.51.100.7",
+    group: TickerGroup | None = None,
     **settings: object,
 ) -> TickerCheck:
     limits = SubscriptionLimits(Settings(**settings), lambda _: False)  # type: ignore[arg-type]
@@ -86,6 +88,7 @@ def check(
         quotable=(source or Source({})).quotable,
         held=held if held is not None else set(),
         max_per_connection=3,
+        group=group,
     )
 
 
@@ -113,6 +116,24 @@ async def test_a_ticker_outside_the_tokens_claim_is_forbidden() -> None:
     got = await check(principal=principal).admit("MSFT")
     assert isinstance(got, Refused) and got.code == ErrorCode.FORBIDDEN_TICKER
     assert got.close == CloseCode.FORBIDDEN
+
+
+async def test_a_ticker_of_another_group_is_refused_with_its_route_and_costs_nothing() -> None:
+    # AAPL and MSFT are group 2 of 2, GOOG group 1 (nginx's hash; tests/deploy checks it).
+    assert (group_of("AAPL", 2), group_of("MSFT", 2), group_of("GOOG", 2)) == (2, 2, 1)
+    room, source = Room(set(), 1000), Source({})
+    c = check(room=room, source=source, group=TickerGroup(1, 2))
+    got = await c.admit("aapl")
+    assert isinstance(got, Refused) and got.code == ErrorCode.WRONG_GROUP
+    assert got.shown == "AAPL" and got.route == route_key(2, 2)
+    assert got.close == CloseCode.BAD_REQUEST and "group 2 of 2" in got.message
+    assert await c.admit("GOOG") == "GOOG"
+    # Nothing asked, reserved or counted for the refused one.
+    assert source.asked == ["GOOG"] and set(room.reserved) == {"GOOG"}
+    assert not room.refused and c.accepted == ["GOOG"]
+    # The other group serves it; one group of one serves everything.
+    assert await check(group=TickerGroup(2, 2)).admit("AAPL") == "AAPL"
+    assert await check(group=TickerGroup(1, 1)).admit("AAPL") == "AAPL"
 
 
 async def test_the_connection_limit_counts_what_the_request_accepted() -> None:

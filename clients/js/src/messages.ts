@@ -159,6 +159,8 @@ export interface ErrorMessage {
   code: string;
   message: string;
   ticker?: string;
+  /** `wrong_group`: the key a load balancer routes to the ticker's group (`/ws?route=KEY`). */
+  route?: string;
 }
 
 /** Every message a stockfeed server sends. */

@@ -34,6 +34,7 @@ export const ErrorCode = {
   rateLimited: "rate_limited",
   unauthorized: "unauthorized",
   forbiddenTicker: "forbidden_ticker",
+  wrongGroup: "wrong_group",
   tooManyConnections: "too_many_connections",
   originNotAllowed: "origin_not_allowed",
   hostNotAllowed: "host_not_allowed",

@@ -4,7 +4,8 @@ both WebSocket endpoints (`/ws/stocks/{ticker}` once, `/ws` per ticker of a subs
 In order, cheapest and most certain first, so that nothing is spent on a request that a
 later, cheaper check would refuse anyway:
 
-1. the name (`invalid_ticker`),
+1. the name (`invalid_ticker`), and its ticker group (`wrong_group`: another group's
+   processes serve it, ticker_groups.py),
 2. the token's `tickers` claim (`forbidden_ticker`),
 3. the connection's and the client IP's subscriptions (`subscription_limit`),
 4. for a ticker the process does not hold yet: the client's new-ticker rate
@@ -29,6 +30,7 @@ from stockfeed.admission.auth import Principal
 from stockfeed.admission.subscription_limits import ClientBudget
 from stockfeed.protocol.codes import CloseCode, ErrorCode
 from stockfeed.sources.budget import UpstreamBusy
+from stockfeed.ticker_groups import TickerGroup
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
 
@@ -38,6 +40,7 @@ class Refused:
     message: str
     close: int  # what `/ws/stocks/{ticker}` closes with
     shown: str | None  # the ticker as named in the `error` (None: not a string)
+    route: str | None = None  # wrong_group: the key that routes to the ticker's group
 
 
 class TickerRoom(Protocol):
@@ -73,6 +76,7 @@ class TickerCheck:
         "accepted",
         "accepted_new",
         "budget",
+        "group",
         "held",
         "max_per_connection",
         "principal",
@@ -92,8 +96,10 @@ class TickerCheck:
         quotable: Quotable,
         held: set[str],
         max_per_connection: int,
+        group: TickerGroup | None = None,
     ) -> None:
         self.principal = principal
+        self.group = group
         self.budget = budget
         self.room = room
         self.refusals = refusals
@@ -121,6 +127,10 @@ class TickerCheck:
         except InvalidTicker as exc:
             shown = raw[:32] if isinstance(raw, str) else None
             return Refused(ErrorCode.INVALID_TICKER, str(exc), CloseCode.BAD_REQUEST, shown)
+        elsewhere = None if self.group is None else self.group.elsewhere(ticker)
+        if elsewhere is not None:
+            message, route = elsewhere
+            return Refused(ErrorCode.WRONG_GROUP, message, CloseCode.BAD_REQUEST, ticker, route)
         if self.principal is not None and not self.principal.may(ticker):
             return Refused(
                 ErrorCode.FORBIDDEN_TICKER,

@@ -87,6 +87,8 @@ async def health_document(svc: Services, details: bool) -> dict[str, Any]:
             "lingering": svc.hub.room.lingering(),
             "max": svc.hub.room.max_tickers,
             "evicted": stats.evicted,
+            # This process's ticker group ("K/N"), or null: it serves every ticker.
+            "group": None if svc.group is None else str(svc.group),
         },
         "history": {
             "bytes": svc.hub.history.nbytes,

@@ -64,6 +64,11 @@ TICKERS_QUERY: dict[str, Any] = {"parameters": [TICKERS_PARAMETER]}
 class ErrorDetail(BaseModel):
     code: ErrorCode = Field(description="What went wrong, for programs (docs/protocol.md)")
     message: str = Field(description="What went wrong, for people")
+    route: str | None = Field(
+        None,
+        description="`wrong_group` only: the key that routes to the ticker's group"
+        " (`?route=KEY`, docs/scaling.md#ticker-groups)",
+    )
 
 
 class ErrorBody(BaseModel):
@@ -82,6 +87,11 @@ _ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
     ),
     403: ("`forbidden_ticker`: the token's `tickers` claim does not cover a ticker", {}),
     404: ("`unknown_ticker`: the source cannot quote the ticker", {}),
+    421: (
+        "`wrong_group`: this process is one ticker group of several and another serves the"
+        " ticker; `route` names the key that reaches it (docs/scaling.md#ticker-groups)",
+        {},
+    ),
     422: ("`invalid_ticker` or `bad_request`: a parameter breaks this document", {}),
     429: (
         "`rate_limited`: past this client IP's REST request rate",

@@ -76,6 +76,7 @@ async def _quote(svc: Services, ticker: str, wait: bool) -> dict[str, Any] | Non
         *API_ERRORS,
         403,
         404,
+        421,
         422,
         503,
         s404="`unknown_ticker`: the source cannot quote it; `no_quote`: none came in 3 s",
@@ -84,6 +85,11 @@ async def _quote(svc: Services, ticker: str, wait: bool) -> dict[str, Any] | Non
 async def get_quote(
     ticker: str = Depends(ticker_param), svc: Services = Depends(services)
 ) -> dict[str, Any]:
+    elsewhere = None if svc.group is None else svc.group.elsewhere(ticker)
+    if elsewhere is not None:
+        # Answering would make this process read another group's ticker.
+        message, route = elsewhere
+        raise api_error(421, ErrorCode.WRONG_GROUP, message, route=route)
     quote = await _quote(svc, ticker, wait=True)
     if quote is None:
         raise api_error(404, ErrorCode.NO_QUOTE, f"no quote for {ticker} yet")

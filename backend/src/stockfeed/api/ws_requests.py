@@ -43,11 +43,12 @@ def _check(svc: Services, client: Connection, caller: Caller) -> TickerCheck:
         quotable=svc.can_quote,
         held=client.tickers,
         max_per_connection=svc.settings.max_subscriptions,
+        group=svc.group,
     )
 
 
 def _refuse(client: Connection, refused: Refused) -> None:
-    client.send(protocol.error(refused.code, refused.message, refused.shown))
+    client.send(protocol.error(refused.code, refused.message, refused.shown, refused.route))
 
 
 def bar_streams_message(svc: Services) -> str:

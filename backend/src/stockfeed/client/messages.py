@@ -163,6 +163,8 @@ class ErrorMessage:
     code: str
     message: str
     ticker: str | None = None
+    # wrong_group: the key a load balancer routes to the ticker's group (`/ws?route=KEY`).
+    route: str | None = None
     raw: str = _raw()
     type: str = field(default="error", init=False, repr=False)
 
@@ -436,7 +438,11 @@ _PARSERS: dict[str, Callable[[dict[str, Any], str], Message]] = {
         retry_after_ms=max(0, _int(o, "retry_after_ms")), raw=r
     ),
     MessageType.ERROR: lambda o, r: ErrorMessage(
-        code=_str(o, "code"), message=_str(o, "message"), ticker=_opt_str(o, "ticker"), raw=r
+        code=_str(o, "code"),
+        message=_str(o, "message"),
+        ticker=_opt_str(o, "ticker"),
+        route=_opt_str(o, "route"),
+        raw=r,
     ),
     MessageType.BARS: _bars,
     MessageType.BAR: _bar,

@@ -51,6 +51,9 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN_TICKER = "forbidden_ticker"
+    # A ticker of another ticker group (ticker_groups.py): the error's `route` names the
+    # key that reaches its group (`/ws?route=KEY`); REST answers 421.
+    WRONG_GROUP = "wrong_group"
     TOO_MANY_CONNECTIONS = "too_many_connections"
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     HOST_NOT_ALLOWED = "host_not_allowed"  # HTTP 403, WebSocket handshakes included

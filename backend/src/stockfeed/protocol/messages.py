@@ -127,10 +127,12 @@ def snapshot(
     return dumps(out)
 
 
-def error(code: str, message: str, ticker: str | None = None) -> str:
+def error(code: str, message: str, ticker: str | None = None, route: str | None = None) -> str:
     obj: dict[str, object] = {"type": "error", "code": code, "message": message}
     if ticker is not None:
         obj["ticker"] = ticker
+    if route is not None:
+        obj["route"] = route  # wrong_group: the load balancer's key for the ticker's group
     return dumps(obj)
 
 

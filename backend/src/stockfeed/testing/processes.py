@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import shutil
 import signal
 import socket
@@ -366,3 +367,45 @@ class PostgresServer(ManagedProcess):
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def nginx_bin() -> Path | None:
+    """nginx (Debian's `nginx-light` or `nginx`: /usr/sbin/nginx), or None."""
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+    return Path(found) if found else None
+
+
+class NginxServer(ManagedProcess):
+    """nginx in the foreground with one of deploy/nginx's configurations, its addresses
+    rewritten (`replace`: text -> text, e.g. the example's upstream ports -> the test's
+    servers') and its files in `workdir`. `start()` waits until it accepts connections."""
+
+    def __init__(self, workdir: Path, config: Path, replace: Mapping[str, str]) -> None:
+        binary = nginx_bin()
+        if binary is None:
+            raise ProcessFailed("no nginx (apt-get install nginx-light)")
+        workdir.mkdir(parents=True, exist_ok=True)
+        text = config.read_text()
+        for old, new in replace.items():
+            if old not in text:
+                raise ValueError(f"{config.name} has no {old!r} to replace")
+            text = text.replace(old, new)
+        listen = re.search(r"listen\s+([\d.]+):(\d+);", text)
+        if listen is None:
+            raise ValueError(f"{config.name}: no `listen HOST:PORT;`")
+        self.port = int(listen.group(2))
+        self.base = f"http://{HOST}:{self.port}"
+        self.ws = f"ws://{HOST}:{self.port}"
+        conf = workdir / "nginx.conf"
+        conf.write_text(text)
+        argv = [str(binary), "-p", str(workdir), "-c", str(conf)]
+        super().__init__(argv, workdir / "nginx.log", name=f"nginx :{self.port}")
+
+    def start(self, timeout: float = 10.0) -> Self:
+        super().start()
+        return self.wait_ready(timeout=timeout)
+
+    def is_ready(self) -> bool:
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            return s.connect_ex((HOST, self.port)) == 0

@@ -1,0 +1,1 @@
+"""Deployment examples (deploy/), run as written with real processes."""
