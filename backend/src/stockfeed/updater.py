@@ -26,6 +26,7 @@ from stockfeed.broker import Broker, BrokerUnavailable
 from stockfeed.kept.keeper import Keeper
 from stockfeed.market_hours import MarketClock
 from stockfeed.models import Tick, now_ms
+from stockfeed.publish_queue import PublishQueue
 from stockfeed.shared import SharedStore, StoreUnavailable
 from stockfeed.sources.base import Provenance, Source
 from stockfeed.sources.events import Event, Gap, SourceState
@@ -93,6 +94,9 @@ class Updater:
         self.keeper: Keeper | None = None
         # Per ticker, the last seq the market-data store kept: never published again.
         self.seq_floors: dict[str, int] = {}
+        # Updates on their way to a store that pipelines (Redis), sent in batches;
+        # None: each is published before the next is taken (the memory store).
+        self._queue = PublishQueue(self._publish_batch) if store.pipelined else None
 
     def wanted(self) -> frozenset[str]:
         return self._wanted
@@ -104,6 +108,8 @@ class Updater:
                 await asyncio.sleep(self.leader_ttl / 3)
         finally:
             await self._stop_stream()
+            if self._queue is not None:
+                await self._queue.close()
             if self.is_leader:
                 with contextlib.suppress(StoreUnavailable):
                     await self.store.release_lead(self.owner)
@@ -126,6 +132,8 @@ class Updater:
         elif not leader and self.is_leader:
             log.warning("this process (%s) lost the updater lock: stopping the source", self.owner)
             await self._stop_stream()
+            if self._queue is not None:
+                self._queue.drop()
         self.is_leader = leader
         if self.keeper is not None:
             self.keeper.lead(leader)
@@ -230,28 +238,53 @@ class Updater:
             # Let the loop write out what was published before stamping more (see above).
             await asyncio.sleep(0)
             self._yielded_at = time.monotonic()
+        if self._queue is not None:
+            await self._queue.put(tick)  # sent in a batch by the queue's task
+        else:
+            await self._publish_batch([tick])
+
+    async def _publish_batch(self, ticks: list[Tick]) -> None:
+        """Stamp, cache and publish these updates, in order (one round trip per step
+        where the store and broker pipeline)."""
+        if not self.is_leader or time.monotonic() >= self._lease_until:
+            return  # the lock may have lapsed while they were queued
+        sent: list[tuple[Tick, int, float, str]] = []
+        last_seq: dict[str, int] = {}  # this batch's, kept once it went out
         try:
-            seq = await self.store.next_seq(tick.ticker)
-            last = self._last_seq.get(tick.ticker) or self.seq_floors.get(tick.ticker, 0)
-            if seq <= last:
-                # The store lost its counter (a Redis flush or restart), or this is the
-                # memory store's first count after a restart: never go back.
-                seq = await self.store.raise_seq(tick.ticker, last)
-            self.sessions.stamp(tick)
-            timestamp = round(now_ms(), 3)
-            raw = protocol.price_update(tick, seq, timestamp)
-            await self.store.put_quote(tick.ticker, raw, self.quote_ttl)
-            await self.broker.publish(tick.ticker, raw)
+            seqs = await self.store.next_seqs([tick.ticker for tick in ticks])
+            for tick, seq in zip(ticks, seqs, strict=True):
+                ticker = tick.ticker
+                last = (
+                    last_seq.get(ticker)
+                    or self._last_seq.get(ticker)
+                    or self.seq_floors.get(ticker, 0)
+                )
+                if seq <= last:
+                    # The store lost its counter (a Redis flush or restart), or this is
+                    # the memory store's first count after a restart: never go back.
+                    seq = await self.store.raise_seq(ticker, last)
+                last_seq[ticker] = seq
+                self.sessions.stamp(tick)
+                timestamp = round(now_ms(), 3)
+                sent.append((tick, seq, timestamp, protocol.price_update(tick, seq, timestamp)))
+            quotes = [(tick.ticker, raw) for tick, _, _, raw in sent]
+            await self.store.put_quotes(quotes, self.quote_ttl)
+            await self.broker.publish_many(quotes)
         except (StoreUnavailable, BrokerUnavailable) as exc:
-            self.failed_publishes += 1
+            self.failed_publishes += len(ticks)
             if time.monotonic() - self._last_failure_log > 5:
                 self._last_failure_log = time.monotonic()
-                log.error("cannot publish %s: %s (dropping until it is back)", tick.ticker, exc)
+                log.error(
+                    "cannot publish %s: %s (dropping until it is back)",
+                    ", ".join(sorted({t.ticker for t in ticks})[:10]),
+                    exc,
+                )
             return
-        self._last_seq[tick.ticker] = seq
-        self.published += 1
+        self._last_seq.update(last_seq)
+        self.published += len(ticks)
         if self.keeper is not None:
-            self.keeper.published(tick, seq, timestamp, raw)
+            for tick, seq, timestamp, raw in sent:
+                self.keeper.published(tick, seq, timestamp, raw)
 
     def status(self) -> dict[str, object]:
         health = self.source.health

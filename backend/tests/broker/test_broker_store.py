@@ -76,6 +76,34 @@ async def test_seq_counts_and_never_goes_back(pair: tuple[Broker, SharedStore]) 
     assert await store.next_seq("SEQU") == 1
 
 
+async def test_batches_count_publish_and_keep_in_order_as_one_by_one_does(
+    pair: tuple[Broker, SharedStore], contract_url: str
+) -> None:
+    """next_seqs / put_quotes / publish_many (the updater's batches): the same as the
+    calls one at a time, in order, a ticker named twice counted twice."""
+    broker, store = pair
+    assert await store.next_seqs(["BAT1", "BAT2", "BAT1", "BAT1"]) == [1, 1, 2, 3]
+    assert await store.next_seq("BAT2") == 2
+    got: list[tuple[str, str]] = []
+    broker.set_handler(lambda t, m: got.append((t, m if isinstance(m, str) else m.decode())))
+    await broker.subscribe("BAT1")
+    await broker.subscribe("BAT2")
+    messages = [("BAT1" if i % 3 else "BAT2", f'{{"seq":{i}}}') for i in range(1, 31)]
+    await store.put_quotes(messages, 60.0)
+    await broker.publish_many(messages)
+    for _ in range(100):
+        if len(got) >= len(messages):
+            break
+        await asyncio.sleep(0.02)
+    assert got == messages
+    last = {ticker: raw for ticker, raw in messages}
+    for ticker in ("BAT1", "BAT2"):
+        quote = await store.get_quote(ticker)
+        assert quote is not None and quote.raw == last[ticker]
+        recent = await store.recent(ticker)  # the memory store keeps none (the hub does)
+        assert recent[-1:] == ([] if contract_url == "memory://" else [last[ticker]])
+
+
 async def test_quote_fresh_then_last_known(pair: tuple[Broker, SharedStore]) -> None:
     _, store = pair
     assert await store.get_quote("QT") is None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from stockfeed.logs import redact
@@ -80,6 +80,11 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def publish(self, ticker: str, message: str) -> None:
         """Publish on `market:{ticker}`; raises BrokerUnavailable when it cannot."""
+
+    async def publish_many(self, messages: Sequence[tuple[str, str]]) -> None:
+        """`publish` each (ticker, message), in order (a broker may send them at once)."""
+        for ticker, message in messages:
+            await self.publish(ticker, message)
 
     @abc.abstractmethod
     async def subscribe(self, ticker: str) -> None:

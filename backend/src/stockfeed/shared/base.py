@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -42,6 +43,19 @@ class SharedStore(abc.ABC):
     @abc.abstractmethod
     async def next_seq(self, ticker: str) -> int:
         """The next `seq` for a ticker: 1, 2, 3... across restarts where the store lasts."""
+
+    # Whether next_seqs/put_quotes take one round trip for many (the updater then sends
+    # its updates in batches, stockfeed/publish_queue.py); the memory store is immediate.
+    pipelined: bool = False
+
+    async def next_seqs(self, tickers: Sequence[str]) -> list[int]:
+        """`next_seq` of each ticker, in order (a ticker named twice counts twice)."""
+        return [await self.next_seq(ticker) for ticker in tickers]
+
+    async def put_quotes(self, quotes: Sequence[tuple[str, str]], ttl: float) -> None:
+        """`put_quote` of each (ticker, raw), in order."""
+        for ticker, raw in quotes:
+            await self.put_quote(ticker, raw, ttl)
 
     @abc.abstractmethod
     async def raise_seq(self, ticker: str, at_least: int) -> int:

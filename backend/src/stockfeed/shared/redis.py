@@ -27,9 +27,9 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -196,6 +196,50 @@ class RedisStore(SharedStore):
         finally:
             if isinstance(awaitable, Coroutine):
                 awaitable.close()  # never started when the timeout hit in the queue
+
+    @property
+    def pipelined(self) -> bool:  # type: ignore[override]
+        # One Redis (or Sentinel's primary): many commands, one round trip. A cluster's
+        # commands go to their slots' nodes one by one (the base class's loops).
+        return isinstance(self._r, aioredis.Redis)
+
+    async def next_seqs(self, tickers: Sequence[str]) -> list[int]:
+        if not isinstance(self._r, aioredis.Redis):
+            return await super().next_seqs(tickers)
+        pipe = self._r.pipeline(transaction=False)
+        for ticker in tickers:
+            pipe.incr(self.keys.of("seq", ticker))
+        return [int(value) for value in await self._call(pipe.execute())]
+
+    async def put_quotes(self, quotes: Sequence[tuple[str, str]], ttl: float) -> None:
+        if not isinstance(self._r, aioredis.Redis):
+            await super().put_quotes(quotes, ttl)
+            return
+        pipe = self._r.pipeline(transaction=False)
+        for ticker, raw in quotes:
+            self._queue_put(pipe, ticker, raw, ttl)
+        await self._call(pipe.execute())
+
+    def _queue_put(self, pipe: Any, ticker: str, raw: str, ttl: float) -> None:
+        keys = self.keys
+        if self._contiguous:
+            seq = _seq_of(raw)
+            pipe.eval(
+                _PUT_CONTIGUOUS,
+                3,
+                keys.of("quote", ticker),
+                keys.of("quote_last", ticker),
+                keys.of("history", ticker),
+                raw,
+                int(ttl * 1000),
+                "" if seq is None else seq,
+                HISTORY_LENGTH,
+            )
+            return
+        pipe.set(keys.of("quote", ticker), raw, px=int(ttl * 1000))
+        pipe.set(keys.of("quote_last", ticker), raw)
+        pipe.lpush(keys.of("history", ticker), raw)
+        pipe.ltrim(keys.of("history", ticker), 0, HISTORY_LENGTH - 1)
 
     async def put_quote(self, ticker: str, raw: str, ttl: float) -> None:
         keys = self.keys
