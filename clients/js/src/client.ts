@@ -183,7 +183,8 @@ export interface ClientEvents {
   bars: (ev: BarsEvent) => void;
   /** A market's session changed (socket, or REST while polling). */
   market: (status: MarketStatus) => void;
-  /** The server refused a ticker (`invalid_ticker`, `unknown_ticker`, `forbidden_ticker`, ...). */
+  /** The server refused a ticker (`invalid_ticker`, `unknown_ticker`, `forbidden_ticker`, ...;
+   * a `wrong_group` the client follows is a `route` event instead). */
   tickerError: (ev: TickerErrorEvent) => void;
   /** A message of a type this version does not know. */
   unknown: (msg: UnknownMessage) => void;
@@ -715,6 +716,8 @@ export class StockfeedClient {
           const t = normalize(change.ticker);
           this.refused.add(t);
           this.feed.refused(t, this.routeOf.get(t) ?? "");
+          // A route connection may be left with nothing to hold: closed by the sync.
+          if (this.routeOf.has(t)) this.scheduleSync();
         }
         this.emit("tickerError", { ticker: change.ticker, code: change.code, message: change.message });
         break;

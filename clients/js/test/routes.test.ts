@@ -182,6 +182,16 @@ describe("StockfeedClient: ticker groups", () => {
     expect(FakeSocket.all).toHaveLength(2);
   });
 
+  it("closes a route connection whose last ticker its server refuses", async () => {
+    const { c, route, events } = await routed();
+    route.receive({ type: "error", code: "forbidden_ticker", message: "not for you", ticker: "MSFT" });
+    await tick();
+    expect(events.tickerError).toEqual([{ ticker: "MSFT", code: "forbidden_ticker", message: "not for you" }]);
+    expect(route.readyState).toBe(3);
+    expect(c.routes()).toEqual([]);
+    expect(c.tickers).toEqual(["AAPL"]);
+  });
+
   it("moves a ticker on from a route connection to another key, and closes the one left empty", async () => {
     const { c, route } = await routed();
     route.receive(wrongGroup("MSFT", "g3-1"));
