@@ -192,6 +192,29 @@ describe("StockfeedClient: ticker groups", () => {
     expect(c.tickers).toEqual(["AAPL"]);
   });
 
+  it("a main connection back on the other group: its tickers move to their own route, resuming", async () => {
+    const { c, main, route } = await routed();
+    main.receive(snapshot("AAPL", 4, "a1"));
+    main.serverClose(1006);
+    await tick(2000);
+    await tick(1);
+    const main2 = liveAt(URL)[0]!;
+    expect(main2.frames).toEqual([{ action: "subscribe", tickers: ["AAPL"], resume: { AAPL: { seq: 4, epoch: "a1" } } }]);
+    // `/ws` has no route: the balancer sent it to group 2 this time.
+    main2.receive(wrongGroup("AAPL", "g1-1"));
+    await tick();
+    await tick(1);
+    const g1 = liveAt(`${URL}?route=g1-1`)[0]!;
+    expect(g1.frames).toEqual([{ action: "subscribe", tickers: ["AAPL"], resume: { AAPL: { seq: 4, epoch: "a1" } } }]);
+    expect(route.readyState).toBe(1);
+    expect(c.routes().map((r) => [r.key, r.tickers])).toEqual([
+      ["g2-0", ["MSFT"]],
+      ["g1-1", ["AAPL"]],
+    ]);
+    g1.receive(update("AAPL", 5));
+    expect(c.quote("AAPL")?.seq).toBe(5);
+  });
+
   it("moves a ticker on from a route connection to another key, and closes the one left empty", async () => {
     const { c, route } = await routed();
     route.receive(wrongGroup("MSFT", "g3-1"));
