@@ -8,16 +8,20 @@
 // said to come back), subscribes again with `resume` (the last seq and epoch of each
 // ticker) so that the server replays what was missed, drops duplicates, and passes a gap
 // snapshot on (the `gap` event) when the server could not replay: each ticker's seq only
-// goes up, and a jump is always explained. The pieces: socket.ts (the socket's life),
+// goes up, and a jump is always explained. Against a deployment split into ticker groups
+// (docs/protocol.md, "Ticker groups") it follows the server's `wrong_group` refusals: the
+// ticker moves to a connection of its own group (`/ws?route=KEY`, one per key, opened when
+// first needed, closed when it holds nothing), whose messages reach the same listeners; the
+// connection state is the worst of the connections'. The pieces: socket.ts (the socket's life),
 // feedState.ts (seq/epoch bookkeeping, frames), transport.ts (URL, token, WebSocket
 // implementation), rest.ts (the polling fallback's requests).
 
 import { BAR_INTERVALS, parseMessage, ProtocolError } from "./messages.js";
-import type { Bar, BarInterval, MarketStatus, PriceMessage, ServerMessage, Snapshot, UnknownMessage } from "./messages.js";
+import type { Bar, BarInterval, ErrorMessage, MarketStatus, PriceMessage, ServerMessage, Snapshot, UnknownMessage } from "./messages.js";
 import { FeedState, type FeedChange, type Quote, type QuoteSource, type Tick } from "./feedState.js";
 import { CloseCode, ErrorCode } from "./protocol.js";
 import { ApiError, getJson, type FetchLike } from "./rest.js";
-import { SocketController, type SocketSnapshot, type WebSocketConstructor } from "./socket.js";
+import { SocketController, type SocketSnapshot, type SocketState, type WebSocketConstructor } from "./socket.js";
 import {
   AuthError,
   ConnectError,
@@ -32,7 +36,9 @@ import {
 import type { Jitter } from "./backoff.js";
 
 /**
- * - `connecting`, `connected`, `reconnecting`: the WebSocket's life;
+ * - `connecting`, `connected`, `reconnecting`: the WebSocket's life; with route connections
+ *   (ticker groups), the worst of them all (a ticker on a connection that is down is not
+ *   live): `error` over `reconnecting` over `connecting` over `connected`;
  * - `polling`: quotes come over REST, because the socket gave up (`fallback`) or because
  *   real time was turned off (`realtime: false`);
  * - `error`: gave up (refused token, or out of attempts) with no polling to fall back on;
@@ -42,12 +48,13 @@ export type ConnectionState = "closed" | "connecting" | "connected" | "reconnect
 
 export interface ConnectionInfo {
   state: ConnectionState;
-  /** The reconnect attempt in progress (1..maxAttempts), 0 when none. */
+  /** The reconnect attempt in progress (1..maxAttempts), 0 when none (of the connection
+   * whose state `state` is, with route connections). */
   attempt: number;
   maxAttempts: number;
   /** Reconnect attempts made since the client was created. */
   reconnects: number;
-  /** Round trip of the last answered ping, ms. */
+  /** Round trip of the last answered ping on the main connection, ms. */
   latencyMs: number | null;
   /** The close code the server refused us with (4401, 4403), and its reason. */
   closeCode: number | null;
@@ -107,6 +114,10 @@ export interface StockfeedClientOptions {
   fetch?: FetchLike;
   /** Bars kept per ticker and interval (default 1000). */
   maxBars?: number;
+  /** Where the connection for a ticker group's route key goes (see "Ticker groups" in the
+   * README); default: this client's URL with `?route=KEY`, which a load balancer
+   * (deploy/nginx/ticker-groups.conf) sends to the right group. */
+  routeUrl?: (key: string) => string;
   now?: () => number;
 }
 
@@ -141,6 +152,24 @@ export interface TickerErrorEvent {
   message: string;
 }
 
+export interface RouteEvent {
+  ticker: string;
+  /** The route key the server named: the ticker now goes to that connection. */
+  route: string;
+  /** The connection that refused it: null for the main one, else its route key. */
+  from: string | null;
+  /** The server's `wrong_group` message. */
+  message: string;
+}
+
+/** A route connection (ticker groups): its key, its socket's state, what it holds. */
+export interface RouteInfo {
+  key: string;
+  state: SocketState;
+  attempt: number;
+  tickers: string[];
+}
+
 export interface ClientEvents {
   /** Every typed server message, duplicates and the answers to the client's own pings left out. */
   message: (msg: ServerMessage) => void;
@@ -154,10 +183,14 @@ export interface ClientEvents {
   bars: (ev: BarsEvent) => void;
   /** A market's session changed (socket, or REST while polling). */
   market: (status: MarketStatus) => void;
-  /** The server refused a ticker (`invalid_ticker`, `unknown_ticker`, `forbidden_ticker`, ...). */
+  /** The server refused a ticker (`invalid_ticker`, `unknown_ticker`, `forbidden_ticker`, ...;
+   * a `wrong_group` the client follows is a `route` event instead). */
   tickerError: (ev: TickerErrorEvent) => void;
   /** A message of a type this version does not know. */
   unknown: (msg: UnknownMessage) => void;
+  /** A `wrong_group` refusal followed: the ticker moved to its ticker group's connection.
+   * For logs and debugging; such a refusal is neither a `message` nor a `tickerError`. */
+  route: (ev: RouteEvent) => void;
 }
 
 export interface ClientStats {
@@ -174,10 +207,25 @@ export interface ClientStats {
 /** Per-ticker errors after which a ticker is not asked for again (until subscribed anew). */
 const REFUSING = new Set<string>([ErrorCode.invalidTicker, ErrorCode.unknownTicker, ErrorCode.subscriptionLimit, ErrorCode.forbiddenTicker]);
 
+/** What a route key may be before it goes into a URL; any other is not followed. */
+const ROUTE_KEY = /^[A-Za-z0-9.=^-]{1,32}$/;
+/** A ticker moved this many times with no `subscribed` holding it: a loop between
+ * misconfigured groups; the next refusal is a `tickerError` like any other. */
+const MAX_ROUTE_HOPS = 4;
+
 const normalize = (t: string) => t.trim().toUpperCase();
 const barKey = (ticker: string, interval: string) => `${ticker} ${interval}`;
 
 type Handlers = { [K in keyof ClientEvents]: Set<ClientEvents[K]> };
+
+/** A connection to a ticker group's route key (`/ws?route=KEY`). */
+interface RouteConn {
+  key: string;
+  socket: SocketController;
+  snap: SocketSnapshot;
+}
+
+const RANK: Record<SocketState, number> = { closed: 0, connected: 1, connecting: 2, reconnecting: 3, error: 4 };
 
 export class StockfeedClient {
   /** The `/ws` endpoint (without the token). */
@@ -197,6 +245,7 @@ export class StockfeedClient {
     market: new Set(),
     tickerError: new Set(),
     unknown: new Set(),
+    route: new Set(),
   };
   private readonly explicit = new Map<string, Set<BarInterval>>();
   private readonly retained = new Map<string, Map<BarInterval | "", number>>();
@@ -205,6 +254,13 @@ export class StockfeedClient {
   private marketStore: Readonly<Record<string, MarketStatus>> = {};
   private socket: SocketController | null = null;
   private socketSnap: SocketSnapshot | null = null;
+  private Impl: WebSocketConstructor | null = null;
+  /** Ticker groups: the route key of each ticker a server sent elsewhere (kept while the
+   * client lives: asked for again, the ticker goes straight there). */
+  private readonly routeOf = new Map<string, string>();
+  private readonly routeConns = new Map<string, RouteConn>();
+  /** Moves per ticker since a `subscribed` last held it (MAX_ROUTE_HOPS). */
+  private readonly hops = new Map<string, number>();
   private info: ConnectionInfo;
   private running = false;
   private realtime: boolean;
@@ -286,12 +342,23 @@ export class StockfeedClient {
   }
 
   stats(): ClientStats {
-    const s = this.socket;
+    const sockets = this.sockets();
+    const last = sockets.map((s) => s.lastMessageAt).filter((t): t is number => t !== null);
     return {
-      messages: this.carried.messages + (s?.messages ?? 0),
-      lastMessageAt: s?.lastMessageAt ?? this.carried.lastMessageAt,
+      messages: this.carried.messages + sockets.reduce((n, s) => n + s.messages, 0),
+      lastMessageAt: last.length > 0 ? Math.max(...last) : this.carried.lastMessageAt,
       ...this.counts,
     };
+  }
+
+  /** The route connections open now (ticker groups), by key: empty against a deployment
+   * that is not split. */
+  routes(): RouteInfo[] {
+    return [...this.routeConns.values()].map((c) => ({ key: c.key, state: c.snap.state, attempt: c.snap.attempt, tickers: this.feed.holding(c.key) }));
+  }
+
+  private sockets(): SocketController[] {
+    return [...(this.socket ? [this.socket] : []), ...[...this.routeConns.values()].map((c) => c.socket)];
   }
 
   // -- lifecycle ---------------------------------------------------------------------------
@@ -424,16 +491,36 @@ export class StockfeedClient {
     });
   }
 
+  /** What the connection `key` (`""`: the main one) should hold, of `want`. */
+  private wantFor(key: string, want = this.want()): Map<string, BarInterval[]> {
+    return new Map([...want].filter(([t]) => (this.routeOf.get(t) ?? "") === key));
+  }
+
   private sync(): void {
-    const socket = this.socket;
-    if (socket?.snapshot.state === "connected") {
-      const { subscribe, unsubscribe } = this.feed.changes(this.want());
-      for (const frame of [...(unsubscribe ? [unsubscribe] : []), ...subscribe]) {
-        if (socket.send(frame)) this.feed.applied(frame);
+    const want = this.want();
+    this.syncSocket("", this.socket, want);
+    // Ticker groups: a connection for each route key a wanted ticker has, and none for a
+    // key with nothing left to hold.
+    if (this.running && this.realtime && this.socket) {
+      for (const t of want.keys()) {
+        const key = this.routeOf.get(t);
+        if (key !== undefined && !this.routeConns.has(key)) this.openRoute(key);
       }
     }
+    for (const [key, conn] of [...this.routeConns]) {
+      if (this.wantFor(key, want).size === 0) this.closeRoute(key, true);
+      else this.syncSocket(key, conn.socket, want);
+    }
     // While polling, tickers new to the list are fetched at once.
-    if (this.info.state === "polling" && wantKey(this.want()) !== this.polled) void this.refresh();
+    if (this.info.state === "polling" && wantKey(want) !== this.polled) void this.refresh();
+  }
+
+  private syncSocket(key: string, socket: SocketController | null, want: Map<string, BarInterval[]>): void {
+    if (socket?.snapshot.state !== "connected") return;
+    const { subscribe, unsubscribe } = this.feed.changes(this.wantFor(key, want), key);
+    for (const frame of [...(unsubscribe ? [unsubscribe] : []), ...subscribe]) {
+      if (socket.send(frame)) this.feed.applied(frame, key);
+    }
   }
 
   // -- the socket --------------------------------------------------------------------------
@@ -447,9 +534,22 @@ export class StockfeedClient {
       return;
     }
     if (!this.running || !this.realtime || this.socket) return;
-    const socket = new SocketController(
+    this.Impl = Impl;
+    const socket = this.makeSocket(Impl, "");
+    this.socket = socket;
+    this.socketSnap = socket.snapshot;
+    socket.start();
+    // Tickers routed before a close() or a polling spell: their connections again.
+    if (this.routeOf.size > 0) this.scheduleSync();
+  }
+
+  /** The connection for `key` (`""`: the main one, else a ticker group's route key). */
+  private makeSocket(Impl: WebSocketConstructor, key: string): SocketController {
+    const url = key === "" ? this.wsUrl : this.routeUrl(key);
+    const current = () => (key === "" ? this.socket : (this.routeConns.get(key)?.socket ?? null)) === socket;
+    const socket: SocketController = new SocketController(
       {
-        open: async () => openSocket(Impl, this.wsUrl, await resolveToken(this.o.token), this.o.tokenIn ?? "protocol"),
+        open: async () => openSocket(Impl, url, await resolveToken(this.o.token), this.o.tokenIn ?? "protocol"),
         maxAttempts: this.o.maxAttempts,
         baseDelayMs: this.o.baseDelayMs,
         jitter: this.o.jitter,
@@ -461,52 +561,110 @@ export class StockfeedClient {
       },
       {
         onChange: (snap) => {
-          if (this.socket !== socket) return;
-          this.socketChanged(snap);
+          if (current()) this.socketChanged(key, snap);
         },
         onText: (raw) => {
-          if (this.socket === socket) this.onText(raw);
+          if (current()) this.onText(raw, key, socket);
         },
         onOpen: () => {
-          if (this.socket !== socket) return;
-          for (const frame of this.feed.connected(this.want())) socket.send(frame);
+          if (!current()) return;
+          for (const frame of this.feed.connected(this.wantFor(key), key)) socket.send(frame);
         },
         onPong: () => {
-          if (this.socket === socket) this.settle(null);
+          if (current()) this.settle(null);
         },
       },
     );
-    this.socket = socket;
-    this.socketSnap = socket.snapshot;
+    return socket;
+  }
+
+  /** The URL of a route key's connection: `routeUrl`, else this client's with `?route=`. */
+  private routeUrl(key: string): URL {
+    if (this.o.routeUrl) return socketUrl(this.o.routeUrl(key));
+    const url = new URL(this.wsUrl);
+    url.searchParams.set("route", key);
+    return url;
+  }
+
+  private openRoute(key: string): void {
+    const Impl = this.Impl;
+    if (!Impl) return; // startSocket syncs once it has one
+    const socket = this.makeSocket(Impl, key);
+    this.routeConns.set(key, { key, socket, snap: socket.snapshot });
     socket.start();
   }
 
-  private stopSocket(): void {
-    const s = this.socket;
-    if (!s) return;
+  /** Close a route connection: `forget` when it has nothing left to hold (its tickers'
+   * seqs go, as on an unsubscribe), not when the client stops (they resume later). */
+  private closeRoute(key: string, forget: boolean): void {
+    const conn = this.routeConns.get(key);
+    if (!conn) return;
+    this.routeConns.delete(key);
+    this.carry(conn.socket);
+    conn.socket.close();
+    if (!forget) return; // the client stops: its caller says so
+    this.feed.disconnected(key);
+    this.socketChanged(key, null);
+  }
+
+  private carry(s: SocketController): void {
     this.carried.reconnects += s.snapshot.reconnects;
     this.carried.messages += s.messages;
-    this.carried.lastMessageAt = s.lastMessageAt ?? this.carried.lastMessageAt;
+    this.carried.lastMessageAt = Math.max(s.lastMessageAt ?? 0, this.carried.lastMessageAt ?? 0) || null;
+  }
+
+  private stopSocket(): void {
+    for (const key of [...this.routeConns.keys()]) this.closeRoute(key, false);
+    const s = this.socket;
+    if (!s) return;
+    this.carry(s);
     this.carried.latencyMs = s.snapshot.latencyMs ?? this.carried.latencyMs;
     this.socket = null;
     this.socketSnap = null;
     s.close();
   }
 
-  private socketChanged(snap: SocketSnapshot): void {
-    const before = this.socketSnap?.state;
-    this.socketSnap = snap;
-    if (snap.state === "error" && before !== "error" && this.pollingEnabled()) this.startPolling(true);
-    if (snap.state === "connected" && before !== "connected" && this.pollTimer !== null) {
-      // Back on the socket after a fallback: stop polling, and fetch once so that nothing
-      // published while switching is missed.
+  /** A connection's state changed (`snap` null: a route connection closed). */
+  private socketChanged(key: string, snap: SocketSnapshot | null): void {
+    const conn = this.routeConns.get(key);
+    const before = key === "" ? this.socketSnap?.state : conn?.snap.state;
+    if (key === "") this.socketSnap = snap;
+    else if (conn && snap) conn.snap = snap;
+    if (snap?.state === "error" && before !== "error" && this.pollingEnabled() && this.probeTimer === null) this.startPolling(true);
+    if (this.probeTimer !== null && !this.snaps().some((s) => s.state === "error")) {
+      // Back on the socket(s) after a fallback: stop polling, and fetch once so that
+      // nothing published while switching is missed.
       this.stopPolling();
       void this.refresh();
     }
     this.publish();
   }
 
-  private onText(raw: string): void {
+  /** The snapshots of the main connection and of every route connection. */
+  private snaps(): SocketSnapshot[] {
+    return [...(this.socketSnap ? [this.socketSnap] : []), ...[...this.routeConns.values()].map((c) => c.snap)];
+  }
+
+  /** A `wrong_group` refusal on connection `from`: move the ticker to the connection of
+   * the route key it names. False when it cannot be followed (no key, a key not fit for a
+   * URL, the key of the refusing connection, too many moves): a `tickerError` then. */
+  private follow(msg: ErrorMessage, from: string): boolean {
+    const route = msg.route;
+    if (msg.code !== ErrorCode.wrongGroup || !msg.ticker || typeof route !== "string" || !ROUTE_KEY.test(route) || route === from) return false;
+    const t = normalize(msg.ticker);
+    // Late news from a connection the ticker already left: nothing to do.
+    if ((this.routeOf.get(t) ?? "") !== from) return true;
+    const hops = (this.hops.get(t) ?? 0) + 1;
+    if (hops > MAX_ROUTE_HOPS) return false;
+    this.hops.set(t, hops);
+    this.feed.refused(t, from);
+    this.routeOf.set(t, route);
+    this.emit("route", { ticker: t, route, from: from === "" ? null : from, message: msg.message });
+    this.scheduleSync();
+    return true;
+  }
+
+  private onText(raw: string, key: string, socket: SocketController): void {
     let parsed: ReturnType<typeof parseMessage>;
     try {
       parsed = parseMessage(raw);
@@ -522,8 +680,11 @@ export class StockfeedClient {
     const msg = parsed.message;
     // The server is serving us (a refused token gets an `error`, then the close).
     if (msg.type !== "error") this.settle(null);
-    if (msg.type === "server_shutdown") this.socket?.shutdownHint(msg.retry_after_ms);
-    else if (msg.type === "subscribed") this.socket?.healthy();
+    if (msg.type === "server_shutdown") socket.shutdownHint(msg.retry_after_ms);
+    else if (msg.type === "subscribed") {
+      socket.healthy();
+      for (const t of msg.tickers) if ((this.routeOf.get(t) ?? "") === key) this.hops.delete(t);
+    } else if (msg.type === "error" && this.follow(msg, key)) return;
     const change = this.feed.receive(msg, (this.o.now ?? Date.now)());
     if (change.kind === "drop") {
       if (change.reason === "duplicate" || change.reason === "older") this.counts.duplicates += 1;
@@ -554,7 +715,9 @@ export class StockfeedClient {
           // Not asked for again after a reconnect (a new subscribe() asks again).
           const t = normalize(change.ticker);
           this.refused.add(t);
-          this.feed.refused(t);
+          this.feed.refused(t, this.routeOf.get(t) ?? "");
+          // A route connection may be left with nothing to hold: closed by the sync.
+          if (this.routeOf.has(t)) this.scheduleSync();
         }
         this.emit("tickerError", { ticker: change.ticker, code: change.code, message: change.message });
         break;
@@ -597,7 +760,7 @@ export class StockfeedClient {
     if (fallback) void this.refresh();
     this.pollTimer = setInterval(() => void this.refresh(), intervalMs);
     // After a failure the socket keeps being tried; when it opens, polling stops.
-    if (fallback) this.probeTimer = setInterval(() => this.socket?.retry(), probeIntervalMs);
+    if (fallback) this.probeTimer = setInterval(() => this.sockets().forEach((s) => s.retry()), probeIntervalMs);
   }
 
   private stopPolling(): void {
@@ -679,7 +842,11 @@ export class StockfeedClient {
   // -- the connection's state --------------------------------------------------------------
 
   private compute(): ConnectionInfo {
-    const s = this.socketSnap;
+    const main = this.socketSnap;
+    // With route connections (ticker groups), the worst of them all: a ticker whose
+    // connection is down is not live, however well the others do.
+    const snaps = this.snaps();
+    const s = main ? snaps.reduce((w, x) => (RANK[x.state] > RANK[w.state] ? x : w), main) : null;
     const pollingOn = this.pollingEnabled();
     let state: ConnectionState;
     if (!this.running) state = "closed";
@@ -687,14 +854,14 @@ export class StockfeedClient {
     else if (!s) state = "connecting";
     else if (s.state === "error") state = pollingOn ? "polling" : "error";
     else state = s.state;
-    const refused = s && s.closeCode !== null ? s : null;
+    const refused = snaps.find((x) => x.closeCode !== null) ?? null;
     const socketAuth = refused ? `WebSocket refused (${refused.closeCode}${refused.closeReason ? `: ${refused.closeReason}` : ""})` : null;
     return {
       state,
       attempt: s?.attempt ?? 0,
       maxAttempts: this.o.maxAttempts ?? Infinity,
-      reconnects: this.carried.reconnects + (s?.reconnects ?? 0),
-      latencyMs: s?.latencyMs ?? this.carried.latencyMs,
+      reconnects: this.carried.reconnects + snaps.reduce((n, x) => n + x.reconnects, 0),
+      latencyMs: main?.latencyMs ?? this.carried.latencyMs,
       closeCode: refused?.closeCode ?? null,
       closeReason: refused?.closeReason ?? null,
       realtime: this.realtime,

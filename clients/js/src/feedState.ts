@@ -9,7 +9,11 @@
 // - the latest quote, so a polled quote no newer than it is dropped;
 // - per bar interval, the seq of the last `bar` taken, so a replayed `bar` is dropped too;
 // - the tickers the connection holds (and the bar intervals asked for them), so changes to
-//   what is wanted become subscribe/unsubscribe frames.
+//   what is wanted become subscribe/unsubscribe frames. A client of a deployment split into
+//   ticker groups has more than one connection (docs/protocol.md, "Ticker groups"): the
+//   methods about holdings take a connection key (`""`, the default, is the main one; a
+//   route key names the others), while seqs, epochs and quotes are per ticker, whichever
+//   connection brought them (a ticker is held by one connection at a time).
 // A `snapshot` restarts the seq; one with `gap: true` is always taken (history broke there:
 // the caller must hear it), a plain one at or below the seq already taken in the same epoch
 // is a duplicate. A `subscribed` reply whose epoch differs from the one known forgets the
@@ -118,7 +122,8 @@ export class FeedState {
   private readonly latest = new Map<string, Quote>();
   /** Per "TICKER interval": the seq of the last bar taken and the bar times taken at it. */
   private readonly barSeqs = new Map<string, { seq: number; times: Set<number> }>();
-  private held = new Map<string, Set<BarInterval>>();
+  /** Per connection key (`""`: the main connection): the tickers it holds, with their bars. */
+  private readonly conns = new Map<string, Map<string, Set<BarInterval>>>();
   /** Unsubscribed and not asked for since: what still arrives for them was in flight. */
   private readonly gone = new Set<string>();
 
@@ -160,10 +165,29 @@ export class FeedState {
 
   /** The socket opened holding nothing: it will hold `want`; the frames that ask for it,
    * resuming where possible (none when nothing is wanted). */
-  connected(want: Want): SubscribeFrame[] {
-    this.held = wantMap(want);
-    this.gone.clear();
-    return this.subscribeFrames(this.held);
+  connected(want: Want, conn = ""): SubscribeFrame[] {
+    const held = wantMap(want);
+    this.conns.set(conn, held);
+    if (conn === "") this.gone.clear();
+    else for (const t of held.keys()) this.gone.delete(t);
+    return this.subscribeFrames(held);
+  }
+
+  /** The connection `conn` is closed for good (a route connection left with nothing to
+   * hold): what it held is unsubscribed (seqs forgotten, late messages dropped). */
+  disconnected(conn: string): void {
+    const tickers = this.holding(conn);
+    if (tickers.length > 0) this.applied({ action: "unsubscribe", tickers }, conn);
+    this.conns.delete(conn);
+  }
+
+  private held(conn: string): Map<string, Set<BarInterval>> {
+    let held = this.conns.get(conn);
+    if (!held) {
+      held = new Map();
+      this.conns.set(conn, held);
+    }
+    return held;
   }
 
   /** The frames that take the connection from what it holds to `want`. Nothing changes
@@ -173,12 +197,13 @@ export class FeedState {
    * protocol has no way to drop one interval, and a connection's bar streams are counted
    * (`STOCKFEED_MAX_BAR_STREAMS`), so a chart that moves from interval to interval must not
    * keep them all. */
-  changes(want: Want): { subscribe: SubscribeFrame[]; unsubscribe: UnsubscribeFrame | null } {
+  changes(want: Want, conn = ""): { subscribe: SubscribeFrame[]; unsubscribe: UnsubscribeFrame | null } {
     const wanted = wantMap(want);
+    const held = this.held(conn);
     const add = new Map<string, Set<BarInterval>>();
     const narrowed: string[] = [];
     for (const [t, bars] of wanted) {
-      const has = this.held.get(t);
+      const has = held.get(t);
       if (!has) add.set(t, bars);
       else if ([...has].some((b) => !bars.has(b))) {
         narrowed.push(t);
@@ -188,7 +213,7 @@ export class FeedState {
         if (missing.length > 0) add.set(t, new Set(missing));
       }
     }
-    const removed = [...[...this.held.keys()].filter((t) => !wanted.has(t)), ...narrowed];
+    const removed = [...[...held.keys()].filter((t) => !wanted.has(t)), ...narrowed];
     return {
       subscribe: this.subscribeFrames(add),
       unsubscribe: removed.length > 0 ? { action: "unsubscribe", tickers: removed } : null,
@@ -197,17 +222,18 @@ export class FeedState {
 
   /** A frame was sent: the connection now holds (or no longer holds) its tickers. An
    * unsubscribed ticker's seqs are forgotten: asked for again, it starts afresh. */
-  applied(frame: ClientFrame): void {
+  applied(frame: ClientFrame, conn = ""): void {
+    const held = this.held(conn);
     if (frame.action === "subscribe") {
       for (const t of frame.tickers) {
         this.gone.delete(t);
-        const bars = this.held.get(t) ?? new Set<BarInterval>();
+        const bars = held.get(t) ?? new Set<BarInterval>();
         for (const b of frame.bars ?? []) bars.add(b);
-        this.held.set(t, bars);
+        held.set(t, bars);
       }
     } else {
       for (const t of frame.tickers) {
-        this.held.delete(t);
+        held.delete(t);
         this.gone.add(t);
         this.forgetSeqs(t);
         this.epochs.delete(t);
@@ -215,9 +241,10 @@ export class FeedState {
     }
   }
 
-  /** The server refused a ticker: the connection does not hold it. */
-  refused(ticker: string): void {
-    this.held.delete(ticker);
+  /** The server refused a ticker (or sent it to another ticker group's connection): the
+   * connection `conn` does not hold it. Its seqs are kept (it may resume elsewhere). */
+  refused(ticker: string, conn = ""): void {
+    this.conns.get(conn)?.delete(ticker);
   }
 
   /** Subscribe frames for `want`, grouped by bar intervals, at most TICKERS_PER_FRAME
@@ -246,9 +273,9 @@ export class FeedState {
     return frames;
   }
 
-  /** Resume points of `tickers` (default: those the connection holds) that have both a
+  /** Resume points of `tickers` (default: those every connection holds) that have both a
    * seq and an epoch. */
-  resumeMap(tickers: Iterable<string> = this.held.keys()): ResumeMap {
+  resumeMap(tickers: Iterable<string> = [...this.conns.values()].flatMap((held) => [...held.keys()])): ResumeMap {
     const resume: ResumeMap = {};
     for (const t of tickers) {
       const seq = this.seqs.get(t);
@@ -258,9 +285,9 @@ export class FeedState {
     return resume;
   }
 
-  /** The tickers the connection holds (as far as the frames sent say). */
-  holding(): string[] {
-    return [...this.held.keys()];
+  /** The tickers the connection `conn` holds (as far as the frames sent say). */
+  holding(conn = ""): string[] {
+    return [...(this.conns.get(conn)?.keys() ?? [])];
   }
 
   lastSeq(ticker: string): number | undefined {

@@ -11,6 +11,8 @@ export {
   type GapEvent,
   type PollingOptions,
   type QuoteEvent,
+  type RouteEvent,
+  type RouteInfo,
   type StockfeedClientOptions,
   type SubscribeOptions,
   type TickerErrorEvent,

@@ -252,7 +252,7 @@ export const FIELDS = {
   unsubscribed: { tickers: "array" },
   conflated: { ticker: "string", dropped: "integer" },
   server_shutdown: { retry_after_ms: "integer" },
-  error: { code: "string", message: "string", ticker: "string?" },
+  error: { code: "string", message: "string", ticker: "string?", route: "string?" },
 } as const satisfies Record<ServerMessage["type"], Spec>;
 
 const QUOTE_FIELDS: Spec = {

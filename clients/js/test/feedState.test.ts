@@ -141,6 +141,31 @@ describe("FeedState", () => {
     expect(feed.subscribeFrames(["AAPL"])).toEqual([{ action: "subscribe", tickers: ["AAPL"] }]);
   });
 
+  it("keeps what each connection holds apart (ticker groups' route connections), seqs per ticker", () => {
+    const feed = new FeedState();
+    feed.connected(["AAPL", "MSFT"]);
+    feed.receive(subscribed({ AAPL: "e1" }));
+    feed.receive(update(5));
+    // MSFT was sent to the route g2-0: the main connection no longer holds it.
+    feed.refused("MSFT");
+    expect(feed.connected(["MSFT"], "g2-0")).toEqual([{ action: "subscribe", tickers: ["MSFT"] }]);
+    feed.receive(subscribed({ MSFT: "m1" }));
+    feed.receive(update(7, { ticker: "MSFT" }));
+    expect(feed.holding()).toEqual(["AAPL"]);
+    expect(feed.holding("g2-0")).toEqual(["MSFT"]);
+    expect(feed.resumeMap()).toEqual({ AAPL: { seq: 5, epoch: "e1" }, MSFT: { seq: 7, epoch: "m1" } });
+    expect(feed.changes(["AAPL"])).toEqual({ subscribe: [], unsubscribe: null });
+    expect(feed.changes([], "g2-0")).toEqual({ subscribe: [], unsubscribe: { action: "unsubscribe", tickers: ["MSFT"] } });
+    // A route connection reconnecting resumes its tickers; the main one's are not touched.
+    expect(feed.connected(["MSFT"], "g2-0")).toEqual([{ action: "subscribe", tickers: ["MSFT"], resume: { MSFT: { seq: 7, epoch: "m1" } } }]);
+    expect(feed.holding()).toEqual(["AAPL"]);
+    // Closed for good: its tickers are unsubscribed (late messages dropped, seqs forgotten).
+    feed.disconnected("g2-0");
+    expect(feed.holding("g2-0")).toEqual([]);
+    expect(feed.receive(update(8, { ticker: "MSFT" }))).toMatchObject({ kind: "drop", reason: "unwanted" });
+    expect(feed.resumeMap()).toEqual({ AAPL: { seq: 5, epoch: "e1" } });
+  });
+
   it("turns watchlist edits into frames; unsubscribed tickers leave the resume map", () => {
     const feed = new FeedState();
     feed.connected(["AAPL"]);
