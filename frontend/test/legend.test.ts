@@ -12,10 +12,9 @@ const at = (i: number) => T0 + i * 300;
 const bar = (i: number, close: number): Bar => ({ time: at(i), open: close, high: close, low: close, close, volume: 10 });
 const look = { ticker: "AAPL", interval: "5m" as const, decimals: 2, zone: UTC, market: "SIM" };
 
-// AAPL 100, 102, 105, 99, 110; MSFT 50, 51 (none at bar 2), 48, 55 from bar 1.
+// AAPL 100, 102, 105, 99, 110; MSFT 40, 50, none at bar 2, 48, 55.
 const bars = [100, 102, 105, 99, 110].map((c, i) => bar(i, c));
-const msft: Compared = { ticker: "MSFT", byTime: new Map([1, 3, 4].map((i, k) => [at(i), bar(i, [50, 48, 55][k]!)])) };
-msft.byTime.set(at(0), bar(0, 40));
+const msft: Compared = { ticker: "MSFT", byTime: new Map([0, 1, 3, 4].map((i, k) => [at(i), bar(i, [40, 50, 48, 55][k]!)])) };
 
 describe("percentBase", () => {
   it("is the first whole bar in view, and the compared ticker's first bar at or after it", () => {
