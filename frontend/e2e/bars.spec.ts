@@ -174,7 +174,9 @@ test("compare: a second ticker as a line, both on a % scale; the legend reads bo
   await box.focus();
   await page.keyboard.press("ArrowLeft");
   await page.keyboard.press("ArrowLeft");
-  await expect(page.getByTestId("legend-compare")).toHaveText(new RegExp(`^${other!.replace(/[.^=-]/g, "\\$&")} [\\d,.]+$`));
+  // The axis is in %: the legend says both series' change in % from their first bar in view.
+  await expect(page.getByTestId("legend-compare")).toHaveText(new RegExp(`^${other!.replace(/[.^=-]/g, "\\$&")} [+−]?\\d+\\.\\d\\d%$`));
+  await expect(page.locator('[data-testid="chart-legend"] [data-f="chg"]')).toHaveText(/^[+−]?\d+\.\d\d% since /);
   await page.screenshot({ path: join(results, "bars-compare.png") });
   await select.selectOption("");
   await expect.poll(() => drawn(page).then((d) => d.percent)).toBe(false);

@@ -1,6 +1,7 @@
 // The chart in exchange time (issue 25), against a real server with market hours on (the
 // simulator trading XNYS's calendar) and no store (so every answer is the simulator's own),
-// in Debian's Chromium at phone and desktop sizes, the browser's zone Berlin's (so New York
+// in Debian's Chromium at the four sizes (phone portrait and landscape, tablet, desktop: one
+// page each, one server for all), the browser's zone Berlin's (so New York
 // time is not the local one): the axis's date labels fall on the first bar of each New York
 // session; 1D is one session, 5D five, 1Y a year of daily bars; hiding the extended hours
 // leaves the regular bars only; the studies, line style, log scale and "go to latest" work on
@@ -101,7 +102,7 @@ async function open(browser: import("@playwright/test").Browser, vp: Viewport) {
   return { context, page };
 }
 
-for (const vp of VIEWPORTS.filter((v) => v.name === "desktop" || v.name === "phone-portrait")) {
+for (const vp of VIEWPORTS) {
   test(`${vp.name}: date labels on New York session starts; 1D, 5D and 1Y count sessions and days`, async ({ browser }) => {
     test.setTimeout(120_000);
     const { context, page } = await open(browser, vp);

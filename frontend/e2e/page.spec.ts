@@ -4,8 +4,9 @@
 // after one visit with the last prices marked as such, the keyboard shortcuts and their help,
 // folding panels, the focus after a remove, and the small things (compact changes, FX volume,
 // "usdjpy", marks at least 11 px, the tab's title).
+import { join } from "node:path";
 import type { Browser, BrowserContextOptions, Page } from "@playwright/test";
-import { chromiumMissing, skipReason } from "./env";
+import { chromiumMissing, results, skipReason } from "./env";
 import { expect, test } from "./fixtures";
 import { VIEWPORTS, axeViolations, serious } from "./ui";
 
@@ -224,9 +225,12 @@ test("polling says when the next poll is due", async ({ browser, server }) => {
   await page.context().close();
 });
 
-test("with the panels folded, a 1440x900 screen shows the watchlist's column", async ({ browser, server }) => {
+test("with the panels folded, all 50 watchlist rows fit a 1440x900 screen, 12 px text, axe clean", async ({ browser, server }) => {
   const symbols = ((await (await fetch(`${server.url}api/symbols?q=a&limit=50`)).json()) as { symbols: { symbol: string }[] }).symbols.map((s) => s.symbol);
+  expect(symbols).toHaveLength(50);
   const page = await open(browser, server.url, symbols);
+  const rows = page.locator('[data-testid="watchlist"] tbody tr');
+  await expect(rows).toHaveCount(50);
   const visibleRows = () =>
     page.evaluate(() => {
       const box = document.querySelector(".wl-scroll")!.getBoundingClientRect();
@@ -237,10 +241,33 @@ test("with the panels folded, a 1440x900 screen shows the watchlist's column", a
     });
   const open3 = await visibleRows();
   await page.locator("body").press("p");
-  await expect(page.getByTestId("fold-day")).toHaveAttribute("aria-expanded", "false");
+  for (const name of ["day", "alerts", "connection"]) await expect(page.getByTestId(`fold-${name}`)).toHaveAttribute("aria-expanded", "false");
   const folded = await visibleRows();
   console.log(`page: watchlist rows fully visible at 1440x900: ${open3} with the panels open, ${folded} folded (of ${symbols.length})`);
-  expect(folded).toBeGreaterThan(open3 * 2);
+  await page.screenshot({ path: join(results, "page-desktop-folded-50.png") });
+  // Every row on screen as it is: inside the viewport and the list's box, nothing scrolled.
+  const scroller = page.locator(".wl-scroll");
+  const list = (await scroller.boundingBox())!;
+  for (const row of await rows.all()) {
+    const b = (await row.boundingBox())!;
+    const name = await row.getAttribute("data-ticker");
+    expect(b.y, `${name} below the list's top`).toBeGreaterThanOrEqual(list.y - 0.5);
+    expect(b.y + b.height, `${name} inside the viewport`).toBeLessThanOrEqual(DESKTOP.height);
+    expect(b.y + b.height, `${name} inside the list`).toBeLessThanOrEqual(list.y + list.height + 0.5);
+  }
+  expect(await scroller.evaluate((el) => [el.scrollTop, el.scrollHeight - el.clientHeight]), "the list needs no scroll").toEqual([0, 0]);
+  expect(await page.evaluate(() => [window.scrollY, document.documentElement.scrollHeight]), "nor the page").toEqual([0, DESKTOP.height]);
+  // Readable: the rows' text at 12 px or more (symbol, figures; the marks are 11 px, as anywhere).
+  const sizes = await page.evaluate(() =>
+    [...document.querySelectorAll<HTMLElement>(".wl-row .sym-btn, .wl-row .price, .wl-row td.num")].map((e) => parseFloat(getComputedStyle(e).fontSize)),
+  );
+  expect(Math.min(...sizes)).toBeGreaterThanOrEqual(12);
+  // The chart keeps most of the width; the folded panels' titles still there to unfold them.
+  expect((await page.getByTestId("chart-canvas-box").boundingBox())!.width).toBeGreaterThan(750);
+  await expect(page.getByTestId("fold-alerts")).toBeInViewport({ ratio: 1 });
+  expect(serious(await axeViolations(page))).toEqual([]);
+  await page.getByTestId("fold-day").click();
+  await expect(page.locator("#qd-title-body")).toBeVisible();
   await page.context().close();
 });
 

@@ -119,6 +119,20 @@ for (const vp of VIEWPORTS) {
       await page.waitForTimeout(1500); // a few live ticks on the forming candle
       await page.screenshot({ path: join(results, `responsive-${vp.name}.png`) });
 
+      // On a phone the ticker is said once on screen (the quote line), not again in the
+      // toolbar or the chart's legend.
+      const ticker = (await page.getByTestId("price-chart").getAttribute("data-ticker"))!;
+      const shown = await page.evaluate((t) => {
+        const seen: string[] = [];
+        for (const el of document.querySelectorAll<HTMLElement>(".qh-sym, .tb-ticker, .lg-name")) {
+          const r = el.getBoundingClientRect();
+          if (r.width > 1 && r.height > 1 && el.textContent?.includes(t)) seen.push(el.className);
+        }
+        return seen;
+      }, ticker);
+      if (vp.layout === "phone") expect(shown, `${ticker} on screen`).toEqual(["qh-sym"]);
+      else expect(shown.length, `${ticker} on screen`).toBeGreaterThanOrEqual(1);
+
       // Panels reachable: tabs on a phone, beside or under the chart elsewhere.
       if (vp.layout === "phone") {
         for (const [tab, panel] of [["day", "quote-details"], ["connection", "ws-metrics"], ["watchlist", "watchlist"]] as const) {

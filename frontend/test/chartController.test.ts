@@ -316,9 +316,17 @@ describe("the comparison", () => {
       { time: at(1), value: 50 },
       { time: at(2), value: 51 },
     ]);
-    expect(legend().text.cmp).toBe("MSFT 51.00");
+    // The scale is in %: the legend too, from each series' first bar in view (AAPL 101, MSFT 50).
+    expect(legend().text.cmp).toBe("MSFT +2.00%");
+    expect(legend().text.chg).toBe("+1.98% since 24 Nov, 09:30 ET");
     surface.hover(0);
     expect(legend().text.cmp).toBe("MSFT —");
+    // Panned: measured from the new first bar in view (AAPL 103 at bar 2, MSFT 51).
+    surface.setVisibleRange({ from: 1.5, to: 8 });
+    expect(legend().text).toMatchObject({ chg: "−1.94% since 24 Nov, 09:40 ET", cmp: "MSFT —" });
+    surface.hover(2);
+    expect(legend().text).toMatchObject({ chg: "0.00% since 24 Nov, 09:40 ET", cmp: "MSFT 0.00%" });
+    surface.setVisibleRange({ from: -0.5, to: 8 });
     feed.send("MSFT", "5m", [wire(at(3), 52)]);
     expect(line.points.map((p) => p.value)).toEqual([50, 51, 52]);
     expect(chart.probe.compared()).toEqual({ ticker: "MSFT", bars: 3 });

@@ -23,7 +23,7 @@ import { timeAxis } from "./axis";
 import { Comparison } from "./comparison";
 import { describeChart } from "./describe";
 import type { BarFeed, HistoryLoader } from "./feed";
-import { legendFor, type Legend } from "./legend";
+import { legendFor, percentBase, type Legend } from "./legend";
 import { samePalette, type ChartPalette } from "./palette";
 import { STUDIES, STUDY_IDS, studyPoints, studyValues, type StudyId } from "./studies";
 import type { ChartStyle, ChartSurface, LineSurface, LogicalRange, PriceLineSpec } from "./surface";
@@ -219,6 +219,8 @@ export class ChartController {
         s.range = r;
         if (r) this.o.onBarsInView?.(Math.round(r.to - r.from));
         this.checkAway(r);
+        // A % scale measures from the first bar in view: the legend's figures move with it.
+        if (this.comparison && this.surface.percent()) this.showLegend(this.cursor);
       }),
     );
     this.applyAxis();
@@ -581,7 +583,11 @@ export class ChartController {
     const s = this.showing;
     const look = this.look;
     if (!s || !look) return;
-    this.o.showLegend(legendFor(this.shown, index, { ...look, ticker: s.source.ticker, interval: s.source.interval }, this.comparison?.line ?? null));
+    const compared = this.comparison?.line ?? null;
+    // The scale in % (a comparison drawn): the change of both series from the view's start.
+    const range = compared && this.surface.percent() ? (s.range ?? this.surface.visibleRange()) : null;
+    const base = range ? percentBase(this.shown, range.from, compared) : null;
+    this.o.showLegend(legendFor(this.shown, index, { ...look, ticker: s.source.ticker, interval: s.source.interval }, compared, base));
   }
 
   private describe(): string {
