@@ -97,7 +97,7 @@ test: setup lint frontend-check dist
 # The fast lane: only the tests that start no process (no `stockfeed serve`, Redis or
 # PostgreSQL; those are marked `process`): the hub, admission, the protocol, and the
 # endpoints in-process. Four workers on two cores: many of these tests wait on timers, not
-# the CPU (about 32 s here, 39 s with two; the aim is under 30). `make test` still runs
+# the CPU (about 27 s here; 39 s with two workers). `make test` still runs
 # everything.
 test-fast: setup
 	cd backend && ../$(BIN)/pytest -q -n 4 -m "not process"

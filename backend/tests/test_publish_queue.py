@@ -12,8 +12,8 @@ from stockfeed.models import Tick
 from stockfeed.publish_queue import PublishQueue
 
 
-def ticks(n: int) -> list[Tick]:
-    return [Tick(f"T{i % 7}", float(i)) for i in range(n)]
+def ticks(n: int, tickers: int = 10_000) -> list[Tick]:
+    return [Tick(f"T{i % tickers}", float(i)) for i in range(n)]
 
 
 async def test_what_queues_in_one_turn_goes_in_batches_in_order() -> None:
@@ -33,6 +33,27 @@ async def test_what_queues_in_one_turn_goes_in_batches_in_order() -> None:
         await asyncio.sleep(0.01)
     assert [t for batch in batches for t in batch] == sent
     assert [len(b) for b in batches] == [500, 500, 200]  # MAX_BATCH each
+    await queue.close()
+
+
+async def test_a_batch_holds_each_ticker_once_so_no_stored_quote_runs_ahead() -> None:
+    batches: list[list[Tick]] = []
+
+    async def send(batch: list[Tick]) -> None:
+        batches.append(batch)
+
+    queue = PublishQueue(send)
+    sent = [*ticks(20, tickers=3), Tick("A", 1.0), Tick("B", 1.0), Tick("A", 2.0)]
+    for tick in sent:
+        await queue.put(tick)
+    for _ in range(100):
+        if sum(map(len, batches)) == len(sent):
+            break
+        await asyncio.sleep(0.01)
+    assert [t for batch in batches for t in batch] == sent  # still first in, first out
+    for batch in batches:
+        assert len({t.ticker for t in batch}) == len(batch)
+    assert [len(b) for b in batches] == [3] * 6 + [4, 1]  # T0 T1 T2 ..., T0 T1 A B, A
     await queue.close()
 
 

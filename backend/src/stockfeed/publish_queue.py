@@ -7,6 +7,13 @@ by one task in batches of whatever queued meanwhile (a pipeline per step: three 
 trips per batch), the rate follows the source, and order is kept: one sender, first in
 first out, so each ticker's updates keep their order and consecutive `seq`.
 
+A batch holds a ticker at most once. Each step stores a batch's quotes before it
+publishes them, as one update at a time did: a hub that subscribes meanwhile and reads
+the stored quote then sees that update again (a duplicate, dropped), never one older than
+what it already has. Two updates of a ticker in one batch would store the second while
+the first is still to be published, and the hub would take the first for a restart of
+the ticker's `seq`.
+
 The queue is bounded: past MAX_QUEUED the source waits (`put` awaits) until the sender
 catches up, so a store that is slow or away holds at most that many updates here.
 """
@@ -47,7 +54,12 @@ class PublishQueue:
     async def _drain(self) -> None:
         queue = self._queue
         while queue:
-            batch = [queue.popleft() for _ in range(min(len(queue), MAX_BATCH))]
+            batch: list[Tick] = []
+            tickers: set[str] = set()
+            while queue and len(batch) < MAX_BATCH and queue[0].ticker not in tickers:
+                tick = queue.popleft()
+                tickers.add(tick.ticker)
+                batch.append(tick)
             if len(queue) < MAX_QUEUED:
                 self._room.set()
             await self._send(batch)
