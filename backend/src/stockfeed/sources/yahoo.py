@@ -536,9 +536,8 @@ class YahooSource(Source):
     async def probe(self, timeout: float) -> bool:  # noqa: ASYNC109 - the auto source's API
         """Whether Yahoo answers with a quote within `timeout` seconds."""
         try:
-            quotes = await asyncio.wait_for(
-                asyncio.to_thread(self._quote_fetcher, [PROBE_TICKER]), timeout
-            )
+            async with asyncio.timeout(timeout):
+                quotes = await asyncio.to_thread(self._quote_fetcher, [PROBE_TICKER])
         except TimeoutError:
             log.info("Yahoo did not answer within %.1f s", timeout)
             return False
@@ -701,9 +700,11 @@ class YahooSource(Source):
         for ticker in due:
             self._last_polled[ticker] = now
         try:
-            quotes = await asyncio.wait_for(
-                asyncio.to_thread(self._quote_fetcher, due), self._poll_timeout
-            )
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that arrives as the fetch completes, and the polling loop then
+            # never stops (seen as a test that hung until its timeout).
+            async with asyncio.timeout(self._poll_timeout):
+                quotes = await asyncio.to_thread(self._quote_fetcher, due)
         except YFRateLimitError:
             self._rate_backoff = min(max(self._rate_backoff * 2, self._rate_min), self._rate_max)
             self._rate_limited_until = loop.time() + self._rate_backoff
