@@ -184,6 +184,7 @@ test("compact changes, FX volume, usdjpy, marks of 11 px", async ({ browser, ser
     .toMatch(/^([+−]?\d{1,3}(\.\d+)?[KM]?|0\.00)$/);
   await expect(page.getByTestId("row-EURUSD=X").locator(".col-chg")).toHaveText(/^[+−]?\d\.\d{4}$/);
   await expect(page.getByTestId("row-EURUSD=X").locator(".col-vol")).toHaveText("—");
+  await expect(page.getByTestId("price-USDT-USD")).not.toHaveText("—"); // its first quote
   const usdt = Number((await page.getByTestId("price-USDT-USD").textContent())!.replace(/,/g, ""));
   expect(usdt, "a stablecoin trades at its peg").toBeGreaterThan(0.99);
   expect(usdt).toBeLessThan(1.01);
