@@ -221,48 +221,39 @@ class RedisStore(SharedStore):
         await self._call(pipe.execute())
 
     def _queue_put(self, pipe: Any, ticker: str, raw: str, ttl: float) -> None:
-        keys = self.keys
+        """Queue `put_quote`'s commands of one update on a pipeline."""
         if self._contiguous:
-            seq = _seq_of(raw)
-            pipe.eval(
-                _PUT_CONTIGUOUS,
-                3,
-                keys.of("quote", ticker),
-                keys.of("quote_last", ticker),
-                keys.of("history", ticker),
-                raw,
-                int(ttl * 1000),
-                "" if seq is None else seq,
-                HISTORY_LENGTH,
-            )
+            pipe.eval(*self._contiguous_put(ticker, raw, ttl))
             return
+        keys = self.keys
         pipe.set(keys.of("quote", ticker), raw, px=int(ttl * 1000))
         pipe.set(keys.of("quote_last", ticker), raw)
         pipe.lpush(keys.of("history", ticker), raw)
         pipe.ltrim(keys.of("history", ticker), 0, HISTORY_LENGTH - 1)
 
-    async def put_quote(self, ticker: str, raw: str, ttl: float) -> None:
+    def _contiguous_put(self, ticker: str, raw: str, ttl: float) -> tuple[Any, ...]:
+        """The arguments of the EVAL that keeps the history contiguous (_PUT_CONTIGUOUS)."""
         keys = self.keys
+        seq = _seq_of(raw)
+        return (
+            _PUT_CONTIGUOUS,
+            3,
+            keys.of("quote", ticker),
+            keys.of("quote_last", ticker),
+            keys.of("history", ticker),
+            raw,
+            int(ttl * 1000),
+            "" if seq is None else seq,
+            HISTORY_LENGTH,
+        )
+
+    async def put_quote(self, ticker: str, raw: str, ttl: float) -> None:
         if self._contiguous:
-            seq = _seq_of(raw)
-            result = self._r.eval(
-                _PUT_CONTIGUOUS,
-                3,
-                keys.of("quote", ticker),
-                keys.of("quote_last", ticker),
-                keys.of("history", ticker),
-                raw,
-                int(ttl * 1000),
-                "" if seq is None else seq,
-                HISTORY_LENGTH,
-            )
-            await self._call(result)
+            # One command: on a cluster it goes straight to the ticker's shard.
+            await self._call(self._r.eval(*self._contiguous_put(ticker, raw, ttl)))
             return
         pipe = self._r.pipeline(transaction=False)
-        pipe.set(keys.of("quote", ticker), raw, px=int(ttl * 1000))
-        pipe.set(keys.of("quote_last", ticker), raw)
-        pipe.lpush(keys.of("history", ticker), raw)
-        pipe.ltrim(keys.of("history", ticker), 0, HISTORY_LENGTH - 1)
+        self._queue_put(pipe, ticker, raw, ttl)
         await self._call(pipe.execute())
 
     async def recent(self, ticker: str) -> list[str]:
