@@ -245,25 +245,20 @@ class Updater:
 
     async def _publish_batch(self, ticks: list[Tick]) -> None:
         """Stamp, cache and publish these updates, in order (one round trip per step
-        where the store and broker pipeline)."""
+        where the store and broker pipeline). A batch names each ticker once
+        (publish_queue.py)."""
         if not self.is_leader or time.monotonic() >= self._lease_until:
             return  # the lock may have lapsed while they were queued
         sent: list[tuple[Tick, int, float, str]] = []
-        last_seq: dict[str, int] = {}  # this batch's, kept once it went out
         try:
             seqs = await self.store.next_seqs([tick.ticker for tick in ticks])
             for tick, seq in zip(ticks, seqs, strict=True):
                 ticker = tick.ticker
-                last = (
-                    last_seq.get(ticker)
-                    or self._last_seq.get(ticker)
-                    or self.seq_floors.get(ticker, 0)
-                )
+                last = self._last_seq.get(ticker) or self.seq_floors.get(ticker, 0)
                 if seq <= last:
                     # The store lost its counter (a Redis flush or restart), or this is
                     # the memory store's first count after a restart: never go back.
                     seq = await self.store.raise_seq(ticker, last)
-                last_seq[ticker] = seq
                 self.sessions.stamp(tick)
                 timestamp = round(now_ms(), 3)
                 sent.append((tick, seq, timestamp, protocol.price_update(tick, seq, timestamp)))
@@ -280,7 +275,7 @@ class Updater:
                     exc,
                 )
             return
-        self._last_seq.update(last_seq)
+        self._last_seq.update((tick.ticker, seq) for tick, seq, _, _ in sent)
         self.published += len(ticks)
         if self.keeper is not None:
             for tick, seq, timestamp, raw in sent:
