@@ -12,7 +12,7 @@ import type { Page } from "@playwright/test";
 import { chromiumMissing, results, skipReason } from "./env";
 import { expect, test } from "./fixtures";
 import { StockfeedServer, freePort } from "./server";
-import { QUERY, VIEWPORTS, type Viewport } from "./ui";
+import { VIEWPORTS, openDashboard, type Viewport } from "./ui";
 
 test.describe.configure({ mode: "serial" });
 test.skip(chromiumMissing, skipReason);
@@ -84,22 +84,14 @@ test.afterAll(async () => {
 });
 
 async function open(browser: import("@playwright/test").Browser, vp: Viewport) {
-  const context = await browser.newContext({
-    viewport: { width: vp.width, height: vp.height },
-    deviceScaleFactor: 1,
-    hasTouch: vp.touch,
-    isMobile: vp.layout === "phone",
-    timezoneId: "Europe/Berlin",
+  const opened = await openDashboard(browser, hours.url, vp, errors, async (page) => {
+    await page.addInitScript(() => {
+      localStorage.setItem("stockfeed.watchlist", JSON.stringify(["AAPL", "MSFT"]));
+      localStorage.setItem("stockfeed.selected", JSON.stringify("AAPL"));
+    });
   });
-  const page = await context.newPage();
-  page.on("pageerror", (e) => errors.push(`${vp.name}: ${e.message}`));
-  await page.addInitScript(() => {
-    localStorage.setItem("stockfeed.watchlist", JSON.stringify(["AAPL", "MSFT"]));
-    localStorage.setItem("stockfeed.selected", JSON.stringify("AAPL"));
-  });
-  await page.goto(hours.url + QUERY);
-  await expect(page.getByTestId("price-chart")).toHaveAttribute("data-ticker", "AAPL", { timeout: 15_000 });
-  return { context, page };
+  await expect(opened.page.getByTestId("price-chart")).toHaveAttribute("data-ticker", "AAPL", { timeout: 15_000 });
+  return opened;
 }
 
 for (const vp of VIEWPORTS) {
