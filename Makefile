@@ -96,11 +96,12 @@ test: setup lint frontend-check dist
 
 # The fast lane: only the tests that start no process (no `stockfeed serve`, Redis or
 # PostgreSQL; those are marked `process`): the hub, admission, the protocol, and the
-# endpoints in-process. Four workers on two cores: many of these tests wait on timers, not
-# the CPU (about 27 s here; 39 s with two workers). `make test` still runs
-# everything.
+# endpoints in-process. Modules marked `process` as a whole are not even imported
+# (tests/conftest.py), nor is schemathesis's plugin (only those modules use it). Six
+# workers on two cores: many of these tests wait on timers, not the CPU. `make test`
+# still runs everything.
 test-fast: setup
-	cd backend && ../$(BIN)/pytest -q -n 4 -m "not process"
+	cd backend && ../$(BIN)/pytest -q -n 6 -m "not process" -p no:schemathesis
 
 # The fan-out benchmark against peer servers (not part of `make test`; needs Redis on
 # 127.0.0.1:6379 and npm). `make bench ARGS="--quick"`, `make bench ARGS="--find-max"`.
