@@ -20,7 +20,7 @@ from stockfeed.config import Settings
 from stockfeed.dashboard import mount_dashboard
 from stockfeed.protocol.codes import ErrorCode
 from stockfeed.server.asgi import AsgiEntry
-from stockfeed.server.fast_websocket import BrokerBatch
+from stockfeed.server.fast_websocket import broker_batch_hooks
 from stockfeed.server.gc_tuning import tune_gc
 from stockfeed.services import Services
 from stockfeed.spec import router as spec_router
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         await svc.start()
         if settings.fast_path:
             # What a read from Redis caused is written in the same loop turn.
-            svc.broker.set_batch_hooks(BrokerBatch.begin, BrokerBatch.end)
+            svc.broker.set_batch_hooks(*broker_batch_hooks())
         if server_process:
             tune_gc()
         log.info(

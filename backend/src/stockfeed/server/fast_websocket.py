@@ -116,18 +116,13 @@ class _Flusher:
 _flushers: dict[asyncio.AbstractEventLoop, _Flusher] = {}
 
 
-class BrokerBatch:
-    """The broker's batch hooks (Broker.set_batch_hooks) for this loop's flusher: the
-    writes a read from Redis causes go out at its end, in the same loop turn, with no
-    callback scheduled per read."""
-
-    @staticmethod
-    def begin() -> None:
-        _flusher(asyncio.get_running_loop()).begin_batch()
-
-    @staticmethod
-    def end() -> None:
-        _flusher(asyncio.get_running_loop()).end_batch()
+def broker_batch_hooks() -> tuple[Callable[[], None], Callable[[], None]]:
+    """The broker's batch hooks (Broker.set_batch_hooks) for the running loop's flusher:
+    the writes a read from Redis causes go out at its end, in the same loop turn, with no
+    callback scheduled per read. Bound once: looking the loop up on every read cost two
+    getpid() system calls a read."""
+    flusher = _flusher(asyncio.get_running_loop())
+    return flusher.begin_batch, flusher.end_batch
 
 
 def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
