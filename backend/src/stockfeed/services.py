@@ -90,6 +90,7 @@ class Services:
     @classmethod
     async def create(cls, settings: Settings) -> Services:
         broker, store = build_broker_and_store(settings)
+        broker.ingest_rest = settings.ingest_rest_ms / 1000
         clock = MarketClock()
         source = await build_source(settings, clock)
         if source is not None and source.market_clock is not None:

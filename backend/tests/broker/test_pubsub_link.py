@@ -108,3 +108,18 @@ async def test_a_killed_connection_is_replaced_and_subscribed_again(
     finally:
         await admin.aclose()
         await broker.close()
+
+
+@pytest.mark.parametrize("rest", [0.0, 0.05])
+async def test_the_broker_gives_its_link_the_configured_rest(
+    locked_redis: RedisServer, rest: float
+) -> None:
+    broker = RedisBroker(locked_redis.url)
+    broker.ingest_rest = rest  # services.py sets it from STOCKFEED_INGEST_REST_MS
+    await broker.start()
+    try:
+        await until(lambda: broker.state == "connected")
+        link = broker._link
+        assert link is not None and link.rest == rest
+    finally:
+        await broker.close()

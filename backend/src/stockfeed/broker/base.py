@@ -25,6 +25,16 @@ def channel(ticker: str) -> str:
     return CHANNEL_PREFIX + ticker
 
 
+# After a read of a Redis pub/sub link (pubsub_link.py) that shows it is busy (it carried
+# more than one data message, or came less than this after the previous one), the link
+# stops reading for this long: what Redis sends meanwhile waits in the socket and comes in
+# one read. Each read costs a wake-up, an epoll round and a flush of every client it
+# touched, so under load this roughly halves the kernel's share of taking a message in; a
+# quiet link (one message a read, reads further apart) never rests, and no message waits
+# longer than this (STOCKFEED_INGEST_REST_MS).
+INGEST_REST = 0.002
+
+
 class BrokerUnavailable(Exception):
     """Publishing failed because the broker is unreachable right now."""
 
@@ -38,6 +48,8 @@ class Broker(abc.ABC):
     def __init__(self) -> None:
         self._handler: MessageHandler | None = None
         self._batch_hooks: tuple[Callable[[], None], Callable[[], None]] | None = None
+        # Seconds a Redis pub/sub link rests after a busy read (INGEST_REST).
+        self.ingest_rest = INGEST_REST
         self.state: BrokerState = "connecting"
         self.state_since = time.time()
         self.last_error: str | None = None

@@ -200,6 +200,7 @@ class _Shard:
             self.port,
             self.broker._deliver,
             batch=self.broker,
+            rest=self.broker.ingest_rest,
             username=target.username,
             password=target.password,
         )

@@ -29,6 +29,8 @@ from typing import Any, Protocol, cast
 
 import hiredis
 
+from stockfeed.broker.base import INGEST_REST
+
 log = logging.getLogger(__name__)
 
 # (channel, payload) of a data message, called synchronously from data_received.
@@ -57,13 +59,8 @@ class LinkLost(ConnectionError):
     """The connection is gone (closed by Redis, reset, or a protocol error)."""
 
 
-# After a read that shows the link is busy (it carried more than one data message, or
-# came less than this after the previous one), the link stops reading for this long: what
-# Redis sends meanwhile waits in the socket and comes in one read. Each read costs a
-# wake-up, an epoll round and a flush of every client it touched, so under load this
-# roughly halves the kernel's share of taking a message in; a quiet link (one message a
-# read, reads further apart) never rests, and no message waits longer than this.
-REST = 0.002
+# After a busy read the link rests (broker.base.INGEST_REST says why and how long).
+REST = INGEST_REST
 
 
 class _Protocol(asyncio.Protocol):
@@ -109,6 +106,7 @@ class PubSubLink:
         on_data: DataHandler,
         *,
         batch: BatchHooks | None = None,
+        rest: float = REST,
         username: str | None = None,
         password: str | None = None,
         tls: ssl.SSLContext | None = None,
@@ -116,7 +114,7 @@ class PubSubLink:
     ) -> PubSubLink:
         """Connect (and AUTH when a password is given); raises OSError/TimeoutError or
         LinkLost when Redis refuses."""
-        link = cls(on_data, batch)
+        link = cls(on_data, batch, rest)
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(connect_within):
             transport, _ = await loop.create_connection(

@@ -189,6 +189,7 @@ class RedisBroker(Broker):
             port,
             self._on_data,
             batch=self,
+            rest=self.ingest_rest,
             username=kwargs.get("username"),
             password=kwargs.get("password"),
             tls=self._tls(),
