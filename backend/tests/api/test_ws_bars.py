@@ -89,7 +89,7 @@ class Reader:
     def drop(self, away_for: float) -> None:
         """Lose the connection (as a network would), and come back after `away_for` s."""
         self.client.backoff = Fixed(initial=away_for)
-        ws = self.client._ws
+        ws = self.client._main.ws
         assert ws is not None
         ws.transport.abort()
 

@@ -1,11 +1,18 @@
 """deploy/nginx/ticker-groups.conf, run as written: two ticker groups of stockfeed on one
 Redis behind a real nginx whose one `hash` rule routes each request by its ticker
-(docs/scaling.md#ticker-groups)."""
+(docs/scaling.md#ticker-groups); the Python client and `stockfeed watch` through it."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +21,15 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from stockfeed.client import (
+    Backoff,
+    ConnectionState,
+    ErrorMessage,
+    Message,
+    PriceUpdate,
+    Snapshot,
+    StockfeedClient,
+)
 from stockfeed.testing.processes import NginxServer, free_port
 from stockfeed.ticker_groups import group_of, route_key
 from tests.servers import Server, StartServer, require_nginx
@@ -138,3 +154,111 @@ async def test_rest_by_ticker_follows_the_same_rule_and_a_wrong_process_refuses(
             await recv_json(ws)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
     assert (await asyncio.to_thread(wrong_server.health))["tickers"]["held"] == 0
+
+
+async def test_the_python_client_follows_the_route_through_the_balancer(
+    groups: list[Server], nginx: NginxServer
+) -> None:
+    """One client, all four tickers, the balancer's address only: the `/ws` connection
+    lands on either group; the other group's tickers are refused with its route key, and
+    the client opens `/ws?route=KEY` for them by itself."""
+    messages: list[Message] = []
+
+    def count(ticker: str) -> int:
+        return sum(isinstance(m, PriceUpdate | Snapshot) and m.ticker == ticker for m in messages)
+
+    client = StockfeedClient(nginx.ws, TICKERS, backoff=Backoff(initial=0.2, maximum=0.5))
+    async with client:
+        async with asyncio.timeout(20):
+            async for msg in client:
+                messages.append(msg)
+                if all(count(t) >= 5 for t in TICKERS):
+                    break
+        (route,) = client.routes()
+        assert client.state == ConnectionState.CONNECTED
+        # Each process holds its own group's tickers only: the route went to the right one.
+        for k, server in enumerate(groups, start=1):
+            async with httpx.AsyncClient(base_url=server.base) as http:
+                held = set((await http.get("/api/tickers")).json()["active"])
+            assert held == {t for t in TICKERS if group_of(t, 2) == k}, (k, held)
+    assert [m for m in messages if isinstance(m, ErrorMessage)] == []
+    other = group_of(route.tickers[0], 2)
+    assert route.key == route_key(other, 2)
+    assert route.url == f"{nginx.ws}/ws?route={route.key}"
+    assert sorted(route.tickers) == sorted(t for t in TICKERS if group_of(t, 2) == other)
+
+
+def _watch_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKFEED_")}
+    return {**env, "PYTHONUNBUFFERED": "1", **extra}
+
+
+def test_watch_json_through_the_balancer_gets_every_groups_tickers(
+    groups: list[Server], nginx: NginxServer
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stockfeed.cli", "watch", "--json", "--url", nginx.ws, *TICKERS],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_watch_env(),
+    )
+    assert proc.stdout is not None
+    seen: dict[str, int] = {}
+    lines: list[dict[str, object]] = []
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline and not all(seen.get(t, 0) >= 3 for t in TICKERS):
+            line = proc.stdout.readline()
+            assert line, proc.communicate(timeout=5)
+            msg = json.loads(line)
+            lines.append(msg)
+            if msg["type"] in ("price_update", "snapshot"):
+                ticker = str(msg["ticker"])
+                seen[ticker] = seen.get(ticker, 0) + 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert all(seen.get(t, 0) >= 3 for t in TICKERS), seen
+    assert [m for m in lines if m["type"] == "error"] == []  # the refusal was followed
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_watch_table_through_the_balancer_shows_the_route(
+    groups: list[Server], nginx: NginxServer
+) -> None:
+    """The table on a real pseudo-terminal: every ticker priced, the footer connected
+    and naming the connection to the other group."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stockfeed.cli", "watch", "--url", nginx.ws, *TICKERS],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=_watch_env(TERM="xterm-256color", COLUMNS="120", LINES="30"),
+    )
+    os.close(slave)
+    screen = b""
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                screen += os.read(master, 65536)
+            # The last frame drawn: after the last "Ticker" heading.
+            last = screen.decode(errors="replace").rsplit("Ticker", 1)[-1]
+            if "● connected" in last and "+route g" in last and "waiting" not in last:
+                break
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    text = screen.decode(errors="replace")
+    last = text.rsplit("Ticker", 1)[-1]
+    assert "● connected" in last and "waiting" not in last, last
+    keys = {route_key(k, 2) for k in (1, 2)}
+    assert any(f"+route {key} (2 tickers)" in last for key in keys), last
+    assert "wrong_group" not in text and "Traceback" not in text

@@ -9,14 +9,9 @@ async with StockfeedClient("ws://127.0.0.1:8000", tickers=["AAPL", "MSFT"]) as f
 """
 
 from stockfeed.client.backoff import Backoff
-from stockfeed.client.core import (
-    AuthError,
-    ConnectError,
-    ConnectionState,
-    StockfeedClient,
-    StockfeedError,
-    ws_url,
-)
+from stockfeed.client.core import RouteInfo, StockfeedClient, ws_url
+from stockfeed.client.errors import AuthError, ConnectError, StockfeedError
+from stockfeed.client.link import ConnectionState
 from stockfeed.client.messages import (
     Bar,
     BarData,
@@ -55,6 +50,7 @@ __all__ = [
     "PriceData",
     "PriceUpdate",
     "ProtocolError",
+    "RouteInfo",
     "ServerShutdown",
     "Snapshot",
     "StockfeedClient",

@@ -13,7 +13,8 @@ from collections.abc import Coroutine, Iterable
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from stockfeed.client.core import describe, ws_url
+from stockfeed.client.core import ws_url
+from stockfeed.client.errors import describe
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
 DEFAULT_URL = "ws://127.0.0.1:8000"

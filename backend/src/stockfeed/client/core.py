@@ -4,10 +4,10 @@
         async for msg in feed:
             ...
 
-One background task owns the connection. It reads frames into a bounded queue that the
-caller drains by iterating; when the caller is slow the queue fills, the task stops
-reading, and TCP pushes back to the server, which conflates (and says so) instead of
-buffering without bound.
+One background task owns the connection (stockfeed.client.link). It reads frames into a
+bounded queue that the caller drains by iterating; when the caller is slow the queue
+fills, the task stops reading, and TCP pushes back to the server, which conflates (and
+says so) instead of buffering without bound.
 
 When the connection drops it reconnects by itself: after the server's `retry_after_ms`
 when it announced a shutdown, otherwise after an exponential backoff with jitter. It
@@ -21,53 +21,45 @@ With `bars=["1m", ...]` every subscribe (the first and each resume) asks for can
 `Bars` and `Bar` messages, merged by `time` into `candles(ticker, interval)`. The server
 sends `bars` afresh after a resume or a gap, so the merged bars end as the server's.
 
-Application-level pings (`{"type":"ping"}`) measure `latency_ms` and detect a dead
-connection: no frame for `ping_interval + ping_timeout` while we are reading closes it
-and reconnects. The websockets library's own keepalive is off, because it would also
-fire while the caller, not the network, is the slow side.
+Against a deployment split into ticker groups (docs/protocol.md, "Ticker groups") it
+follows the servers' `wrong_group` refusals, as the TypeScript client does: the ticker
+moves to a connection of its own (`/ws?route=KEY`, or `route_url(KEY)`; one per key,
+opened when first needed, closed when it holds nothing), whose messages come through the
+same iterator, deduplicated with the rest. `state` is then the worst of the connections'
+(a ticker whose connection is down is not live), and one of them giving up is the
+client giving up. A refusal that is followed is not passed on; one that cannot be (no
+route key, a key unfit for a URL, the refusing connection's own key, a ticker moved too
+many times) comes through as the `ErrorMessage` it is.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import enum
-import json
+import dataclasses
 import logging
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
-
-from stockfeed import __version__
 from stockfeed.client.backoff import Backoff
+from stockfeed.client.errors import ConnectError
+from stockfeed.client.link import ConnectionState, Frame, Link
 from stockfeed.client.messages import (
     Bar,
     BarData,
     Bars,
     ErrorMessage,
     Message,
-    Pong,
     PriceUpdate,
-    ProtocolError,
-    ServerShutdown,
     Snapshot,
     Subscribed,
-    Unsubscribed,
-    parse_message,
 )
-from stockfeed.protocol.codes import CloseCode
 from stockfeed.sources.base import INTERVALS
 
 log = logging.getLogger(__name__)
 
-# Close codes after which retrying cannot help (docs/protocol.md "Close codes").
-_AUTH_CLOSE_CODES: dict[int, str] = {
-    CloseCode.UNAUTHORIZED: "unauthenticated or token expired",
-    CloseCode.FORBIDDEN: "ticker not allowed",
-}
 # Per-ticker errors that mean "stop asking for this ticker" (also after a reconnect).
 _REFUSED_TICKER_CODES = {
     "invalid_ticker",
@@ -79,29 +71,21 @@ _REFUSED_TICKER_CODES = {
 _TICKERS_PER_SUBSCRIBE = 25
 # Bars kept per ticker and interval by `candles()` (the oldest go first).
 MAX_CANDLES = 5000
-
-
-class ConnectionState(enum.StrEnum):
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    RECONNECTING = "reconnecting"
-    CLOSED = "closed"
-
-
-class StockfeedError(Exception):
-    """Base of the client's errors; the message is meant for a user as is."""
-
-
-class ConnectError(StockfeedError):
-    """Could not connect (the first time, or not again within the allowed attempts)."""
-
-    def __init__(self, message: str, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason or message  # the short why, without the URL
-
-
-class AuthError(StockfeedError):
-    """The server refused the token (HTTP 401/403 or close 4401/4403): retrying won't help."""
+# What a route key may be before it goes into a URL; any other is not followed. The
+# servers' keys are `g{group}-{i}` (stockfeed.ticker_groups.route_key); this is the
+# pattern the example balancer accepts for `?route=` (deploy/nginx/ticker-groups.conf)
+# and the TypeScript client's.
+_ROUTE_KEY = re.compile(r"[A-Za-z0-9.=^-]{1,32}")
+# A ticker moved this many times with no `subscribed` holding it: a loop between
+# misconfigured groups; the next refusal comes through like any other error.
+MAX_ROUTE_HOPS = 4
+# Worst last: the connection state a client with several connections reports.
+_RANK = {
+    ConnectionState.CLOSED: 0,
+    ConnectionState.CONNECTED: 1,
+    ConnectionState.CONNECTING: 2,
+    ConnectionState.RECONNECTING: 3,
+}
 
 
 def ws_url(url: str, token: str | None = None) -> str:
@@ -118,23 +102,29 @@ def ws_url(url: str, token: str | None = None) -> str:
     return urlunsplit((scheme, parts.netloc, path, urlencode(query), ""))
 
 
+def route_ws_url(url: str, key: str) -> str:
+    """`url` (a `/ws` URL) with `route=KEY`: where a load balancer in front of ticker
+    groups sends a connection for the group of that route key."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "route"]
+    query.append(("route", key))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
 def _normalize(ticker: str) -> str:
     if not isinstance(ticker, str):
         raise TypeError(f"tickers are strings, got {ticker!r}")
     return ticker.strip().upper()
 
 
-def describe(exc: BaseException) -> str:
-    """A short human reason for a failed connection attempt."""
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (is the server running?)"
-    if isinstance(exc, InvalidStatus):
-        return f"HTTP {exc.response.status_code} from the server"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
+@dataclass(frozen=True, slots=True)
+class RouteInfo:
+    """A connection for a ticker group's route key (`routes()`)."""
+
+    key: str
+    url: str  # without the token
+    state: ConnectionState
+    tickers: tuple[str, ...]  # the tickers the client asks for there
 
 
 class StockfeedClient:
@@ -154,19 +144,23 @@ class StockfeedClient:
         queue_size: int = 1024,
         max_message_bytes: int = 1 << 20,
         bars: Iterable[str] = (),
+        route_url: Callable[[str], str] | None = None,
     ) -> None:
         """`retry_first_connect=False` makes entering the client fail at once with
         `ConnectError` when the server cannot be reached (a wrong URL shows up right away);
         drops after that are always retried, `max_reconnect_attempts` times in a row at most
         (None: forever), unless `reconnect=False`. `bars` (intervals: "1m", "5m", "15m",
         "1h", "1d") asks for candles of every ticker: `Bars` / `Bar` messages, merged by
-        time into `candles(ticker, interval)`."""
+        time into `candles(ticker, interval)`. `route_url(key)` is where the connection for
+        a ticker group's route key goes (default: `url` with `?route=KEY`, which a load
+        balancer such as deploy/nginx/ticker-groups.conf sends to the right group)."""
         self.bar_intervals = tuple(dict.fromkeys(bars))
         unknown = [i for i in self.bar_intervals if i not in INTERVALS]
         if unknown:
             raise ValueError(f"bars: unknown interval {unknown[0]!r}: use {', '.join(INTERVALS)}")
         self.url = ws_url(url)
-        self._connect_url = ws_url(url, token)
+        self._token = token
+        self._route_url = route_url
         self._wanted: dict[str, None] = dict.fromkeys(_normalize(t) for t in tickers)
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -174,41 +168,97 @@ class StockfeedClient:
         self.reconnect = reconnect
         self.max_reconnect_attempts = max_reconnect_attempts
         self.retry_first_connect = retry_first_connect
-        self.backoff = backoff or Backoff()
         self.max_message_bytes = max_message_bytes
-        self.state = ConnectionState.CLOSED
-        self.latency_ms: float | None = None  # round trip of the last answered ping
         self.last_seq: dict[str, int] = {}  # per ticker, the newest seq passed on
         self.epochs: dict[str, str] = {}  # per ticker, the seq space last_seq belongs to
-        self.held: tuple[str, ...] = ()  # what the server says this connection holds
-        self.connects = 0
-        self.reconnects = 0
         self.duplicates = 0  # messages dropped because their seq was already seen
-        self.malformed = 0  # frames that broke the protocol (skipped)
-        self.last_error: str | None = None  # why the last attempt or connection failed
-        self._retry_at: float | None = None  # loop time of the next attempt, while waiting
         self._queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=queue_size)
-        self._ws: ClientConnection | None = None
-        self._task: asyncio.Task[None] | None = None
+        main_url = ws_url(url, token)
+        self._main = Link(self, "", self.url, main_url, backoff or Backoff(), self._queue)
+        # Ticker groups: the route key of each ticker a server sent elsewhere (kept while
+        # the client lives: asked for again, the ticker goes straight there), the
+        # connection of each key, and the moves of each ticker since a `subscribed` last
+        # held it (MAX_ROUTE_HOPS).
+        self._route_of: dict[str, str] = {}
+        self._routes: dict[str, Link] = {}
+        self._hops: dict[str, int] = {}
+        # Route connections closed: what they counted, and those still closing.
+        self._carried = {"connects": 0, "reconnects": 0, "malformed": 0}
+        self._closing_links: set[Link] = set()
         self._finished = asyncio.Event()
         self._error: BaseException | None = None
         self._closing = False
-        self._shutdown_hint: float | None = None
-        self._close_reason: str | None = None
-        self._pending_pings: dict[str, float] = {}
-        self._ping_counter = 0
-        self._last_heard = 0.0
-        self._blocked = False  # the reader waits for the caller (not the network)
+        self._sync_queued = False
+        self._background: set[asyncio.Task[None]] = set()
         self._candles: dict[tuple[str, str], dict[int, BarData]] = {}
 
     # -- public API ----------------------------------------------------------------------
 
     @property
+    def state(self) -> ConnectionState:
+        """The main connection's state; with route connections (ticker groups), the worst
+        of them all: `reconnecting` over `connecting` over `connected`."""
+        if self._main.state == ConnectionState.CLOSED:
+            return ConnectionState.CLOSED
+        return self._worst().state
+
+    @property
+    def backoff(self) -> Backoff:
+        """The main connection's reconnect schedule (a route connection starts with a copy
+        of its own when it opens)."""
+        return self._main.backoff
+
+    @backoff.setter
+    def backoff(self, backoff: Backoff) -> None:
+        self._main.backoff = backoff
+
+    @property
+    def latency_ms(self) -> float | None:
+        """Round trip of the last answered ping on the main connection."""
+        return self._main.latency_ms
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last attempt or connection failed (of the connection `state` is of)."""
+        return self._worst().last_error
+
+    @property
     def retry_in(self) -> float | None:
-        """Seconds until the next connection attempt, while waiting for it."""
-        if self._retry_at is None:
+        """Seconds until the next connection attempt, while waiting for it (of the
+        connection `state` is of)."""
+        retry_at = self._worst().retry_at
+        if retry_at is None:
             return None
-        return max(0.0, self._retry_at - asyncio.get_running_loop().time())
+        return max(0.0, retry_at - asyncio.get_running_loop().time())
+
+    @property
+    def held(self) -> tuple[str, ...]:
+        """What the servers say they hold for this client (the main connection's tickers,
+        then those of each route connection)."""
+        return tuple(t for link in self._links() for t in link.held)
+
+    @property
+    def connects(self) -> int:
+        """Connections opened (every connection, every attempt that succeeded)."""
+        return self._carried["connects"] + sum(link.connects for link in self._links())
+
+    @property
+    def reconnects(self) -> int:
+        """Connections opened again after a drop."""
+        return self._carried["reconnects"] + sum(link.reconnects for link in self._links())
+
+    @property
+    def malformed(self) -> int:
+        """Frames that broke the protocol (skipped)."""
+        return self._carried["malformed"] + sum(link.malformed for link in self._links())
+
+    def routes(self) -> list[RouteInfo]:
+        """The route connections open now (ticker groups), in the order they were opened:
+        empty against a deployment that is not split."""
+        return [
+            RouteInfo(key, link.url, link.state, self._tickers_of(key))
+            for key, link in self._routes.items()
+        ]
 
     def candles(self, ticker: str, interval: str) -> list[BarData]:
         """The bars received so far for a ticker and interval, oldest first: each `Bars`
@@ -236,33 +286,30 @@ class StockfeedClient:
     async def start(self) -> None:
         """Connect and subscribe; ConnectError/AuthError when the first attempt fails
         (unless `retry_first_connect`)."""
-        if self._task is not None:
+        main = self._main
+        if main.started:
             raise RuntimeError("the client is already started")
-        self.state = ConnectionState.CONNECTING
-        ws: ClientConnection | None = None
+        main.state = ConnectionState.CONNECTING
+        ws = None
         if not self.retry_first_connect:
             try:
-                ws = await self._open()
+                ws = await main.open()
             except BaseException:
-                self.state = ConnectionState.CLOSED
+                main.state = ConnectionState.CLOSED
                 raise
-            self.state = ConnectionState.CONNECTED
-            self._ws = ws  # so that a close() before the task runs still closes it
-        self._task = asyncio.create_task(self._run(ws), name="stockfeed-client")
+            main.state = ConnectionState.CONNECTED
+        main.start(ws)
 
     async def close(self) -> None:
-        """Close the connection (1000) and stop reconnecting. Queued messages can still be
+        """Close the connections (1000) and stop reconnecting. Queued messages can still be
         read; then iteration ends."""
         self._closing = True
-        ws = self._ws
-        if ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), 2.0)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self.state = ConnectionState.CLOSED
+        for task in list(self._background):
+            task.cancel()
+        routes = [self._retire(key) for key in list(self._routes)]
+        # With those a sync was closing when it was cancelled.
+        routes += self._closing_links
+        await asyncio.gather(self._main.close(), *(link.close() for link in routes))
         self._finished.set()
 
     async def subscribe(self, *tickers: str) -> None:
@@ -271,7 +318,7 @@ class StockfeedClient:
         new = [t for t in map(_normalize, tickers) if t not in self._wanted]
         self._wanted.update(dict.fromkeys(new))
         if new:
-            await self._send_quietly(self._subscribe_frames(new, resume=False))
+            await self._sync()
 
     async def unsubscribe(self, *tickers: str) -> None:
         """Remove tickers; their updates still in flight are dropped, not passed on."""
@@ -283,7 +330,7 @@ class StockfeedClient:
             for interval in self.bar_intervals:
                 self._candles.pop((ticker, interval), None)
         if gone:
-            await self._send_quietly([{"action": "unsubscribe", "tickers": gone}])
+            await self._sync()
 
     def __aiter__(self) -> StockfeedClient:
         return self
@@ -323,176 +370,45 @@ class StockfeedClient:
         error when it gave up); wrap in `asyncio.timeout()` to bound the wait."""
         return await self.__anext__()
 
-    # -- connection lifecycle ------------------------------------------------------------
+    # -- the connections (LinkOwner) -----------------------------------------------------
 
-    async def _open(self) -> ClientConnection:
-        try:
-            ws = await connect(
-                self._connect_url,
-                open_timeout=self.open_timeout,
-                ping_interval=None,  # our own pings, see the module docstring
-                close_timeout=2,
-                max_size=self.max_message_bytes,
-                compression=None,  # the server sends uncompressed frames
-                user_agent_header=f"stockfeed-client/{__version__}",
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            if status == 401:
-                raise AuthError(f"{self.url}: the server wants a valid token (HTTP 401)") from None
-            if status == 403:
-                raise AuthError(
-                    f"{self.url}: the server refused the connection (HTTP 403): a bad token "
-                    "or origin, or no stockfeed WebSocket at this path"
-                ) from None
-            if status == 404:
-                raise ConnectError(f"{self.url}: no stockfeed WebSocket there (HTTP 404)") from None
-            reason = describe(exc)
-            raise ConnectError(f"cannot connect to {self.url}: {reason}", reason) from exc
-        except InvalidURI as exc:
-            raise ConnectError(f"{self.url}: {exc}") from None
-        except Exception as exc:  # refused, DNS, timeout, bad handshake: all retryable
-            reason = describe(exc)
-            raise ConnectError(f"cannot connect to {self.url}: {reason}", reason) from exc
-        self.connects += 1
-        self.last_error = None
-        return ws
+    def _links(self) -> list[Link]:
+        return [self._main, *self._routes.values()]
 
-    async def _run(self, ws: ClientConnection | None) -> None:
-        try:
-            while True:
-                if ws is None:
-                    ws = await self._reconnect_loop()
-                code = await self._serve(ws)
-                ws = None
-                if self._closing:
-                    return
-                if code in _AUTH_CLOSE_CODES:
-                    why = self._close_reason or _AUTH_CLOSE_CODES[code]
-                    raise AuthError(f"{self.url}: closed {code}: {why}")
-                if not self.reconnect:
-                    raise ConnectError(f"{self.url}: connection closed ({code})")
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            self._error = exc
-        finally:
-            self._ws = None
-            self.state = ConnectionState.CLOSED
-            self._retry_at = None
+    def _worst(self) -> Link:
+        # The main connection on a tie: its latency and errors are the ones to show.
+        return max(self._links(), key=lambda link: _RANK[link.state])
+
+    def _tickers_of(self, key: str) -> tuple[str, ...]:
+        """The wanted tickers the connection `key` ("" the main one) should hold."""
+        return tuple(t for t in self._wanted if self._route_of.get(t, "") == key)
+
+    def opening_frames(self, link: Link) -> list[Frame]:
+        tickers = self._tickers_of(link.key)
+        link.asked = dict.fromkeys(tickers)
+        return self._subscribe_frames(list(tickers))
+
+    def link_ended(self, link: Link, error: BaseException | None) -> None:
+        if error is not None:
+            self._give_up(error, link)
+        if link is self._main:
             self._finished.set()
 
-    async def _reconnect_loop(self) -> ClientConnection:
-        """Wait (hint or backoff), try, repeat; raise when out of attempts or refused."""
-        self.state = ConnectionState.RECONNECTING if self.connects else ConnectionState.CONNECTING
-        hint, self._shutdown_hint = self._shutdown_hint, None
-        failures = 0
-        while True:
-            delay = self.backoff.after_hint(hint) if hint is not None else self.backoff.next_delay()
-            hint = None
-            if self.connects or failures:
-                self._retry_at = asyncio.get_running_loop().time() + delay
-                await asyncio.sleep(delay)
-            self._retry_at = None
-            try:
-                ws = await self._open()
-            except AuthError:
-                raise
-            except ConnectError as exc:
-                failures += 1
-                self.last_error = exc.reason
-                log.info("stockfeed client: %s", exc)
-                if (
-                    self.max_reconnect_attempts is not None
-                    and failures >= self.max_reconnect_attempts
-                ):
-                    raise
-                continue
-            if self.connects > 1:
-                self.reconnects += 1
-            return ws
-
-    async def _serve(self, ws: ClientConnection) -> int:
-        """Subscribe (resuming), read until the connection ends; return its close code."""
-        loop = asyncio.get_running_loop()
-        self._ws = ws
-        self.state = ConnectionState.CONNECTED
-        self._pending_pings.clear()
-        self._last_heard = loop.time()
-        self._blocked = False
-        reader = asyncio.create_task(self._read(ws), name="stockfeed-client-read")
-        pinger = asyncio.create_task(self._ping_loop(ws), name="stockfeed-client-ping")
-        try:
-            for frame in self._subscribe_frames(list(self._wanted), resume=True):
-                await ws.send(json.dumps(frame, separators=(",", ":")))
-            await asyncio.wait({reader, pinger}, return_when=asyncio.FIRST_COMPLETED)
-        except ConnectionClosed:
-            pass
-        finally:
-            for task in (reader, pinger):
-                task.cancel()
-            await asyncio.gather(reader, pinger, return_exceptions=True)
-            self._ws = None
-            if not ws.close_code:
-                ws.transport.abort()
-        if self.state == ConnectionState.CONNECTED and not self._closing:
-            self.state = ConnectionState.RECONNECTING
-        self._close_reason = ws.close_reason or None
-        return ws.close_code or 1006
-
-    def _subscribe_frames(self, tickers: list[str], *, resume: bool) -> list[dict[str, object]]:
-        frames: list[dict[str, object]] = []
-        for start in range(0, len(tickers), _TICKERS_PER_SUBSCRIBE):
-            chunk = tickers[start : start + _TICKERS_PER_SUBSCRIBE]
-            frame: dict[str, object] = {"action": "subscribe", "tickers": chunk}
-            if self.bar_intervals:
-                frame["bars"] = list(self.bar_intervals)
-            points: dict[str, object] = {}
-            for ticker in chunk if resume else ():
-                seq = self.last_seq.get(ticker)
-                if seq is None:
-                    continue
-                epoch = self.epochs.get(ticker)
-                points[ticker] = seq if epoch is None else {"seq": seq, "epoch": epoch}
-            if points:
-                frame["resume"] = points
-            frames.append(frame)
-        return frames
-
-    async def _send_quietly(self, frames: list[dict[str, object]]) -> None:
-        """Send now when connected; a drop in between is fine (resubscribe covers it)."""
-        ws = self._ws
-        if ws is None:
+    def _give_up(self, error: BaseException, source: Link | None) -> None:
+        """One connection gave up (out of attempts, or refused): so does the client, since
+        the tickers it held are not live any more. Iterating raises `error` once the
+        queued messages are read."""
+        if self._closing or self._error is not None:
             return
-        with contextlib.suppress(ConnectionClosed):
-            for frame in frames:
-                await ws.send(json.dumps(frame, separators=(",", ":")))
+        self._error = error
+        for link in self._links():
+            if link is not source:
+                link.abort()
+        self._finished.set()
 
-    # -- reading -------------------------------------------------------------------------
-
-    async def _read(self, ws: ClientConnection) -> None:
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in ws:
-                self._last_heard = loop.time()
-                try:
-                    msg = parse_message(raw)
-                except ProtocolError as exc:
-                    self.malformed += 1
-                    log.warning("stockfeed client: skipped a frame: %s", exc)
-                    continue
-                if not self._accept(msg, loop.time()):
-                    continue
-                if self._queue.full():
-                    self._blocked = True
-                    await self._queue.put(msg)
-                    self._blocked = False
-                    self._last_heard = loop.time()
-                else:
-                    self._queue.put_nowait(msg)
-
-    def _accept(self, msg: Message, now: float) -> bool:
-        """Update the client's state from a message; False drops it (duplicate, ours)."""
+    def accept(self, link: Link, msg: Message, now: float) -> bool:
+        """Update the client's state from a message read on `link`; False drops it
+        (a duplicate, an unsubscribed ticker's, a `wrong_group` refusal followed)."""
         if isinstance(msg, PriceUpdate):
             if msg.ticker not in self._wanted:
                 return False  # unsubscribed while it was in flight
@@ -513,12 +429,6 @@ class StockfeedClient:
             while len(book) > MAX_CANDLES:
                 del book[min(book)]
             return True
-        if isinstance(msg, Pong) and isinstance(msg.id, str):
-            sent = self._pending_pings.pop(msg.id, None)
-            if sent is not None:
-                self.latency_ms = (now - sent) * 1000.0
-                return False  # the answer to our own heartbeat ping
-            return True
         if isinstance(msg, Subscribed):
             for ticker, epoch in msg.epochs.items():
                 if self.epochs.get(ticker, epoch) != epoch:
@@ -526,18 +436,20 @@ class StockfeedClient:
                     # last_seq means nothing there. The gap snapshot follows.
                     self.last_seq.pop(ticker, None)
                 self.epochs[ticker] = epoch
-            self.held = msg.tickers
-            # The server took our subscription: a healthy connection, so the next outage
-            # starts with short delays again. (Not on mere connect: a server that accepts
-            # and closes at once, e.g. 4429, must still be backed off from.)
-            self.backoff.reset()
-        elif isinstance(msg, Unsubscribed):
-            self.held = msg.tickers
-        elif isinstance(msg, ServerShutdown):
-            self._shutdown_hint = msg.retry_after_ms / 1000.0
-        elif isinstance(msg, ErrorMessage) and msg.ticker and msg.code in _REFUSED_TICKER_CODES:
-            for ticker in [t for t in self._wanted if t[:32] == msg.ticker.upper()]:
-                del self._wanted[ticker]  # not asked again after a reconnect
+            for ticker in msg.tickers:
+                if self._route_of.get(ticker, "") == link.key:
+                    self._hops.pop(ticker, None)  # held where it belongs: no loop
+        elif isinstance(msg, ErrorMessage) and msg.ticker:
+            if msg.code == "wrong_group" and self._follow(link, msg, msg.ticker):
+                return False
+            if msg.code in _REFUSED_TICKER_CODES:
+                refused = msg.ticker.upper()
+                for ticker in [t for t in self._wanted if t[:32] == refused]:
+                    del self._wanted[ticker]  # not asked again after a reconnect
+                    if link.asked is not None:
+                        link.asked.pop(ticker, None)
+                    if ticker in self._route_of:
+                        self._sync_soon()  # its route connection may hold nothing now
         return True
 
     def _accept_snapshot(self, msg: Snapshot) -> bool:
@@ -554,21 +466,127 @@ class StockfeedClient:
         self.epochs[ticker] = msg.epoch
         return True
 
-    async def _ping_loop(self, ws: ClientConnection) -> None:
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(ConnectionClosed):
-            while True:
-                self._ping_counter += 1
-                key = f"hb{self._ping_counter}"
-                self._pending_pings[key] = loop.time()
-                await ws.send(json.dumps({"type": "ping", "id": key}, separators=(",", ":")))
-                await asyncio.sleep(self.ping_interval)
-                now = loop.time()
-                limit = self.ping_interval + self.ping_timeout
-                for old in [k for k, t in self._pending_pings.items() if now - t > limit]:
-                    del self._pending_pings[old]
-                if not self._blocked and now - self._last_heard > limit:
-                    self.last_error = f"no answer from the server in {limit:.0f} s"
-                    log.warning("stockfeed client: %s; reconnecting", self.last_error)
-                    ws.transport.abort()
-                    return
+    # -- ticker groups -------------------------------------------------------------------
+
+    def _follow(self, link: Link, msg: ErrorMessage, ticker: str) -> bool:
+        """A `wrong_group` refusal on `link`: move the ticker to the connection of the
+        route key it names. False when it cannot be followed (no key, a key unfit for a
+        URL, the refusing connection's own key, too many moves)."""
+        route = msg.route
+        if route is None or not _ROUTE_KEY.fullmatch(route) or route == link.key:
+            return False
+        ticker = _normalize(ticker)
+        if self._route_of.get(ticker, "") != link.key:
+            return True  # late news from a connection the ticker already left
+        hops = self._hops.get(ticker, 0) + 1
+        if hops > MAX_ROUTE_HOPS:
+            return False
+        self._hops[ticker] = hops
+        if link.asked is not None:
+            link.asked.pop(ticker, None)  # not held there: nothing to unsubscribe
+        self._route_of[ticker] = route
+        log.info("stockfeed client: %s moves to route %s: %s", ticker, route, msg.message)
+        self._sync_soon()
+        return True
+
+    def _sync_soon(self) -> None:
+        """`_sync()` once the message being read is taken (it sends, and may open or
+        close connections; several refusals in a row make one sync)."""
+        if self._sync_queued or self._closing:
+            return
+        self._sync_queued = True
+
+        async def later() -> None:
+            self._sync_queued = False
+            await self._sync()
+
+        task = asyncio.create_task(later(), name="stockfeed-client-sync")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _sync(self) -> None:
+        """Bring each connection to what it should hold: subscribe the tickers new to it,
+        unsubscribe those it no longer should; open a connection for each route key a
+        wanted ticker has, and close those left with nothing to hold. A connection that is
+        not connected is left alone: its (re)connect asks for what it should hold then."""
+        if self._closing or self._finished.is_set() or not self._main.started:
+            return
+        want: dict[str, list[str]] = {}
+        for ticker in self._wanted:
+            want.setdefault(self._route_of.get(ticker, ""), []).append(ticker)
+        for key in want:
+            if key and key not in self._routes and not self._open_route(key):
+                return
+        empty = [self._retire(key) for key in list(self._routes) if key not in want]
+        self._closing_links.update(empty)
+        sends = []
+        # Everything is decided (and `asked` updated) before the first await, so a sync
+        # running meanwhile sends nothing twice.
+        for link in self._links():
+            if link.asked is None:
+                continue
+            tickers = want.get(link.key, [])
+            new = [t for t in tickers if t not in link.asked]
+            keep = set(tickers)
+            gone = [t for t in link.asked if t not in keep]
+            for ticker in gone:
+                del link.asked[ticker]
+            link.asked.update(dict.fromkeys(new))
+            frames: list[Frame] = [{"action": "unsubscribe", "tickers": gone}] if gone else []
+            frames += self._subscribe_frames(new)
+            if frames:
+                sends.append(link.send(frames))
+        await asyncio.gather(*sends, *(link.close() for link in empty))
+        self._closing_links.difference_update(empty)
+
+    def _retire(self, key: str) -> Link:
+        """Take the route connection of `key` out (to be closed); its counts stay."""
+        link = self._routes.pop(key)
+        self._carried["connects"] += link.connects
+        self._carried["reconnects"] += link.reconnects
+        self._carried["malformed"] += link.malformed
+        return link
+
+    def _open_route(self, key: str) -> bool:
+        """Open the connection for route `key`; False when there is no URL to open (the
+        client gives up: its tickers cannot be reached)."""
+        try:
+            if self._route_url is None:
+                url = route_ws_url(self.url, key)
+            else:
+                url = ws_url(self._route_url(key))
+            connect_url = ws_url(url, self._token)
+        except Exception as exc:  # not a WebSocket URL, or route_url's own failure
+            error = ConnectError(f"cannot connect to route {key}: {exc}")
+            error.__cause__ = exc
+            self._give_up(error, None)
+            return False
+        backoff = dataclasses.replace(self.backoff, attempt=0)  # its own schedule
+        link = Link(self, key, url, connect_url, backoff, self._queue)
+        link.state = ConnectionState.CONNECTING
+        self._routes[key] = link
+        link.start(None)
+        return True
+
+    # -- frames --------------------------------------------------------------------------
+
+    def _subscribe_frames(self, tickers: list[str]) -> list[Frame]:
+        """Subscribe frames for `tickers`, resuming each from its last seq when there is
+        one (a ticker new to the client, or unsubscribed since, has none)."""
+        frames: list[Frame] = []
+        for start in range(0, len(tickers), _TICKERS_PER_SUBSCRIBE):
+            chunk = tickers[start : start + _TICKERS_PER_SUBSCRIBE]
+            frame: Frame = {"action": "subscribe", "tickers": chunk}
+            if self.bar_intervals:
+                frame["bars"] = list(self.bar_intervals)
+            points: dict[str, object] = {}
+            for ticker in chunk:
+                seq = self.last_seq.get(ticker)
+                if seq is None:
+                    continue
+                epoch = self.epochs.get(ticker)
+                points[ticker] = seq if epoch is None else {"seq": seq, "epoch": epoch}
+            if points:
+                frame["resume"] = points
+            frames.append(frame)
+        return frames

@@ -29,6 +29,7 @@ from typing import Any, TextIO
 
 from stockfeed.client import (
     ErrorMessage,
+    Message,
     PriceUpdate,
     Snapshot,
     StockfeedClient,
@@ -213,6 +214,7 @@ async def _loop(
 ) -> None:
     deadline = None if args.duration is None else time.monotonic() + args.duration
     stopper = asyncio.ensure_future(stop.wait())
+    getter: asyncio.Future[Message] | None = None
     try:
         while not stop.is_set():
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -245,3 +247,7 @@ async def _loop(
                     raise CommandError("the server refused every ticker: nothing to record")
     finally:
         stopper.cancel()
+        if getter is not None:
+            # Interrupted while waiting (Ctrl-C): the pending read must not end later,
+            # when the client closes, as an exception nobody retrieves.
+            getter.cancel()

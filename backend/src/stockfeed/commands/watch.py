@@ -11,6 +11,10 @@ Without tickers it watches the server's default watchlist. A server that cannot 
 reached at start gives one line on stderr and exit status 1 (a wrong URL shows at once);
 once connected, a lost connection is retried for ever, with the state in the footer (or
 nothing printed in `--json` mode, where only messages go to stdout). Ctrl-C exits 0.
+
+Against a deployment split into ticker groups (`--url` its load balancer), the client
+follows the servers' `wrong_group` refusals to a connection per group; the footer lists
+those connections (`+route KEY`), and the state is the worst of them.
 """
 
 from __future__ import annotations
@@ -199,6 +203,11 @@ class WatchView:
             if client.last_error:
                 line.append(f" — {client.last_error}", style="yellow")
         line.append(f"  {client.url}", style="dim")
+        # A deployment split into ticker groups: the connections to the other groups.
+        for route in client.routes():
+            line.append(f"  +route {route.key} ({len(route.tickers)} tickers)", style="dim")
+            if route.state != ConnectionState.CONNECTED:
+                line.append(f" {route.state}", style="yellow")
         latency = "—"
         if client.latency_ms is not None and state == ConnectionState.CONNECTED:
             latency = f"{client.latency_ms:.1f} ms"
