@@ -1,7 +1,7 @@
-"""A busy pub/sub link rests between reads (broker/pubsub_link.py REST): what Redis sends
-meanwhile waits in the socket and comes in one read; a quiet link never rests. Against a
-real socket whose other end writes Redis' own framing of pub/sub messages (RESP), so that
-the test decides what each read holds."""
+"""A busy pub/sub link rests between reads (broker/pubsub_link.py REST, BUSY_RATE): what
+Redis sends meanwhile waits in the socket and comes in one read; a link taking in less
+than the busy rate never rests. Against a real socket whose other end writes Redis' own
+framing of pub/sub messages (RESP), so that the test decides what each read holds."""
 
 from __future__ import annotations
 
@@ -77,9 +77,11 @@ async def until(condition: object, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.005)
 
 
-async def open_link(port: int, reads: Reads, rest: float) -> PubSubLink:
+async def open_link(port: int, reads: Reads, rest: float, busy_rate: float = 0) -> PubSubLink:
+    """busy_rate 0: every read of data counts as busy (the test decides what a read holds)."""
     link = await PubSubLink.open("127.0.0.1", port, reads.on_data, batch=reads)
     link.rest = rest
+    link.busy_rate = busy_rate
     return link
 
 
@@ -102,17 +104,35 @@ async def test_a_busy_read_rests_and_what_came_meanwhile_comes_in_one_read(
     link.close()
 
 
-async def test_a_quiet_link_never_rests(peer: tuple[Peer, int]) -> None:
+async def test_a_link_below_the_busy_rate_never_rests(peer: tuple[Peer, int]) -> None:
     redis, port = peer
     reads = Reads()
-    link = await open_link(port, reads, 0.05)
+    link = await open_link(port, reads, 0.05, busy_rate=1000)
     await redis.connected.wait()
-    for n in range(1, 4):
-        await redis.send(message("market:A", str(n)))
-        await until(lambda n=n: len(reads.got) == n)  # type: ignore[misc]
-        assert not link.resting  # one message, the previous read long ago
+    for n in range(1, 4):  # two messages a read, ~13 a second
+        await redis.send(message("market:A", f"{n}a") + message("market:A", f"{n}b"))
+        await until(lambda n=n: len(reads.got) == 2 * n)  # type: ignore[misc]
+        assert not link.resting
         await asyncio.sleep(0.15)
-    assert reads.reads == [[b"1"], [b"2"], [b"3"]]
+    assert link.rests == 0
+    assert len(reads.reads) == 3
+    link.close()
+
+
+async def test_a_link_past_the_busy_rate_starts_resting(peer: tuple[Peer, int]) -> None:
+    redis, port = peer
+    reads = Reads()
+    link = await open_link(port, reads, 0.01, busy_rate=1000)
+    await redis.connected.wait()
+    sent = 0
+    deadline = asyncio.get_running_loop().time() + 5.0
+    while link.rests == 0:  # ~20 messages every 5 ms: 4,000 a second
+        assert asyncio.get_running_loop().time() < deadline, "never rested"
+        await redis.send(b"".join(message("market:A", str(sent + i)) for i in range(20)))
+        sent += 20
+        await asyncio.sleep(0.005)
+    await until(lambda: len(reads.got) == sent)  # nothing lost across the rests
+    assert reads.got == [str(i).encode() for i in range(sent)]
     link.close()
 
 

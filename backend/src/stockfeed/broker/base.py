@@ -25,13 +25,12 @@ def channel(ticker: str) -> str:
     return CHANNEL_PREFIX + ticker
 
 
-# After a read of a Redis pub/sub link (pubsub_link.py) that shows it is busy (it carried
-# more than one data message, or came less than this after the previous one), the link
-# stops reading for this long: what Redis sends meanwhile waits in the socket and comes in
-# one read. Each read costs a wake-up, an epoll round and a flush of every client it
-# touched, so under load this roughly halves the kernel's share of taking a message in; a
-# quiet link (one message a read, reads further apart) never rests, and no message waits
-# longer than this (STOCKFEED_INGEST_REST_MS).
+# While a Redis pub/sub link (pubsub_link.py) is busy (it takes in more than
+# pubsub_link.BUSY_RATE messages a second), it stops reading for this long after each
+# read: what Redis sends meanwhile waits in the socket and comes in one read. Each read
+# costs a wake-up, an epoll round and a flush of every client it touched, so under such
+# load this takes about a third off the CPU of taking a message in; no message waits
+# longer than this, and a link below the rate never waits (STOCKFEED_INGEST_REST_MS).
 INGEST_REST = 0.002
 
 

@@ -59,8 +59,12 @@ class LinkLost(ConnectionError):
     """The connection is gone (closed by Redis, reset, or a protocol error)."""
 
 
-# After a busy read the link rests (broker.base.INGEST_REST says why and how long).
+# After a read while busy the link rests (broker.base.INGEST_REST says why and how long).
 REST = INGEST_REST
+# Busy: taking in at least this many data messages a second. Below it the per-read cost
+# is small beside the sends each message causes, and a rest would only add latency.
+BUSY_RATE = 5_000
+BUSY_WINDOW = 0.1
 
 
 class _Protocol(asyncio.Protocol):
@@ -95,7 +99,13 @@ class PubSubLink:
         self._lost_with: BaseException | None = None
         self.messages = 0  # data messages handed over (for health and tests)
         self._heard = time.monotonic()  # the last bytes from Redis
-        self._data_read = float("-inf")  # the last read that carried data messages
+        # Rest only while the link takes in at least `busy_rate` messages a second,
+        # measured over windows of BUSY_WINDOW seconds (0: after every read of data).
+        self.busy_rate = BUSY_RATE
+        self._busy = False
+        self._window_start = time.monotonic()
+        self._window_count = 0
+        self.rests = 0  # times reading paused (for tests and health)
         self._resting: asyncio.TimerHandle | None = None  # reading paused until it fires
 
     @classmethod
@@ -230,10 +240,14 @@ class PubSubLink:
                         log.exception("pub/sub batch-end hook failed")
         if woke:
             self._wake()
-        if handed:
-            soon_after = now - self._data_read < self.rest
-            self._data_read = now
-            if (handed > 1 or soon_after) and self.rest > 0:
+        if handed and self.rest > 0:
+            self._window_count += handed
+            elapsed = now - self._window_start
+            if elapsed >= BUSY_WINDOW:
+                self._busy = self._window_count >= self.busy_rate * elapsed
+                self._window_start = now
+                self._window_count = 0
+            if self._busy or self.busy_rate <= 0:
                 self._rest()
 
     def _rest(self) -> None:
@@ -241,6 +255,7 @@ class PubSubLink:
         if transport is None or transport.is_closing() or self._resting is not None:
             return
         transport.pause_reading()
+        self.rests += 1
         self._resting = asyncio.get_running_loop().call_later(self.rest, self._resume)
 
     def _resume(self) -> None:
