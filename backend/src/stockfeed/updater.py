@@ -246,9 +246,21 @@ class Updater:
     async def _publish_batch(self, ticks: list[Tick]) -> None:
         """Stamp, cache and publish these updates, in order (one round trip per step
         where the store and broker pipeline). A batch names each ticker once
-        (publish_queue.py)."""
+        (publish_queue.py). On a cluster each shard's part goes on its own, the parts at
+        once: a shard that fails costs its own tickers' updates, not the others' (theirs
+        would have taken a `seq` and never been published: a gap for their clients)."""
         if not self.is_leader or time.monotonic() >= self._lease_until:
             return  # the lock may have lapsed while they were queued
+        parts: dict[str | None, list[Tick]] = {}
+        for tick in ticks:
+            parts.setdefault(self.store.shard_of(tick.ticker), []).append(tick)
+        if len(parts) == 1:
+            await self._publish_part(ticks)
+        else:
+            await asyncio.gather(*(self._publish_part(part) for part in parts.values()))
+
+    async def _publish_part(self, ticks: list[Tick]) -> None:
+        """`_publish_batch` for updates whose keys are on one server."""
         sent: list[tuple[Tick, int, float, str]] = []
         try:
             seqs = await self.store.next_seqs([tick.ticker for tick in ticks])

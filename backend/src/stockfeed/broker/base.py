@@ -93,7 +93,9 @@ class Broker(abc.ABC):
         """Publish on `market:{ticker}`; raises BrokerUnavailable when it cannot."""
 
     async def publish_many(self, messages: Sequence[tuple[str, str]]) -> None:
-        """`publish` each (ticker, message), in order (a broker may send them at once)."""
+        """`publish` each (ticker, message), each ticker's in order (a broker may send
+        them at once; one whose tickers live on several servers, a cluster, may deliver
+        different tickers' messages in another order than given)."""
         for ticker, message in messages:
             await self.publish(ticker, message)
 

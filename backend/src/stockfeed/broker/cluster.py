@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Literal
 
 import hiredis
@@ -298,9 +299,26 @@ class RedisClusterBroker(Broker):
         await self._cluster.aclose()
 
     async def publish(self, ticker: str, message: str) -> None:
+        await self.publish_many(((ticker, message),))
+
+    async def publish_many(self, messages: Sequence[tuple[str, str]]) -> None:
+        """Every message in one round trip per node the channels' slots are on, the nodes
+        at once (redis-py's cluster pipeline). A ticker's messages keep their order (its
+        slot's node gets them in one pipeline); those of tickers on different nodes may
+        reach a subscriber in another order than given, as they come to it on separate
+        shard connections."""
         try:
             async with asyncio.timeout(_PUBLISH_TIMEOUT):
-                await self._cluster.spublish(channel(ticker), message)
+                if len(messages) == 1:
+                    # One command, without the pipeline's retry (which closes every
+                    # connection of the client and waits before it tries again).
+                    ((ticker, message),) = messages
+                    await self._cluster.spublish(channel(ticker), message)
+                else:
+                    pipe = self._cluster.pipeline(transaction=False)
+                    for ticker, message in messages:
+                        pipe.spublish(channel(ticker), message)
+                    await pipe.execute()
         except _ERRORS as exc:
             self._publish_ok = False
             self._publish_error = f"publish failed: {exc}"

@@ -48,6 +48,13 @@ class SharedStore(abc.ABC):
     # its updates in batches, stockfeed/publish_queue.py); the memory store is immediate.
     pipelined: bool = False
 
+    def shard_of(self, ticker: str) -> str | None:
+        """Which of several servers holds the ticker's keys (a cluster's node, as the
+        slot map known now says), None where there is one. The updater sends each
+        server's part of a batch on its own, so that one unreachable fails only the
+        updates of its own tickers."""
+        return None
+
     async def next_seqs(self, tickers: Sequence[str]) -> list[int]:
         """`next_seq` of each ticker, in order (a ticker named twice counts twice)."""
         return [await self.next_seq(ticker) for ticker in tickers]

@@ -24,6 +24,7 @@ the hole is impossible and the client gets a gap snapshot instead of a silent ju
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import secrets
 import time
@@ -35,7 +36,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from stockfeed.broker.urls import RedisTarget
 from stockfeed.shared.base import HISTORY_LENGTH, SharedStore, StoredQuote, StoreUnavailable
@@ -93,25 +94,39 @@ local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
 return redis.call('INCR', KEYS[1])
 """
-# put_quote with replicas: the history stays one run of consecutive seqs (see above).
-# KEYS: quote, quote_last, history. ARGV: raw, ttl ms, seq ('' when unknown), length.
-_PUT_CONTIGUOUS = """
-local seq = tonumber(ARGV[3])
-if seq then
-  local head = redis.call('LINDEX', KEYS[3], 0)
-  if head then
-    local ok, prev = pcall(cjson.decode, head)
-    local prev_seq = nil
-    if ok and type(prev) == 'table' then prev_seq = tonumber(prev['seq']) end
-    if prev_seq ~= seq - 1 then redis.call('DEL', KEYS[3]) end
+# put_quotes: every update of a batch (of one slot, on a cluster) in one call, rather
+# than four commands each (SET, SET, LPUSH, LTRIM): the client's time per command, not
+# Redis's, bounded the updater. Run by its SHA (EVALSHA); a Redis that does not know it
+# (restarted, failed over, SCRIPT FLUSH) is sent the text (EVAL), which it then keeps.
+# With replicas (`contiguous`) the history stays one run of consecutive seqs (see above).
+# KEYS: quote, quote_last and history of each update, in order. ARGV: ttl ms, history
+# length, contiguous ('1' or '0'), then the raw text and seq ('' when unknown) of each.
+_PUT_QUOTES = """
+local ttl, length, contiguous = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
+for i = 1, #KEYS / 3 do
+  local history = KEYS[3 * i]
+  local raw, seq = ARGV[2 * i + 2], tonumber(ARGV[2 * i + 3])
+  if contiguous and seq then
+    local head = redis.call('LINDEX', history, 0)
+    if head then
+      local ok, prev = pcall(cjson.decode, head)
+      local prev_seq = nil
+      if ok and type(prev) == 'table' then prev_seq = tonumber(prev['seq']) end
+      if prev_seq ~= seq - 1 then redis.call('DEL', history) end
+    end
   end
+  redis.call('SET', KEYS[3 * i - 2], raw, 'PX', ttl)
+  redis.call('SET', KEYS[3 * i - 1], raw)
+  redis.call('LPUSH', history, raw)
+  redis.call('LTRIM', history, 0, length - 1)
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('SET', KEYS[2], ARGV[1])
-redis.call('LPUSH', KEYS[3], ARGV[1])
-redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
-return 1
+return #KEYS / 3
 """
+_PUT_QUOTES_SHA = hashlib.sha1(_PUT_QUOTES.encode()).hexdigest()
+# Updates per _PUT_QUOTES call, about: Redis runs a script to its end before it serves
+# anyone else, and a whole batch (up to 500, publish_queue.py) in one call would hold
+# every other client (resume reads, the hubs' subscriptions) for milliseconds.
+_PUT_CHUNK = 100
 
 # A bar book's checkpoint (fanout/bar_feed.py), a hash {epoch, seq, state}. ARGV: epoch,
 # seq, state, ttl s, create ('' for an update over an older one; else N: write only when
@@ -197,64 +212,76 @@ class RedisStore(SharedStore):
             if isinstance(awaitable, Coroutine):
                 awaitable.close()  # never started when the timeout hit in the queue
 
-    @property
-    def pipelined(self) -> bool:  # type: ignore[override]
-        # One Redis (or Sentinel's primary): many commands, one round trip. A cluster's
-        # commands go to their slots' nodes one by one (the base class's loops).
-        return isinstance(self._r, aioredis.Redis)
+    # A batch is one round trip on one Redis (or Sentinel's primary); on a cluster, one
+    # per node it touches, the nodes at once (redis-py's cluster pipeline groups them).
+    pipelined = True
+
+    def shard_of(self, ticker: str) -> str | None:
+        if not isinstance(self._r, RedisCluster):
+            return None
+        try:
+            node = self._r.get_node_from_key(self.keys.of("seq", ticker))
+        except RedisClusterException:  # no slot map yet, or the slot is not covered
+            return None
+        return None if node is None else node.name
 
     async def next_seqs(self, tickers: Sequence[str]) -> list[int]:
-        if not isinstance(self._r, aioredis.Redis):
-            return await super().next_seqs(tickers)
         pipe = self._r.pipeline(transaction=False)
         for ticker in tickers:
             pipe.incr(self.keys.of("seq", ticker))
         return [int(value) for value in await self._call(pipe.execute())]
 
     async def put_quotes(self, quotes: Sequence[tuple[str, str]], ttl: float) -> None:
-        if not isinstance(self._r, aioredis.Redis):
-            await super().put_quotes(quotes, ttl)
+        if not quotes:
             return
+        calls = self._put_calls(quotes, ttl)
         pipe = self._r.pipeline(transaction=False)
+        for call in calls:
+            # Not `pipe.evalsha`: redis-py's cluster pipeline blocks that method; the
+            # command itself goes to its keys' node like any other.
+            pipe.execute_command("EVALSHA", _PUT_QUOTES_SHA, *call)
+        results = await self._call(pipe.execute(raise_on_error=False))
+        # NOSCRIPT: that call wrote nothing. Each ticker is in one call only (its slot's),
+        # so sending the refused ones again, as text, keeps every ticker's order.
+        unknown = [
+            call
+            for call, result in zip(calls, results, strict=True)
+            if isinstance(result, NoScriptError)
+        ]
+        failed = [
+            r for r in results if isinstance(r, Exception) and not isinstance(r, NoScriptError)
+        ]
+        if unknown:
+            pipe = self._r.pipeline(transaction=False)
+            for call in unknown:
+                pipe.execute_command("EVAL", _PUT_QUOTES, *call)
+            await self._call(pipe.execute())
+        if failed:
+            raise StoreUnavailable(str(failed[0]))
+
+    def _put_calls(self, quotes: Sequence[tuple[str, str]], ttl: float) -> list[list[Any]]:
+        """The arguments (numkeys, keys, args) of the _PUT_QUOTES calls for these updates,
+        each ticker's in one call, in the order given: on a cluster one call per slot (a
+        script's keys must share one), else about _PUT_CHUNK updates a call."""
+        keys = self.keys
+        cluster = self._r if isinstance(self._r, RedisCluster) else None
+        chunks = 1 + (len(quotes) - 1) // _PUT_CHUNK
+        head = [int(ttl * 1000), HISTORY_LENGTH, "1" if self._contiguous else "0"]
+        groups: dict[int, tuple[list[str], list[Any]]] = {}
         for ticker, raw in quotes:
-            self._queue_put(pipe, ticker, raw, ttl)
-        await self._call(pipe.execute())
-
-    def _queue_put(self, pipe: Any, ticker: str, raw: str, ttl: float) -> None:
-        """Queue `put_quote`'s commands of one update on a pipeline."""
-        if self._contiguous:
-            pipe.eval(*self._contiguous_put(ticker, raw, ttl))
-            return
-        keys = self.keys
-        pipe.set(keys.of("quote", ticker), raw, px=int(ttl * 1000))
-        pipe.set(keys.of("quote_last", ticker), raw)
-        pipe.lpush(keys.of("history", ticker), raw)
-        pipe.ltrim(keys.of("history", ticker), 0, HISTORY_LENGTH - 1)
-
-    def _contiguous_put(self, ticker: str, raw: str, ttl: float) -> tuple[Any, ...]:
-        """The arguments of the EVAL that keeps the history contiguous (_PUT_CONTIGUOUS)."""
-        keys = self.keys
-        seq = _seq_of(raw)
-        return (
-            _PUT_CONTIGUOUS,
-            3,
-            keys.of("quote", ticker),
-            keys.of("quote_last", ticker),
-            keys.of("history", ticker),
-            raw,
-            int(ttl * 1000),
-            "" if seq is None else seq,
-            HISTORY_LENGTH,
-        )
+            quote = keys.of("quote", ticker)
+            slot = hash(ticker) % chunks if cluster is None else cluster.keyslot(quote)
+            group = groups.get(slot)
+            if group is None:
+                group = groups[slot] = ([], list(head))
+            group[0].extend((quote, keys.of("quote_last", ticker), keys.of("history", ticker)))
+            # The seq only matters to the contiguous history: no parse without it.
+            seq = _seq_of(raw) if self._contiguous else None
+            group[1].extend((raw, "" if seq is None else seq))
+        return [[len(names), *names, *args] for names, args in groups.values()]
 
     async def put_quote(self, ticker: str, raw: str, ttl: float) -> None:
-        if self._contiguous:
-            # One command: on a cluster it goes straight to the ticker's shard.
-            await self._call(self._r.eval(*self._contiguous_put(ticker, raw, ttl)))
-            return
-        pipe = self._r.pipeline(transaction=False)
-        self._queue_put(pipe, ticker, raw, ttl)
-        await self._call(pipe.execute())
+        await self.put_quotes(((ticker, raw),), ttl)
 
     async def recent(self, ticker: str) -> list[str]:
         key = self.keys.of("history", ticker)
