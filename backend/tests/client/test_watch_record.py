@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pty
-import select
 import signal
 import subprocess
 import sys
@@ -26,6 +24,7 @@ from stockfeed.client import (
 )
 from stockfeed.sources.replay_format import load_jsonl
 from tests.servers import StartServer, free_port
+from tests.terminal import watch_on_terminal
 
 pytestmark = pytest.mark.process
 
@@ -92,34 +91,11 @@ def test_watch_json_prints_protocol_messages(start_server: StartServer) -> None:
 def test_watch_table_in_a_terminal(start_server: StartServer) -> None:
     """The rich table on a real pseudo-terminal: prices, then the connection footer."""
     server = start_server(*FAST_SIM)
-    master, slave = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKFEED_")}
-    env.update({"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "30"})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stockfeed.cli", "watch", "--url", server.ws, "AAPL", "TSLA"],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-    )
-    os.close(slave)
-    screen = b""
-    deadline = time.monotonic() + 30
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if ready:
-                screen += os.read(master, 65536)
-            text = screen.decode(errors="replace")
-            if "connected" in text and "latency" in text and "▲" in text and "▼" in text:
-                break
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
-    text = screen.decode(errors="replace")
+
+    def done(text: str) -> bool:
+        return "connected" in text and "latency" in text and "▲" in text and "▼" in text
+
+    text = watch_on_terminal(server.ws, ("AAPL", "TSLA"), done)
     # SIM: the test servers' simulator trades around the clock (market SIM).
     for expected in ("Ticker", "Price", "AAPL", "TSLA", "● connected", "SIM", "▲", "▼"):
         assert expected in text, expected

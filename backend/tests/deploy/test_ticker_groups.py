@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pty
-import select
 import signal
 import subprocess
 import sys
@@ -33,6 +31,7 @@ from stockfeed.client import (
 from stockfeed.testing.processes import NginxServer, free_port
 from stockfeed.ticker_groups import group_of, route_key
 from tests.servers import Server, StartServer, require_nginx
+from tests.terminal import watch_on_terminal
 from tests.wsutil import recv_json, recv_until
 
 pytestmark = pytest.mark.process
@@ -230,33 +229,13 @@ def test_watch_table_through_the_balancer_shows_the_route(
 ) -> None:
     """The table on a real pseudo-terminal: every ticker priced, the footer connected
     and naming the connection to the other group."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stockfeed.cli", "watch", "--url", nginx.ws, *TICKERS],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=_watch_env(TERM="xterm-256color", COLUMNS="120", LINES="30"),
-    )
-    os.close(slave)
-    screen = b""
-    deadline = time.monotonic() + 30
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if ready:
-                screen += os.read(master, 65536)
-            # The last frame drawn: after the last "Ticker" heading.
-            last = screen.decode(errors="replace").rsplit("Ticker", 1)[-1]
-            if "● connected" in last and "+route g" in last and "waiting" not in last:
-                break
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
-    text = screen.decode(errors="replace")
+
+    def done(text: str) -> bool:
+        # The last frame drawn: after the last "Ticker" heading.
+        last = text.rsplit("Ticker", 1)[-1]
+        return "● connected" in last and "+route g" in last and "waiting" not in last
+
+    text = watch_on_terminal(nginx.ws, TICKERS, done)
     last = text.rsplit("Ticker", 1)[-1]
     assert "● connected" in last and "waiting" not in last, last
     keys = {route_key(k, 2) for k in (1, 2)}
