@@ -130,7 +130,7 @@ class Settings(BaseSettings):
     # watched gives up first); `resume_history` still caps each ticker's count.
     resume_history_bytes: int = Field(48 * 1024 * 1024, ge=64 * 1024, le=2**40)
     # Milliseconds the broker's pub/sub link stops reading after a busy read, so that what
-    # Redis sends meanwhile comes in one read (broker/pubsub_link.py REST); 0: never.
+    # Redis sends meanwhile comes in one read (broker/base.py INGEST_REST); 0: never.
     ingest_rest_ms: float = Field(2.0, ge=0, le=50)
 
     # -- REST budgets (api/): filled in by the REST work --

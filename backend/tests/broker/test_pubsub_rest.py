@@ -1,6 +1,6 @@
-"""A busy pub/sub link rests between reads (broker/pubsub_link.py REST, BUSY_RATE): what
-Redis sends meanwhile waits in the socket and comes in one read; a link taking in less
-than the busy rate never rests. Against a real socket whose other end writes Redis' own
+"""A busy pub/sub link rests between reads (broker/pubsub_link.py: INGEST_REST, BUSY_RATE):
+what Redis sends meanwhile waits in the socket and comes in one read; a link taking in
+less than the busy rate never rests. Against a real socket whose other end writes Redis' own
 framing of pub/sub messages (RESP), so that the test decides what each read holds."""
 
 from __future__ import annotations

@@ -59,9 +59,8 @@ class LinkLost(ConnectionError):
     """The connection is gone (closed by Redis, reset, or a protocol error)."""
 
 
-# After a read while busy the link rests (broker.base.INGEST_REST says why and how long).
-REST = INGEST_REST
-# Busy: taking in at least this many data messages a second. Below it the per-read cost
+# While busy the link rests after each read (broker.base.INGEST_REST says why and how
+# long). Busy: taking in at least this many data messages a second. Below it the per-read cost
 # is small beside the sends each message causes, and a rest would only add latency.
 BUSY_RATE = 5_000
 BUSY_WINDOW = 0.1
@@ -85,10 +84,10 @@ class PubSubLink:
     the rest through `events()`."""
 
     def __init__(
-        self, on_data: DataHandler, batch: BatchHooks | None = None, rest: float = REST
+        self, on_data: DataHandler, batch: BatchHooks | None = None, rest: float = INGEST_REST
     ) -> None:
         self.on_data = on_data
-        self.rest = rest  # REST above; 0: read as soon as anything comes
+        self.rest = rest  # INGEST_REST; 0: read as soon as anything comes
         # Told before the first and after the last data message of a read: the writes
         # they cause go out at its end, at once (Broker.set_batch_hooks).
         self.batch = batch
@@ -105,7 +104,7 @@ class PubSubLink:
         self._busy = False
         self._window_start = time.monotonic()
         self._window_count = 0
-        self.rests = 0  # times reading paused (for tests and health)
+        self.rests = 0  # times reading paused (tests read it)
         self._resting: asyncio.TimerHandle | None = None  # reading paused until it fires
 
     @classmethod
@@ -116,7 +115,7 @@ class PubSubLink:
         on_data: DataHandler,
         *,
         batch: BatchHooks | None = None,
-        rest: float = REST,
+        rest: float = INGEST_REST,
         username: str | None = None,
         password: str | None = None,
         tls: ssl.SSLContext | None = None,
@@ -191,7 +190,7 @@ class PubSubLink:
 
     @property
     def resting(self) -> bool:
-        """Whether reading is paused after a busy read (REST)."""
+        """Whether reading is paused after a read while busy (INGEST_REST)."""
         return self._resting is not None
 
     def silent_for(self) -> float:
