@@ -121,7 +121,11 @@ function Dashboard({ token, pollMs, probeMs, urlTicker }: { token: string | null
   const [zoneChoice, setZoneChoice] = usePersistentState<ZoneChoice>("timezone", "exchange", isZoneChoice);
   const [sort, setSort] = usePersistentState<Sort>("watchlist-sort", MY_ORDER, isSort);
   const [comparePref, setCompare] = usePersistentState<string>("compare", "", isString);
-  const [paused, setPaused] = useState(false);
+  // Paused: the quotes on screen when the user paused, shown as they were until resumed
+  // (the feed's own quotes still change for a moment: an update already on its way, and
+  // the feed letting go of its tickers).
+  const [frozen, setFrozen] = useState<Record<string, Quote> | null>(null);
+  const paused = frozen !== null;
   const [tab, setTab] = useState("watchlist");
   const [book] = useState(() => new PrecisionBook());
   const layout = useLayout();
@@ -179,7 +183,8 @@ function Dashboard({ token, pollMs, probeMs, urlTicker }: { token: string | null
 
   // The feed's quotes, and the last known ones (an earlier visit's) until the feed has its own.
   const kept = useLastKnown(data.quotes, tickers);
-  const quotes = kept.quotes;
+  const quotes = frozen ?? kept.quotes;
+  const onPaused = (on: boolean) => setFrozen(on ? kept.quotes : null);
 
   // Polling: when the next poll is due (the client polls every pollMs from the switch).
   const [pollSince, setPollSince] = useState<number | null>(null);
@@ -471,7 +476,7 @@ function Dashboard({ token, pollMs, probeMs, urlTicker }: { token: string | null
             onRealtime={setRealtime}
             status={status}
             paused={paused}
-            onPaused={setPaused}
+            onPaused={onPaused}
             zoneChoice={zoneChoice}
             onZoneChoice={setZoneChoice}
             exchangeLabel={exchangeZone(selectedMarket).label}
