@@ -20,8 +20,7 @@ from tests.fanout.fakes import FakeSink, FakeWebSocket, RecordingConnection, fra
 
 
 def offer(conn: Any, ticker: str, seq: int) -> None:
-    raw = update(ticker, seq)
-    conn.offer_update(ticker, seq, raw, frame_of(raw))
+    conn.offer_update(ticker, seq, frame_of(update(ticker, seq)))
 
 
 def summary(messages: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
@@ -83,8 +82,8 @@ async def test_sink_connection_writes_the_shared_frame_straight_to_pending() -> 
     conn, sink = sink_connection()
     raw = update("AAPL", 1)
     frame = frame_of(raw)
-    conn.offer_update("AAPL", 1, raw, frame)
-    conn.offer_update("AAPL", 1, raw, frame)  # a duplicate
+    conn.offer_update("AAPL", 1, frame)
+    conn.offer_update("AAPL", 1, frame)  # a duplicate
     assert sink.pending == [frame] and sink.pending[0] is frame
     assert sink.flusher.marked == 1
 

@@ -11,6 +11,7 @@ from stockfeed.protocol.codes import CloseCode
 from tests.fanout.fakes import (
     ControlledStore,
     RecordingConnection,
+    frame_of,
     make_hub,
     settle,
     stop_hub,
@@ -249,6 +250,36 @@ async def test_an_update_read_by_its_head_alone_is_parsed_only_when_asked(hub: H
     assert client.of_type("snapshot")[-1]["gap"] is True
 
 
+async def test_utf8_is_checked_not_decoded_non_ascii_relayed_as_is(hub: Hub) -> None:
+    """The relay checks a message is UTF-8 without decoding it when it is ASCII; text
+    beyond ASCII is relayed byte for byte, a broken byte sequence anywhere in it (the
+    head our updater writes included) is dropped and counted, never relayed."""
+    client = RecordingConnection()
+    assert await hub.subscribe(client, T)
+    good = update(T, 1).replace('"volume"', '"name":"Soci\u00e9t\u00e9 \u20ac","volume"')
+    hub.on_message(T, good.encode())
+    assert client.frames[-1] == frame_of(good)
+    broken = update(T, 2).encode().replace(b'"volume"', b'"name":"\xc3(","volume"')
+    hub.on_message(T, broken)
+    assert hub.stats.rejected == 1 and hub.latest[T].seq == 1
+    hub.on_message(T, update(T, 2))  # the memory broker hands over text: taken as is
+    assert client.stream(T) == [("price_update", 1), ("price_update", 2)]
+
+
+async def test_the_update_heads_the_hub_keeps_are_bounded(store: ControlledStore) -> None:
+    """A ticker's update head is kept while the hub holds it (`_forget` drops it); past
+    twice `max_tickers` (tickers let go another way) the map starts over."""
+    hub = await make_hub(store, max_tickers=2)
+    try:
+        for i in range(5):
+            name = f"T{i}"
+            hub.on_message(name, update(name, 1).encode())
+            assert len(hub._heads) <= 4
+        assert hub.stats.relayed == 5 and hub.stats.rejected == 0
+    finally:
+        await stop_hub(hub)
+
+
 # -- seq restarts and epochs -------------------------------------------------------------
 
 
@@ -408,6 +439,7 @@ async def test_ticker_lingers_at_least_linger_min_then_is_dropped(store: Control
         assert hub.history.get(T) is None and T not in hub.listening.locks
         assert T not in hub.room._linger_until and T not in hub.room._lingering
         assert T not in hub.updates.store_checked and hub.room.lingering() == 0
+        assert T not in hub._heads  # the update head it read seqs by
         assert T not in await store.interest()
     finally:
         await stop_hub(hub)

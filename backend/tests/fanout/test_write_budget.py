@@ -22,8 +22,7 @@ from tests.fanout.fakes import FakeSink, FakeWebSocket, frame_of, until, update
 
 
 def offer(conn: Any, ticker: str, seq: int) -> None:
-    raw = update(ticker, seq)
-    conn.offer_update(ticker, seq, raw, frame_of(raw))
+    conn.offer_update(ticker, seq, frame_of(update(ticker, seq)))
 
 
 def sink_connection(

@@ -41,6 +41,7 @@ from typing import ClassVar
 from starlette.websockets import WebSocket
 
 from stockfeed import protocol
+from stockfeed.fanout.frames import frame_payload
 from stockfeed.fanout.resume import Entry
 from stockfeed.fanout.stuck_watch import stuck_watch
 from stockfeed.protocol.codes import CloseCode
@@ -134,7 +135,7 @@ class Connection(abc.ABC):
         self.close_code: int | None = None
         # Tickers being (re)subscribed: live updates wait here until the snapshot or the
         # replay has gone out, so they can never overtake it.
-        self._held_for_subscribe: dict[str, list[tuple[int, str, bytes]]] | None = None
+        self._held_for_subscribe: dict[str, list[tuple[int, bytes]]] | None = None
         # Tickers whose resume failed with no snapshot to stand in for the gap (nothing
         # cached yet): their next update goes out as that gap snapshot. ticker -> epoch.
         self.gap_pending: dict[str, str] | None = None
@@ -164,8 +165,8 @@ class Connection(abc.ABC):
         held = self._held_for_subscribe.pop(ticker, [])
         if not self._held_for_subscribe:
             self._held_for_subscribe = None
-        for seq, raw, frame in held:
-            self.offer_update(ticker, seq, raw, frame)
+        for seq, frame in held:
+            self.offer_update(ticker, seq, frame)
 
     def release_to_jump(self, ticker: str) -> int | None:
         """`release`, but only up to a hole: an update that does not follow the last one
@@ -176,7 +177,7 @@ class Connection(abc.ABC):
         held = self._held_for_subscribe.pop(ticker, [])
         if not self._held_for_subscribe:
             self._held_for_subscribe = None
-        for i, (seq, raw, frame) in enumerate(held):
+        for i, (seq, frame) in enumerate(held):
             last = self.last_seq.get(ticker)
             if (
                 last is not None
@@ -188,7 +189,7 @@ class Connection(abc.ABC):
                     self._held_for_subscribe = {}
                 self._held_for_subscribe[ticker] = held[i:]
                 return seq
-            self.offer_update(ticker, seq, raw, frame)
+            self.offer_update(ticker, seq, frame)
         return None
 
     def replay(self, ticker: str, entry: Entry) -> None:
@@ -198,7 +199,7 @@ class Connection(abc.ABC):
         if self.closed or entry.seq <= self.last_seq.get(ticker, 0):
             return
         self.last_seq[ticker] = entry.seq
-        self._deliver(ticker, entry.text, entry.frame)
+        self._deliver(ticker, entry.frame)
 
     @property
     def remote(self) -> str:
@@ -207,11 +208,12 @@ class Connection(abc.ABC):
 
     # -- the write path ------------------------------------------------------------------
 
-    def offer_update(self, ticker: str, seq: int, raw: str, frame: bytes) -> None:
-        """A relayed update: skipped when this client already has it (by seq)."""
+    def offer_update(self, ticker: str, seq: int, frame: bytes) -> None:
+        """A relayed update, as its frame (the text is the frame's payload, read only where
+        a path needs it): skipped when this client already has it (by seq)."""
         holding = self._held_for_subscribe
         if holding is not None and ticker in holding:
-            holding[ticker].append((seq, raw, frame))
+            holding[ticker].append((seq, frame))
             return
         if self.closed or seq <= self.last_seq.get(ticker, 0):
             return
@@ -220,10 +222,10 @@ class Connection(abc.ABC):
             epoch = self.gap_pending.pop(ticker)
             if not self.gap_pending:
                 self.gap_pending = None
-            _, _, update = protocol.read_update(raw)
+            _, _, update = protocol.read_update(frame_payload(frame))
             self.send(protocol.snapshot(update, gap=True, epoch=epoch))
             return
-        self._deliver(ticker, raw, frame)
+        self._deliver(ticker, frame)
 
     def send(self, text: str) -> None:
         """A control message for this client alone (snapshot, error, pong...): never
@@ -286,8 +288,8 @@ class Connection(abc.ABC):
         """`time.monotonic()` since which the client has taken nothing, or None."""
 
     @abc.abstractmethod
-    def _deliver(self, ticker: str, raw: str, frame: bytes) -> None:
-        """A price update: written, or conflated while backed up."""
+    def _deliver(self, ticker: str, frame: bytes) -> None:
+        """A price update (its frame): written, or conflated while backed up."""
 
     @abc.abstractmethod
     def _write(self, text: str, frame: bytes | None) -> None:
@@ -401,12 +403,12 @@ class QueuedConnection(Connection):
         self._bytes += len(text)
         self._wake.set()
 
-    def _deliver(self, ticker: str, raw: str, frame: bytes) -> None:
+    def _deliver(self, ticker: str, frame: bytes) -> None:
         if self.backed_up():
             self._conflate(ticker)
             if self.closed:
                 return
-        self._append(ticker, raw)
+        self._append(ticker, frame_payload(frame).decode())
         if self._bytes > self.budget:
             self._over_budget(self._bytes)
 

@@ -17,11 +17,15 @@ _FIN_TEXT = 0x81
 _FIN_CLOSE = 0x88
 
 
+# The two-byte headers of every text frame shorter than 126 bytes, built once.
+_SMALL_TEXT = [_HEADER_SMALL.pack(_FIN_TEXT, n) for n in range(126)]
+
+
 def text_frame(payload: bytes) -> bytes:
     """A complete, unmasked server->client text frame (RFC 6455 5.2)."""
     n = len(payload)
     if n < 126:
-        return _HEADER_SMALL.pack(_FIN_TEXT, n) + payload
+        return _SMALL_TEXT[n] + payload
     if n < 65536:
         return _HEADER_MEDIUM.pack(_FIN_TEXT, 126, n) + payload
     return _HEADER_LARGE.pack(_FIN_TEXT, 127, n) + payload

@@ -81,6 +81,9 @@ class Hub:
             stale_since=stale_since,
         )
         self.latest: dict[str, Latest] = self.updates.by_ticker  # written for every update
+        # Each held ticker's price_update head (protocol.update_head), for reading seqs.
+        self._heads: dict[str, bytes] = {}
+        self._heads_cap = 2 * max_tickers
         self.listening = Listening(broker, store)
         self._tasks: list[asyncio.Task[None]] = []
         self._in_flight: set[asyncio.Task[None]] = set()  # spawned tasks (kept referenced)
@@ -139,20 +142,31 @@ class Hub:
     # -- broker side -------------------------------------------------------------------
 
     def on_message(self, channel_ticker: str, message: str | bytes) -> None:
-        """A message the broker relayed from `market:{channel_ticker}` (never awaits)."""
+        """A message the broker relayed from `market:{channel_ticker}` (never awaits).
+
+        Paid for every message of every ticker the process holds, whatever its clients
+        (docs/scaling.md): nothing here is done twice or done for nobody. The bytes are
+        framed once and only checked as UTF-8 (the text is the frame's payload, decoded
+        where a path needs it); the seq is read off the head our updater writes."""
         stats = self.stats
-        if isinstance(message, str):
-            raw, payload = message, message.encode()
-        else:
+        if isinstance(message, bytes):
             payload = message
-            try:
-                raw = message.decode()
-            except UnicodeDecodeError:
-                stats.rejected += 1
-                log.warning("dropped a message on market:%s: not UTF-8", channel_ticker)
-                return
+            if not payload.isascii():  # ASCII is UTF-8: only the rest needs the check
+                try:
+                    payload.decode()
+                except UnicodeDecodeError:
+                    stats.rejected += 1
+                    log.warning("dropped a message on market:%s: not UTF-8", channel_ticker)
+                    return
+        else:
+            payload = message.encode()
         ticker = channel_ticker
-        seq_or_none = protocol.update_seq(payload, ticker)
+        head = self._heads.get(ticker)
+        if head is None:
+            if len(self._heads) >= self._heads_cap:
+                self._heads.clear()  # tickers let go without `_forget` (bounded anyway)
+            head = self._heads[ticker] = protocol.update_head(ticker)
+        seq_or_none = protocol.seq_after_head(payload, head)
         if seq_or_none is not None:
             seq = seq_or_none  # as our updater writes it: parsed when someone asks
             current = Latest(seq, None, time.time(), payload)
@@ -168,21 +182,20 @@ class Hub:
                 log.warning("dropped a %s update published on market:%s", named, channel_ticker)
                 return
             current = Latest(seq, update, time.time())
-        latest = self.latest.get(ticker)
-        self.latest[ticker] = current
-        frame = text_frame(payload)  # built once, the same bytes for every client
+        latest_by_ticker = self.latest
+        latest = latest_by_ticker.get(ticker)
         if latest is not None and seq <= latest.seq:
             if seq == latest.seq:
                 stats.duplicates += 1  # the same update twice (e.g. two publishers)
-                self.latest[ticker] = latest
                 return
+            latest_by_ticker[ticker] = current
             self.recovery.seq_restarted(ticker, seq, current.update)
             return
+        latest_by_ticker[ticker] = current
+        frame = text_frame(payload)  # built once, the same bytes for every client
         stats.relayed += 1
         self.liveness.seen(ticker)
-        ring = self.history.get(ticker)
-        if ring is not None:
-            self.history.append(ring, seq, frame)
+        self.history.keep(ticker, seq, frame)
         subscribers = self.subscribers.get(ticker)
         if subscribers:
             if latest is None or seq > latest.seq + 1:
@@ -191,7 +204,7 @@ class Hub:
                 self.recovery.backfill(ticker, seq, subscribers)
             stats.fanned_out += len(subscribers)
             for client in subscribers:
-                client.offer_update(ticker, seq, raw, frame)
+                client.offer_update(ticker, seq, frame)
         if ticker in self.bar_books:
             parsed = current.update
             if parsed is not None:
@@ -298,6 +311,7 @@ class Hub:
         self.bars.drop(ticker)
         self.updates.forget(ticker)
         self.liveness.forget(ticker)
+        self._heads.pop(ticker, None)
 
     async def shutdown(self, retry_after_ms: int) -> None:
         """Tell every client to come back later, then close them with 1001."""

@@ -28,6 +28,11 @@ class Entry(NamedTuple):
         return frame_payload(self.frame).decode()
 
 
+# Entry(seq, frame) without the Python-level __new__ NamedTuple adds (what its `_make`
+# does): History.append makes one per relayed update.
+_new_entry = tuple.__new__
+
+
 def frame_payload(frame: bytes) -> bytes:
     """The payload of an unmasked server text frame (see frames built by `text_frame`)."""
     length = frame[1] & 0x7F
@@ -139,10 +144,17 @@ class History:
                 ring.nbytes = 0
                 ring.entries.clear()
 
+    def keep(self, ticker: str, seq: int, frame: bytes) -> None:
+        """An update the hub relayed, kept when the ticker has a ring (one call per
+        message: the hub's path pays for each)."""
+        ring = self.rings.get(ticker)
+        if ring is not None:
+            self.append(ring, seq, frame)
+
     def append(self, ring: Ring, seq: int, frame: bytes) -> None:
         size = len(frame) + ENTRY_OVERHEAD
         entries = ring.entries
-        entries.append(Entry(seq, frame))
+        entries.append(_new_entry(Entry, (seq, frame)))
         ring.nbytes += size
         self.nbytes += size
         if len(entries) > self.per_ticker:

@@ -16,10 +16,12 @@ from stockfeed.protocol.messages import (
     pong,
     price_update,
     read_update,
+    seq_after_head,
     server_shutdown,
     snapshot,
     subscribed,
     unsubscribed,
+    update_head,
     update_seq,
 )
 
@@ -37,9 +39,11 @@ __all__ = [
     "pong",
     "price_update",
     "read_update",
+    "seq_after_head",
     "server_shutdown",
     "snapshot",
     "subscribed",
     "unsubscribed",
+    "update_head",
     "update_seq",
 ]

@@ -83,7 +83,17 @@ def update_seq(payload: bytes, ticker: str) -> int | None:
     it whole with read_update). What follows the seq is taken as our encoder wrote it:
     the relay's publishers are its updaters, and a full parse per message was the
     largest single cost of taking a message in."""
-    head = _HEAD + ticker.encode() + b'","seq":'
+    return seq_after_head(payload, update_head(ticker))
+
+
+def update_head(ticker: str) -> bytes:
+    """What every price_update of `ticker` as written above starts with, up to its seq
+    (a hub keeps it per ticker: `seq_after_head`)."""
+    return _HEAD + ticker.encode() + b'","seq":'
+
+
+def seq_after_head(payload: bytes, head: bytes) -> int | None:
+    """`update_seq` with the ticker's `update_head` already built."""
     if not payload.startswith(head) or not payload.endswith(b"}"):
         return None
     start = len(head)

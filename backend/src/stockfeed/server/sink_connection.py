@@ -71,7 +71,7 @@ class SinkConnection(Connection):
         sink.on_pause = self._paused
         sink.on_ping = self._ping
 
-    def offer_update(self, ticker: str, seq: int, raw: str, frame: bytes) -> None:
+    def offer_update(self, ticker: str, seq: int, frame: bytes) -> None:
         # The broadcast calls this for every subscriber of every update: the common case
         # (nothing held, nothing pending, socket writable) is inlined here; everything
         # else takes the general path.
@@ -81,7 +81,7 @@ class SinkConnection(Connection):
             or self._conflating is not None
             or self.closed
         ):
-            super().offer_update(ticker, seq, raw, frame)
+            super().offer_update(ticker, seq, frame)
             return
         last = self.last_seq
         if seq <= last.get(ticker, 0):
@@ -89,7 +89,7 @@ class SinkConnection(Connection):
         last[ticker] = seq
         sink = self.sink
         if sink.paused:
-            self._deliver(ticker, raw, frame)
+            self._deliver(ticker, frame)
             return
         pending = sink.pending
         if not pending:
@@ -112,7 +112,7 @@ class SinkConnection(Connection):
     def stalled_since(self) -> float | None:
         return self._since if self._since and self.backed_up() else None
 
-    def _deliver(self, ticker: str, raw: str, frame: bytes) -> None:
+    def _deliver(self, ticker: str, frame: bytes) -> None:
         if self._conflating is None and not self.sink.paused:
             self.sink.write(frame)
             return
