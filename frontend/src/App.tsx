@@ -396,7 +396,7 @@ function Dashboard({ token, pollMs, probeMs, urlTicker }: { token: string | null
   );
   const toasts = <Toasts toasts={toastItems} onDismiss={dismissToast} />;
   const details = (
-    <QuoteDetails ticker={selected} quote={selectedQuote} decimals={book.get(selected)} zone={zone} market={marketOf(selected || "AAPL")} fold={fold("day")} />
+    <QuoteDetails ticker={selected} quote={selectedQuote} decimals={book.get(selected)} zone={zone} fold={fold("day")} />
   );
   const metrics = (
     <WebSocketMetrics

@@ -10,12 +10,10 @@ interface Props {
   quote: Quote | undefined;
   decimals: number | null;
   zone: Zone;
-  /** The market the ticker trades on (FX has no volume). */
-  market: string;
   fold?: Fold;
 }
 
-export function QuoteDetails({ ticker, quote, decimals, zone, market, fold }: Props) {
+export function QuoteDetails({ ticker, quote, decimals, zone, fold }: Props) {
   const d = quote?.data;
   const quotedAt = d?.market_time ?? quote?.timestamp ?? null;
   // Where the price sits in the day's range; a source's high/low can lag its last price,
@@ -26,7 +24,7 @@ export function QuoteDetails({ ticker, quote, decimals, zone, market, fold }: Pr
     ["Prev close", formatPrice(d?.prev_close, decimals)],
     ["High", formatPrice(d?.high, decimals)],
     ["Low", formatPrice(d?.low, decimals)],
-    ["Volume", formatCount(reportedVolume(market, d?.volume))],
+    ["Volume", formatCount(reportedVolume(ticker, d?.volume))],
     ["Seq", quote ? formatCount(quote.seq) : "—"],
     ["Quote time", quotedAt === null ? "—" : formatDateTime(quotedAt, zone)],
     ["Day range", range === null ? "—" : `${Math.round(range * 100)}%`],

@@ -13,7 +13,6 @@
 import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type KeyboardEvent } from "react";
 import type { Sparks } from "../hooks/useSparklines";
 import { formatAge, formatChange, formatPrice, formatSigned, formatVolume, reportedVolume } from "../lib/format";
-import { marketOf } from "../lib/market";
 import { sessionTag } from "../lib/sessionQuote";
 import type { QuoteStanding } from "../lib/quoteStanding";
 import type { Quote } from "../lib/types";
@@ -387,7 +386,7 @@ const Row = memo(function Row(r: RowProps) {
         {formatChange(change, decimals ?? 2)}
       </td>
       <td className={`num col-pct ${dir}`}>{formatSigned(quote?.data.change_percent ?? null, 2, "%")}</td>
-      <td className="num muted col-vol">{formatVolume(reportedVolume(marketOf(ticker), quote?.data.volume))}</td>
+      <td className="num muted col-vol">{formatVolume(reportedVolume(ticker, quote?.data.volume))}</td>
       <td className={`num age col-age ${standing === "stale" ? "warn" : ""}`}>{formatAge(r.ageMs)}</td>
       <td className="move-cell col-move">
         <MoveButton ticker={ticker} dir="up" edge={r.first} onMove={onMove} />

@@ -1,6 +1,8 @@
 // Number and age formatting for dense, aligned columns: thousands separators everywhere,
 // and the instrument's own precision (`price_decimals`) when the server sends it.
 
+import { marketOf } from "./market";
+
 /** Decimals when the instrument's precision is unknown: cents, or 4 places under 1. */
 export function defaultDecimals(p: number): number {
   return Math.abs(p) >= 1 ? 2 : 4;
@@ -85,9 +87,9 @@ export function formatChange(v: number | null | undefined, decimals = 2): string
   return formatSigned(v / size, 2, unit);
 }
 
-/** A day's volume as the market reports it: FX has none (the simulator and most sources say
- * 0), so it is "nothing", not zero. */
-export function reportedVolume(market: string, v: number | null | undefined): number | null {
+/** A day's volume as the market reports it. Currency pairs and indexes (^DJI, ^GSPC) trade
+ * no shares of their own: the sources say 0 for their volume, so it is "nothing", not zero. */
+export function reportedVolume(ticker: string, v: number | null | undefined): number | null {
   if (v === null || v === undefined) return null;
-  return market === "FX" && v === 0 ? null : v;
+  return v === 0 && (marketOf(ticker) === "FX" || ticker.startsWith("^")) ? null : v;
 }
