@@ -28,13 +28,12 @@ class Reads:
 
     got: list[bytes] = field(default_factory=list)
     reads: list[list[bytes]] = field(default_factory=list)
-    resting: list[bool] = field(default_factory=list)  # what each read's end was told
 
     def begin_batch(self) -> None:
         self.reads.append([])
 
-    def end_batch(self, resting: bool = False) -> None:
-        self.resting.append(resting)
+    def end_batch(self) -> None:
+        pass
 
     def on_data(self, channel: bytes, payload: bytes) -> None:
         self.got.append(payload)
@@ -102,7 +101,6 @@ async def test_a_busy_read_rests_and_what_came_meanwhile_comes_in_one_read(
     assert reads.got == [b"1", b"2"]  # not read yet: they wait in the socket
     await until(lambda: len(reads.got) == 5)
     assert reads.reads == [[b"1", b"2"], [b"3", b"4", b"5"]]
-    assert reads.resting == [True, True]  # the writes they cause need no rest of their own
     link.close()
 
 
@@ -117,7 +115,7 @@ async def test_a_link_below_the_busy_rate_never_rests(peer: tuple[Peer, int]) ->
         assert not link.resting
         await asyncio.sleep(0.15)
     assert link.rests == 0
-    assert len(reads.reads) == 3 and reads.resting == [False] * 3
+    assert len(reads.reads) == 3
     link.close()
 
 
@@ -148,7 +146,6 @@ async def test_without_a_rest_every_read_is_taken_at_once(peer: tuple[Peer, int]
     assert not link.resting
     await redis.send(message("market:A", "3"))
     await until(lambda: len(reads.got) == 3)
-    assert reads.resting == [False, False]
     link.close()
 
 

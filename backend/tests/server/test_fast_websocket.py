@@ -132,41 +132,6 @@ async def test_a_broker_batch_is_written_at_its_end_with_no_callback() -> None:
     assert flushed[-1] == "e"
 
 
-async def test_a_read_the_link_rests_after_is_written_at_once_even_after_a_long_flush() -> None:
-    """A busy broker link rests before its next read (INGEST_REST): what a read brings
-    is already gathered, so its writes go out at its end even when the flusher would
-    rest after a long flush, and they start no rest of their own. Outside a batch, or
-    after a read the link does not rest after, the flusher's rest holds as before."""
-    flusher = _Flusher(asyncio.get_running_loop())
-    flushed: list[str] = []
-
-    def mark(name: str, busy: float = 0.0) -> None:
-        flusher.mark(cast(Sink, _TimedSink(name, flushed, busy)))
-
-    flusher.begin_batch()
-    mark("long", busy=0.3)
-    flusher.end_batch()  # a read the link does not rest after: a long flush, a rest
-    assert flushed == ["long"] and flusher.rest_until > time.monotonic()
-    flusher.begin_batch()
-    mark("a")
-    flusher.end_batch(resting=True)
-    assert flushed == ["long", "a"], "written at the read's end despite the rest"
-    flusher.begin_batch()
-    mark("b")
-    flusher.end_batch()
-    assert flushed == ["long", "a"] and flusher.scheduled, "a read not followed by a rest waits"
-    await asyncio.sleep(0.4)
-    assert flushed == ["long", "a", "b"]
-
-    flusher.begin_batch()
-    mark("long2", busy=0.3)
-    flusher.end_batch(resting=True)
-    assert flushed[-1] == "long2" and flusher.rest_until <= time.monotonic()
-    mark("c")  # outside a batch: flushed on the next turn, no rest was started
-    await _turns(2)
-    assert flushed[-1] == "c"
-
-
 def test_uvicorn_still_has_what_we_override() -> None:
     for name in (
         "handle_connect",

@@ -46,7 +46,7 @@ class Broker(abc.ABC):
 
     def __init__(self) -> None:
         self._handler: MessageHandler | None = None
-        self._batch_hooks: tuple[Callable[[], None], Callable[[bool], None]] | None = None
+        self._batch_hooks: tuple[Callable[[], None], Callable[[], None]] | None = None
         # Seconds a Redis pub/sub link rests after a busy read (INGEST_REST).
         self.ingest_rest = INGEST_REST
         self.state: BrokerState = "connecting"
@@ -57,13 +57,12 @@ class Broker(abc.ABC):
     def set_handler(self, handler: MessageHandler) -> None:
         self._handler = handler
 
-    def set_batch_hooks(self, begin: Callable[[], None], end: Callable[[bool], None]) -> None:
+    def set_batch_hooks(self, begin: Callable[[], None], end: Callable[[], None]) -> None:
         """Called before the handler gets the first and after it got the last message of
         one read from the broker's connection (Redis brokers): the place to hold the
         writes they cause and make them in one go at the end, rather than a loop turn
-        later. `end(resting)`: True when the connection rests before its next read
-        (INGEST_REST), so what it brings is already gathered over a rest. The embedded
-        broker delivers one message per publish and has no reads: it never calls them."""
+        later. The embedded broker delivers one message per publish and has no reads:
+        it never calls them."""
         self._batch_hooks = (begin, end)
 
     # For the broker's connections (pubsub_link.BatchHooks): the hooks as they are now
@@ -72,9 +71,9 @@ class Broker(abc.ABC):
         if self._batch_hooks is not None:
             self._batch_hooks[0]()
 
-    def end_batch(self, resting: bool = False) -> None:
+    def end_batch(self) -> None:
         if self._batch_hooks is not None:
-            self._batch_hooks[1](resting)
+            self._batch_hooks[1]()
 
     def _set_state(self, state: BrokerState, error: str | None = None) -> None:
         if state != self.state:

@@ -42,8 +42,7 @@ class BatchHooks(Protocol):
 
     def begin_batch(self) -> None: ...
 
-    def end_batch(self, resting: bool = False) -> None:
-        """`resting`: the link rests before its next read (INGEST_REST)."""
+    def end_batch(self) -> None: ...
 
 
 _MESSAGE = b"message"
@@ -231,29 +230,24 @@ class PubSubLink:
                 self._events.append(reply)
                 woke = True
         finally:
-            rest_next = False
             if handed:
                 self.messages += handed
-                rest_next = self.rest > 0 and self._busy_after(handed, now)
                 if self.batch is not None:
                     try:
-                        self.batch.end_batch(rest_next)
+                        self.batch.end_batch()
                     except Exception:
                         log.exception("pub/sub batch-end hook failed")
         if woke:
             self._wake()
-        if rest_next:
-            self._rest()
-
-    def _busy_after(self, handed: int, now: float) -> bool:
-        """Count a read's data messages; whether the link is busy (rests after it)."""
-        self._window_count += handed
-        elapsed = now - self._window_start
-        if elapsed >= BUSY_WINDOW:
-            self._busy = self._window_count >= self.busy_rate * elapsed
-            self._window_start = now
-            self._window_count = 0
-        return self._busy or self.busy_rate <= 0
+        if handed and self.rest > 0:
+            self._window_count += handed
+            elapsed = now - self._window_start
+            if elapsed >= BUSY_WINDOW:
+                self._busy = self._window_count >= self.busy_rate * elapsed
+                self._window_start = now
+                self._window_count = 0
+            if self._busy or self.busy_rate <= 0:
+                self._rest()
 
     def _rest(self) -> None:
         transport = self._transport

@@ -88,24 +88,13 @@ class _Flusher:
     def begin_batch(self) -> None:
         self.batching = True
 
-    def end_batch(self, resting: bool = False) -> None:
+    def end_batch(self) -> None:
         """The read is over: write what it marked now (no loop turn, no callback), or,
-        resting after a long flush, when the rest is over, as `mark` would have.
-
-        `resting`: the broker's connection rests before its next read (it is busy:
-        broker.base.INGEST_REST), so each read already brings what came over a rest plus
-        the time the last one took to write out, and writes come no more often than
-        reads. Then this flusher does not rest as well: with a few clients per ticker
-        (a whole market) a client seldom has a second update waiting, so a rest bought
-        no bigger writes, only latency (p99 at 40k msg/s over 2,000 tickers doubled)."""
+        resting after a long flush, when the rest is over, as `mark` would have."""
         self.batching = False
-        if not self.dirty:
-            return
-        if resting:
-            self._write_out(rest=False)  # a flush on its way finds nothing left
-        elif self.scheduled:
-            return  # a flush is already on its way for what was marked
-        elif self.rest_until > time.monotonic():
+        if not self.dirty or self.scheduled:
+            return  # nothing, or a flush is already on its way for what was marked
+        if self.rest_until > time.monotonic():
             self._schedule()
         else:
             self._write_out()
@@ -114,21 +103,20 @@ class _Flusher:
         self.scheduled = False
         self._write_out()
 
-    def _write_out(self, rest: bool = True) -> None:
+    def _write_out(self) -> None:
         dirty, self.dirty = self.dirty, []
         started = time.monotonic()
         for sink in dirty:
             sink.flush()
-        if rest:
-            ended = time.monotonic()
-            took = ended - started
-            self.rest_until = ended + took if took > self.REST_AFTER else 0.0
+        ended = time.monotonic()
+        took = ended - started
+        self.rest_until = ended + took if took > self.REST_AFTER else 0.0
 
 
 _flushers: dict[asyncio.AbstractEventLoop, _Flusher] = {}
 
 
-def broker_batch_hooks() -> tuple[Callable[[], None], Callable[[bool], None]]:
+def broker_batch_hooks() -> tuple[Callable[[], None], Callable[[], None]]:
     """The broker's batch hooks (Broker.set_batch_hooks) for the running loop's flusher:
     the writes a read from Redis causes go out at its end, in the same loop turn, with no
     callback scheduled per read. Bound once: looking the loop up on every read cost two
