@@ -79,6 +79,8 @@ class Meters:
         loadgen = [m.stop() for m in self.loadgen]
         out: dict[str, Any] = {
             "server_cpu_pct": self.server.stop() if self.server.pids else None,
+            "server_user_pct": self.server.user_pct if self.server.pids else None,
+            "server_system_pct": self.server.system_pct if self.server.pids else None,
             "loadgen_cpu_pct": loadgen,
             "publisher_cpu_pct": self.publisher.stop(),
             "redis_cpu_pct": self.redis.stop() if self.redis is not None else None,

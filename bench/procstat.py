@@ -38,12 +38,21 @@ def descendants(pid: int) -> list[int]:
 
 def cpu_seconds(pids: list[int]) -> float:
     """utime + stime of the given processes, in seconds."""
-    total = 0
+    user, system = cpu_split(pids)
+    return user + system
+
+
+def cpu_split(pids: list[int]) -> tuple[float, float]:
+    """utime and stime of the given processes, in seconds: time in the process's own code
+    and time in the kernel on its behalf (its system calls; on loopback, a write also
+    delivers the segment to the reader)."""
+    user = system = 0
     for pid in pids:
         fields = _stat_fields(pid)
         if fields is not None:
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-    return total / _TICKS
+            user += int(fields[11])  # utime, stime (fields 14, 15)
+            system += int(fields[12])
+    return user / _TICKS, system / _TICKS
 
 
 def rss_bytes(pids: list[int]) -> int:
@@ -70,21 +79,28 @@ class CpuMeter:
     """CPU % of a process tree (100 % = one core) between `start()` and `stop()`."""
 
     pids: list[int]
-    _cpu0: float = 0.0
+    _cpu0: tuple[float, float] = (0.0, 0.0)
     _wall0: float = 0.0
+    # Of the last window: % in the processes' own code and % in the kernel for them.
+    user_pct: float = 0.0
+    system_pct: float = 0.0
 
     @classmethod
     def tree(cls, pid: int) -> CpuMeter:
         return cls(descendants(pid))
 
     def start(self) -> None:
-        self._cpu0 = cpu_seconds(self.pids)
+        self._cpu0 = cpu_split(self.pids)
         self._wall0 = time.monotonic()
 
     def stop(self) -> float:
         wall = time.monotonic() - self._wall0
-        used = cpu_seconds(self.pids) - self._cpu0
-        return 100.0 * used / wall if wall > 0 else 0.0
+        user, system = cpu_split(self.pids)
+        if wall <= 0:
+            return 0.0
+        self.user_pct = 100.0 * (user - self._cpu0[0]) / wall
+        self.system_pct = 100.0 * (system - self._cpu0[1]) / wall
+        return self.user_pct + self.system_pct
 
 
 # /proc/net/tcp states (include/net/tcp_states.h) as the server side sees a connection.

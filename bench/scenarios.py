@@ -862,7 +862,10 @@ class WideScenario:
             ctx.say("  " + line)
         per_msg = _us_per_published(phase)
         if per_msg is not None:
-            ctx.say(f"  server CPU per published message {per_msg:,.1f} us")
+            user = _us_per_published(phase, "server_user_pct")
+            system = _us_per_published(phase, "server_system_pct")
+            split = f" (user {user:,.1f}, system {system:,.1f})" if user and system else ""
+            ctx.say(f"  server CPU per published message {per_msg:,.1f} us{split}")
         return phase
 
     def run(self, ctx: Context, session: Session) -> dict[str, Any]:
@@ -899,9 +902,10 @@ class WideScenario:
         }
 
 
-def _us_per_published(phase: Phase) -> float | None:
-    """Server CPU per message published (µs): what taking one message in costs."""
-    cpu = phase.cpu.get("server_cpu_pct")
+def _us_per_published(phase: Phase, key: str = "server_cpu_pct") -> float | None:
+    """Server CPU per message published (µs): what taking one message in costs (`key`:
+    server_user_pct or server_system_pct for its part in user or kernel time)."""
+    cpu = phase.cpu.get(key)
     if cpu is None or phase.publish_rate <= 0:
         return None
     return float(cpu) / 100.0 * 1e6 / phase.publish_rate
