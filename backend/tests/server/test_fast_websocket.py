@@ -15,7 +15,7 @@ from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 from stockfeed.fanout.frames import close_frame, text_frame
-from stockfeed.server.fast_websocket import Sink, _Flusher
+from stockfeed.server.fast_websocket import Sink, _Flusher, _flusher
 from tests.servers import StartServer
 from tests.wsutil import recv_until
 
@@ -48,15 +48,17 @@ def test_close_frame() -> None:
 
 
 class _TimedSink:
-    """Stands in for a Sink: its flush takes as long as writing to `busy` s of clients."""
+    """Stands in for a Sink: its flush takes as long as writing to `busy` s of clients,
+    and writes `frames` frames."""
 
-    def __init__(self, name: str, log: list[str], busy: float = 0.0) -> None:
-        self.name, self.log, self.busy = name, log, busy
+    def __init__(self, name: str, log: list[str], busy: float = 0.0, frames: int = 1) -> None:
+        self.name, self.log, self.busy, self.frames = name, log, busy, frames
 
-    def flush(self) -> None:
+    def flush(self) -> int:
         if self.busy:
             time.sleep(self.busy)
         self.log.append(self.name)
+        return self.frames
 
 
 async def _turns(n: int) -> None:
@@ -69,6 +71,7 @@ async def test_flusher_rests_only_after_a_long_flush() -> None:
     server writing to thousands of clients), the next waits about as long, so that the
     updates arriving meanwhile share its writes."""
     flusher = _Flusher(asyncio.get_running_loop())
+    flusher.sinks = 1  # one client, many frames a second: a rest is worth it
     flushed: list[str] = []
 
     def mark(name: str, busy: float = 0.0) -> None:
@@ -94,6 +97,79 @@ async def test_flusher_rests_only_after_a_long_flush() -> None:
     mark("f")
     await _turns(2)
     assert flushed[-1] == "f", "rested: back to flushing at once"
+
+
+async def test_no_rest_when_the_clients_would_get_nothing_more_meanwhile() -> None:
+    """A long flush is followed by a rest only when the average client of the loop would
+    get another `WORTH` frames over it (frames a second since the last flush, per open
+    sink): with thousands of clients of a few updates a second each (a whole market),
+    a rest brings no bigger writes, only latency."""
+    flusher = _Flusher(asyncio.get_running_loop())
+    flushed: list[str] = []
+    flusher.sinks = 2000
+    flusher.mark(cast(Sink, _TimedSink("long", flushed, busy=0.3, frames=100)))
+    await _turns(2)
+    assert flushed == ["long"] and flusher.rest_until == 0.0
+    flusher.mark(cast(Sink, _TimedSink("next", flushed)))
+    await _turns(2)
+    assert flushed == ["long", "next"], "flushed at once: no rest"
+
+    flusher.sinks = 2  # the same frames over two clients: ~150 each a second
+    flusher.mark(cast(Sink, _TimedSink("long2", flushed, busy=0.3, frames=100)))
+    await _turns(2)
+    assert flusher.rest_until > time.monotonic()
+
+
+async def test_open_sinks_are_counted_until_their_connection_is_lost() -> None:
+    """The flusher's count of open sinks (what a rest is weighed against), through real
+    connections to a server in this loop: up with each handshake, down with each close,
+    a client's or a dropped one's alike."""
+    import uvicorn
+
+    from tests.servers import free_port
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        port=port,
+        http="stockfeed.server.fast_http:FastHttpProtocol",
+        ws="stockfeed.server.fast_websocket:FastWebSocketProtocol",
+        log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    flusher = _flusher(asyncio.get_running_loop())
+    before = flusher.sinks
+    try:
+        clients = [await connect(f"ws://127.0.0.1:{port}/") for _ in range(3)]
+        for ws in clients:
+            await ws.ping()
+        assert flusher.sinks == before + 3
+        await clients[0].close()
+        clients[1].transport.abort()  # dropped, no close handshake
+        deadline = time.monotonic() + 5
+        while flusher.sinks != before + 1:
+            assert time.monotonic() < deadline, f"{flusher.sinks - before} sinks counted"
+            await asyncio.sleep(0.01)
+        await clients[2].close()
+    finally:
+        server.should_exit = True
+        await task
+    assert flusher.sinks == before
 
 
 async def test_a_broker_batch_is_written_at_its_end_with_no_callback() -> None:
