@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { defaultDecimals, formatCount, formatPrice, formatSigned, formatVolume, reportedVolume, validDecimals } from "../src/lib/format";
+import { defaultDecimals, formatCount, formatPrice, formatSigned, formatVolume, validDecimals } from "../src/lib/format";
 import { PrecisionBook, decimalsOfQuote } from "../src/lib/precision";
 import type { Quote } from "../src/lib/types";
 
@@ -42,22 +42,6 @@ describe("volumes", () => {
     expect(formatVolume(999)).toBe("999");
     expect(formatCount(83_201_478)).toBe("83,201,478");
     expect(formatCount(undefined)).toBe("—");
-  });
-});
-
-describe("reportedVolume", () => {
-  it("shows an index's or a currency pair's 0 as nothing, a stock's 0 as zero", () => {
-    expect(reportedVolume("^DJI", 0)).toBeNull();
-    expect(reportedVolume("^GSPC", 0)).toBeNull();
-    expect(reportedVolume("EURUSD=X", 0)).toBeNull();
-    expect(reportedVolume("AAPL", 0)).toBe(0);
-    expect(reportedVolume("BTC-USD", 0)).toBe(0);
-  });
-  it("keeps any volume a source does report, and knows none when there is none", () => {
-    expect(reportedVolume("^GSPC", 2_345_678_901)).toBe(2_345_678_901);
-    expect(reportedVolume("AAPL", 51_234)).toBe(51_234);
-    expect(reportedVolume("AAPL", null)).toBeNull();
-    expect(reportedVolume("AAPL", undefined)).toBeNull();
   });
 });
 

@@ -27,11 +27,18 @@ describe("formatChange", () => {
 });
 
 describe("reportedVolume", () => {
-  it("FX has no volume: 0 is nothing, not zero", () => {
-    expect(reportedVolume("FX", 0)).toBeNull();
-    expect(reportedVolume("XNYS", 0)).toBe(0);
-    expect(reportedVolume("FX", 1200)).toBe(1200);
-    expect(reportedVolume("XNYS", null)).toBeNull();
+  it("an index or a currency pair has no volume of its own: 0 is nothing, not zero", () => {
+    expect(reportedVolume("EURUSD=X", 0)).toBeNull();
+    expect(reportedVolume("^DJI", 0)).toBeNull();
+    expect(reportedVolume("^GSPC", 0)).toBeNull();
+    expect(reportedVolume("AAPL", 0)).toBe(0);
+    expect(reportedVolume("BTC-USD", 0)).toBe(0);
+  });
+  it("keeps any volume a source does report, and knows none when there is none", () => {
+    expect(reportedVolume("EURUSD=X", 1200)).toBe(1200);
+    expect(reportedVolume("^GSPC", 2_345_678_901)).toBe(2_345_678_901);
+    expect(reportedVolume("AAPL", null)).toBeNull();
+    expect(reportedVolume("AAPL", undefined)).toBeNull();
   });
 });
 
