@@ -47,11 +47,76 @@ def forbid_processes(reason: str | None) -> None:
     _forbidden = reason
 
 
+# Ports handed out by `free_port`, one file each, across processes (parallel test workers,
+# benchmarks): the kernel can give the same free port to two `bind(0)` calls in a row.
+_PORTS_DIR = Path(tempfile.gettempdir()) / "stockfeed-test-ports"
+_PORT_HELD_S = 120.0
+
+
 def free_port(host: str = HOST) -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A TCP port nothing listens on right now that no caller of this function, in any
+    process, was given in the last two minutes. Without that, two servers started at once
+    by parallel tests could get the same port: one fails to bind, and its readiness
+    probe is answered by the other."""
+    _PORTS_DIR.mkdir(exist_ok=True)
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        mark = _PORTS_DIR / str(port)
+        with contextlib.suppress(OSError):
+            if time.time() - mark.stat().st_mtime > _PORT_HELD_S:
+                mark.unlink()  # given out long ago: free to give again
+        try:
+            os.close(os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue  # given to someone else lately
+        return port
+    raise RuntimeError(f"no free port found that was not given out lately ({_PORTS_DIR})")
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """The socket inodes listening on TCP `port` (any address), from /proc/net."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        found.add(fields[9])
+        except OSError:
+            continue
+    return found
+
+
+def _group_pids(pgid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                raw = f.read().decode()
+        except OSError:
+            continue
+        if int(raw[raw.rindex(")") + 2 :].split()[2]) == pgid:  # field 5: the group
+            pids.append(int(entry))
+    return pids
+
+
+def listens_on(pgid: int, port: int) -> bool:
+    """Whether a process of group `pgid` holds the socket listening on `port`."""
+    inodes = _listening_inodes(port)
+    for pid in _group_pids(pgid) if inodes else ():
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if link.startswith("socket:[") and link[8:-1] in inodes:
+                        return True
+    return False
 
 
 class ManagedProcess:
@@ -115,15 +180,17 @@ class ManagedProcess:
         timeout: float = 30.0,
         interval: float = 0.05,
     ) -> Self:
-        """Poll `check` (else `is_ready`; raising counts as not ready) until it holds. The
-        process exiting or `timeout` passing stops it and raises ProcessFailed."""
+        """Poll `check` (else `is_ready`; raising counts as not ready) until it holds and,
+        for a server with a `port`, the socket listening there is this process group's
+        (not another server's that answers the same probe). The process exiting or
+        `timeout` passing stops it and raises ProcessFailed."""
         probe = check or self.is_ready
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while True:
             self.check()
             try:
-                if probe():
+                if probe() and self._listens():
                     self.ready_s = time.monotonic() - self.started
                     return self
             except Exception as exc:
@@ -135,6 +202,12 @@ class ManagedProcess:
                     f"{self.name} not ready in {timeout:g}s{why}; {self._tail_text()}"
                 )
             time.sleep(interval)
+
+    def _listens(self) -> bool:
+        port = getattr(self, "port", None)
+        if not isinstance(port, int) or self.proc is None or not os.path.isdir("/proc/net"):
+            return True
+        return listens_on(self.proc.pid, port)
 
     def check(self) -> None:
         """Raise ProcessFailed if the process has exited."""
