@@ -42,10 +42,7 @@ class _Server(ManagedProcess):
         self.port = port
         code = "import time\n"
         if listen:
-            code += (
-                "import socket\ns = socket.socket()\n"
-                f"s.bind(({HOST!r}, {port}))\ns.listen()\n"
-            )
+            code += f"import socket\ns = socket.socket()\ns.bind(({HOST!r}, {port}))\ns.listen()\n"
         code += "time.sleep(30)\n"
         super().__init__([sys.executable, "-c", code], log, name=f"server :{port}")
 
