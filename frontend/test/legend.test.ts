@@ -67,4 +67,11 @@ describe("legendFor", () => {
     expect(base?.compared).toBeNull();
     expect(legendFor(bars, 0, look, only, base).text.cmp).toBe("MSFT —");
   });
+
+  it("an index's volume of 0 is none, a stock's is zero", () => {
+    const still = [bar(0, 100), { ...bar(1, 101), volume: 0 }];
+    expect(legendFor(still, null, { ...look, ticker: "^DJI" }, null).text.v).toBe("—");
+    expect(legendFor(still, null, look, null).text.v).toBe("0");
+    expect(legendFor(still, 0, { ...look, ticker: "^DJI" }, null).text.v).toBe("10");
+  });
 });

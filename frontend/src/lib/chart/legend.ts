@@ -6,7 +6,7 @@
 // (as the scale measures it), not a price.
 
 import { INTERVAL_SECONDS, type Interval } from "../candles";
-import { formatCount, formatPrice, formatSigned } from "../format";
+import { formatCount, formatPrice, formatSigned, reportedVolume } from "../format";
 import { sessionOf, shadable } from "../sessions";
 import type { Zone } from "../timezone";
 import type { Bar } from "../types";
@@ -84,7 +84,7 @@ export function legendFor(bars: readonly Bar[], index: number | null, look: Lege
   text.h = formatPrice(bar.high, d);
   text.l = formatPrice(bar.low, d);
   text.c = formatPrice(bar.close, d);
-  text.v = formatCount(bar.volume);
+  text.v = formatCount(reportedVolume(look.ticker, bar.volume));
   let trend: Legend["trend"] = chg > 0 ? "up" : chg < 0 ? "down" : "flat";
   if (percent) {
     // From the first bar in view, as the axis reads (the bar before is not the reference).
