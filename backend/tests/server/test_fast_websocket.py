@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any, cast
+from typing import cast
 
 import pytest
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -16,6 +16,7 @@ from websockets.streams import StreamReader
 
 from stockfeed.fanout.frames import close_frame, text_frame
 from stockfeed.server.fast_websocket import Sink, _Flusher, _flusher
+from tests.server.inloop import accepting, serve_in_loop
 from tests.servers import StartServer
 from tests.wsutil import recv_until
 
@@ -124,37 +125,9 @@ async def test_open_sinks_are_counted_until_their_connection_is_lost() -> None:
     """The flusher's count of open sinks (what a rest is weighed against), through real
     connections to a server in this loop: up with each handshake, down with each close,
     a client's or a dropped one's alike."""
-    import uvicorn
-
-    from tests.servers import free_port
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        await receive()
-        await send({"type": "websocket.accept"})
-        while (await receive())["type"] != "websocket.disconnect":
-            pass
-
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        port=port,
-        http="stockfeed.server.fast_http:FastHttpProtocol",
-        ws="stockfeed.server.fast_websocket:FastWebSocketProtocol",
-        log_level="warning",
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
     flusher = _flusher(asyncio.get_running_loop())
     before = flusher.sinks
-    try:
+    async with serve_in_loop(accepting) as port:
         clients = [await connect(f"ws://127.0.0.1:{port}/") for _ in range(3)]
         for ws in clients:
             await ws.ping()
@@ -166,9 +139,6 @@ async def test_open_sinks_are_counted_until_their_connection_is_lost() -> None:
             assert time.monotonic() < deadline, f"{flusher.sinks - before} sinks counted"
             await asyncio.sleep(0.01)
         await clients[2].close()
-    finally:
-        server.should_exit = True
-        await task
     assert flusher.sinks == before
 
 
@@ -240,48 +210,17 @@ async def test_http_protocol_is_freed_at_once_after_the_upgrade() -> None:
     """FastHttpProtocol: after an upgrade, uvicorn's HTTP protocol object must go by
     reference counting, not linger as cyclic garbage (4 KiB a connection, and collector
     work in a connect storm). With the collector off, anything left is such garbage."""
-    import asyncio
     import gc
-
-    import uvicorn
 
     from stockfeed.server.fast_http import FastHttpProtocol
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        await receive()
-        await send({"type": "websocket.accept"})
-        while (await receive())["type"] != "websocket.disconnect":
-            pass
-
-    from tests.servers import free_port
-
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        port=port,
-        http="stockfeed.server.fast_http:FastHttpProtocol",
-        ws="stockfeed.server.fast_websocket:FastWebSocketProtocol",
-        log_level="warning",
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    # uvicorn offers a flag, not an event, for this
-    while not server.started:  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
-    gc.collect()
-    gc.disable()
-    try:
-        async with connect(f"ws://127.0.0.1:{port}/") as ws:
-            await ws.ping()
-            alive = [o for o in gc.get_objects() if isinstance(o, FastHttpProtocol)]
-            assert alive == []
-    finally:
-        gc.enable()
-        server.should_exit = True
-        await task
+    async with serve_in_loop(accepting) as port:
+        gc.collect()
+        gc.disable()
+        try:
+            async with connect(f"ws://127.0.0.1:{port}/") as ws:
+                await ws.ping()
+                alive = [o for o in gc.get_objects() if isinstance(o, FastHttpProtocol)]
+                assert alive == []
+        finally:
+            gc.enable()

@@ -13,13 +13,13 @@ import sys
 from typing import Any
 
 import pytest
-import uvicorn
 from websockets.datastructures import Headers
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from stockfeed.server import handshake
-from tests.servers import StartServer, free_port
+from tests.server.inloop import lifespan, serve_in_loop
+from tests.servers import StartServer
 
 pytestmark = pytest.mark.process
 
@@ -125,10 +125,7 @@ async def _handshake_and_scope(
     scopes: list[dict[str, Any]] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+        if await lifespan(scope, receive, send):
             return
         scopes.append(dict(scope))
         protocols.append(scope["extensions"]["stockfeed.sink"]._protocol)
@@ -140,30 +137,13 @@ async def _handshake_and_scope(
         while (await receive())["type"] != "websocket.disconnect":
             pass
 
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        port=port,
-        http="stockfeed.server.fast_http:FastHttpProtocol",
-        ws="stockfeed.server.fast_websocket:FastWebSocketProtocol",
-        ws_per_message_deflate=False,
-        log_level="warning",
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-        await asyncio.sleep(0.01)
-    try:
+    async with serve_in_loop(app, ws_per_message_deflate=False) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(request)
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         frame = await asyncio.wait_for(reader.readexactly(7), 5)
         assert frame == b"\x81\x05hello"
         writer.close()
-    finally:
-        server.should_exit = True
-        await task
     (scope,) = scopes
     return head, scope
 

@@ -14,10 +14,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from stockfeed.server.edge_limits import EdgeLimits, configure_edges
-from tests.servers import free_port
+from tests.server.inloop import lifespan, serve_in_loop
 
 App = Callable[[Any, Any, Any], Awaitable[None]]
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
@@ -38,34 +37,14 @@ def short_deadlines() -> Iterator[None]:
 @contextlib.asynccontextmanager
 async def serving(app: App, *, deflate: bool = False) -> AsyncIterator[int]:
     async def with_lifespan(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        await app(scope, receive, send)
+        if not await lifespan(scope, receive, send):
+            await app(scope, receive, send)
 
-    port = free_port()
-    config = uvicorn.Config(
-        with_lifespan,
-        port=port,
-        http="stockfeed.server.fast_http:FastHttpProtocol",
-        ws="stockfeed.server.fast_websocket:FastWebSocketProtocol",
-        # On, WebSocket handshakes take uvicorn's own path instead of handshake.py's.
-        ws_per_message_deflate=deflate,
-        log_level="warning",
-        lifespan="on",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-        await asyncio.sleep(0.01)
-    try:
+    # Deflate on: WebSocket handshakes take uvicorn's own path instead of handshake.py's.
+    async with serve_in_loop(
+        with_lifespan, ws_per_message_deflate=deflate, timeout_graceful_shutdown=1
+    ) as port:
         yield port
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def read_until_closed(reader: asyncio.StreamReader, within: float) -> tuple[bytes, bool]:
