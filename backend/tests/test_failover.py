@@ -79,7 +79,13 @@ async def test_redis_restart_loses_no_update_silently(
         await stream.more(30)
         stream.task.cancel()
     gaps, count = stream.check()
-    assert gaps == 0, "the history in Redis held every update: no gap was needed"
+    # Redis came back empty, so its epoch is a new one (shared/redis.py `epoch`): once the
+    # hub has read it (its watch looks every 2 s), the next update comes as a gap snapshot
+    # of the new epoch. Until then the history, which the updater filled again, carries
+    # every update. Either way nothing is lost silently (`check`).
+    epochs = [m["epoch"] for m in stream.messages if m["type"] == "snapshot"]
+    if gaps:
+        assert gaps == 1 and len(set(epochs)) == 2, f"a gap without a new epoch: {epochs}"
     assert count >= 35
     assert server.proc.poll() is None
 
