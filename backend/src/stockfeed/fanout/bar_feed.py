@@ -38,9 +38,9 @@ from stockfeed import protocol
 from stockfeed.fanout.bars import BarBook
 from stockfeed.fanout.connections import Connection, bar_key, bars_key
 from stockfeed.fanout.epochs import Epochs
-from stockfeed.fanout.frames import text_frame
+from stockfeed.fanout.frames import frame_payload, text_frame
 from stockfeed.fanout.latest import LatestUpdates
-from stockfeed.fanout.resume import History, frame_payload
+from stockfeed.fanout.resume import History
 from stockfeed.protocol.messages import bar as bar_message
 from stockfeed.protocol.messages import bars as bars_message
 from stockfeed.shared import SharedStore, StoreUnavailable

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from stockfeed.fanout.frames import frame_payload
 from stockfeed.tickers import InvalidTicker, normalize_ticker
 
 
@@ -31,13 +32,6 @@ class Entry(NamedTuple):
 # Entry(seq, frame) without the Python-level __new__ NamedTuple adds (what its `_make`
 # does): History.append makes one per relayed update.
 _new_entry = tuple.__new__
-
-
-def frame_payload(frame: bytes) -> bytes:
-    """The payload of an unmasked server text frame (see frames built by `text_frame`)."""
-    length = frame[1] & 0x7F
-    start = 2 if length < 126 else 4 if length == 126 else 10
-    return frame[start:]
 
 
 @dataclass(slots=True, frozen=True)
