@@ -350,10 +350,17 @@ class BarHistory:
                 return await self._source_answer(
                     source, ticker, interval, clamp_range(interval, range_), queue
                 )
-            if not pieces and source is None:
-                raise NoHistory(
-                    f"this server relays only (source none) and keeps no {interval} bars of "
-                    f"{ticker} in that range"
+            if not pieces:
+                if source is None:
+                    raise NoHistory(
+                        f"this server relays only (source none) and keeps no {interval} bars "
+                        f"of {ticker} in that range"
+                    )
+                # Nothing kept, and the range too young to ask the source for its newest
+                # bars (the first minutes of a session): the source still says whether it
+                # knows the ticker at all, so an unknown one is a 404 at any hour.
+                return await self._fill_holes(
+                    source, ticker, interval, range_, start, spans, ttl, queue
                 )
             head, tail = _head(ticker, interval)
             # One copy of a 9 MB year: the pieces, commas, head and tail joined at once.

@@ -7,6 +7,7 @@ on a Yahoo source whose search fetcher is a fake (nothing reaches the network).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -168,6 +169,24 @@ async def test_the_simulator_refuses_what_it_does_not_list_over_rest() -> None:
         quote = (await client.get("/api/quotes/EURUSD=X")).json()
         assert quote["data"]["price_decimals"] == 5
         assert 0.8 < quote["data"]["price"] < 1.4
+
+
+@pytest.mark.parametrize("into_the_day", [120, 12 * 3600])
+async def test_history_of_an_unknown_ticker_is_a_404_at_any_hour(
+    monkeypatch: pytest.MonkeyPatch, into_the_day: int
+) -> None:
+    # The harness's simulator trades UTC days. Two minutes into one, a 5m, 15m or 1h
+    # range holds no bar yet: nothing kept and nothing to ask the source for, which once
+    # answered 200 with no bars for a ticker nobody lists (CI ran just after 00:00 UTC).
+    real = time.time
+    offset = real() % 86400 - into_the_day
+    monkeypatch.setattr(time, "time", lambda: real() - offset)
+    async with app_with(**SIM) as (_app, client):
+        for interval in ("1m", "5m", "15m", "1h", "1d"):
+            path = f"/api/history/ZZZZQ?interval={interval}&range=1d"
+            assert error(await client.get(path)) == (404, "unknown_ticker"), path
+            known = await client.get(f"/api/history/AAPL?interval={interval}&range=1d")
+            assert known.status_code == 200, (interval, known.text)
 
 
 @pytest.mark.process

@@ -17,7 +17,9 @@ from tests.api.test_ws_multi import check_many_tickers_with_per_ticker_errors
 from tests.inprocess import InProcessApp
 from tests.wsutil import recv_json, recv_until, recv_updates
 
-FAST_SIM: dict[str, Any] = {"source": "sim", "sim_tick_interval": 0.05}
+# Around the clock, as the process harness runs it: tests that wait for price updates pass
+# at night and on weekends too.
+FAST_SIM: dict[str, Any] = {"source": "sim", "sim_tick_interval": 0.05, "sim_market_hours": False}
 
 
 async def test_on_demand_ticker_outside_watchlist() -> None:

@@ -100,7 +100,7 @@ async def get(base: str, path: str, **params: str) -> httpx.Response:
 async def test_the_days_bars_survive_kill_9_and_come_from_the_store(
     start_server: StartServer,
 ) -> None:
-    env, _ = minute_ends_in(12)
+    env, shift = minute_ends_in(12)
     args = ("--source", "sim", "--tickers", T)
     server = start_server(*args, env=env)
     async with connect(f"{server.ws}/ws/stocks/{T}?bars=1m") as ws:
@@ -133,15 +133,23 @@ async def test_the_days_bars_survive_kill_9_and_come_from_the_store(
     seen = [v["volume"] for v in before.versions[forming]]
     assert kept["volume"] >= (seen[-2] if len(seen) > 1 else seen[-1])
 
-    # REST after the restart: the same bars, from the store, the source not asked.
+    # REST after the restart: the same bars, from the store, the source not asked. `1d`
+    # is the current session: the harness's simulator trades around the clock in UTC
+    # days, so from 00:00 UTC; the wire's 120 bars reach into the day before until 02:00.
+    day_start = int(time.time() + shift) // 86400 * 86400
     answer = await get(server.base, f"/api/history/{T}", interval="1m", range="1d")
     assert answer.status_code == 200
     by_time = {bar["time"]: bar for bar in answer.json()["bars"]}
-    assert all(by_time[t] == rest(wire_before[t]) for t in older)
+    assert min(by_time) == day_start
+    assert all(by_time[t] == rest(wire_before[t]) for t in older if t >= day_start)
     store = server.health()["store"]
     assert store["kind"] == "sqlite" and store["writing"] is True
     assert store["history"]["with_source"] == 0 and store["history"]["source_only"] == 0
     assert store["history"]["from_store"] >= 1
+    # Over five sessions, every bar the client had before the kill, the day before's too.
+    answer = await get(server.base, f"/api/history/{T}", interval="1m", range="5d")
+    by_time = {bar["time"]: bar for bar in answer.json()["bars"]}
+    assert all(by_time[t] == rest(wire_before[t]) for t in older)
 
     # The store holds those very bars (their REST text), all final.
     db = Path(server.env["STOCKFEED_DATA_DIR"]) / "stockfeed.db"

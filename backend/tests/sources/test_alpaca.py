@@ -291,10 +291,7 @@ async def test_history_directory_and_previous_close_use_the_key(fake: FakeAlpaca
             126.90,
             400,
         )
-        yesterday = now - 86400 * 3
-        await fake.trade("AAPL", "120.25", at_ns=int(yesterday * 10**9))
-        close = await asyncio.to_thread(source.fetch_prev_close, "AAPL")
-        assert close == Decimal("120.25")
+        await previous_close_is_the_day_befores(fake, now)
         found = await source.search_symbols("berkshire", 5)
         assert [(s.symbol, s.type, s.exchange) for s in found] == [("BRK-B", "equity", "NYSE")]
         assert await source.can_quote("BTC-USD") is True
@@ -307,6 +304,28 @@ async def test_history_directory_and_previous_close_use_the_key(fake: FakeAlpaca
             await bad.history("AAPL", "1m", "1d")
     finally:
         await bad.close()
+
+
+async def previous_close_is_the_day_befores(fake: FakeAlpaca, now: float) -> None:
+    """The previous close is the close of the session before the current trading day, by
+    the exchange's calendar as a real deployment's clock has it (not the simulator's UTC
+    days: between midnight UTC and midnight in New York they name different days): the
+    day in progress, or the last one at night, a weekend or a holiday, is not before."""
+    clock = MarketClock()
+    schedule = clock.schedule("AAPL")
+    today = clock.current_day(schedule, now)
+    assert today is not None
+    before = clock.previous_day(schedule, today)
+    earlier = clock.previous_day(schedule, before)
+    await fake.trade("AAPL", "118.40", at_ns=(earlier.close - 60) * 10**9)
+    await fake.trade("AAPL", "120.25", at_ns=(before.close - 60) * 10**9)
+    await fake.trade("AAPL", "131.05", at_ns=(today.start + 60) * 10**9)
+    source = make(fake, clock=clock)
+    try:
+        close = await asyncio.to_thread(source.fetch_prev_close, "AAPL")
+    finally:
+        await source.close()
+    assert close == Decimal("120.25")
 
 
 def test_the_settings_build_the_feed_and_refuse_a_missing_key() -> None:
