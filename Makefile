@@ -10,7 +10,7 @@ ARGS ?=
 # lets Python cache bytecode in __pycache__ (ignored by git) as it does by default.
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: setup run test test-fast lint format check-python bench bench-store bench-resume bench-redis-scale chaos clean client client-check frontend frontend-check dist
+.PHONY: setup run test test-fast test-hours lint format check-python bench bench-store bench-resume bench-redis-scale chaos clean client client-check frontend frontend-check dist
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "stockfeed needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
@@ -102,6 +102,24 @@ test: setup lint frontend-check dist
 # still runs everything.
 test-fast: setup
 	cd backend && ../$(BIN)/pytest -q -n 6 -m "not process" -p no:schemathesis
+
+# The fast lane again at the hours nobody is awake for, under Debian's libfaketime (the
+# clock starts at each moment and runs on): after midnight UTC but before midnight in New
+# York (UTC and exchange days differ), New York's pre-market, a Saturday, a holiday, the
+# day after Thanksgiving (a half day, post-market), the Sunday clocks go forward and the
+# Monday after. Tests that start processes are left out: redis-server does not run under
+# libfaketime (its allocator recurses into the clock). Not part of `make test` (~40 s an
+# hour); run it when a change touches days, sessions or ranges.
+FAKETIME_LIB := /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
+HOURS ?= 2026-12-08T00:30:00 2026-12-08T09:15:00 2026-12-12T15:00:00 2026-12-25T15:00:00 \
+	2026-11-27T18:30:00 2026-03-08T07:30:00 2026-03-09T13:45:00
+test-hours: setup
+	@test -e $(FAKETIME_LIB) || { echo "test-hours needs Debian's faketime (apt-get install faketime)"; exit 1; }
+	@cd backend && for at in $(HOURS); do \
+		echo "== $$at UTC"; \
+		LD_PRELOAD=$(FAKETIME_LIB) FAKETIME="@$${at/T/ }" TZ=UTC \
+			../$(BIN)/pytest -q -n 6 -m "not process" -p no:schemathesis -p no:cacheprovider || exit 1; \
+	done
 
 # The fan-out benchmark against peer servers (not part of `make test`; needs Redis on
 # 127.0.0.1:6379 and npm). `make bench ARGS="--quick"`, `make bench ARGS="--find-max"`.
