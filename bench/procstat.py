@@ -6,6 +6,8 @@ import os
 import time
 from dataclasses import dataclass
 
+from stockfeed.testing.processes import tcp_sockets
+
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -112,19 +114,10 @@ def server_side_states(server_port: int, client_ports: set[int]) -> dict[str, in
     (the server closed it; the FIN waits behind unread data) or `gone` (no socket left: the
     server aborted it, or it finished closing)."""
     found: dict[int, str] = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                next(f)
-                for line in f:
-                    fields = line.split()
-                    local_port = int(fields[1].rsplit(":", 1)[1], 16)
-                    remote_port = int(fields[2].rsplit(":", 1)[1], 16)
-                    if local_port == server_port and remote_port in client_ports:
-                        state = int(fields[3], 16)
-                        found[remote_port] = _SERVER_SIDE.get(state, f"tcp-state-{state}")
-        except OSError:
-            continue
+    for sock in tcp_sockets():
+        if sock.local_port == server_port and sock.remote_port in client_ports:
+            state = sock.state
+            found[sock.remote_port] = _SERVER_SIDE.get(state, f"tcp-state-{state}")
     out: dict[str, int] = {}
     for port in client_ports:
         label = found.get(port, "gone")

@@ -21,9 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import httpx
 import redis
@@ -75,20 +75,38 @@ def free_port(host: str = HOST) -> int:
     raise RuntimeError(f"no free port found that was not given out lately ({_PORTS_DIR})")
 
 
-def _listening_inodes(port: int) -> set[str]:
-    """The socket inodes listening on TCP `port` (any address), from /proc/net."""
-    found: set[str] = set()
+class TcpSocket(NamedTuple):
+    local_port: int
+    remote_port: int
+    state: int  # include/net/tcp_states.h: 1 established, 10 listening, ...
+    inode: str
+
+
+def tcp_sockets() -> Iterator[TcpSocket]:
+    """The TCP sockets of this network namespace, IPv4 and IPv6, from /proc/net (the
+    harness's readiness check and the bench's look at the server's end of connections)."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
                 next(f)
                 for line in f:
                     fields = line.split()
-                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                        found.add(fields[9])
+                    yield TcpSocket(
+                        int(fields[1].rsplit(":", 1)[1], 16),
+                        int(fields[2].rsplit(":", 1)[1], 16),
+                        int(fields[3], 16),
+                        fields[9],
+                    )
         except OSError:
             continue
-    return found
+
+
+_LISTEN = 10
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """The socket inodes listening on TCP `port` (any address)."""
+    return {s.inode for s in tcp_sockets() if s.state == _LISTEN and s.local_port == port}
 
 
 def _group_pids(pgid: int) -> list[int]:
