@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -521,18 +520,6 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
             if sink is None or not sink.paused:
                 self.transport.resume_reading()
         return message
-
-    def start_keepalive(self) -> None:
-        """uvicorn's first keepalive ping comes `ping_interval` after the handshake and
-        each next one an interval after its pong, so clients that connect together (a
-        reconnect storm after a deploy, a load generator) are pinged together for good:
-        a write and a pong to parse each, thousands in one loop turn while every price
-        update waits. The first one at a random point of the interval's second half
-        spreads them out for the connections' life."""
-        interval = self.ping_interval
-        if interval is not None and interval > 0:
-            delay = interval * (0.5 + random.random() / 2)
-            self.ping_timer = self.loop.call_later(delay, self.send_keepalive_ping)
 
     def handle_ping(self) -> None:
         """A ping counts against the client's message rate, and is not answered while
