@@ -4,7 +4,9 @@ Cluster and Redis behind Sentinel (real servers; the topologies come from confte
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import pytest
 
@@ -12,6 +14,8 @@ from stockfeed.broker import Broker
 from stockfeed.config import Settings
 from stockfeed.services import build_broker_and_store
 from stockfeed.shared import SharedStore
+
+T = TypeVar("T")
 
 pytestmark = pytest.mark.process
 
@@ -42,6 +46,16 @@ async def pair(contract_url: str) -> AsyncIterator[tuple[Broker, SharedStore]]:
     yield broker, store
     await broker.close()
     await store.close()
+
+
+async def until_changed(read: Callable[[], Awaitable[T]], was: T, timeout: float = 10.0) -> T:
+    """What `read` answers once it stops answering `was` (a TTL lapsing). Polled, so a busy
+    machine is not a failure, and the TTLs are long enough to read before they lapse."""
+    deadline = time.monotonic() + timeout
+    while (now := await read()) == was:
+        assert time.monotonic() < deadline, f"still {was!r} after {timeout} s"
+        await asyncio.sleep(0.1)
+    return now
 
 
 async def test_publish_reaches_subscriber_in_order_and_unsubscribe_stops(
@@ -113,11 +127,10 @@ async def test_batches_count_publish_and_keep_in_order_as_one_by_one_does(
 async def test_quote_fresh_then_last_known(pair: tuple[Broker, SharedStore]) -> None:
     _, store = pair
     assert await store.get_quote("QT") is None
-    await store.put_quote("QT", '{"a":1}', ttl=0.3)
+    await store.put_quote("QT", '{"a":1}', ttl=1.5)
     q = await store.get_quote("QT")
     assert q is not None and q.raw == '{"a":1}' and q.fresh
-    await asyncio.sleep(0.5)
-    q = await store.get_quote("QT")
+    q = await until_changed(lambda: store.get_quote("QT"), q)
     assert q is not None and q.raw == '{"a":1}' and not q.fresh
 
 
@@ -125,15 +138,14 @@ async def test_leader_lock_is_exclusive_and_lapses(
     pair: tuple[Broker, SharedStore], contract_url: str
 ) -> None:
     _, store = pair
-    assert await store.try_lead("a", ttl=1)
-    assert await store.try_lead("a", ttl=1)  # renew
+    assert await store.try_lead("a", ttl=2)
+    assert await store.try_lead("a", ttl=2)  # renew
     if contract_url == "memory://":
         return  # one process: always the leader, nothing to contend
-    assert not await store.try_lead("b", ttl=1)
+    assert not await store.try_lead("b", ttl=2)
     assert await store.leader() == "a"
-    await asyncio.sleep(1.2)
-    assert await store.try_lead("b", ttl=1)
-    assert not await store.try_lead("a", ttl=1)
+    assert await until_changed(lambda: store.try_lead("b", ttl=30), False) is True  # lapsed
+    assert not await store.try_lead("a", ttl=2)
     await store.release_lead("a")  # not the owner: no effect
     assert await store.leader() == "b"
     await store.release_lead("b")
@@ -142,17 +154,16 @@ async def test_leader_lock_is_exclusive_and_lapses(
 
 async def test_interest_expires(pair: tuple[Broker, SharedStore]) -> None:
     _, store = pair
-    await store.add_interest({"INTA", "INTB"}, ttl=0.3)
-    await store.add_interest({"INTC"}, ttl=10)
+    # TTLs long enough that a loaded CI machine reads before they lapse (0.3 s did not).
+    await store.add_interest({"INTA", "INTB"}, ttl=1.5)
+    await store.add_interest({"INTC"}, ttl=30)
     assert {"INTA", "INTB", "INTC"} <= await store.interest()
-    await asyncio.sleep(0.5)
-    interest = await store.interest()
-    assert "INTC" in interest and "INTA" not in interest
+    interest = await until_changed(store.interest, {"INTA", "INTB", "INTC"})
+    assert "INTC" in interest and "INTA" not in interest and "INTB" not in interest
 
 
 async def test_status_roundtrip_and_ttl(pair: tuple[Broker, SharedStore]) -> None:
     _, store = pair
-    await store.put_status('{"x":1}', ttl=0.3)
+    await store.put_status('{"x":1}', ttl=1.5)
     assert await store.get_status() == '{"x":1}'
-    await asyncio.sleep(0.5)
-    assert await store.get_status() is None
+    assert await until_changed(store.get_status, '{"x":1}') is None

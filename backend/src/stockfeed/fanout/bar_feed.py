@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from stockfeed import protocol
 from stockfeed.fanout.bars import BarBook
@@ -80,6 +80,14 @@ BUILD_ATTEMPTS = 3
 BaseBars = Callable[[str, str], Awaitable[list[dict[str, Any]]]]
 # (epoch, checkpoint) of a book as the market-data store's writer folds it (kept/keeper.py).
 KeptCheckpoint = Callable[[str, str], Awaitable[tuple[str, str] | None]]
+
+
+class Known(NamedTuple):
+    """What a build can fold: updates by seq (the shared history and the newest quote),
+    and the lowest and highest seq of the shared history ((0, 0): none)."""
+
+    updates: dict[int, dict[str, Any]]
+    shared: tuple[int, int]
 
 
 class Book:
@@ -337,7 +345,7 @@ class BarFeed:
                     state = await self._build(book.ticker, book.interval)
                 except Exception:
                     log.exception("building %s %s bars failed", book.ticker, book.interval)
-                    run, _ = self._run(book.ticker, {})
+                    run, _ = self._run(book.ticker, Known({}, (0, 0)))
                     state = BarBook.scratch(book.ticker, book.interval, [], run)
                 if self.books.get(book.ticker, {}).get(book.interval) is not book:
                     return  # dropped meanwhile
@@ -398,7 +406,7 @@ class BarFeed:
         run, _ = self._run(ticker, known)
         return BarBook.scratch(ticker, interval, base or [], run)
 
-    async def _known(self, ticker: str) -> dict[int, dict[str, Any]]:
+    async def _known(self, ticker: str) -> Known:
         """The updates the shared history holds (seq -> update), and the newest quote."""
         host = self.host
         known: dict[int, dict[str, Any]] = {}
@@ -413,30 +421,38 @@ class BarFeed:
                 except protocol.BadUpdate:
                     continue
                 known[seq] = update
+        shared = (min(known), max(known)) if known else (0, 0)
         found = await host.updates.latest_update(ticker)
         if found is not None:
             newest = found[0].get("seq")
             if isinstance(newest, int) and not isinstance(newest, bool):
                 known.setdefault(newest, found[0])
-        return known
+        return Known(known, shared)
 
     def _run(
-        self, ticker: str, known: dict[int, dict[str, Any]], after: int | None = None
+        self, ticker: str, known: Known, after: int | None = None
     ) -> tuple[list[tuple[int, dict[str, Any]]], bool]:
         """The unbroken run of updates ending at the newest one known (the shared history,
         this process's resume ring, its latest), oldest first; with `after`, only those
-        after it, and whether the run reaches back to it."""
+        after it, and whether the run reaches back to it.
+
+        A seq the shared history skips, between two it holds, was never published (a
+        writer killed between taking the seq and publishing it): the run goes on over
+        it, as the store's writer folds on over it (kept/keeper.py), since each update
+        carries the day's cumulative volume. Stopping there would build the book from
+        the source's bars and count nothing of the first update after it."""
         host = self.host
         ring = host.history.get(ticker)
         frames = {entry.seq: entry.frame for entry in ring.entries} if ring is not None else {}
         latest = host.updates.by_ticker.get(ticker)
-        newest = max([*known, *frames, latest.seq if latest is not None else 0], default=0)
+        newest = max([*known.updates, *frames, latest.seq if latest is not None else 0], default=0)
         if after is not None and newest <= after:
             return [], True
+        lowest, highest = known.shared
         out: list[tuple[int, dict[str, Any]]] = []
         seq = newest
         while seq > 0 and (after is None or seq > after):
-            update = known.get(seq)
+            update = known.updates.get(seq)
             if update is None and latest is not None and latest.seq == seq:
                 update = latest.update
             if update is None and seq in frames:
@@ -445,6 +461,9 @@ class BarFeed:
                 except protocol.BadUpdate:
                     update = None
             if update is None:
+                if lowest < seq < highest:
+                    seq -= 1  # never published: nothing to fold
+                    continue
                 break
             out.append((seq, update))
             seq -= 1
