@@ -92,7 +92,7 @@ format: setup
 
 # dist first: tests/test_dist.py installs that wheel into a new virtualenv and drives it.
 test: setup lint frontend-check dist
-	cd backend && ../$(BIN)/pytest -q -n 3
+	cd backend && ../$(BIN)/pytest -q -n 3 --durations=15
 
 # The fast lane: only the tests that start no process (no `stockfeed serve`, Redis or
 # PostgreSQL; those are marked `process`): the hub, admission, the protocol, and the
